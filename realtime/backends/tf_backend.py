@@ -1,0 +1,90 @@
+"""``tf`` backend (default): int8 TF Lite style prediction + the transfer network as a TF graph."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .base import Stylizer, batch_codes, check_frames
+from .tflite_util import StylePredictor
+from .transfer_net import TransferWeights, build_transfer_fn
+
+log = logging.getLogger(__name__)
+
+
+def configure_tensorflow(device: str, threads: int) -> str:
+    """Pin device and thread count before TensorFlow initialises; return the device description."""
+    import tensorflow as tf
+
+    threads = threads or os.cpu_count() or 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1 if threads <= 2 else 2)
+    except RuntimeError:  # already initialised (second stylizer in one process): keep settings
+        threads = tf.config.threading.get_intra_op_parallelism_threads() or threads
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise UserError("--device gpu: TensorFlow sees no GPU (check the CUDA install: pip install 'tensorflow[and-cuda]')")
+    if device == "cpu" or not gpus:
+        if gpus:
+            try:
+                tf.config.set_visible_devices([], "GPU")
+            except RuntimeError:
+                pass
+        return f"CPU ({threads} threads)"
+    for g in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(g, True)
+        except RuntimeError:
+            pass
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU {details.get('device_name', gpus[0].name)}"
+
+
+class TFStylizer(Stylizer):
+    """Transfer network as a TF graph (GPU when available); style prediction on TF Lite int8."""
+
+    name = "tf"
+
+    def __init__(
+        self,
+        prediction_path: Path,
+        transfer_path: Path,
+        device: str = "auto",
+        threads: int = 0,
+        precision: str = "float32",
+        jit: bool = False,
+    ) -> None:
+        self._device = configure_tensorflow(device, threads)
+        if precision == "mixed" and not self._device.startswith("GPU"):
+            log.warning("mixed precision needs a GPU; running float32 on %s", self._device)
+            precision = "float32"
+        self.precision = precision
+        self._predictor = StylePredictor(prediction_path, threads)
+        self._prediction_id = prediction_path.name
+        weights = TransferWeights.from_tflite(transfer_path)
+        dtype = "float16" if precision == "mixed" else "float32"
+        self._float_fn, self._uint8_fn = build_transfer_fn(weights, dtype, jit)
+
+    @property
+    def device(self) -> str:
+        return self._device + (", mixed precision" if self.precision == "mixed" else "")
+
+    @property
+    def style_model_id(self) -> str:
+        return "tflite:" + self._prediction_id
+
+    def style_code(self, style_rgb: np.ndarray) -> np.ndarray:
+        return self._predictor(style_rgb)
+
+    def transfer(self, images: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        codes = batch_codes(codes, images.shape[0])
+        return self._float_fn(np.asarray(images, np.float32), codes).numpy()
+
+    def stylize(self, frames: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        check_frames(frames)
+        return self._uint8_fn(frames, batch_codes(codes, frames.shape[0])).numpy()

@@ -1,0 +1,292 @@
+"""The ``stylize`` command: argument parsing, logging set-up, and one-line errors.
+
+Only this module configures logging handlers (library modules just use ``getLogger(__name__)``),
+and only here do exceptions become exit codes: :class:`~realtime.errors.UserError` -> its message
+on one line and exit 2; Ctrl-C -> exit 130 after the running job has finished its files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from . import __version__
+from .errors import UserError
+
+log = logging.getLogger("realtime")
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("realtime")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("tensorflow", "absl", "h5py", "libav"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+# -- shared options ------------------------------------------------------------------------------
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--config", help="YAML config file (only the keys it changes)")
+    g.add_argument("--backend", help="tf (default) | tflite | hub")
+    g.add_argument("--device", help="auto | cpu | gpu")
+    g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
+    g.add_argument("--precision", help="float32 | mixed (GPU half precision)")
+    g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
+    g.add_argument("--no-download", action="store_true", help="never download model files")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {
+        "engine.backend": getattr(args, "backend", None),
+        "engine.device": getattr(args, "device", None),
+        "engine.threads": getattr(args, "threads", None),
+        "engine.precision": getattr(args, "precision", None),
+        "models.model_dir": getattr(args, "model_dir", None),
+    }
+    if getattr(args, "no_download", False):
+        o["models.auto_download"] = False
+    return o
+
+
+def load_cfg(args: argparse.Namespace, extra: Optional[dict[str, Any]] = None):
+    from .config import load_config
+
+    overrides = _overrides(args)
+    overrides.update(extra or {})
+    return load_config(getattr(args, "config", None), overrides)
+
+
+# -- subcommands ---------------------------------------------------------------------------------
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from .image_job import run_image
+
+    if bool(args.output) == bool(args.out_dir):
+        raise UserError("give exactly one of -o OUT or --out-dir DIR")
+    if args.output and len(args.content) > 1:
+        raise UserError("-o takes one content image; use --out-dir DIR for several")
+    cfg = load_cfg(args)
+    return run_image(cfg, args)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .backends.factory import model_store
+    from .models import CATALOG, REQUIRED
+
+    cfg = load_cfg(args)
+    store = model_store(cfg)
+    if args.action == "list":
+        print(f"{'model':18} {'bytes':>10}  {'status':8} file / url")
+        for key, m in CATALOG.items():
+            status, path = store.status(key)
+            short = status.split(":")[0]
+            print(f"{key:18} {m.size:>10,}  {short:8} {path or m.url(cfg.models.base_url)}")
+        print(f"TF Hub model (hub backend): {cfg.models.hub_handle}")
+        return 0
+    keys = args.names or list(REQUIRED)
+    for k in keys:
+        store.entry(k)  # unknown name -> one-line error before any work
+    bad = 0
+    for key in keys:
+        if args.action == "fetch":
+            try:
+                path = store.fetch(key) if store.status(key)[0] != "ok" else store.status(key)[1]
+                print(f"ok       {key}: {path}")
+            except UserError as exc:
+                print(f"failed   {key}: {exc}", file=sys.stderr)
+                bad += 1
+        else:
+            status, path = store.status(key)
+            print(f"{status.split(':')[0]:8} {key}: {path or 'not found in ' + str(store.model_dir or store.cache_dir)}")
+            if status != "ok":
+                if status != "missing":
+                    print(f"         {status}", file=sys.stderr)
+                bad += 1
+    return 2 if bad else 0
+
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    from .style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
+    from .styles import list_styles
+
+    cfg = load_cfg(args)
+    catalog = load_catalog(Path(args.catalog) if args.catalog else DEFAULT_CATALOG)
+    folder = Path(args.dest or cfg.styles.dir)
+    if args.action == "list":
+        local = list_styles(folder)
+        print(f"styles in {folder}/ ({len(local)}):")
+        for s in local:
+            print(f"  {s.name:32} {s.path}")
+        have = {s.name for s in local}
+        print("catalogue (stylize styles fetch NAME):")
+        for e in catalog:
+            mark = "present" if e.name in have else "       "
+            print(f"  {e.name:32} {mark}  {e.artist}, {e.title} ({e.year})")
+        return 0
+    written, errors = fetch_styles(folder, args.names, catalog, overwrite=args.overwrite)
+    for p in written:
+        print(f"ok       {p}")
+    for e in errors:
+        print(f"failed   {e}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .video_job import run_video_command
+
+    return run_video_command(args, load_cfg)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from .live import run_live_command
+
+    return run_live_command(args, load_cfg)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench_command
+
+    return run_bench_command(args, load_cfg)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stylize",
+        description="Stylize images, video files and live camera video with any painting as the style.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("--log-quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    pi = sub.add_parser("image", help="stylize still images")
+    pi.add_argument("content", nargs="+", help="content image file(s)")
+    pi.add_argument("--style", required=True, help="style image, folder (first image) or name in styles/")
+    pi.add_argument("-o", "--output", help="output image file (.png, .jpg, ...)")
+    pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png)")
+    pi.add_argument("--size", type=int, default=0, help="inference short side in pixels (default: the content's own, capped)")
+    pi.add_argument("--strength", type=float, default=None, help="0 = content's look, 1 = style (default), >1 extrapolates")
+    pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT", help="blend in more styles (--style has weight 1)")
+    pi.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _engine_options(pi)
+    pi.set_defaults(func=cmd_image)
+
+    pv = sub.add_parser("video", help="stylize video files (sound kept)")
+    pv.add_argument("inputs", nargs="+", help="video file(s) or folder(s)")
+    pv.add_argument("-o", "--output", help="output file (one input)")
+    pv.add_argument("--out-dir", help="output folder (several inputs)")
+    pv.add_argument("--style", action="append", required=True, help="style (repeat with --switch-every)")
+    pv.add_argument("--switch-every", type=float, default=0.0, help="seconds per style when several are given")
+    pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
+    pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
+    pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 18)")
+    pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
+    pv.add_argument("--no-audio", action="store_true", help="drop the sound")
+    pv.add_argument("--start", type=float, default=None, help="start time in seconds")
+    pv.add_argument("--end", type=float, default=None, help="end time in seconds")
+    pv.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    pv.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_options(pv)
+    pv.set_defaults(func=cmd_video)
+
+    pl = sub.add_parser("live", help="stylize a camera (or file, stream, synthetic) live in a window")
+    pl.add_argument("--source", help="camera index, /dev/videoN, file, rtsp/http URL or 'synthetic'")
+    pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
+    pl.add_argument("--size", type=int, default=None, help="inference short side (default 384)")
+    pl.add_argument("--strength", type=float, default=None, help="initial style strength")
+    pl.add_argument("--record", nargs="?", const="", default=None, metavar="FILE", help="record from the start (optionally to FILE)")
+    pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")
+    pl.add_argument("--max-frames", type=int, default=0, help="stop after N stylized frames")
+    pl.add_argument("--fullscreen", action="store_true", help="start full screen")
+    pl.add_argument("--loop", action="store_true", help="repeat a file source")
+    pl.add_argument("--width", type=int, default=None, help="requested capture width")
+    pl.add_argument("--height", type=int, default=None, help="requested capture height")
+    pl.add_argument("--fps", type=float, default=None, help="requested capture fps (file/synthetic pacing)")
+    _engine_options(pl)
+    pl.set_defaults(func=cmd_live)
+
+    pm = sub.add_parser("models", help="list, fetch or verify the model files")
+    pm.add_argument("action", choices=("list", "fetch", "verify"))
+    pm.add_argument("names", nargs="*", help="catalogue keys (default: the required ones)")
+    pm.add_argument("--config", help="YAML config file")
+    pm.add_argument("--model-dir", help="folder with the .tflite model files")
+    pm.set_defaults(func=cmd_models)
+
+    ps = sub.add_parser("styles", help="list the styles, or fetch famous paintings from the catalogue")
+    ps.add_argument("action", choices=("list", "fetch"))
+    ps.add_argument("names", nargs="*", help="catalogue names to fetch (default: all)")
+    ps.add_argument("--dest", help="folder (default: the styles folder of the config)")
+    ps.add_argument("--catalog", help="catalogue YAML (default: styles/catalog.yaml)")
+    ps.add_argument("--overwrite", action="store_true")
+    ps.add_argument("--config", help="YAML config file")
+    ps.set_defaults(func=cmd_styles)
+
+    pb = sub.add_parser("bench", help="measure model throughput on this machine")
+    pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
+    pb.add_argument("--batches", default="1", help="comma-separated batch sizes")
+    pb.add_argument("--backends", default="tf,tflite", help="comma-separated backends (tflite = fp16; tflite-int8)")
+    pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    pb.add_argument("--json", help="also write the results to this JSON file")
+    _engine_options(pb)
+    pb.set_defaults(func=cmd_bench)
+    return p
+
+
+def _silence_native_stderr() -> None:
+    """Send native libraries' direct writes to fd 2 (TF/absl/CUDA probing, XNNPACK, Qt) to /dev/null.
+
+    Python's own stderr (our log lines, errors, tracebacks of bugs) is moved to a duplicate of the
+    real stderr first, so nothing of ours is lost.  Skipped with -v, where the noise may help.
+    """
+    try:
+        real = os.dup(2)
+        sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def entry() -> int:
+    """Console-script entry point: ``main`` with native stderr noise silenced unless -v."""
+    argv = sys.argv[1:]
+    if not any(a in ("-v", "--verbose", "-vv") or a.startswith("-vv") for a in argv):
+        _silence_native_stderr()
+    return main(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    _quiet_tensorflow()
+    _setup_logging(args.verbose, args.log_quiet)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"stylize: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("stylize: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,219 @@
+"""Configuration: frozen dataclasses loaded from YAML, with unknown or mistyped keys rejected.
+
+Why this shape: every default lives in ``configs/default.yaml`` (and, identically, in the dataclass
+defaults below, which a test keeps in sync), a user's ``--config FILE`` only needs the keys it
+changes, and command-line flags override both through :func:`with_overrides`.  Mistyped keys are
+the most common config bug, so they are errors that name the key, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
+
+
+def default_cache_dir() -> str:
+    """Per-user cache folder: ``$REALTIME_CACHE_DIR``, else ``$XDG_CACHE_HOME/realtime``."""
+    env = os.environ.get("REALTIME_CACHE_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "realtime")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the network files come from."""
+
+    # Local folder with the .tflite files; overrides the cache (env REALTIME_MODEL_DIR too).
+    model_dir: Optional[str] = None
+    # Cache folder for downloads; null means the per-user cache (see default_cache_dir).
+    cache_dir: Optional[str] = None
+    # Base address of the official TF Lite files (overridable for mirrors and tests).
+    base_url: str = (
+        "https://storage.googleapis.com/download.tensorflow.org/models/tflite/"
+        "task_library/style_transfer/android"
+    )
+    # Download missing files automatically when a command needs them.
+    auto_download: bool = True
+    # Transfer network precision for the tflite backend: fp16 or int8.
+    transfer: str = "fp16"
+    # TF Hub handle (or local SavedModel path) for the hub backend.
+    hub_handle: str = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How frames are stylized."""
+
+    backend: str = "tf"  # tf | tflite | hub
+    device: str = "auto"  # auto | cpu | gpu
+    threads: int = 0  # CPU threads for inference; 0 = all cores
+    precision: str = "float32"  # float32 | mixed (float16 compute, GPU)
+    batch_size: int = 4  # frames per inference call for video files
+    max_size: int = 1080  # cap on the inference short side (the output keeps the source size)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Where styles come from and how they are applied."""
+
+    dir: str = "styles"
+    default: Optional[str] = None  # a name in dir; null = all of dir (live) / required (image)
+    strength: float = 1.0
+    crossfade_s: float = 0.5
+    # Cache of style codes; null means <cache>/style_codes.
+    cache_dir: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Live display, capture and recording."""
+
+    source: str = "0"
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    size: int = 384  # inference short side
+    overlay: bool = True
+    mirror: bool = False
+    record_dir: str = "recordings"
+    snapshot_dir: str = "snapshots"
+    crf: int = 20
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Offline video files."""
+
+    size: int = 0  # inference short side; 0 = source short side, capped by engine.max_size
+    crf: int = 18
+    preset: str = "medium"
+    queue_frames: int = 16
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    models: ModelConfig = field(default_factory=ModelConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    styles: StyleConfig = field(default_factory=StyleConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.models.cache_dir or default_cache_dir())
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "engine.backend": ("tf", "tflite", "hub"),
+    "engine.device": ("auto", "cpu", "gpu"),
+    "engine.precision": ("float32", "mixed"),
+    "models.transfer": ("fp16", "int8"),
+}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"config key '{key}' must be {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<top>'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key = prefix + f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, data[f.name] or {}, key + ".")
+        else:
+            val = _coerce(data[f.name], tp, key)
+            if key in CHOICES and val not in CHOICES[key]:
+                raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}, got {val!r}")
+            kwargs[f.name] = val
+    return cls(**kwargs)
+
+
+def _merge(base: dict, over: Mapping) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults from configs/default.yaml, then ``path``, then ``overrides`` ("section.key": value)."""
+    data: dict = {}
+    if DEFAULT_CONFIG_PATH.is_file():
+        data = _read_yaml(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        data = _merge(data, _read_yaml(Path(path)))
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        data = _merge(data, {section: {key: value}})
+    return _build(Config, data, "")
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)

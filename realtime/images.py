@@ -1,0 +1,111 @@
+"""Image reading, writing and sizing shared by every command.
+
+Why a module of its own: the same rules apply everywhere (BGR from OpenCV, RGB into the network,
+sizes rounded to multiples of 4 because the transfer network downsamples twice by 2, outputs
+written atomically), and getting one of them wrong shows up as colour swaps or off-by-one sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import MediaError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+STYLE_SIZE = 256  # the style prediction network's input size
+MULTIPLE = 4  # the transfer network needs H and W divisible by 4
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3]; a clear MediaError for anything else."""
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"image not found: {p}")
+    if p.is_dir():
+        raise MediaError(f"expected an image file, got a folder: {p}")
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as exc:
+        raise MediaError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if data.size == 0:
+        raise MediaError(f"image file is empty: {p}")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise MediaError(f"not a readable image (corrupt or unsupported format): {p}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write RGB uint8 atomically: encode in memory, temp file in the same folder, rename."""
+    p = Path(path)
+    ext = p.suffix.lower() or ".png"
+    if ext not in IMAGE_EXTS:
+        raise MediaError(f"unsupported output image type '{ext}' for {p} (use one of {', '.join(IMAGE_EXTS)})")
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise MediaError(f"could not encode {p}")
+    atomic_write_bytes(p, buf.tobytes())
+    return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # read once at import: os.umask is process-global, not thread-safe
+
+
+def temp_path_for(path: Path) -> Path:
+    """A fresh hidden temp file beside ``path`` (same file system, so os.replace is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=".part" + path.suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, FILE_MODE)
+    return Path(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def round_to(x: float, multiple: int = MULTIPLE) -> int:
+    return max(multiple, int(round(x / multiple)) * multiple)
+
+
+def inference_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(w, h) with the given short side, the source's aspect ratio, both multiples of 4."""
+    scale = short_side / min(width, height)
+    return round_to(width * scale), round_to(height * scale)
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (w, h): area filter when shrinking (no aliasing), bilinear when growing."""
+    h, w = img.shape[:2]
+    if (w, h) == tuple(size):
+        return img
+    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+    return cv2.resize(img, size, interpolation=interp)
+
+
+def style_input(rgb: np.ndarray) -> np.ndarray:
+    """TF Lite tutorial preprocessing: central square crop, area resize to 256x256, float [0,1]."""
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    crop = rgb[y : y + s, x : x + s]
+    crop = cv2.resize(crop, (STYLE_SIZE, STYLE_SIZE), interpolation=cv2.INTER_AREA)
+    return crop.astype(np.float32)[None] / 255.0

@@ -1,0 +1,185 @@
+"""Styles: finding style images, turning them into codes once, and mixing codes.
+
+Why codes are cached on disk: a style code depends only on the style image's bytes and the style
+network, so it is keyed on both (sha256 of the file + the model's identity); a changed image or
+model recomputes, an unchanged one costs a file read.  Strength and blends are arithmetic on codes:
+strength interpolates between the content's own code (0) and the style's (1, >1 extrapolates),
+a blend is a weighted mean of several styles' codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from .backends.base import Stylizer, require_mixable
+from .errors import MediaError, UserError
+from .images import IMAGE_EXTS, read_image
+
+log = logging.getLogger(__name__)
+
+CODE_CACHE_VERSION = "v1"  # bump when style preprocessing changes
+
+
+@dataclass(frozen=True)
+class Style:
+    """A named style image."""
+
+    name: str
+    path: Path
+
+
+def find_style_images(spec: str | os.PathLike, styles_dir: str | os.PathLike | None = None) -> list[Style]:
+    """Resolve a --style value: an image file, a folder of images, or a name in the styles folder."""
+    p = Path(spec)
+    if not p.exists() and styles_dir is not None and p.parent == Path("."):
+        d = Path(styles_dir)
+        matches = sorted(q for q in d.glob(p.name + ".*") if q.suffix.lower() in IMAGE_EXTS) if d.is_dir() else []
+        if matches:
+            p = matches[0]
+        elif (d / p.name).exists():
+            p = d / p.name
+    if not p.exists():
+        known = ", ".join(s.name for s in list_styles(styles_dir)) if styles_dir and Path(styles_dir).is_dir() else ""
+        hint = f" (styles in {styles_dir}: {known})" if known else ""
+        raise MediaError(f"style not found: {spec}{hint}")
+    if p.is_dir():
+        styles = list_styles(p)
+        if not styles:
+            raise MediaError(f"style folder has no images ({', '.join(IMAGE_EXTS)}): {p}")
+        return styles
+    return [Style(p.stem, p)]
+
+
+def list_styles(folder: str | os.PathLike | None) -> list[Style]:
+    if folder is None or not Path(folder).is_dir():
+        return []
+    files = sorted(q for q in Path(folder).iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+    return [Style(q.stem, q) for q in files]
+
+
+class StyleCodeCache:
+    """On-disk cache of style codes: ``<dir>/<sha256(model id, version, image sha256)>.npy``."""
+
+    def __init__(self, folder: Optional[Path]) -> None:
+        self.folder = folder
+
+    def key(self, image_bytes: bytes, model_id: str) -> str:
+        h = hashlib.sha256()
+        h.update(f"{model_id}|{CODE_CACHE_VERSION}|".encode())
+        h.update(hashlib.sha256(image_bytes).digest())
+        return h.hexdigest()
+
+    def get(self, key: str) -> Optional[np.ndarray]:
+        if self.folder is None:
+            return None
+        f = self.folder / (key + ".npy")
+        try:
+            code = np.load(f, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return code if code.ndim >= 1 else None
+
+    def put(self, key: str, code: np.ndarray) -> None:
+        if self.folder is None:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=key, suffix=".tmp", dir=self.folder)
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, code, allow_pickle=False)
+            os.replace(tmp, self.folder / (key + ".npy"))
+        except OSError as exc:  # a read-only cache must not stop stylization
+            log.warning("cannot write style-code cache in %s: %s", self.folder, exc)
+
+
+class StyleBank:
+    """Styles with their codes, computed once per (image, model) and cached on disk."""
+
+    def __init__(self, stylizer: Stylizer, cache: StyleCodeCache) -> None:
+        self.stylizer = stylizer
+        self.cache = cache
+        self.styles: list[Style] = []
+        self.codes: list[np.ndarray] = []
+
+    def code_for(self, style: Style) -> np.ndarray:
+        try:
+            data = style.path.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"cannot read style {style.path}: {exc.strerror or exc}") from None
+        key = self.cache.key(data, self.stylizer.style_model_id)
+        code = self.cache.get(key)
+        if code is None:
+            code = self.stylizer.style_code(read_image(style.path))
+            self.cache.put(key, code)
+            log.debug("style code computed for %s", style.path)
+        return code
+
+    def add(self, styles: Iterable[Style]) -> None:
+        for s in styles:
+            self.styles.append(s)
+            self.codes.append(self.code_for(s))
+
+    def __len__(self) -> int:
+        return len(self.styles)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.styles]
+
+
+def blend_codes(codes: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """Weighted mean of style codes (weights need not sum to 1; they must not sum to 0)."""
+    w = np.asarray(weights, np.float64)
+    if len(codes) != len(w):
+        raise ValueError("one weight per code")
+    if np.any(w < 0) or w.sum() <= 0:
+        raise UserError(f"blend weights must be >= 0 with a positive sum, got {list(weights)}")
+    stacked = np.stack([np.asarray(c, np.float64).reshape(-1) for c in codes])
+    return (w[:, None] * stacked).sum(0).astype(np.float32) / np.float32(w.sum())
+
+
+def apply_strength(style_code: np.ndarray, content_code: Optional[np.ndarray], strength: float) -> np.ndarray:
+    """Interpolate from the content's own code (0) to the style's (1); above 1 extrapolates."""
+    if strength == 1.0 or content_code is None:
+        return np.asarray(style_code, np.float32)
+    return (strength * np.asarray(style_code, np.float32) + (1.0 - strength) * np.asarray(content_code, np.float32)).astype(np.float32)
+
+
+def parse_blend(items: Sequence[str]) -> list[tuple[str, float]]:
+    """``STYLE:WEIGHT`` items (weight defaults to 1)."""
+    out = []
+    for item in items:
+        name, sep, weight = item.rpartition(":")
+        if not sep or not name:
+            name, weight = item, "1"
+        try:
+            w = float(weight)
+        except ValueError:
+            raise UserError(f"--blend expects STYLE:WEIGHT, got '{item}'") from None
+        out.append((name, w))
+    return out
+
+
+def build_code(
+    bank: StyleBank,
+    style: Style,
+    blend: Sequence[tuple[Style, float]] = (),
+    strength: float = 1.0,
+    content_code: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """The code a command applies: style (weight 1) blended with others, then strength."""
+    code = bank.code_for(style)
+    if blend:
+        require_mixable(bank.stylizer, "--blend")
+        code = blend_codes([code] + [bank.code_for(s) for s, _ in blend], [1.0] + [w for _, w in blend])
+    if strength != 1.0:
+        require_mixable(bank.stylizer, "--strength")
+        code = apply_strength(code, content_code, strength)
+    return code

@@ -1,0 +1,157 @@
+"""Shared fixtures: the real models (from ../shared/models or $REALTIME_MODEL_DIR), generated media,
+a local HTTP server, and a check that no test leaves a thread running.
+
+Tests need no camera, GPU or network.  Where the model files are missing the model tests skip,
+unless REALTIME_REQUIRE_MODELS=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MEDIA = SHARED / "media"
+DEFAULT_MODELS = SHARED / "models"
+REQUIRED_FILES = (
+    "magenta_arbitrary-image-stylization-v1-256_int8_prediction_1.tflite",
+    "magenta_arbitrary-image-stylization-v1-256_fp16_transfer_1.tflite",
+    "magenta_arbitrary-image-stylization-v1-256_int8_transfer_1.tflite",
+)
+
+
+def _models_dir() -> Path | None:
+    d = Path(os.environ.get("REALTIME_MODEL_DIR") or DEFAULT_MODELS)
+    return d.resolve() if all((d / f).is_file() for f in REQUIRED_FILES) else None
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    d = _models_dir()
+    if d is None:
+        msg = f"model files not found (set REALTIME_MODEL_DIR or put them in {DEFAULT_MODELS})"
+        if os.environ.get("REALTIME_REQUIRE_MODELS") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder; the model folder comes from the environment."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("REALTIME_CACHE_DIR", str(cache))
+    d = _models_dir()
+    if d is not None:
+        monkeypatch.setenv("REALTIME_MODEL_DIR", str(d))
+    else:
+        monkeypatch.delenv("REALTIME_MODEL_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leak():
+    """Fail a test that leaves a non-daemon or a project thread running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive() and _ours(t)]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not extra, f"threads left running: {[t.name for t in extra]}"
+
+
+def _ours(t: threading.Thread) -> bool:
+    return t.name.startswith("realtime") or not t.daemon
+
+
+@pytest.fixture(scope="session")
+def cfg_factory(models_dir):
+    from realtime.config import load_config
+
+    def make(**overrides):
+        o = {"models.model_dir": str(models_dir), "models.auto_download": False}
+        o.update(overrides)
+        return load_config(None, o)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tf_stylizer(models_dir):
+    from realtime.backends.tf_backend import TFStylizer
+
+    return TFStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1])
+
+
+@pytest.fixture(scope="session")
+def tflite_stylizer(models_dir):
+    from realtime.backends.tflite_backend import TFLiteStylizer
+
+    return TFLiteStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1])
+
+
+def content_image(width: int = 320, height: int = 240, index: int = 5) -> np.ndarray:
+    from realtime.synthetic import pattern_frame
+
+    return pattern_frame(index, width, height)
+
+
+@pytest.fixture
+def content_path(tmp_path) -> Path:
+    from realtime.images import write_image
+
+    return write_image(tmp_path / "content.png", content_image())
+
+
+@pytest.fixture
+def real_photo() -> Path:
+    p = MEDIA / "content" / "chicago.jpg"
+    if not p.is_file():
+        pytest.skip("shared media not present")
+    return p
+
+
+@pytest.fixture
+def real_painting() -> Path:
+    p = MEDIA / "styles" / "wave.jpg"
+    if not p.is_file():
+        pytest.skip("shared media not present")
+    return p
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """Start a static file server on 127.0.0.1 for a folder: ``url = http_server(folder)``."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        srv.daemon_threads = True
+        t = threading.Thread(target=srv.serve_forever, name="realtime-test-http", daemon=True)
+        t.start()
+        servers.append((srv, t))
+        return f"http://127.0.0.1:{srv.server_address[1]}"
+
+    yield start
+    for srv, t in servers:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)

@@ -1,0 +1,110 @@
+"""``stylize image`` end to end, in a subprocess like a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, content_image
+from realtime.images import read_image, write_image
+
+
+def run(*args, env=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "realtime", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_image_keeps_size_and_is_stylized(models_dir, tmp_path):
+    src = write_image(tmp_path / "in.png", content_image(322, 246))  # not a multiple of 4
+    out = tmp_path / "out.png"
+    r = run("image", src, "--style", "mosaic", "-o", out, "--size", "128")
+    assert r.returncode == 0, r.stderr
+    img, ref = read_image(out), read_image(src)
+    assert img.shape == ref.shape
+    assert np.abs(img.astype(int) - ref.astype(int)).mean() > 10
+    assert "backend tf on CPU" in r.stderr
+
+
+def test_image_real_photo_with_blend_and_strength_and_out_dir(models_dir, real_photo, real_painting, tmp_path):
+    r = run(
+        "image", real_photo, "--style", real_painting, "--out-dir", tmp_path,
+        "--size", "256", "--strength", "0.6", "--blend", "ink:0.5", "--backend", "tflite",
+    )
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / f"{real_photo.stem}-{real_painting.stem}.png"
+    assert read_image(out).shape == read_image(real_photo).shape
+
+
+def _assert_one_line_error(r, needle):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [l for l in r.stderr.strip().splitlines() if l.startswith("stylize: error")]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("missing_content", "content image not found"),
+        ("corrupt_content", "not a readable image"),
+        ("text_style", "not a readable image"),
+        ("empty_style_dir", "no images"),
+        ("unknown_backend", "engine.backend"),
+        ("unknown_style", "style not found"),
+    ],
+)
+def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, needle):
+    good = write_image(tmp_path / "good.png", content_image(64, 48))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    txt = tmp_path / "style.txt"
+    txt.write_text("hello")
+    (tmp_path / "empty").mkdir()
+    args = {
+        "missing_content": [tmp_path / "nope.png", "--style", "mosaic"],
+        "corrupt_content": [bad, "--style", "mosaic"],
+        "text_style": [good, "--style", txt],
+        "empty_style_dir": [good, "--style", tmp_path / "empty"],
+        "unknown_backend": [good, "--style", "mosaic", "--backend", "torch"],
+        "unknown_style": [good, "--style", "no_such_style"],
+    }[case]
+    out = tmp_path / "out.png"
+    r = run("image", *args, "-o", out)
+    _assert_one_line_error(r, needle)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_wrong_model_checksum_is_a_one_line_error(models_dir, tmp_path):
+    d = tmp_path / "models"
+    d.mkdir()
+    for f in models_dir.iterdir():
+        if f.suffix == ".tflite":
+            data = f.read_bytes()
+            (d / f.name).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    good = write_image(tmp_path / "good.png", content_image(64, 48))
+    r = run("image", good, "--style", "mosaic", "-o", tmp_path / "o.png", "--model-dir", d, "--no-download")
+    _assert_one_line_error(r, "wrong sha256")
+
+
+def test_models_commands(models_dir):
+    r = run("models", "verify")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("ok ") == 3
+    r = run("models", "list")
+    assert "fp16_prediction" in r.stdout and "tfhub.dev" in r.stdout
+    r = run("models", "verify", "fp16_prediction")
+    assert r.returncode == 2  # not shipped here: reported missing
+
+
+def test_python_m_and_help():
+    r = run("--help")
+    assert r.returncode == 0 and "image" in r.stdout and "live" in r.stdout and "video" in r.stdout

@@ -1,0 +1,91 @@
+"""Model catalogue and store: local folder, download from a local HTTP server, checksums."""
+
+import shutil
+
+import pytest
+
+from realtime.errors import ModelError
+from realtime.models import CATALOG, ModelStore, sha256_file
+
+
+def test_catalog_has_the_four_official_files():
+    assert set(CATALOG) == {"int8_prediction", "fp16_prediction", "int8_transfer", "fp16_transfer"}
+    for m in CATALOG.values():
+        assert len(m.sha256) == 64 and m.size > 100_000
+        assert m.filename.startswith("magenta_arbitrary-image-stylization-v1-256_")
+
+
+def test_local_folder_is_verified(models_dir, tmp_path):
+    store = ModelStore(tmp_path, model_dir=models_dir, auto_download=False)
+    p = store.path("fp16_transfer")
+    assert p.parent == models_dir
+    assert sha256_file(p) == CATALOG["fp16_transfer"].sha256
+
+
+def test_download_from_local_server_into_cache(models_dir, tmp_path, http_server, monkeypatch):
+    monkeypatch.delenv("REALTIME_MODEL_DIR")
+    url = http_server(models_dir)
+    store = ModelStore(tmp_path / "cache", base_url=url)
+    p = store.path("int8_transfer")  # not in the cache yet: downloaded
+    assert p == tmp_path / "cache" / "models" / CATALOG["int8_transfer"].filename
+    assert sha256_file(p) == CATALOG["int8_transfer"].sha256
+    assert not list(p.parent.glob("*.part*"))
+    # A second store finds it in the cache with no server.
+    store2 = ModelStore(tmp_path / "cache", base_url="http://127.0.0.1:9", auto_download=False)
+    assert store2.path("int8_transfer") == p
+
+
+def test_corrupted_download_is_rejected_and_nothing_is_kept(models_dir, tmp_path, http_server, monkeypatch):
+    monkeypatch.delenv("REALTIME_MODEL_DIR")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    name = CATALOG["int8_transfer"].filename
+    data = bytearray((models_dir / name).read_bytes())
+    data[1000] ^= 0xFF  # same size, one byte flipped
+    (bad / name).write_bytes(bytes(data))
+    store = ModelStore(tmp_path / "cache", base_url=http_server(bad))
+    with pytest.raises(ModelError, match="wrong sha256"):
+        store.fetch("int8_transfer")
+    assert not any((tmp_path / "cache" / "models").iterdir())
+
+
+def test_truncated_download_is_rejected(models_dir, tmp_path, http_server, monkeypatch):
+    monkeypatch.delenv("REALTIME_MODEL_DIR")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    name = CATALOG["int8_transfer"].filename
+    (bad / name).write_bytes((models_dir / name).read_bytes()[:5000])
+    store = ModelStore(tmp_path / "cache", base_url=http_server(bad))
+    with pytest.raises(ModelError, match="stopped at 5000"):
+        store.fetch("int8_transfer")
+    assert not (tmp_path / "cache" / "models" / name).exists()
+
+
+def test_unreachable_server_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("REALTIME_MODEL_DIR", raising=False)
+    store = ModelStore(tmp_path / "cache", base_url="http://127.0.0.1:9")
+    with pytest.raises(ModelError, match="cannot download .* put magenta_.*fp16_transfer_1.tflite in"):
+        store.fetch("fp16_transfer")
+
+
+def test_offline_without_files_names_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("REALTIME_MODEL_DIR", raising=False)
+    store = ModelStore(tmp_path / "cache", model_dir=tmp_path / "empty", auto_download=False)
+    with pytest.raises(ModelError) as exc:
+        store.path("int8_prediction")
+    msg = str(exc.value)
+    assert CATALOG["int8_prediction"].filename in msg and str(tmp_path / "empty") in msg and "\n" not in msg
+
+
+def test_wrong_checksum_in_local_folder_is_an_error(models_dir, tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    shutil.copytree(models_dir, d)
+    name = CATALOG["fp16_transfer"].filename
+    (d / name).chmod(0o644)
+    data = bytearray((d / name).read_bytes())
+    data[-10] ^= 0x01
+    (d / name).write_bytes(bytes(data))
+    store = ModelStore(tmp_path / "cache", model_dir=d, auto_download=False)
+    with pytest.raises(ModelError, match="wrong sha256"):
+        store.path("fp16_transfer")
+    assert store.status("fp16_transfer")[0].startswith("corrupt")

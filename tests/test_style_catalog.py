@@ -1,0 +1,71 @@
+"""``stylize styles fetch`` against a local HTTP server; ``styles list``."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+
+from conftest import ROOT, content_image
+from realtime.images import write_image
+from realtime.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
+
+
+def _catalog(tmp_path, base, entries):
+    f = tmp_path / "catalog.yaml"
+    f.write_text(yaml.safe_dump({"styles": [
+        {"name": n, "title": n, "artist": "test", "year": "2026", "url": f"{base}/{file}", "sha256": sha, "licence": "test"}
+        for n, file, sha in entries
+    ]}))
+    return f
+
+
+def test_shipped_catalogue_parses_and_has_checksums():
+    entries = load_catalog(DEFAULT_CATALOG)
+    assert len(entries) >= 4
+    assert sum(1 for e in entries if e.sha256) >= 4
+    assert all(e.url.startswith("https://") and e.licence for e in entries)
+
+
+def test_fetch_checks_sha256_and_images(tmp_path, http_server):
+    served = tmp_path / "served"
+    served.mkdir()
+    write_image(served / "good.png", content_image(128, 128))
+    (served / "text.png").write_text("not an image")
+    good_sha = hashlib.sha256((served / "good.png").read_bytes()).hexdigest()
+    base = http_server(served)
+    cat = load_catalog(_catalog(tmp_path, base, [
+        ("good", "good.png", good_sha),
+        ("tampered", "good.png", "0" * 64),
+        ("text", "text.png", None),
+        ("gone", "missing.png", None),
+    ]))
+    dest = tmp_path / "styles"
+    written, errors = fetch_styles(dest, [], cat)
+    assert written == [dest / "good.png"]
+    assert len(errors) == 3
+    assert any("wrong sha256" in e for e in errors)
+    assert any("not an image" in e for e in errors)
+    assert any("404" in e or "Not Found" in e for e in errors)
+    assert sorted(p.name for p in dest.iterdir()) == ["good.png"]  # nothing partial left
+
+
+def test_styles_fetch_and_list_cli(tmp_path, http_server):
+    served = tmp_path / "served"
+    served.mkdir()
+    write_image(served / "a.png", content_image(100, 100))
+    cat = _catalog(tmp_path, http_server(served), [("alpha", "a.png", None)])
+    dest = tmp_path / "styles"
+    env = {**os.environ}
+    r = subprocess.run([sys.executable, "-m", "realtime", "styles", "fetch", "--catalog", cat, "--dest", dest],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (dest / "alpha.png").is_file()
+    r = subprocess.run([sys.executable, "-m", "realtime", "styles", "list", "--catalog", cat, "--dest", dest],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert "alpha" in r.stdout and "present" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "realtime", "styles", "fetch", "nope", "--catalog", cat, "--dest", dest],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "not in the style catalogue" in r.stderr
