@@ -96,3 +96,57 @@ def pattern_frame(index: int, width: int, height: int, fps: float = 30.0) -> np.
     cv2.circle(img, (cx, cy), max(4, min(width, height) // 8), (250, 220, 60), -1, cv2.LINE_AA)
     cv2.putText(img, str(index), (8, max(16, height // 8)), cv2.FONT_HERSHEY_SIMPLEX, max(0.4, height / 400), (255, 255, 255), 2)
     return img
+
+
+def write_clip(
+    path,
+    frames: int = 30,
+    width: int = 160,
+    height: int = 120,
+    fps: int = 30,
+    audio: bool = True,
+    vfr: bool = False,
+    codec: str = "libx264",
+    rotation: int = 0,
+) -> None:
+    """Write a test clip with PyAV: the moving pattern, optional AAC sine-tone audio, optional
+    variable frame rate (alternating 1/fps and 2/fps gaps) and rotation metadata."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height = width, height
+        vs.pix_fmt = "yuv444p" if (width % 2 or height % 2) else "yuv420p"
+        tb = Fraction(1, fps * 2)
+        vs.codec_context.time_base = tb
+        vs.time_base = tb
+        if rotation:
+            vs.set_display_rotation(rotation)
+        aus = None
+        if audio:
+            aus = out.add_stream("aac", rate=48000)
+            aus.layout = "mono"
+        pts = 0
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, width, height, fps), format="rgb24")
+            frame.pts, frame.time_base = pts, tb
+            for p in vs.encode(frame):
+                out.mux(p)
+            pts += 2 if not vfr else (2 if i % 2 == 0 else 4)
+        for p in vs.encode(None):
+            out.mux(p)
+        if aus is not None:
+            duration = pts / (fps * 2)
+            n = int(duration * 48000)
+            t = np.arange(n) / 48000.0
+            tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+            for start in range(0, n, 1024):
+                chunk = tone[start : start + 1024]
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+                af.sample_rate, af.pts, af.time_base = 48000, start, Fraction(1, 48000)
+                for p in aus.encode(af):
+                    out.mux(p)
+            for p in aus.encode(None):
+                out.mux(p)

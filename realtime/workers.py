@@ -1,0 +1,154 @@
+"""Thread plumbing shared by the live and video pipelines.
+
+The shutdown rules that keep pipelines from hanging (see docs: supervision #2022, vidgear #344):
+
+* every blocking ``put``/``get`` has a timeout and re-checks a shared stop event;
+* every worker sends an end-of-stream marker (:data:`EOS`) downstream in ``finally``, so the next
+  stage always learns the stream ended, whether it ended well or not;
+* a worker's exception is stored and re-raised on the main thread by :meth:`Worker.join_and_raise`;
+* two buffering policies: :class:`FrameQueue` (bounded, blocking: files, nothing dropped) and
+  :class:`LatestSlot` (one slot, newest wins: live sources, drops counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Optional
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+
+
+class _EndOfStream:
+    def __repr__(self) -> str:
+        return "EOS"
+
+
+EOS: Any = _EndOfStream()
+
+
+class Stopped(Exception):
+    """Raised inside a worker when the pipeline's stop event is set while it waits."""
+
+
+class FrameQueue:
+    """Bounded blocking queue whose waits give up when ``stop`` is set (nothing is ever dropped)."""
+
+    def __init__(self, maxsize: int, stop: threading.Event) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._stop = stop
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self._stop.is_set() and item is not EOS:
+                raise Stopped()
+            try:
+                self._q.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                if item is EOS and self._stop.is_set():
+                    # Consumer may be gone: make room so the marker always lands.
+                    try:
+                        self._q.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """Next item; raises Stopped if ``stop`` is set first, queue.Empty after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self._q.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise Stopped() from None
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+
+class LatestSlot:
+    """One-slot buffer: ``put`` replaces an unread item (counted as dropped); ``get`` waits."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has = False
+        self._stop = stop
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if self._has:
+                if self._item is EOS:
+                    return  # nothing follows end of stream
+                if item is not EOS:
+                    self.dropped += 1  # the unread frame is replaced by a newer one
+            self._item, self._has = item, True
+            self._cond.notify_all()
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._has:
+                if self._stop.is_set():
+                    raise Stopped()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise queue.Empty()
+                self._cond.wait(POLL_S)
+            item = self._item
+            if item is not EOS:  # EOS stays so every later get sees it too
+                self._item, self._has = None, False
+            return item
+
+
+class Worker(threading.Thread):
+    """A pipeline stage: runs ``body()``, always calls ``on_exit()`` (sends EOS), keeps its exception."""
+
+    def __init__(self, name: str, body: Callable[[], None], on_exit: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(name=f"realtime-{name}", daemon=True)
+        self._body = body
+        self._on_exit = on_exit
+        self._stop_event = stop
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        try:
+            self._body()
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+            self._stop_event.set()
+            log.debug("%s failed", self.name, exc_info=True)
+        finally:
+            try:
+                self._on_exit()
+            except Exception:  # noqa: BLE001 - never mask the real error
+                log.debug("%s on_exit failed", self.name, exc_info=True)
+
+    def join_and_raise(self, timeout: float = 10.0) -> None:
+        self.join(timeout)
+        if self.is_alive():
+            raise RuntimeError(f"{self.name} did not stop within {timeout:.0f} s")
+        if self.error is not None:
+            raise self.error
+
+
+def join_all(workers: list[Worker], timeout: float = 10.0) -> None:
+    """Join every worker, then re-raise the first error (in pipeline order)."""
+    errors = []
+    for w in workers:
+        w.join(timeout)
+        if w.is_alive():
+            errors.append(RuntimeError(f"{w.name} did not stop within {timeout:.0f} s"))
+        elif w.error is not None:
+            errors.append(w.error)
+    if errors:
+        raise errors[0]
