@@ -32,6 +32,7 @@ from .workers import EOS, FrameQueue, Worker, join_all
 
 log = logging.getLogger(__name__)
 
+MP4_AUDIO = {"aac", "mp3", "alac", "opus", "ac3", "eac3", "flac"}
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif")
 
 
@@ -83,7 +84,9 @@ def _open_input(path: Path):
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise MediaError(f"not a readable video file: {path} ({exc.strerror or type(exc).__name__})") from None
+        reason = exc.strerror or type(exc).__name__
+        hint = "; a truncated recording?" if "Invalid data" in reason else ""
+        raise MediaError(f"not a readable video file: {path} ({reason}{hint})") from None
     if not container.streams.video:
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         container.close()
@@ -130,7 +133,7 @@ class VideoStylizer:
             start_pts = self._seek(inp, vs)
             q_in = FrameQueue(opts.queue_frames, stop)
             q_out = FrameQueue(opts.queue_frames, stop)
-            state: dict[str, Any] = {"ovs": None, "t0": None, "truncated": None, "decoded": 0}
+            state: dict[str, Any] = {"t0": None, "truncated": None, "decoded": 0, "last_t": 0.0}
 
             def decode() -> None:
                 self._decode(inp, vs, audio_map, start_pts, q_in, state)
@@ -192,6 +195,9 @@ class VideoStylizer:
         """
         mapping, modes = {}, set()
         supported = getattr(out, "supported_codecs", None) or set()
+        if out.format.name == "mp4":
+            # FFmpeg accepts raw PCM in MP4, but players do not: only copy what players expect there.
+            supported = supported & MP4_AUDIO
         for a in audio_in:
             name = a.codec_context.name
             copy = name in supported and bool(a.codec_context.sample_rate)
@@ -267,6 +273,7 @@ class VideoStylizer:
                         break
                     rgb = _rotate(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
                     state["decoded"] += 1
+                    state["last_t"] = t
                     q_in.put(("v", _Frame(rgb, frame.pts, t)))
                 if done:
                     break
@@ -277,9 +284,19 @@ class VideoStylizer:
             )
             log.warning("%s", state["truncated"])
             return
-        expected = vs.frames
-        if not done and expected and state["decoded"] and not (self.opts.start or self.opts.end) and state["decoded"] < expected * 0.98:
-            state["truncated"] = f"input ended early: decoded {state['decoded']} of {expected} frames (all were stylized)"
+        if done or self.opts.start or self.opts.end is not None or not state["decoded"]:
+            return
+        # Cut-off recordings end without an error: compare with what the header promised.
+        rate = float(vs.average_rate or vs.guessed_rate or 0)
+        expected_s = float(vs.duration * vs.time_base) if vs.duration else (inp.duration or 0) / 1e6
+        if vs.frames and state["decoded"] < vs.frames * 0.98:
+            state["truncated"] = f"input ended early: decoded {state['decoded']} of {vs.frames} frames (all were stylized)"
+        elif rate and expected_s and state["last_t"] + 2.0 / rate < expected_s * 0.98:
+            state["truncated"] = (
+                f"input ended early at {state['last_t']:.2f} s of {expected_s:.2f} s: "
+                f"stylized the {state['decoded']} frames that decoded"
+            )
+        if state["truncated"]:
             log.warning("%s", state["truncated"])
 
     def _infer(self, q_in: FrameQueue, q_out: FrameQueue, state) -> None:
@@ -341,8 +358,8 @@ class VideoStylizer:
                 packet.pts -= off
                 if packet.dts is not None:
                     packet.dts -= off
-                if packet.pts < 0:
-                    return  # before --start
+                if off and packet.pts + (packet.duration or 0) <= 0:
+                    return  # wholly before --start (encoder priming at pts < 0 is kept otherwise)
                 packet.stream = o
                 out.mux(packet)
             else:  # a decoded audio frame to re-encode
@@ -351,7 +368,7 @@ class VideoStylizer:
                 off = audio_offsets.setdefault(o.index, self._offset_in(af.time_base, state["t0"], vs))
                 if af.pts is not None:
                     af.pts -= off
-                    if af.pts < 0:
+                    if off and af.pts + af.samples <= 0:
                         return
                 for p in o.encode(af):
                     out.mux(p)

@@ -1,0 +1,239 @@
+"""``stylize video`` on clips the tests generate: frames, timestamps, audio, sizes, bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from realtime.synthetic import write_clip
+
+
+def run(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "realtime", "video", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def probe(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        info = {"w": vs.width, "h": vs.height, "tb": vs.time_base, "audio": [a.codec_context.name for a in c.streams.audio],
+                "first_stream": c.streams[0].type}
+        info["pts"] = [f.pts for f in c.decode(video=0)]
+    if info["audio"]:
+        with av.open(str(path)) as c:
+            pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+        info["samples"] = pcm.size
+        info["pcm"] = pcm
+    with av.open(str(path)) as c:
+        info["frames"] = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return info
+
+
+@pytest.fixture
+def clip(tmp_path):
+    p = tmp_path / "in.mp4"
+    write_clip(p, frames=24, width=128, height=96, fps=24, audio=True)
+    return p
+
+
+def test_every_frame_same_timestamps_audio_intact(models_dir, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    r = run(clip, "-o", out, "--style", "mosaic", "--size", "64", "--quiet")
+    assert r.returncode == 0, r.stderr
+    a, b = probe(clip), probe(out)
+    assert b["pts"] == a["pts"] and len(b["pts"]) == 24
+    assert (b["w"], b["h"]) == (128, 96)
+    assert b["first_stream"] == "video" and b["audio"] == ["aac"]
+    assert b["samples"] == a["samples"]
+    assert np.abs(b["pcm"] - a["pcm"]).max() < 1e-6  # copied, not re-encoded
+    diff = np.mean([np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(a["frames"], b["frames"])])
+    assert diff > 10  # stylized
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_variable_frame_rate_odd_size_no_audio_and_switching(models_dir, tmp_path):
+    src = tmp_path / "vfr_odd.mp4"
+    write_clip(src, frames=20, width=161, height=119, fps=20, audio=False, vfr=True)
+    out = tmp_path / "out.mp4"
+    r = run(src, "-o", out, "--style", "mosaic", "--style", "waves", "--switch-every", "0.4", "--size", "64", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "odd dimension" in r.stderr
+    a, b = probe(src), probe(out)
+    assert b["pts"] == a["pts"]  # irregular gaps kept
+    assert len(set(np.diff(a["pts"]))) > 1
+    assert (b["w"], b["h"]) == (161, 119) and b["audio"] == []
+
+
+def test_switching_styles_changes_the_picture(models_dir, tmp_path):
+    src = tmp_path / "still.mp4"
+    write_clip(src, frames=20, width=96, height=64, fps=10, audio=False)
+    out1, out2 = tmp_path / "one.mp4", tmp_path / "two.mp4"
+    assert run(src, "-o", out1, "--style", "mosaic", "--size", "64", "--quiet").returncode == 0
+    r = run(src, "-o", out2, "--style", "mosaic", "--style", "dots", "--switch-every", "1.0", "--size", "64", "--quiet")
+    assert r.returncode == 0, r.stderr
+    f1, f2 = probe(out1)["frames"], probe(out2)["frames"]
+    first = np.abs(f1[2].astype(int) - f2[2].astype(int)).mean()
+    last = np.abs(f1[-1].astype(int) - f2[-1].astype(int)).mean()
+    assert first < 3 and last > 10  # same style in second 0, the other style in second 1
+
+
+def test_trim_start_end(models_dir, clip, tmp_path):
+    out = tmp_path / "cut.mp4"
+    r = run(clip, "-o", out, "--style", "ink", "--size", "64", "--start", "0.25", "--end", "0.75", "--quiet")
+    assert r.returncode == 0, r.stderr
+    b = probe(out)
+    assert len(b["pts"]) == 12 and b["pts"][0] == 0
+    assert abs(b["samples"] / 48000 - 0.5) < 0.05
+
+
+def test_rotation_is_honoured(models_dir, tmp_path):
+    src = tmp_path / "rot.mp4"
+    write_clip(src, frames=6, width=128, height=64, fps=10, audio=False, rotation=90)
+    out = tmp_path / "out.mp4"
+    assert run(src, "-o", out, "--style", "mosaic", "--size", "64", "--quiet").returncode == 0
+    b = probe(out)
+    assert (b["w"], b["h"]) == (64, 128)
+
+
+def test_truncated_file_finishes_with_what_decoded(models_dir, tmp_path):
+    src = tmp_path / "rec.mkv"  # a recording cut off mid-stream (Matroska keeps its index up front)
+    write_clip(src, frames=24, width=128, height=96, fps=24, audio=True)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "out.mp4"
+    r = run(cut, "-o", out, "--style", "mosaic", "--size", "64", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "ended early" in r.stderr or "truncated" in r.stderr
+    n = len(probe(out)["pts"])
+    assert 0 < n < 24 and f"stylized the {n} frames" in r.stderr
+
+
+def test_mp4_cut_before_its_index_is_a_clear_error(models_dir, clip, tmp_path):
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.mp4"
+    r = run(cut, "-o", out, "--style", "mosaic", "--quiet")
+    assert r.returncode == 2 and "not a readable video file" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_pcm_audio_is_reencoded_for_mp4(models_dir, tmp_path):
+    from fractions import Fraction
+
+    from realtime.synthetic import pattern_frame
+
+    src = tmp_path / "pcm.mov"
+    with av.open(str(src), "w") as o:
+        v = o.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = o.add_stream("pcm_s16le", rate=16000)
+        a.layout = "mono"
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(pattern_frame(i, 64, 48), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 10)
+            for p in v.encode(f):
+                o.mux(p)
+            af = av.AudioFrame.from_ndarray((np.sin(np.arange(1600) / 5) * 10000).astype(np.int16)[None], format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, i * 1600
+            for p in a.encode(af):
+                o.mux(p)
+        for s in (v, a):
+            for p in s.encode(None):
+                o.mux(p)
+    out = tmp_path / "out.mp4"
+    r = run(src, "-o", out, "--style", "mosaic", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "re-encoded pcm_s16le->aac" in r.stderr
+    b = probe(out)
+    assert b["audio"] == ["aac"] and abs(b["samples"] / 16000 - 1.0) < 0.1
+
+
+def test_several_inputs_one_bad_keeps_going(models_dir, clip, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    audio_only = tmp_path / "audio.m4a"
+    with av.open(str(audio_only), "w") as o:
+        s = o.add_stream("aac", rate=48000)
+        s.layout = "mono"
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        af.sample_rate = 48000
+        for p in s.encode(af):
+            o.mux(p)
+        for p in s.encode(None):
+            o.mux(p)
+    outdir = tmp_path / "out"
+    r = run(clip, bad, audio_only, "--out-dir", outdir, "--style", "mosaic", "--size", "64", "--quiet")
+    assert r.returncode == 2
+    assert "not a readable video" in r.stderr and "no video stream" in r.stderr
+    assert "1 of 3 videos stylized" in r.stderr
+    assert sorted(p.name for p in outdir.iterdir()) == ["in-mosaic.mp4"]
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("missing", "video not found"),
+    ("exists", "exists (use --overwrite"),
+    ("zero", "no video frames"),
+])
+def test_bad_single_inputs(models_dir, clip, tmp_path, case, needle):
+    out = tmp_path / "out.mp4"
+    src = clip
+    if case == "missing":
+        src = tmp_path / "nope.mp4"
+    elif case == "exists":
+        out.write_bytes(b"keep me")
+    elif case == "zero":
+        pass
+    extra = ["--start", "100"] if case == "zero" else []
+    r = run(src, "-o", out, "--style", "mosaic", "--size", "64", "--quiet", *extra)
+    assert r.returncode == 2, r.stderr
+    errs = [l for l in r.stderr.splitlines() if l.startswith("stylize: error")]
+    assert len(errs) == 1 and needle in errs[0], r.stderr
+    if case == "exists":
+        assert out.read_bytes() == b"keep me"
+    else:
+        assert not out.exists()
+
+
+def test_large_frames_are_capped_for_inference_and_kept_at_source_size(models_dir, tmp_path, cfg_factory):
+    from realtime.engine import open_engine
+    from realtime.video_job import VideoOptions, VideoStylizer
+
+    src = tmp_path / "big.mp4"
+    write_clip(src, frames=3, width=1600, height=1200, fps=10, audio=False)
+    engine = open_engine(cfg_factory(**{"engine.max_size": 120}))
+    assert engine.inference_size(1600, 1200) == (160, 120)
+    out = tmp_path / "big_out.mp4"
+    res = VideoStylizer(engine, [engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])], VideoOptions(batch=2)).run(src, out)
+    assert res.frames == 3 and (res.width, res.height) == (1600, 1200)
+    assert (probe(out)["w"], probe(out)["h"]) == (1600, 1200)
+
+
+def test_worker_failure_leaves_no_file_and_no_thread(models_dir, clip, tmp_path, cfg_factory):
+    from realtime.engine import open_engine
+    from realtime.video_job import VideoOptions, VideoStylizer
+
+    engine = open_engine(cfg_factory())
+    code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
+
+    calls = {"n": 0}
+    real = engine.stylizer.stylize
+
+    def flaky(frames, codes):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("GPU fell off the bus")
+        return real(frames, codes)
+
+    engine.stylizer.stylize = flaky
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="fell off"):
+        VideoStylizer(engine, [code], VideoOptions(batch=2, size=64)).run(clip, out)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
