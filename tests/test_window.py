@@ -1,0 +1,102 @@
+"""A real OpenCV window under Xvfb: keys sent with xdotool, a screenshot shows stylized pixels."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from realtime.synthetic import pattern_frame
+
+pytestmark = pytest.mark.window
+
+
+@pytest.fixture
+def xvfb():
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
+    for n in range(90, 120):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            break
+    display = f":{n}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(f"/tmp/.X11-unix/X{n}"):
+            break
+        time.sleep(0.05)
+    yield display
+    proc.terminate()
+    proc.wait(10)
+
+
+def xdo(display, *args, timeout=20):
+    return subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=timeout)
+
+
+def grab(display, x, y, w, h, tmp_path) -> np.ndarray:
+    """Screenshot through FFmpeg's x11grab (PyAV), in a child process so a crash there stays there."""
+    out = tmp_path / "shot.npy"
+    code = (
+        "import av, numpy as np, sys\n"
+        f"c = av.open('{display}.0+{x},{y}', format='x11grab', options={{'video_size': '{w}x{h}'}})\n"
+        f"np.save(r'{out}', next(c.decode(video=0)).to_ndarray(format='rgb24'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return np.load(out)
+
+
+def geometry(display, win) -> tuple[int, int, int, int]:
+    shell = xdo(display, "getwindowgeometry", "--shell", win).stdout
+    vals = dict(line.split("=", 1) for line in shell.split())
+    return int(vals["X"]), int(vals["Y"]), int(vals["WIDTH"]), int(vals["HEIGHT"])
+
+
+def test_window_shows_stylized_pixels_and_obeys_keys(models_dir, xvfb, tmp_path):
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "live", "--source", "synthetic:320x240", "--style", "mosaic", "--size", "120"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        win = ""
+        for _ in range(300):  # up to 60 s for TF start-up on a slow machine
+            r = xdo(xvfb, "search", "--name", "^stylize$")
+            if r.returncode == 0 and r.stdout.strip():
+                win = r.stdout.split()[0]
+                break
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.2)
+        assert win, "window never appeared"
+        time.sleep(2.0)
+        x, y, w, h = geometry(xvfb, win)
+        xdo(xvfb, "mousemove", str(x + w // 2), str(y + h // 2))  # no window manager: focus follows the pointer
+        time.sleep(0.5)
+        assert w >= 100 and h >= 100
+        xdo(xvfb, "key", "c")  # side by side: original | stylized
+        time.sleep(1.5)
+        x, y, w, h = geometry(xvfb, win)
+        shot = grab(xvfb, x, y, w, h, tmp_path)
+        from realtime.images import write_image
+
+        write_image(tmp_path / "window.png", shot)
+        assert w >= 600, "side-by-side view should widen the window"
+        left, right = shot[:, : w // 2].astype(int), shot[:, w // 2 :].astype(int)
+        assert shot.std() > 10, "window is blank"
+        # The original half looks like the test pattern (its colours), the stylized half does not.
+        pattern = pattern_frame(0, 320, 240).reshape(-1, 3).mean(0)
+        assert np.abs(left.reshape(-1, 3).mean(0) - pattern).max() < 40
+        assert np.abs(left - right).mean() > 15
+        xdo(xvfb, "key", "q")
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "frames shown" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
