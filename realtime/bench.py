@@ -1,0 +1,308 @@
+"""Measurements behind ``stylize bench`` and ``benchmarks/``: model throughput, live pipeline,
+video files — each against a naive baseline measured in the same run, reported as a ratio.
+
+Why figures come with the machine's own matrix-multiply rate: a 2-core VM and an H100 differ by
+1000x, so "ms per frame" means little without "what fraction of this machine did we use".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# (kernel, cin, cout, stride, resolution divisor of the output) of every conv of the transfer network
+TRANSFER_CONVS = (
+    (9, 3, 8, 1, 1), (3, 8, 16, 2, 2), (3, 16, 32, 2, 4),
+    *[(3, 32, 32, 1, 4)] * 10,
+    (3, 32, 16, 1, 2), (3, 16, 8, 1, 1), (9, 8, 3, 1, 1),
+)
+
+
+def transfer_gflop(width: int, height: int) -> float:
+    """Convolution FLOPs (2 per multiply-add) of one frame: about 3.5 GFLOP at 384x384."""
+    total = 0
+    for k, ci, co, _, div in TRANSFER_CONVS:
+        total += (height // div) * (width // div) * k * k * ci * co * 2
+    return total / 1e9
+
+
+def machine_name() -> str:
+    """A file-name-safe machine label: GPU name when TensorFlow sees one, else CPU model and cores."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return re.sub(r"[^a-z0-9]+", "-", out.stdout.splitlines()[0].lower()).strip("-")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1]
+                break
+    except OSError:
+        pass
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(.*?\)", "", model).lower()).strip("-")
+    return f"cpu-{os.cpu_count()}core-{slug}"
+
+
+def timed(fn: Callable[[], object], seconds: float, min_runs: int = 3, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < min_runs or time.perf_counter() < t_end:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def matmul_gflops(seconds: float = 1.0, n: int = 2048) -> float:
+    """This machine's float32 matrix-multiply rate through TensorFlow (the ceiling for convolutions)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n])
+    mm = tf.function(lambda: tf.matmul(a, a))
+    times = timed(lambda: mm().numpy(), seconds)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+@dataclass
+class ModelResult:
+    backend: str
+    width: int
+    height: int
+    batch: int
+    ms_per_frame: float
+    fps: float
+    gflops: float
+    fraction_of_matmul: float
+
+
+def bench_model(stylizer, backend: str, sizes: Sequence[tuple[int, int]], batches: Sequence[int], seconds: float, mm_rate: float) -> list[ModelResult]:
+    rng = np.random.default_rng(0)
+    code = rng.normal(0, 0.5, 100).astype(np.float32)
+    out = []
+    for w, h in sizes:
+        for b in batches:
+            frames = rng.integers(0, 255, (b, h, w, 3), dtype=np.uint8)
+            times = timed(lambda: stylizer.stylize(frames, code), seconds)
+            ms = statistics.median(times) / b * 1000
+            gf = transfer_gflop(w, h) / (ms / 1000)
+            r = ModelResult(backend, w, h, b, round(ms, 2), round(1000 / ms, 1), round(gf, 1), round(gf / mm_rate, 3))
+            log.info("%-12s %4dx%-4d batch %d: %7.2f ms/frame  %6.1f fps  %6.1f GFLOP/s  %4.0f%% of matmul",
+                     backend, w, h, b, r.ms_per_frame, r.fps, r.gflops, 100 * r.fraction_of_matmul)
+            out.append(r)
+    return out
+
+
+def environment() -> dict:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "machine": machine_name(),
+        "cpu_count": os.cpu_count(),
+        "gpu": [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus],
+        "tensorflow": tf.__version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def write_results(name: str, data: dict, folder: Path) -> tuple[Path, Path]:
+    """``<folder>/<machine>-<name>.json`` and ``.md`` (a markdown table of every list of records)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{data['env']['machine']}-{name}"
+    jpath, mpath = folder / f"{stem}.json", folder / f"{stem}.md"
+    jpath.write_text(json.dumps(data, indent=2) + "\n")
+    lines = [f"# {name} on {data['env']['machine']} ({data['env']['date']}, TF {data['env']['tensorflow']})", ""]
+    for key, rows in data.items():
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            cols = list(rows[0])
+            lines += [f"## {key}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+            lines.append("")
+        elif not isinstance(rows, (list, dict)):
+            lines.append(f"- {key}: {rows}")
+    mpath.write_text("\n".join(lines) + "\n")
+    return jpath, mpath
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        w, h = item.lower().split("x")
+        out.append((int(w), int(h)))
+    return out
+
+
+def run_bench_command(args: argparse.Namespace, load_cfg) -> int:
+    """``stylize bench``: model throughput of the chosen backends on this machine."""
+    from .backends import create_stylizer
+    from .errors import UserError
+
+    try:
+        sizes = parse_sizes(args.sizes)
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        raise UserError("--sizes is WxH[,WxH...] and --batches is N[,N...]") from None
+    if any(w % 4 or h % 4 for w, h in sizes):
+        raise UserError("benchmark sizes must be multiples of 4")
+    mm = matmul_gflops()
+    log.info("matrix multiply: %.0f GFLOP/s (float32, this machine)", mm)
+    results: list[ModelResult] = []
+    for name in args.backends.split(","):
+        backend, _, variant = name.partition("-")
+        extra = {"engine.backend": backend}
+        if variant:
+            extra["models.transfer"] = variant
+        cfg = load_cfg(args, extra)
+        stylizer = create_stylizer(cfg)
+        results += bench_model(stylizer, name, sizes, batches, args.seconds, mm)
+    data = {"env": environment(), "matmul_gflops": round(mm, 1), "model": [asdict(r) for r in results]}
+    print(f"{'backend':12} {'size':>9} {'batch':>5} {'ms/frame':>9} {'fps':>7} {'GFLOP/s':>8} {'of matmul':>9}")
+    for r in results:
+        print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+# -- live pipeline ---------------------------------------------------------------------------------
+
+def bench_live(stylizer, naive_stylizer, code: np.ndarray, clip: Path, short_side: int, frames: int) -> dict:
+    """Our threaded pipeline vs a naive one-thread loop (TF Lite fp16, the tutorial recipe), both on
+    the same clip paced at its own frame rate."""
+    from .live import LiveApp, LiveOptions, LivePipeline
+    from .sources import FileSource, FrameSource
+
+    class PacedLive(FrameSource):
+        """The clip at its own rate, as a *live* source (newest frame wins, like a camera)."""
+
+        live = True
+
+        def __init__(self) -> None:
+            self.inner = FileSource(clip, loop=True)
+
+        def open(self) -> None:
+            self.inner.open()
+
+        def read(self):
+            return self.inner.read()
+
+        def close(self) -> None:
+            self.inner.close()
+
+        @property
+        def fps(self) -> float:
+            return self.inner.fps
+
+        @property
+        def size(self):
+            return self.inner.size
+
+    src = PacedLive()
+    src.open()
+    p = LivePipeline(src, stylizer, [code], ["bench"], short_side=short_side)
+    app = LiveApp(p, LiveOptions(headless=True, max_frames=frames))
+    t0 = time.perf_counter()
+    stats = app.run()
+    wall = time.perf_counter() - t0
+    ours = {
+        "pipeline": "threaded (ours)",
+        "displayed_fps": round(stats.shown / wall, 1),
+        "p50_latency_ms": round(stats.latency_ms(50), 1),
+        "p95_latency_ms": round(stats.latency_ms(95), 1),
+        "dropped": p.dropped,
+        "frames": stats.shown,
+    }
+    naive = bench_live_naive(naive_stylizer, code, clip, short_side, frames)
+    return {"ours": ours, "naive": naive, "ratio_fps": round(ours["displayed_fps"] / max(naive["displayed_fps"], 1e-9), 2)}
+
+
+def bench_live_naive(stylizer, code, clip: Path, short_side: int, frames: int) -> dict:
+    """read (paced) -> stylize -> show, one thread: what a first attempt looks like."""
+    import cv2
+
+    from .images import inference_size, resize
+    from .sources import FileSource
+
+    src = FileSource(clip, loop=True)
+    src.open()
+    lat = []
+    t0 = time.perf_counter()
+    try:
+        for _ in range(frames):
+            img = src.read()
+            t_cap = time.monotonic()
+            h, w = img.shape[:2]
+            size = inference_size(w, h, short_side)
+            out = stylizer.stylize(resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size)[None], code)[0]
+            cv2.cvtColor(resize(out, (w, h)), cv2.COLOR_RGB2BGR)
+            lat.append(time.monotonic() - t_cap)
+    finally:
+        src.close()
+    wall = time.perf_counter() - t0
+    return {
+        "pipeline": "naive one-thread loop (TF Lite fp16)",
+        "displayed_fps": round(frames / wall, 1),
+        "p50_latency_ms": round(float(np.percentile(lat, 50)) * 1000, 1),
+        "p95_latency_ms": round(float(np.percentile(lat, 95)) * 1000, 1),
+        "dropped": 0,
+        "frames": frames,
+    }
+
+
+# -- video files -------------------------------------------------------------------------------------
+
+def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: Path, short_side: int, batch: int) -> dict:
+    """``stylize video``'s pipeline vs the naive loop (cv2 read -> TF Lite fp16 transfer of one
+    frame -> cv2 write, one thread; MODEL_NOTES' baseline) at the same inference size."""
+    import cv2
+
+    from .images import inference_size, resize
+    from .video_job import VideoOptions, VideoStylizer
+
+    t0 = time.perf_counter()
+    res = VideoStylizer(engine, [code], VideoOptions(size=short_side, batch=batch, preset="veryfast")).run(clip, out_dir / "ours.mp4")
+    ours_s = time.perf_counter() - t0
+
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(out_dir / "naive.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    size = inference_size(w, h, short_side)
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        out = naive_stylizer.stylize(resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size)[None], code)[0]
+        writer.write(cv2.cvtColor(resize(out, (w, h)), cv2.COLOR_RGB2BGR))
+        n += 1
+    naive_s = time.perf_counter() - t0
+    writer.release()
+    cap.release()
+    return {
+        "ours": {"pipeline": f"decode|infer(batch {batch})|encode threads, H.264 + audio", "frames": res.frames, "seconds": round(ours_s, 2), "fps": round(res.frames / ours_s, 1)},
+        "naive": {"pipeline": "cv2 read -> TF Lite fp16 -> cv2 write (mp4v), one thread", "frames": n, "seconds": round(naive_s, 2), "fps": round(n / naive_s, 1)},
+        "ratio_fps": round((res.frames / ours_s) / (n / naive_s), 2),
+        "width": w, "height": h,
+    }
