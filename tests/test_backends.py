@@ -107,3 +107,50 @@ def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
     expected = np.array([0.5 * 100 + 127.5, 50, 50])
     assert np.abs(out[0, 0, 0] - expected).max() <= 1
     assert not hub.mixable_codes
+
+
+def test_fast_graph_equals_reference_graph(models_dir):
+    """The space-to-depth rewrite changes only the order of the sums."""
+    from realtime.backends.transfer_net import TransferWeights, build_fast_transfer_fn, build_transfer_fn
+
+    w = TransferWeights.from_tflite(models_dir / REQUIRED_FILES[1])
+    ref_f, ref_u = build_transfer_fn(w)
+    fast_f, fast_u = build_fast_transfer_fn(w)
+    rng = np.random.default_rng(7)
+    for b, h, wd in [(1, 64, 96), (3, 36, 44), (2, 120, 160)]:
+        x = rng.random((b, h, wd, 3)).astype(np.float32)
+        codes = rng.normal(0, 0.6, (b, 100)).astype(np.float32)
+        a, f = ref_f(x, codes).numpy(), fast_f(x, codes).numpy()
+        assert a.shape == f.shape == (b, h, wd, 3)
+        assert np.abs(a - f).max() < 1e-4, (b, h, wd)
+        u = (x * 255).astype(np.uint8)
+        assert np.abs(ref_u(u, codes).numpy().astype(int) - fast_u(u, codes).numpy().astype(int)).max() <= 1
+
+
+def test_kernel_rewrites_are_exact():
+    """Each rewritten kernel, run on the rearranged input, equals the plain convolution."""
+    import tensorflow as tf
+
+    from realtime.backends.transfer_net import s2d_same_kernel, s2d_stride2_kernel, subpixel_kernel
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(1, 16, 20, 3)).astype(np.float32))
+
+    def refl(t, p):
+        return tf.pad(t, [[0, 0], [p, p], [p, p], [0, 0]], "REFLECT")
+
+    w9 = rng.normal(size=(9, 9, 3, 5)).astype(np.float32)
+    plain = tf.nn.conv2d(refl(x, 4), w9, 1, "VALID")
+    fast = tf.nn.depth_to_space(tf.nn.conv2d(tf.nn.space_to_depth(refl(x, 4), 2), s2d_same_kernel(w9), 1, "VALID"), 2)
+    assert np.abs(plain - fast).numpy().max() < 1e-4
+
+    w3 = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+    plain = tf.nn.conv2d(refl(x, 1), w3, 2, "VALID")
+    s = tf.pad(tf.nn.space_to_depth(x, 2), [[0, 0], [1, 0], [1, 0], [0, 0]], "SYMMETRIC")
+    assert np.abs(plain - tf.nn.conv2d(s, s2d_stride2_kernel(w3), 1, "VALID")).numpy().max() < 1e-4
+
+    up = tf.image.resize(x, [32, 40], method="nearest")
+    plain = tf.nn.conv2d(refl(up, 1), w3, 1, "VALID")
+    sym = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], "SYMMETRIC")
+    fast = tf.nn.depth_to_space(tf.nn.conv2d(sym, subpixel_kernel(w3), 1, "VALID"), 2)
+    assert np.abs(plain - fast).numpy().max() < 1e-4

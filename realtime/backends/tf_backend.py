@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UserError
 from .base import Stylizer, batch_codes, check_frames
 from .tflite_util import StylePredictor
-from .transfer_net import TransferWeights, build_transfer_fn
+from .transfer_net import TransferWeights, build_fast_transfer_fn, build_transfer_fn
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class TFStylizer(Stylizer):
         threads: int = 0,
         precision: str = "float32",
         jit: bool = False,
+        reference: bool = False,
     ) -> None:
         self._device = configure_tensorflow(device, threads)
         if precision == "mixed" and not self._device.startswith("GPU"):
@@ -68,7 +69,8 @@ class TFStylizer(Stylizer):
         self._prediction_id = prediction_path.name
         weights = TransferWeights.from_tflite(transfer_path)
         dtype = "float16" if precision == "mixed" else "float32"
-        self._float_fn, self._uint8_fn = build_transfer_fn(weights, dtype, jit)
+        build = build_transfer_fn if reference else build_fast_transfer_fn
+        self._float_fn, self._uint8_fn = build(weights, dtype, jit)
 
     @property
     def device(self) -> str:
