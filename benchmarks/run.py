@@ -64,15 +64,17 @@ def main() -> int:
         batches = [int(b) for b in args.batches.split(",")]
         rows = []
         backends = args.backends.split(",")
-        if args.gpu and "tf-mixed" not in backends:
-            backends.append("tf-mixed")
+        if args.gpu:
+            backends += [b for b in ("tf-xla", "tf-mixed", "tf-mixed-xla") if b not in backends]
         for name in backends:
             backend, _, variant = name.partition("-")
             o = {"engine.backend": backend}
             if backend == "tflite":
                 o["models.transfer"] = variant or "fp16"
-            if variant == "mixed":
+            if "mixed" in variant:
                 o["engine.precision"] = "mixed"
+            if "xla" in variant:
+                o["engine.xla"] = True
             st = create_stylizer(cfg(**o))
             rows += [asdict(r) for r in bench.bench_model(st, name, sizes, batches if backend != "tflite" else [1], args.seconds, mm)]
         base = {(r["width"], r["height"]): r["ms_per_frame"] for r in rows if r["backend"] == "tflite-fp16" and r["batch"] == 1}

@@ -169,9 +169,13 @@ def run_bench_command(args: argparse.Namespace, load_cfg) -> int:
     results: list[ModelResult] = []
     for name in args.backends.split(","):
         backend, _, variant = name.partition("-")
-        extra = {"engine.backend": backend}
-        if variant:
+        extra: dict = {"engine.backend": backend}
+        if backend == "tflite" and variant:
             extra["models.transfer"] = variant
+        if "mixed" in variant:
+            extra["engine.precision"] = "mixed"
+        if "xla" in variant:
+            extra["engine.xla"] = True
         cfg = load_cfg(args, extra)
         stylizer = create_stylizer(cfg)
         results += bench_model(stylizer, name, sizes, batches, args.seconds, mm)

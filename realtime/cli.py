@@ -47,6 +47,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="auto | cpu | gpu")
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
     g.add_argument("--precision", help="float32 | mixed (GPU half precision)")
+    g.add_argument("--xla", action="store_true", default=None, help="compile the transfer graph with XLA")
     g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
     g.add_argument("--no-download", action="store_true", help="never download model files")
 
@@ -57,6 +58,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "engine.device": getattr(args, "device", None),
         "engine.threads": getattr(args, "threads", None),
         "engine.precision": getattr(args, "precision", None),
+        "engine.xla": getattr(args, "xla", None),
         "models.model_dir": getattr(args, "model_dir", None),
     }
     if getattr(args, "no_download", False):
@@ -242,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="measure model throughput on this machine")
     pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
     pb.add_argument("--batches", default="1", help="comma-separated batch sizes")
-    pb.add_argument("--backends", default="tf,tflite", help="comma-separated backends (tflite = fp16; tflite-int8)")
+    pb.add_argument("--backends", default="tf,tflite", help="comma-separated: tf, tf-xla, tf-mixed, tflite (fp16), tflite-int8")
     pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     pb.add_argument("--json", help="also write the results to this JSON file")
     _engine_options(pb)

@@ -62,6 +62,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | gpu
     threads: int = 0  # CPU threads for inference; 0 = all cores
     precision: str = "float32"  # float32 | mixed (float16 compute, GPU)
+    xla: bool = False  # compile the transfer graph with XLA (helps on GPUs; slower on this CPU)
     batch_size: int = 4  # frames per inference call for video files
     max_size: int = 1080  # cap on the inference short side (the output keeps the source size)
 

@@ -155,3 +155,21 @@ def http_server():
         srv.shutdown()
         srv.server_close()
         t.join(5)
+
+
+def _tf_sees_gpu() -> bool:
+    try:
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU-only tests skip cleanly where TensorFlow sees no GPU."""
+    if any("gpu" in item.keywords for item in items) and not _tf_sees_gpu():
+        skip = pytest.mark.skip(reason="no GPU visible to TensorFlow")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

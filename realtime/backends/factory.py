@@ -34,7 +34,7 @@ def create_stylizer(cfg: Config, store: ModelStore | None = None) -> Stylizer:
         from .tf_backend import TFStylizer
 
         stylizer: Stylizer = TFStylizer(
-            store.path("int8_prediction"), store.path("fp16_transfer"), eng.device, eng.threads, eng.precision
+            store.path("int8_prediction"), store.path("fp16_transfer"), eng.device, eng.threads, eng.precision, eng.xla
         )
     elif backend == "tflite":
         from .tflite_backend import TFLiteStylizer

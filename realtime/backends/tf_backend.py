@@ -65,6 +65,7 @@ class TFStylizer(Stylizer):
             log.warning("mixed precision needs a GPU; running float32 on %s", self._device)
             precision = "float32"
         self.precision = precision
+        self.jit = jit
         self._predictor = StylePredictor(prediction_path, threads)
         self._prediction_id = prediction_path.name
         weights = TransferWeights.from_tflite(transfer_path)
@@ -74,7 +75,7 @@ class TFStylizer(Stylizer):
 
     @property
     def device(self) -> str:
-        return self._device + (", mixed precision" if self.precision == "mixed" else "")
+        return self._device + (", mixed precision" if self.precision == "mixed" else "") + (", XLA" if self.jit else "")
 
     @property
     def style_model_id(self) -> str:
