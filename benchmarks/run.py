@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--model-dir", default=os.environ.get("REALTIME_MODEL_DIR") or str(ROOT.parent / "shared" / "models"))
     ap.add_argument("--sizes", default="384x384,640x480,1280x720,1920x1080")
     ap.add_argument("--batches", default="1,4,8")
-    ap.add_argument("--backends", default="tf,tflite-fp16,tflite-int8")
+    ap.add_argument("--backends", default="tf,tf-xla,tflite-fp16,tflite-int8")
     ap.add_argument("--seconds", type=float, default=2.0, help="time per model measurement")
     ap.add_argument("--live-frames", type=int, default=150)
     ap.add_argument("--live-size", default="640x480", help="live/video clip size")
@@ -73,8 +73,7 @@ def main() -> int:
                 o["models.transfer"] = variant or "fp16"
             if "mixed" in variant:
                 o["engine.precision"] = "mixed"
-            if "xla" in variant:
-                o["engine.xla"] = True
+            o["engine.xla"] = "always" if "xla" in variant else "never"
             st = create_stylizer(cfg(**o))
             rows += [asdict(r) for r in bench.bench_model(st, name, sizes, batches if backend != "tflite" else [1], args.seconds, mm)]
         base = {(r["width"], r["height"]): r["ms_per_frame"] for r in rows if r["backend"] == "tflite-fp16" and r["batch"] == 1}

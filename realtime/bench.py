@@ -174,8 +174,7 @@ def run_bench_command(args: argparse.Namespace, load_cfg) -> int:
             extra["models.transfer"] = variant
         if "mixed" in variant:
             extra["engine.precision"] = "mixed"
-        if "xla" in variant:
-            extra["engine.xla"] = True
+        extra["engine.xla"] = "always" if "xla" in variant else "never"
         cfg = load_cfg(args, extra)
         stylizer = create_stylizer(cfg)
         results += bench_model(stylizer, name, sizes, batches, args.seconds, mm)

@@ -47,7 +47,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="auto | cpu | gpu")
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
     g.add_argument("--precision", help="float32 | mixed (GPU half precision)")
-    g.add_argument("--xla", action="store_true", default=None, help="compile the transfer graph with XLA")
+    g.add_argument("--xla", choices=("auto", "always", "never"), help="XLA-compile the transfer graph (default auto)")
     g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
     g.add_argument("--no-download", action="store_true", help="never download model files")
 

@@ -49,7 +49,8 @@ class Engine:
         return [resize(o, (w, h)) for o in out]
 
 
-def open_engine(cfg: Config) -> Engine:
-    stylizer = create_stylizer(cfg)
+def open_engine(cfg: Config, fixed_size: bool = True) -> Engine:
+    """Engine for a job; ``fixed_size=False`` for still images of many sizes (no XLA by default)."""
+    stylizer = create_stylizer(cfg, fixed_size=fixed_size)
     cache_dir = Path(cfg.styles.cache_dir) if cfg.styles.cache_dir else cfg.cache_dir / "style_codes"
     return Engine(cfg, stylizer, StyleBank(stylizer, StyleCodeCache(cache_dir)))

@@ -23,7 +23,7 @@ def run_image(cfg: Config, args: argparse.Namespace) -> int:
             raise MediaError(f"content image not found: {c}")
     if args.size and args.size < 16:
         raise UserError(f"--size must be at least 16 pixels, got {args.size}")
-    engine = open_engine(cfg)
+    engine = open_engine(cfg, fixed_size=False)
     style = engine.resolve_styles([args.style])[0]
     blend = [(engine.resolve_styles([name])[0], w) for name, w in parse_blend(args.blend)]
     strength = cfg.styles.strength if args.strength is None else args.strength

@@ -23,8 +23,11 @@ def model_store(cfg: Config) -> ModelStore:
     )
 
 
-def create_stylizer(cfg: Config, store: ModelStore | None = None) -> Stylizer:
-    """The backend named by ``cfg.engine.backend``, with its model files resolved and verified."""
+def create_stylizer(cfg: Config, store: ModelStore | None = None, fixed_size: bool = True) -> Stylizer:
+    """The backend named by ``cfg.engine.backend``, with its model files resolved and verified.
+
+    ``fixed_size``: frames will all have one size (live, video), so XLA's per-shape compile pays off.
+    """
     backend = cfg.engine.backend
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}' (choose one of {', '.join(BACKENDS)})")
@@ -34,7 +37,12 @@ def create_stylizer(cfg: Config, store: ModelStore | None = None) -> Stylizer:
         from .tf_backend import TFStylizer
 
         stylizer: Stylizer = TFStylizer(
-            store.path("int8_prediction"), store.path("fp16_transfer"), eng.device, eng.threads, eng.precision, eng.xla
+            store.path("int8_prediction"),
+            store.path("fp16_transfer"),
+            eng.device,
+            eng.threads,
+            eng.precision,
+            jit=eng.xla == "always" or (eng.xla == "auto" and fixed_size),
         )
     elif backend == "tflite":
         from .tflite_backend import TFLiteStylizer
