@@ -43,7 +43,11 @@ def main() -> int:
     _, u8 = (build_transfer_fn if args.reference else build_fast_transfer_fn)(weights)
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    frozen = convert_variables_to_constants_v2(u8.get_concrete_function())  # captured weights become constants
+    if hasattr(u8, "fn"):  # the fast graph: one concrete function per batch size
+        concrete = u8.fn.get_concrete_function(tf.TensorSpec([args.batch, None, None, 3], tf.uint8), tf.TensorSpec([args.batch, 100], tf.float32))
+    else:
+        concrete = u8.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)  # captured weights become constants
     graph = frozen.graph
     frames = np.random.default_rng(0).integers(0, 255, (args.batch, h, w, 3), dtype=np.uint8)
     codes = np.random.default_rng(1).normal(0, 0.5, (args.batch, 100)).astype(np.float32)
@@ -54,6 +58,7 @@ def main() -> int:
             sess.run(out, feeds)
         by_op: dict[str, float] = collections.Counter()
         by_type: dict[str, float] = collections.Counter()
+        by_layer: dict[str, float] = collections.Counter()
         total_wall = 0.0
         import time
 
@@ -69,14 +74,16 @@ def main() -> int:
                         continue
                     us = node.op_end_rel_micros - node.op_start_rel_micros
                     by_op[name] += us
+                    by_layer[name.split("/")[0] if "/" in name else "(input/output)"] += us
                     op_type = node.timeline_label.split("=")[-1].split("(")[0].strip() if "=" in node.timeline_label else name
                     by_type[op_type] += us
     runs = args.runs
     total = sum(by_op.values()) / runs / 1000
-    print(f"{'op':60} {'ms':>7} {'share':>6}")
     rows = sorted(((v / runs / 1000, k) for k, v in by_op.items()), reverse=True)
-    for ms, name in rows[:25]:
-        print(f"{name[:60]:60} {ms:7.2f} {100 * ms / total:5.1f}%")
+    layers = sorted(((v / runs / 1000, k) for k, v in by_layer.items()), reverse=True)
+    print(f"{'layer':30} {'ms':>7} {'share':>6}")
+    for ms, name in layers:
+        print(f"{name[:30]:30} {ms:7.2f} {100 * ms / total:5.1f}%")
     print(f"\n{'op type':30} {'ms':>7} {'share':>6}")
     types = sorted(((v / runs / 1000, k) for k, v in by_type.items()), reverse=True)
     for ms, name in types[:15]:
@@ -89,7 +96,7 @@ def main() -> int:
     tag = "reference" if args.reference else "fast"
     (outdir / f"{machine_name()}-profile-{tag}-{w}x{h}.json").write_text(json.dumps(
         {"size": [w, h], "batch": args.batch, "graph": tag, "wall_ms": round(wall, 2),
-         "ops": [{"op": k, "ms": round(v, 3)} for v, k in rows], "op_types": [{"type": k, "ms": round(v, 3)} for v, k in types]}, indent=1))
+         "layers": [{"layer": k, "ms": round(v, 3)} for v, k in layers], "ops": [{"op": k, "ms": round(v, 3)} for v, k in rows], "op_types": [{"type": k, "ms": round(v, 3)} for v, k in types]}, indent=1))
     return 0
 
 

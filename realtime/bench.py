@@ -304,7 +304,7 @@ def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: P
     writer.release()
     cap.release()
     return {
-        "ours": {"pipeline": f"decode|infer(batch {batch})|encode threads, H.264 + audio", "frames": res.frames, "seconds": round(ours_s, 2), "fps": round(res.frames / ours_s, 1)},
+        "ours": {"pipeline": f"decode / infer (batch {batch}) / encode threads, H.264 + audio", "frames": res.frames, "seconds": round(ours_s, 2), "fps": round(res.frames / ours_s, 1)},
         "naive": {"pipeline": "cv2 read -> TF Lite fp16 -> cv2 write (mp4v), one thread", "frames": n, "seconds": round(naive_s, 2), "fps": round(n / naive_s, 1)},
         "ratio_fps": round((res.frames / ours_s) / (n / naive_s), 2),
         "width": w, "height": h,

@@ -301,24 +301,31 @@ def build_fast_transfer_fn(weights: TransferWeights, compute_dtype: str = "float
         view of the pre-sigmoid output (12 channels)."""
         gammas = tf.split(tf.matmul(codes, gw) + gb, splits, axis=1)
         betas = tf.split(tf.matmul(codes, bw) + bb, splits, axis=1)
-        x = tf.nn.relu(conv(x_s2d_input, k_c1) + b_c1)  # s2d view of conv1's output
-        x = tf.nn.relu(conv(tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="SYMMETRIC"), k_c2) + b_c2)
-        x = tf.nn.relu(tf.nn.conv2d(pad(x, 1, "REFLECT"), k_c3, strides=2, padding="VALID") + b_c3)
+        with tf.name_scope("contract_conv1"):
+            x = tf.nn.relu(conv(x_s2d_input, k_c1) + b_c1)  # s2d view of conv1's output
+        with tf.name_scope("contract_conv2"):
+            x = tf.nn.relu(conv(tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="SYMMETRIC"), k_c2) + b_c2)
+        with tf.name_scope("contract_conv3"):
+            x = tf.nn.relu(tf.nn.conv2d(pad(x, 1, "REFLECT"), k_c3, strides=2, padding="VALID") + b_c3)
         k = 0
         for r in RESIDUALS:
-            k1, k2 = k_res[r]
-            h = tf.nn.relu(cin(conv(pad(x, 1, "REFLECT"), k1), gammas[k], betas[k]))
-            h = cin(conv(pad(h, 1, "REFLECT"), k2), gammas[k + 1], betas[k + 1])
-            x = x + h
+            with tf.name_scope(r):
+                k1, k2 = k_res[r]
+                h = tf.nn.relu(cin(conv(pad(x, 1, "REFLECT"), k1), gammas[k], betas[k]))
+                h = cin(conv(pad(h, 1, "REFLECT"), k2), gammas[k + 1], betas[k + 1])
+                x = x + h
             k += 2
-        x = conv(pad(x, 1, "SYMMETRIC"), k_e1)  # 4 phases of expand1's output
-        x = tf.nn.relu(cin(x, gammas[k], betas[k], phases=4))
-        x = tf.nn.depth_to_space(x, 2)
-        x = conv(pad(x, 1, "SYMMETRIC"), k_e2)  # 4 phases of expand2's output (full res)
-        x = tf.nn.relu(cin(x, gammas[k + 1], betas[k + 1], phases=4))
-        x = tf.nn.space_to_depth(pad(tf.nn.depth_to_space(x, 2), 4, "REFLECT"), 2)
-        x = conv(x, k_e3)  # 4 phases of expand3's output
-        return cin(x, gammas[k + 2], betas[k + 2], phases=4)
+        with tf.name_scope("expand_conv1"):
+            x = conv(pad(x, 1, "SYMMETRIC"), k_e1)  # 4 phases of expand1's output
+            x = tf.nn.relu(cin(x, gammas[k], betas[k], phases=4))
+            x = tf.nn.depth_to_space(x, 2)
+        with tf.name_scope("expand_conv2"):
+            x = conv(pad(x, 1, "SYMMETRIC"), k_e2)  # 4 phases of expand2's output (full res)
+            x = tf.nn.relu(cin(x, gammas[k + 1], betas[k + 1], phases=4))
+        with tf.name_scope("expand_conv3"):
+            x = tf.nn.space_to_depth(pad(tf.nn.depth_to_space(x, 2), 4, "REFLECT"), 2)
+            x = conv(x, k_e3)  # 4 phases of expand3's output
+            return cin(x, gammas[k + 2], betas[k + 2], phases=4)
 
     def reflect_pad_concat(x, p):
         """Reflect padding by slicing and concatenation (MirrorPad is slow on uint8)."""
