@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import queue
 import signal
 import threading
 import time
@@ -165,7 +166,7 @@ class LivePipeline:
             return self._out.get(timeout=timeout)
         except Stopped:
             return EOS
-        except Exception:  # queue.Empty
+        except queue.Empty:
             return None
 
     def stop(self) -> None:
@@ -197,15 +198,17 @@ class LivePipeline:
             self.captured = i
 
     def _infer_loop(self) -> None:
-        size = None
+        src_size: tuple[int, int] = (0, 0)
+        size = (0, 0)
         while True:
             item = self._in.get()
             if item is EOS:
                 return
             frame: Frame = item
             h, w = frame.image.shape[:2]
-            if size is None or size[2:] != (w, h):
-                size = (*inference_size(w, h, min(self.short_side, min(w, h)) if self.short_side else min(w, h)), w, h)
+            if (w, h) != src_size:  # first frame, or the source changed resolution
+                src_size = (w, h)
+                size = inference_size(w, h, min(self.short_side or min(w, h), min(w, h)))
             rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
             with self._lock:
                 strength, index = self._strength, self._style_index
@@ -215,21 +218,21 @@ class LivePipeline:
                     self._content_code = self.stylizer.style_code(rgb)
                 code = apply_strength(code, self._content_code, strength)
             t0 = time.perf_counter()
-            out = self.stylizer.stylize(resize(rgb, size[:2])[None], code)[0]
+            out = self.stylizer.stylize(resize(rgb, size)[None], code)[0]
             infer_s = time.perf_counter() - t0
             styled = cv2.cvtColor(resize(out, (w, h)), cv2.COLOR_RGB2BGR)
             self._out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, self.names[index], strength))
 
 
 class KeySource(Protocol):
-    def poll(self, wait_ms: int) -> int:
-        """A key code, or -1 when none was pressed."""
+    def poll(self, wait_ms: int, shown: int) -> int:
+        """A key code, or -1 when none was pressed; ``shown`` counts the frames shown so far."""
 
 
 class WindowKeys:
     """Keys from the OpenCV window (main thread only)."""
 
-    def poll(self, wait_ms: int) -> int:
+    def poll(self, wait_ms: int, shown: int) -> int:
         return cv2.waitKeyEx(max(1, wait_ms))
 
 
@@ -238,10 +241,9 @@ class ScriptedKeys:
 
     def __init__(self, script: dict[int, str | int]) -> None:
         self.script = dict(script)
-        self.shown = 0
 
-    def poll(self, wait_ms: int) -> int:
-        key = self.script.pop(self.shown, None)
+    def poll(self, wait_ms: int, shown: int) -> int:
+        key = self.script.pop(shown, None)
         if key is None:
             if wait_ms > 0:
                 time.sleep(wait_ms / 1000.0)
@@ -377,9 +379,7 @@ class LiveApp:
                     self._show(item)
                     if opts.max_frames and self.stats.shown >= opts.max_frames:
                         break  # every shown frame was also handed to the recorder
-                self.handle_key(self.keys.poll(1))
-                if isinstance(self.keys, ScriptedKeys):
-                    self.keys.shown = self.stats.shown
+                self.handle_key(self.keys.poll(1, self.stats.shown))
         finally:
             try:
                 self.p.stop()  # re-raises a worker's error, after ...

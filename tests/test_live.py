@@ -104,10 +104,10 @@ def test_worker_crash_finalizes_recording_and_raises(tf_stylizer, codes, tmp_pat
 
 def test_ctrl_c_finishes_the_recording(tf_stylizer, codes, tmp_path):
     class Interrupting(ScriptedKeys):
-        def poll(self, wait_ms):
-            if self.shown >= 8:
+        def poll(self, wait_ms, shown):
+            if shown >= 8:
                 raise KeyboardInterrupt
-            return super().poll(wait_ms)
+            return super().poll(wait_ms, shown)
 
     rec = tmp_path / "ctrlc.mp4"
     app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=60), tmp_path, keys=Interrupting({}), record=str(rec))
