@@ -108,3 +108,20 @@ def test_models_commands(models_dir):
 def test_python_m_and_help():
     r = run("--help")
     assert r.returncode == 0 and "image" in r.stdout and "live" in r.stdout and "video" in r.stdout
+
+
+def test_stylize_image_equals_the_plain_tflite_recipe(models_dir, real_photo, real_painting, tmp_path):
+    """The whole `stylize image` path at 384x384 against the TF Lite tutorial recipe written out."""
+    from test_backends import naive_tflite
+
+    from realtime.images import resize
+
+    photo = resize(read_image(real_photo), (384, 384))
+    src = write_image(tmp_path / "square.png", photo)
+    out = tmp_path / "out.png"
+    r = run("image", src, "--style", real_painting, "-o", out)
+    assert r.returncode == 0, r.stderr
+    ours = read_image(out).astype(np.float32)
+    ref = naive_tflite(models_dir, read_image(real_painting), photo) * 255.0
+    assert np.abs(ours - ref).max() <= 1.5  # uint8 rounding
+    assert np.abs(ref - photo).mean() > 12  # visibly stylized
