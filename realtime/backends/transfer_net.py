@@ -270,6 +270,28 @@ def build_fast_transfer_fn(weights: TransferWeights, compute_dtype: str = "float
     def pad(x, p, mode):
         return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode=mode)
 
+    def s2d_reflect_pad4(x):
+        """s2d(reflect_pad(d2s(x), 4)) without leaving the s2d view (half the copies).
+
+        Full-res rows -1..-4 reflect to rows 1..4; as cells of two rows that is cell -1 = (row 2,
+        row 1) = (phase 0 of cell 1, phase 1 of cell 0) and cell -2 = (phase 0 of cell 2, phase 1 of
+        cell 1); at the far end cell n = (phase 0 of n-1, phase 1 of n-2), cell n+1 one further in.
+        """
+        s = tf.shape(x)
+        c = x.shape[-1] // 4
+        x6 = tf.reshape(x, [s[0], s[1], s[2], 2, 2, c])  # [B, h, w, row phase, column phase, C]
+
+        def rev(t, axis):
+            return tf.reverse(t, [axis])
+
+        top = tf.concat([rev(x6[:, 1:3, :, 0:1], 1), rev(x6[:, 0:2, :, 1:2], 1)], 3)
+        bottom = tf.concat([rev(x6[:, -2:, :, 0:1], 1), rev(x6[:, -3:-1, :, 1:2], 1)], 3)
+        x6 = tf.concat([top, x6, bottom], 1)
+        left = tf.concat([rev(x6[:, :, 1:3, :, 0:1], 2), rev(x6[:, :, 0:2, :, 1:2], 2)], 4)
+        right = tf.concat([rev(x6[:, :, -2:, :, 0:1], 2), rev(x6[:, :, -3:-1, :, 1:2], 2)], 4)
+        x6 = tf.concat([left, x6, right], 2)
+        return tf.reshape(x6, [s[0], s[1] + 4, s[2] + 4, 4 * c])
+
     def conv(x, k):
         return tf.nn.conv2d(x, k, strides=1, padding="VALID")
 
@@ -323,8 +345,7 @@ def build_fast_transfer_fn(weights: TransferWeights, compute_dtype: str = "float
             x = conv(pad(x, 1, "SYMMETRIC"), k_e2)  # 4 phases of expand2's output (full res)
             x = tf.nn.relu(cin(x, gammas[k + 1], betas[k + 1], phases=4))
         with tf.name_scope("expand_conv3"):
-            x = tf.nn.space_to_depth(pad(tf.nn.depth_to_space(x, 2), 4, "REFLECT"), 2)
-            x = conv(x, k_e3)  # 4 phases of expand3's output
+            x = conv(s2d_reflect_pad4(x), k_e3)  # 4 phases of expand3's output
             return cin(x, gammas[k + 2], betas[k + 2], phases=4)
 
     def reflect_pad_concat(x, p):
