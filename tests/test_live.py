@@ -28,12 +28,12 @@ def make_app(stylizer, codes, source, tmp_path, keys=None, **kw):
 
 
 def test_synthetic_headless_counts_frames_latency_and_drops(tf_stylizer, codes, tmp_path):
-    app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=200), tmp_path, max_frames=25)
+    app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=1000), tmp_path, max_frames=25)
     stats = app.run()
     assert stats.shown == 25
     assert 0 < stats.latency_ms(50) <= stats.latency_ms(95) < 2000
     assert stats.repeats == 0  # frames are numbered: nothing shown twice
-    # 200 fps capture outruns inference: the one-slot buffer must have dropped frames, and counted them.
+    # 1000 fps capture outruns inference: the one-slot buffer must have dropped frames, and counted them.
     assert p.dropped > 0 and p.captured >= stats.shown + p.dropped - 2
 
 

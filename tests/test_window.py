@@ -78,9 +78,15 @@ def test_window_shows_stylized_pixels_and_obeys_keys(models_dir, xvfb, tmp_path)
         xdo(xvfb, "mousemove", str(x + w // 2), str(y + h // 2))  # no window manager: focus follows the pointer
         time.sleep(0.5)
         assert w >= 100 and h >= 100
-        xdo(xvfb, "key", "c")  # side by side: original | stylized
-        time.sleep(1.5)
-        x, y, w, h = geometry(xvfb, win)
+        xdo(xvfb, "key", "c")  # side by side: original | stylized; the window widens to fit
+        for attempt in range(100):
+            time.sleep(0.1)
+            x, y, w, h = geometry(xvfb, win)
+            if w >= 600:
+                break
+            if attempt == 50:  # a key sent while focus was still arriving can be lost: once more
+                xdo(xvfb, "key", "c")
+        time.sleep(0.5)
         shot = grab(xvfb, x, y, w, h, tmp_path)
         from realtime.images import write_image
 
