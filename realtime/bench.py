@@ -193,34 +193,9 @@ def bench_live(stylizer, naive_stylizer, code: np.ndarray, clip: Path, short_sid
     """Our threaded pipeline vs a naive one-thread loop (TF Lite fp16, the tutorial recipe), both on
     the same clip paced at its own frame rate."""
     from .live import LiveApp, LiveOptions, LivePipeline
-    from .sources import FileSource, FrameSource
+    from .sources import FileSource
 
-    class PacedLive(FrameSource):
-        """The clip at its own rate, as a *live* source (newest frame wins, like a camera)."""
-
-        live = True
-
-        def __init__(self) -> None:
-            self.inner = FileSource(clip, loop=True)
-
-        def open(self) -> None:
-            self.inner.open()
-
-        def read(self):
-            return self.inner.read()
-
-        def close(self) -> None:
-            self.inner.close()
-
-        @property
-        def fps(self) -> float:
-            return self.inner.fps
-
-        @property
-        def size(self):
-            return self.inner.size
-
-    src = PacedLive()
+    src = FileSource(clip, loop=True, keep_pace=True)  # delivered like a camera: newest frame wins
     src.open()
     p = LivePipeline(src, stylizer, [code], ["bench"], short_side=short_side)
     app = LiveApp(p, LiveOptions(headless=True, max_frames=frames))

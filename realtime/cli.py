@@ -219,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-frames", type=int, default=0, help="stop after N stylized frames")
     pl.add_argument("--fullscreen", action="store_true", help="start full screen")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
+    pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")
     pl.add_argument("--width", type=int, default=None, help="requested capture width")
     pl.add_argument("--height", type=int, default=None, help="requested capture height")
     pl.add_argument("--fps", type=float, default=None, help="requested capture fps (file/synthetic pacing)")

@@ -430,6 +430,7 @@ def run_live_command(args: argparse.Namespace, load_cfg) -> int:
         height=args.height or live.height,
         fps=args.fps or (0.0 if args.source not in (None, "synthetic") else live.fps),
         loop=args.loop,
+        keep_pace=args.keep_pace,
     )
     if args.max_frames < 0:
         raise UserError("--max-frames must be >= 0")

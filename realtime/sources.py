@@ -221,12 +221,16 @@ class StreamSource(_CaptureSource):
 
 
 class FileSource(_CaptureSource):
-    """A video file paced at its own frame rate so that it behaves like a camera; nothing dropped."""
+    """A video file paced at its own frame rate so that it behaves like a camera.
 
-    live = False
+    By default nothing is dropped (the pipeline blocks, so a slow network slows playback down);
+    ``keep_pace=True`` makes it a live source: playback keeps real time and the frames the network
+    cannot keep up with are dropped and counted, exactly as with a camera.
+    """
 
-    def __init__(self, path: str | os.PathLike, loop: bool = False, fps: float = 0.0, pace: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike, loop: bool = False, fps: float = 0.0, pace: bool = True, keep_pace: bool = False) -> None:
         super().__init__()
+        self.live = keep_pace
         self.path = Path(path)
         self.loop = loop
         self._override_fps = fps
@@ -274,7 +278,7 @@ class FileSource(_CaptureSource):
         return f"file {self.path} {self._size[0]}x{self._size[1]} @ {self._fps:g} fps" + (" (loop)" if self.loop else "")
 
 
-def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False) -> FrameSource:
+def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False, keep_pace: bool = False) -> FrameSource:
     """A source from a --source value: index, /dev/videoN, rtsp/http URL, 'synthetic', or a file."""
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
@@ -291,4 +295,4 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0, lo
         return CameraSource(spec, width, height, fps)
     if "://" in spec:
         return StreamSource(spec)
-    return FileSource(spec, loop=loop, fps=fps)
+    return FileSource(spec, loop=loop, fps=fps, keep_pace=keep_pace)

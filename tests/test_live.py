@@ -161,3 +161,23 @@ def test_live_cli_headless_record(models_dir, tmp_path):
     r = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", "5", "--headless", "--max-frames", "1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert r.returncode == 2 and "cannot open camera 5" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_file_source_keeping_pace_drops_like_a_camera(tf_stylizer, codes, tmp_path):
+    class Slow:
+        name, mixable_codes, device, style_model_id = "slow", True, "cpu", "x"
+
+        def stylize(self, frames, code):
+            time.sleep(0.05)
+            return frames
+
+        def style_code(self, rgb):
+            return codes[0]
+
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=30, width=64, height=48, fps=60, audio=False)
+    src = open_source(str(clip), keep_pace=True)
+    src.open()
+    app, p = make_app(Slow(), codes, src, tmp_path)
+    stats = app.run()
+    assert src.live and p.dropped > 5 and stats.shown + p.dropped <= 30
