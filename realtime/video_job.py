@@ -532,5 +532,7 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
             log.error("failed: %s: %s", src, exc)
             failed.append(f"{src}: {exc}")
     if len(inputs) > 1:
-        log.info("%d of %d videos stylized%s", len(done), len(inputs), f"; failed: {len(failed)}" if failed else "")
+        log.info("summary: %d of %d videos stylized%s", len(done), len(inputs), f", {len(failed)} failed:" if failed else "")
+        for line in failed:
+            log.info("  failed  %s", line)
     return 2 if failed else 0
