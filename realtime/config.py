@@ -92,6 +92,7 @@ class LiveConfig:
     size: int = 384  # inference short side
     overlay: bool = True
     mirror: bool = False
+    smoothing: float = 0.0  # temporal smoothing against flicker: 0 (off) .. 0.95
     record_dir: str = "recordings"
     snapshot_dir: str = "snapshots"
     crf: int = 20
@@ -104,6 +105,7 @@ class VideoConfig:
     size: int = 0  # inference short side; 0 = source short side, capped by engine.max_size
     crf: int = 18
     preset: str = "medium"
+    smoothing: float = 0.0  # temporal smoothing against flicker: 0 (off) .. 0.95
     queue_frames: int = 16
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -41,10 +41,22 @@ class Engine:
         side = min(side, self.cfg.engine.max_size)
         return inference_size(width, height, side)
 
-    def stylize_frames(self, frames: Sequence[np.ndarray], codes: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
-        """RGB frames of one source size -> stylized RGB frames of the same size."""
+    def stylize_frames(
+        self,
+        frames: Sequence[np.ndarray],
+        codes: np.ndarray,
+        size: tuple[int, int],
+        post: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
+    ) -> list[np.ndarray]:
+        """RGB frames of one source size -> stylized RGB frames of the same size.
+
+        ``post(content, styled)`` runs per frame, in order, at the inference size (temporal
+        smoothing), before the result is scaled back to the source size.
+        """
         batch = np.stack([resize(f, size) for f in frames])
         out = self.stylizer.stylize(batch, codes)
+        if post is not None:
+            out = [post(c, o) for c, o in zip(batch, out)]
         h, w = frames[0].shape[:2]
         return [resize(o, (w, h)) for o in out]
 

@@ -34,6 +34,8 @@ from .overlay import HELP_LINES, compose, draw_panel
 from .sinks import VideoRecorder, timestamped_path
 from .sources import Frame, FrameSource, open_source
 from .styles import apply_strength
+from .temporal import LEVELS as SMOOTH_LEVELS
+from .temporal import TemporalSmoother
 from .workers import EOS, FrameQueue, LatestSlot, Stopped, Worker
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class LivePipeline:
         short_side: int = 384,
         strength: float = 1.0,
         crossfade_s: float = 0.5,
+        smoothing: float = 0.0,
     ) -> None:
         if not codes:
             raise UserError("no styles to show")
@@ -123,6 +126,7 @@ class LivePipeline:
         self._strength = strength
         self._fader = CodeFader(self.codes[0], crossfade_s)
         self._content_code: Optional[np.ndarray] = None
+        self._smoother = TemporalSmoother(smoothing)
         if source.live:
             self._in: LatestSlot | FrameQueue = LatestSlot(self._stop)
             self._out: LatestSlot | FrameQueue = LatestSlot(self._stop)
@@ -150,6 +154,16 @@ class LivePipeline:
     def set_strength(self, value: float) -> None:
         with self._lock:
             self._strength = float(min(STRENGTH_RANGE[1], max(STRENGTH_RANGE[0], value)))
+
+    @property
+    def smoothing(self) -> float:
+        return self._smoother.amount
+
+    def cycle_smoothing(self) -> None:
+        """Next of 0 / 0.5 / 0.8 (the worker picks it up on its next frame)."""
+        with self._lock:
+            higher = [v for v in SMOOTH_LEVELS if v > self._smoother.amount + 1e-6]
+            self._smoother = TemporalSmoother(higher[0] if higher else 0.0)
 
     @property
     def dropped(self) -> int:
@@ -217,8 +231,11 @@ class LivePipeline:
                 if self._content_code is None:
                     self._content_code = self.stylizer.style_code(rgb)
                 code = apply_strength(code, self._content_code, strength)
+            with self._lock:
+                smoother = self._smoother
+            small = resize(rgb, size)
             t0 = time.perf_counter()
-            out = self.stylizer.stylize(resize(rgb, size)[None], code)[0]
+            out = smoother(small, self.stylizer.stylize(small[None], code)[0])
             infer_s = time.perf_counter() - t0
             styled = cv2.cvtColor(resize(out, (w, h)), cv2.COLOR_RGB2BGR)
             self._out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, self.names[index], strength))
@@ -323,6 +340,8 @@ class LiveApp:
             self.mirror = not self.mirror
         elif ch == "c":
             self.side_by_side = not self.side_by_side
+        elif ch == "t":
+            self.p.cycle_smoothing()
         elif ch == "h":
             self.show_help = not self.show_help
             print_help()
@@ -358,7 +377,8 @@ class LiveApp:
         return [
             f"display {s.display_fps():5.1f} fps   inference {s.inference_fps():5.1f} fps{rec}",
             f"latency {s.recent_latency_ms():5.0f} ms   dropped {self.p.dropped}",
-            f"style {item.style} ({self.p.style_index + 1}/{len(self.p.codes)})   strength {strength}",
+            f"style {item.style} ({self.p.style_index + 1}/{len(self.p.codes)})   strength {strength}"
+            + (f"   smooth {self.p.smoothing:.1f}" if self.p.smoothing else ""),
         ] + (["paused"] if self.paused else [])
 
     def run(self) -> Stats:
@@ -444,7 +464,10 @@ def run_live_command(args: argparse.Namespace, load_cfg) -> int:
         codes = [engine.bank.code_for(s) for s in styles]
         size = args.size or live.size
         strength = cfg.styles.strength if args.strength is None else args.strength
-        pipeline = LivePipeline(source, engine.stylizer, codes, [s.name for s in styles], size, strength, cfg.styles.crossfade_s)
+        smoothing = live.smoothing if args.smooth is None else args.smooth
+        pipeline = LivePipeline(
+            source, engine.stylizer, codes, [s.name for s in styles], size, strength, cfg.styles.crossfade_s, smoothing
+        )
         w, h = source.size
         if w and h:
             iw, ih = inference_size(w, h, min(size, min(w, h)))

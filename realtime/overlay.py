@@ -21,6 +21,7 @@ HELP_LINES = (
     "f              fullscreen",
     "m              mirror",
     "c              side by side (original | stylized)",
+    "t              smoothing against flicker: off / 0.5 / 0.8",
     "h              this help",
     "q / Esc        quit",
 )

@@ -28,6 +28,7 @@ from .engine import Engine, open_engine
 from .errors import MediaError, UserError
 from .images import temp_path_for
 from .styles import apply_strength
+from .temporal import TemporalSmoother
 from .workers import EOS, FrameQueue, Worker, join_all
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class VideoOptions:
     batch: int = 4
     queue_frames: int = 16
     audio: bool = True
+    smoothing: float = 0.0
     start: Optional[float] = None
     end: Optional[float] = None
     progress: bool = True
@@ -302,6 +304,7 @@ class VideoStylizer:
     def _infer(self, q_in: FrameQueue, q_out: FrameQueue, state) -> None:
         engine, opts = self.engine, self.opts
         schedule = StyleSchedule(self.codes, opts.switch_every, opts.fade_s)
+        smoother = TemporalSmoother(opts.smoothing) if opts.smoothing > 0 else None
         content_code = None
         pending: list = []
         n_frames = 0
@@ -313,7 +316,7 @@ class VideoStylizer:
             frames = [it[1] for it in pending if it[0] == "v"]
             if frames:
                 codes = np.stack([apply_strength(schedule.code_at(f.time - state["t0"]), content_code, opts.strength) for f in frames])
-                styled = engine.stylize_frames([f.rgb for f in frames], codes, size)
+                styled = engine.stylize_frames([f.rgb for f in frames], codes, size, smoother)
                 it_styled = iter(styled)
                 pending = [("v", _Frame(next(it_styled), it[1].pts, it[1].time)) if it[0] == "v" else it for it in pending]
             for it in pending:
@@ -332,6 +335,8 @@ class VideoStylizer:
                 if src_size != (w, h):
                     src_size = (w, h)
                     size = engine.inference_size(w, h, opts.size)
+                    if smoother is not None:
+                        smoother.reset()
                 if state["t0"] is None:
                     state["t0"] = f.time
                     if opts.strength != 1.0:
@@ -484,7 +489,7 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
     for name, v in (("--start", args.start), ("--end", args.end)):
         if v is not None and v < 0:
             raise UserError(f"{name} must be >= 0")
-    cfg: Config = load_cfg(args, {"engine.batch_size": args.batch, "video.crf": args.crf})
+    cfg: Config = load_cfg(args, {"engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth})
     out_dir = Path(args.out_dir) if args.out_dir else None
     if args.output and Path(args.output).suffix.lower() not in VIDEO_EXTS:
         raise UserError(f"output must be a video file name ({', '.join(VIDEO_EXTS[:5])}, ...): {args.output}")
@@ -506,6 +511,7 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
         batch=max(1, cfg.engine.batch_size),
         queue_frames=cfg.video.queue_frames,
         audio=not args.no_audio,
+        smoothing=cfg.video.smoothing,
         start=args.start,
         end=args.end,
     )

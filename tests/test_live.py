@@ -48,12 +48,13 @@ def test_file_source_drops_nothing_and_ends(tf_stylizer, codes, tmp_path):
 
 
 def test_hotkeys_change_style_strength_record_and_snapshot(tf_stylizer, codes, tmp_path):
-    keys = ScriptedKeys({2: "n", 4: "3", 6: "+", 7: "+", 8: "r", 9: "s", 20: "r", 22: "c", 24: "m", 26: "o", 28: "q"})
+    keys = ScriptedKeys({2: "n", 4: "3", 5: "t", 6: "+", 7: "+", 8: "r", 9: "s", 20: "r", 22: "c", 24: "m", 26: "o", 28: "q"})
     app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=60), tmp_path, keys=keys, max_frames=500)
     stats = app.run()
     assert 28 <= stats.shown < 40  # q ended the run
     assert p.style_index == 2
     assert abs(p.strength - 1.2) < 1e-6
+    assert p.smoothing == 0.5
     assert app.side_by_side and app.mirror and not app.overlay
     assert len(app.recordings) == 1 and app.recordings[0].exists()
     with av.open(str(app.recordings[0])) as c:

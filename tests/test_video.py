@@ -82,6 +82,13 @@ def test_switching_styles_changes_the_picture(models_dir, tmp_path):
     assert first < 3 and last > 10  # same style in second 0, the other style in second 1
 
 
+def test_smoothing_keeps_every_frame(models_dir, clip, tmp_path):
+    out = tmp_path / "smooth.mp4"
+    r = run(clip, "-o", out, "--style", "mosaic", "--size", "64", "--smooth", "0.8", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert probe(out)["pts"] == probe(clip)["pts"]
+
+
 def test_trim_start_end(models_dir, clip, tmp_path):
     out = tmp_path / "cut.mp4"
     r = run(clip, "-o", out, "--style", "ink", "--size", "64", "--start", "0.25", "--end", "0.75", "--quiet")
