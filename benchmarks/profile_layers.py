@@ -12,7 +12,6 @@ import argparse
 import collections
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -34,14 +33,20 @@ def main() -> int:
     import tensorflow as tf
 
     from realtime.backends.tf_backend import configure_tensorflow
-    from realtime.backends.transfer_net import TransferWeights, build_fast_transfer_fn, build_transfer_fn
+    from realtime.backends.transfer_net import (
+        TransferWeights,
+        build_fast_transfer_fn,
+        build_transfer_fn,
+    )
     from realtime.bench import machine_name, transfer_gflop
 
     configure_tensorflow("cpu", 0)
     w, h = (int(v) for v in args.size.split("x"))
     weights = TransferWeights.from_tflite(Path(args.model_dir) / "magenta_arbitrary-image-stylization-v1-256_fp16_transfer_1.tflite")
     _, u8 = (build_transfer_fn if args.reference else build_fast_transfer_fn)(weights)
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     if hasattr(u8, "fn"):  # the fast graph: one concrete function per batch size
         concrete = u8.fn.get_concrete_function(tf.TensorSpec([args.batch, None, None, 3], tf.uint8), tf.TensorSpec([args.batch, 100], tf.float32))

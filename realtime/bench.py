@@ -16,10 +16,10 @@ import re
 import statistics
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -102,7 +102,7 @@ def bench_model(stylizer, backend: str, sizes: Sequence[tuple[int, int]], batche
     for w, h in sizes:
         for b in batches:
             frames = rng.integers(0, 255, (b, h, w, 3), dtype=np.uint8)
-            times = timed(lambda: stylizer.stylize(frames, code), seconds)
+            times = timed(lambda frames=frames: stylizer.stylize(frames, code), seconds)
             ms = statistics.median(times) / b * 1000
             gf = transfer_gflop(w, h) / (ms / 1000)
             r = ModelResult(backend, w, h, b, round(ms, 2), round(1000 / ms, 1), round(gf, 1), round(gf / mm_rate, 3))

@@ -12,8 +12,9 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from .errors import UserError
 from .images import temp_path_for

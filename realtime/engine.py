@@ -8,9 +8,10 @@ per-frame recipe (resize to the inference size, stylize, resize back to the sour
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 

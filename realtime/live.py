@@ -17,10 +17,10 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Optional, Protocol
 
 import cv2
 import numpy as np

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REQUIRED_FILES, content_image
+
 from realtime.backends.tflite_util import make_interpreter
 from realtime.images import read_image, resize, style_input
 
@@ -111,7 +111,11 @@ def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
 
 def test_fast_graph_equals_reference_graph(models_dir):
     """The space-to-depth rewrite changes only the order of the sums."""
-    from realtime.backends.transfer_net import TransferWeights, build_fast_transfer_fn, build_transfer_fn
+    from realtime.backends.transfer_net import (
+        TransferWeights,
+        build_fast_transfer_fn,
+        build_transfer_fn,
+    )
 
     w = TransferWeights.from_tflite(models_dir / REQUIRED_FILES[1])
     ref_f, ref_u = build_transfer_fn(w)
@@ -131,7 +135,11 @@ def test_kernel_rewrites_are_exact():
     """Each rewritten kernel, run on the rearranged input, equals the plain convolution."""
     import tensorflow as tf
 
-    from realtime.backends.transfer_net import s2d_same_kernel, s2d_stride2_kernel, subpixel_kernel
+    from realtime.backends.transfer_net import (
+        s2d_same_kernel,
+        s2d_stride2_kernel,
+        subpixel_kernel,
+    )
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(1, 16, 20, 3)).astype(np.float32))

@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, content_image
+
 from realtime.images import read_image, write_image
 
 

@@ -1,18 +1,16 @@
 """The live pipeline with no camera: synthetic and file sources, scripted keys, failures, threads."""
 
 import time
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-
 from conftest import content_image
+
 from realtime.errors import MediaError
 from realtime.live import LiveApp, LiveOptions, LivePipeline, ScriptedKeys, WorkerFailed
 from realtime.sources import FileSource, SyntheticSource, open_source
 from realtime.synthetic import write_clip
-from realtime.workers import EOS
 
 
 @pytest.fixture(scope="module")

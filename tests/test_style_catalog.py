@@ -5,10 +5,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import yaml
-
 from conftest import ROOT, content_image
+
 from realtime.images import write_image
 from realtime.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
 

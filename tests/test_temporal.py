@@ -1,8 +1,8 @@
 """Temporal smoothing: less flicker on still scenes, no smearing where things move, off means off."""
 
 import numpy as np
-
 from conftest import content_image
+
 from realtime.temporal import TemporalSmoother, shimmer
 
 

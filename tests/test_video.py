@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from realtime.synthetic import write_clip
 
 

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from realtime.synthetic import pattern_frame
 
 pytestmark = pytest.mark.window

@@ -52,7 +52,7 @@ class TransferWeights:
     eps: float
 
     @classmethod
-    def from_tflite(cls, path: Path) -> "TransferWeights":
+    def from_tflite(cls, path: Path) -> TransferWeights:
         it = make_interpreter(path, 1)
         tensors = {d["name"]: d["index"] for d in it.get_tensor_details()}
 
