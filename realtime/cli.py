@@ -50,6 +50,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", help="float32 | mixed (GPU half precision)")
     g.add_argument("--xla", choices=("auto", "always", "never"), help="XLA-compile the transfer graph (default auto)")
     g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
+    g.add_argument("--hub-handle", help="TF Hub handle or SavedModel folder for --backend hub")
     g.add_argument("--no-download", action="store_true", help="never download model files")
 
 
@@ -61,6 +62,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "engine.precision": getattr(args, "precision", None),
         "engine.xla": getattr(args, "xla", None),
         "models.model_dir": getattr(args, "model_dir", None),
+        "models.hub_handle": getattr(args, "hub_handle", None),
     }
     if getattr(args, "no_download", False):
         o["models.auto_download"] = False

@@ -82,11 +82,9 @@ def test_sizes_must_be_multiples_of_four(tf_stylizer):
         tf_stylizer.stylize(np.zeros((1, 30, 40, 3), np.uint8), np.zeros(100, np.float32))
 
 
-def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
-    """A small SavedModel with the TF Hub calling convention: (content, style) -> [stylized]."""
+def toy_hub_model(path: Path) -> Path:
+    """A SavedModel with the TF Hub stylization convention: (content, style) -> [content/2 + style tint]."""
     import tensorflow as tf
-
-    from realtime.backends.hub_backend import HubStylizer
 
     class Toy(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, None, None, 3], tf.float32)])
@@ -94,8 +92,15 @@ def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
             tint = tf.reduce_mean(style, axis=[1, 2], keepdims=True)
             return [0.5 * content + 0.5 * tint]
 
-    path = tmp_path / "toy_hub"
     tf.saved_model.save(Toy(), str(path))
+    return path
+
+
+def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
+    """A small SavedModel with the TF Hub calling convention: (content, style) -> [stylized]."""
+    from realtime.backends.hub_backend import HubStylizer
+
+    path = toy_hub_model(tmp_path / "toy_hub")
     hub = HubStylizer(str(path), tmp_path)
     style = np.zeros((64, 64, 3), np.uint8)
     style[..., 0] = 255  # pure red style

@@ -125,3 +125,20 @@ def test_stylize_image_equals_the_plain_tflite_recipe(models_dir, real_photo, re
     ref = naive_tflite(models_dir, read_image(real_painting), photo) * 255.0
     assert np.abs(ours - ref).max() <= 1.5  # uint8 rounding
     assert np.abs(ref - photo).mean() > 12  # visibly stylized
+
+
+def test_hub_backend_from_the_command_line(tmp_path):
+    from test_backends import toy_hub_model
+
+    model = toy_hub_model(tmp_path / "hub_model")
+    src = write_image(tmp_path / "in.png", np.full((48, 64, 3), 100, np.uint8))
+    style = write_image(tmp_path / "red.png", np.tile(np.array([255, 0, 0], np.uint8), (32, 32, 1)))
+    out = tmp_path / "out.png"
+    r = run("image", src, "--style", style, "-o", out, "--backend", "hub", "--hub-handle", model)
+    assert r.returncode == 0, r.stderr
+    assert "style network per frame" in r.stderr
+    assert np.abs(read_image(out)[0, 0].astype(int) - [178, 50, 50]).max() <= 1
+    r = run("image", src, "--style", style, "-o", tmp_path / "o2.png", "--backend", "hub", "--hub-handle", model, "--strength", "0.5")
+    assert r.returncode == 2 and "needs 100-number style codes" in r.stderr
+    r = run("image", src, "--style", style, "-o", tmp_path / "o3.png", "--backend", "hub", "--hub-handle", tmp_path / "nothing")
+    assert r.returncode == 2 and "cannot load TF Hub model" in r.stderr
