@@ -173,3 +173,26 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+def signal_when_file_appears(args: list[str], folder: Path, pattern: str, sig: int, settle_s: float = 0.5):
+    """Run ``python -m realtime ARGS``; once ``folder/pattern`` exists (the job's temp output), wait
+    ``settle_s`` and send ``sig``.  Returns (exit code, stderr)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while not list(folder.glob(pattern)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert list(folder.glob(pattern)), f"{pattern} never appeared: {proc.communicate()[1] if proc.poll() is not None else ''}"
+        time.sleep(settle_s)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err

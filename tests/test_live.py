@@ -184,30 +184,18 @@ def test_file_source_keeping_pace_drops_like_a_camera(tf_stylizer, codes, tmp_pa
 
 def test_sigterm_finishes_the_recording(models_dir, tmp_path):
     """Installations are stopped with SIGTERM: the recording must be complete and playable."""
-    import os
     import signal
-    import subprocess
-    import sys
 
-    from conftest import ROOT
+    from conftest import signal_when_file_appears
 
     rec_dir = tmp_path / "rec"
     rec_dir.mkdir()
     rec = rec_dir / "show.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "live", "--source", "synthetic:96x64", "--headless",
-                             "--record", str(rec), "--size", "64", "--style", "mosaic"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 60
-        while not list(rec_dir.glob(".show.*")) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, err = signal_when_file_appears(
+        ["live", "--source", "synthetic:96x64", "--headless", "--record", rec, "--size", "64", "--style", "mosaic"],
+        rec_dir, ".show.*", signal.SIGTERM, settle_s=1.0,
+    )
+    assert code == 130, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))
     with av.open(str(rec)) as c:
         assert sum(1 for _ in c.decode(video=0)) > 5

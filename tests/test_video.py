@@ -248,26 +248,15 @@ def test_worker_failure_leaves_no_file_and_no_thread(models_dir, clip, tmp_path,
 
 def test_ctrl_c_leaves_no_partial_file(models_dir, tmp_path):
     import signal
-    import time
+
+    from conftest import signal_when_file_appears
 
     src = tmp_path / "long.mp4"
     write_clip(src, frames=900, width=96, height=64, fps=30, audio=True)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "video", str(src), "-o", str(out), "--style", "mosaic", "--quiet"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 60
-        while not list(out_dir.glob(".out.*")) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert list(out_dir.glob(".out.*")), "the temp file never appeared"
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, err = signal_when_file_appears(["video", src, "-o", out, "--style", "mosaic", "--quiet"], out_dir, ".out.*", signal.SIGINT)
+    assert code == 130, err
     assert "Traceback" not in err
     assert list(out_dir.iterdir()) == []
