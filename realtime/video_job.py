@@ -132,13 +132,13 @@ class VideoStylizer:
             audio_in = list(inp.streams.audio) if opts.audio else []
             audio_map, audio_mode = self._audio_plan(out, audio_in)
             result.audio_streams, result.audio_mode = len(audio_map), audio_mode
-            start_pts = self._seek(inp, vs)
+            self._seek(inp, vs)
             q_in = FrameQueue(opts.queue_frames, stop)
             q_out = FrameQueue(opts.queue_frames, stop)
             state: dict[str, Any] = {"t0": None, "truncated": None, "decoded": 0, "last_t": 0.0}
 
             def decode() -> None:
-                self._decode(inp, vs, audio_map, start_pts, q_in, state)
+                self._decode(inp, vs, audio_map, q_in, state)
 
             def infer() -> None:
                 self._infer(q_in, q_out, state)
@@ -225,16 +225,16 @@ class VideoStylizer:
                     pass
                 entry[2] = o
 
-    def _seek(self, inp, vs) -> Optional[int]:
+    def _seek(self, inp, vs) -> None:
+        """Jump to the keyframe before --start; the decoder then skips frames before it."""
         if not self.opts.start:
-            return None
+            return
         tb = vs.time_base
         target = int(self.opts.start / tb) + (vs.start_time or 0)
         try:
             inp.seek(target, stream=vs, backward=True, any_frame=False)
         except Exception:  # noqa: BLE001 - unseekable: decode from the start and skip
             log.debug("seek failed; decoding from the start")
-        return target
 
     def _in_range(self, t: float) -> int:
         """-1 before --start, 0 inside, 1 at/after --end."""
@@ -244,7 +244,7 @@ class VideoStylizer:
             return 1
         return 0
 
-    def _decode(self, inp, vs, audio_map, start_pts, q_in: FrameQueue, state) -> None:
+    def _decode(self, inp, vs, audio_map, q_in: FrameQueue, state) -> None:
         import av
 
         streams = [vs] + [s for s in inp.streams.audio if s.index in audio_map]
