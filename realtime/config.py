@@ -220,7 +220,3 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
         section, key = dotted.split(".", 1)
         data = _merge(data, {section: {key: value}})
     return _build(Config, data, "")
-
-
-def config_to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)

@@ -50,10 +50,6 @@ class CodeFader:
         with self._lock:
             return self._value(self._clock())
 
-    def fading(self) -> bool:
-        with self._lock:
-            return self._clock() - self._t0 < self.duration_s
-
 
 class StyleSchedule:
     """Video files: style k for ``switch_every`` seconds each, in a loop, crossfading at each change."""

@@ -204,7 +204,3 @@ class ModelStore:
                 except ModelError as exc:
                     return f"corrupt: {exc}", p
         return "missing", None
-
-    def identity(self, key: str) -> str:
-        """A stable id for caches keyed on the model (its sha256)."""
-        return self.entry(key).sha256

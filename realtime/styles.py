@@ -131,9 +131,6 @@ class StyleBank:
     def __len__(self) -> int:
         return len(self.styles)
 
-    def names(self) -> list[str]:
-        return [s.name for s in self.styles]
-
 
 def blend_codes(codes: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """Weighted mean of style codes (weights need not sum to 1; they must not sum to 0)."""

@@ -5,7 +5,7 @@ The shutdown rules that keep pipelines from hanging (see docs: supervision #2022
 * every blocking ``put``/``get`` has a timeout and re-checks a shared stop event;
 * every worker sends an end-of-stream marker (:data:`EOS`) downstream in ``finally``, so the next
   stage always learns the stream ended, whether it ended well or not;
-* a worker's exception is stored and re-raised on the main thread by :meth:`Worker.join_and_raise`;
+* a worker's exception is stored and re-raised on the main thread by :func:`join_all`;
 * two buffering policies: :class:`FrameQueue` (bounded, blocking: files, nothing dropped) and
   :class:`LatestSlot` (one slot, newest wins: live sources, drops counted).
 """
@@ -70,9 +70,6 @@ class FrameQueue:
                 if deadline is not None and time.monotonic() > deadline:
                     raise
 
-    def qsize(self) -> int:
-        return self._q.qsize()
-
 
 class LatestSlot:
     """One-slot buffer: ``put`` replaces an unread item (counted as dropped); ``get`` waits."""
@@ -133,13 +130,6 @@ class Worker(threading.Thread):
                 self._on_exit()
             except Exception:  # noqa: BLE001 - never mask the real error
                 log.debug("%s on_exit failed", self.name, exc_info=True)
-
-    def join_and_raise(self, timeout: float = 10.0) -> None:
-        self.join(timeout)
-        if self.is_alive():
-            raise RuntimeError(f"{self.name} did not stop within {timeout:.0f} s")
-        if self.error is not None:
-            raise self.error
 
 
 def join_all(workers: list[Worker], timeout: float = 10.0) -> None:
