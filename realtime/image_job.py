@@ -31,8 +31,8 @@ def run_image(cfg: Config, args: argparse.Namespace) -> int:
     for c in contents:
         out = Path(args.output) if args.output else Path(args.out_dir) / f"{c.stem}-{style.name}.png"
         try:
-            if out.exists() and not args.overwrite and args.out_dir:
-                raise UserError(f"{out} exists (use --overwrite)")
+            if out.exists() and not args.overwrite:
+                raise UserError(f"{out} exists (use --overwrite to replace it)")
             rgb = read_image(c)
             content_code = engine.stylizer.style_code(rgb) if strength != 1.0 else None
             code = build_code(engine.bank, style, blend, strength, content_code)

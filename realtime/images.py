@@ -19,6 +19,7 @@ from .errors import MediaError
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 STYLE_SIZE = 256  # the style prediction network's input size
 MULTIPLE = 4  # the transfer network needs H and W divisible by 4
+MIN_SIDE = 16  # below this the network's reflect padding runs out of pixels after two stride-2 layers
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -83,12 +84,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def round_to(x: float, multiple: int = MULTIPLE) -> int:
-    return max(multiple, int(round(x / multiple)) * multiple)
+    return max(MIN_SIDE, int(round(x / multiple)) * multiple)
 
 
 def inference_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) with the given short side, the source's aspect ratio, both multiples of 4."""
-    scale = short_side / min(width, height)
+    """(w, h) with the given short side (at least 16), the source's aspect ratio, multiples of 4."""
+    scale = max(short_side, MIN_SIDE) / min(width, height)
     return round_to(width * scale), round_to(height * scale)
 
 

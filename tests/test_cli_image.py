@@ -59,6 +59,7 @@ def _assert_one_line_error(r, needle):
         ("empty_style_dir", "no images"),
         ("unknown_backend", "engine.backend"),
         ("unknown_style", "style not found"),
+        ("existing_output", "exists (use --overwrite"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, needle):
@@ -75,11 +76,17 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
         "empty_style_dir": [good, "--style", tmp_path / "empty"],
         "unknown_backend": [good, "--style", "mosaic", "--backend", "torch"],
         "unknown_style": [good, "--style", "no_such_style"],
+        "existing_output": [good, "--style", "mosaic"],
     }[case]
     out = tmp_path / "out.png"
+    if case == "existing_output":
+        out.write_bytes(b"the user's own file")
     r = run("image", *args, "-o", out)
     _assert_one_line_error(r, needle)
-    assert not out.exists()
+    if case == "existing_output":
+        assert out.read_bytes() == b"the user's own file"
+    else:
+        assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
 
 
@@ -142,3 +149,12 @@ def test_hub_backend_from_the_command_line(tmp_path):
     assert r.returncode == 2 and "needs 100-number style codes" in r.stderr
     r = run("image", src, "--style", style, "-o", tmp_path / "o3.png", "--backend", "hub", "--hub-handle", tmp_path / "nothing")
     assert r.returncode == 2 and "cannot load TF Hub model" in r.stderr
+
+
+def test_tiny_and_extreme_images(models_dir, tmp_path):
+    for w, h in [(1, 1), (3, 5), (7, 300)]:
+        src = write_image(tmp_path / f"in_{w}x{h}.png", content_image(max(w, 16), max(h, 16))[:h, :w])
+        out = tmp_path / f"out_{w}x{h}.png"
+        r = run("image", src, "--style", "ink", "-o", out)
+        assert r.returncode == 0, r.stderr
+        assert read_image(out).shape == (h, w, 3)
