@@ -33,6 +33,7 @@ from .workers import EOS, FrameQueue, Worker, join_all
 
 log = logging.getLogger(__name__)
 
+OUTPUT_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264
 MP4_AUDIO = {"aac", "mp3", "alac", "opus", "ac3", "eac3", "flac"}
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif")
 
@@ -93,6 +94,10 @@ def _open_input(path: Path):
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         container.close()
         raise MediaError(f"{path} has no video stream ({kinds})")
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe"):
+        container.close()
+        raise MediaError(f"{path} is a still image, not a video: use `stylize image`")
     return container
 
 
@@ -129,6 +134,8 @@ class VideoStylizer:
                 out = av.open(str(tmp), "w", format=_format_for(dst))
             except (av.error.FFmpegError, ValueError) as exc:
                 raise MediaError(f"cannot write {dst}: {exc}") from None
+            if not {"libx264", "h264"} & set(out.supported_codecs):
+                raise MediaError(f"cannot write H.264 video into a {dst.suffix} file: use {', '.join(OUTPUT_EXTS)}")
             audio_in = list(inp.streams.audio) if opts.audio else []
             audio_map, audio_mode = self._audio_plan(out, audio_in)
             result.audio_streams, result.audio_mode = len(audio_map), audio_mode
@@ -162,8 +169,8 @@ class VideoStylizer:
                     last = self.frames_done
             try:
                 join_all(workers)
-            except (av.error.FFmpegError, OSError) as exc:
-                raise MediaError(f"{src}: {exc}") from None
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                raise MediaError(f"{src}: {type(exc).__name__}: {exc}") from None
             if on_progress and self.frames_done != last:
                 on_progress(self.frames_done - last)
             result.seconds = time.perf_counter() - t_start
@@ -491,8 +498,8 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
             raise UserError(f"{name} must be >= 0")
     cfg: Config = load_cfg(args, {"engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth})
     out_dir = Path(args.out_dir) if args.out_dir else None
-    if args.output and Path(args.output).suffix.lower() not in VIDEO_EXTS:
-        raise UserError(f"output must be a video file name ({', '.join(VIDEO_EXTS[:5])}, ...): {args.output}")
+    if args.output and Path(args.output).suffix.lower() not in OUTPUT_EXTS:
+        raise UserError(f"output must be an H.264 video file ({', '.join(OUTPUT_EXTS)}): {args.output}")
     engine = open_engine(cfg)
     styles = engine.resolve_styles(args.style)
     if len(args.style) == 1:

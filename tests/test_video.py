@@ -187,6 +187,8 @@ def test_several_inputs_one_bad_keeps_going(models_dir, clip, tmp_path):
     ("missing", "video not found"),
     ("exists", "exists (use --overwrite"),
     ("zero", "no video frames"),
+    ("still_image", "still image"),
+    ("webm_output", "must be an H.264 video file"),
 ])
 def test_bad_single_inputs(models_dir, clip, tmp_path, case, needle):
     out = tmp_path / "out.mp4"
@@ -195,8 +197,12 @@ def test_bad_single_inputs(models_dir, clip, tmp_path, case, needle):
         src = tmp_path / "nope.mp4"
     elif case == "exists":
         out.write_bytes(b"keep me")
-    elif case == "zero":
-        pass
+    elif case == "still_image":
+        from realtime.images import write_image
+
+        src = write_image(tmp_path / "photo.png", np.zeros((64, 64, 3), np.uint8))
+    elif case == "webm_output":
+        out = tmp_path / "out.webm"
     extra = ["--start", "100"] if case == "zero" else []
     r = run(src, "-o", out, "--style", "mosaic", "--size", "64", "--quiet", *extra)
     assert r.returncode == 2, r.stderr
