@@ -493,6 +493,10 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
         raise UserError("--switch-every must be positive")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise UserError(f"--crf must be 0..51 (H.264 quality; 18 looks lossless), got {args.crf}")
+    if args.smooth is not None and not 0.0 <= args.smooth < 1.0:
+        raise UserError(f"--smooth must be in 0..0.95, got {args.smooth}")
     for name, v in (("--start", args.start), ("--end", args.end)):
         if v is not None and v < 0:
             raise UserError(f"{name} must be >= 0")
