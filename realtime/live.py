@@ -400,6 +400,8 @@ class LiveApp:
                     if opts.max_frames and self.stats.shown >= opts.max_frames:
                         break  # every shown frame was also handed to the recorder
                 self.handle_key(self.keys.poll(1, self.stats.shown))
+                if not opts.headless and self.stats.shown and cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    break  # the user closed the window with its close button
         finally:
             try:
                 self.p.stop()  # re-raises a worker's error, after ...
