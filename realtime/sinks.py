@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from .images import temp_path_for
@@ -103,7 +104,10 @@ class VideoRecorder(FrameSink):
                     stream.codec_context.time_base = self.TIME_BASE
                     stream.time_base = self.TIME_BASE
                     stream.options = {"crf": str(self.crf), "preset": self.preset}
-                img = frame_bgr[: stream.height, : stream.width]
+                if (w - w % 2, h - h % 2) == (stream.width, stream.height):
+                    img = frame_bgr[: stream.height, : stream.width]  # odd sizes lose one pixel row/column
+                else:  # the view changed mid-recording (side by side): scale into the file's size
+                    img = cv2.resize(frame_bgr, (stream.width, stream.height), interpolation=cv2.INTER_AREA)
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
                 vf.pts, vf.time_base = pts, self.TIME_BASE
                 for p in stream.encode(vf):

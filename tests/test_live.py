@@ -46,7 +46,7 @@ def test_file_source_drops_nothing_and_ends(tf_stylizer, codes, tmp_path):
 
 
 def test_hotkeys_change_style_strength_record_and_snapshot(tf_stylizer, codes, tmp_path):
-    keys = ScriptedKeys({2: "n", 4: "3", 5: "t", 6: "+", 7: "+", 8: "r", 9: "s", 20: "r", 22: "c", 24: "m", 26: "o", 28: "q"})
+    keys = ScriptedKeys({2: "n", 4: "3", 5: "t", 6: "+", 7: "+", 8: "r", 9: "s", 14: "c", 20: "r", 22: "m", 26: "o", 28: "q"})
     app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=60), tmp_path, keys=keys, max_frames=500)
     stats = app.run()
     assert 28 <= stats.shown < 40  # q ended the run
@@ -56,8 +56,9 @@ def test_hotkeys_change_style_strength_record_and_snapshot(tf_stylizer, codes, t
     assert app.side_by_side and app.mirror and not app.overlay
     assert len(app.recordings) == 1 and app.recordings[0].exists()
     with av.open(str(app.recordings[0])) as c:
-        n = sum(1 for _ in c.decode(video=0))
-    assert 8 <= n <= 14
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert 8 <= len(frames) <= 14
+    assert {f.shape for f in frames} == {(64, 96, 3)}  # side by side from frame 14: scaled into the file
     assert sorted(x.name.rsplit("-", 1)[1] for x in app.snapshots) == ["original.png", "styled.png"]
     assert all(x.exists() for x in app.snapshots)
 
