@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
     pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 18)")
     pv.add_argument("--smooth", type=float, default=None, help="less flicker between frames: 0 (off) .. 0.95")
+    pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default medium)")
     pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
     pv.add_argument("--no-audio", action="store_true", help="drop the sound")
     pv.add_argument("--start", type=float, default=None, help="start time in seconds")

@@ -493,6 +493,9 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
         raise UserError("--switch-every must be positive")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
+    presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+    if args.preset is not None and args.preset not in presets:
+        raise UserError(f"--preset must be one of {', '.join(presets)}")
     if args.crf is not None and not 0 <= args.crf <= 51:
         raise UserError(f"--crf must be 0..51 (H.264 quality; 18 looks lossless), got {args.crf}")
     if args.smooth is not None and not 0.0 <= args.smooth < 1.0:
@@ -500,7 +503,9 @@ def run_video_command(args: argparse.Namespace, load_cfg) -> int:
     for name, v in (("--start", args.start), ("--end", args.end)):
         if v is not None and v < 0:
             raise UserError(f"{name} must be >= 0")
-    cfg: Config = load_cfg(args, {"engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth})
+    cfg: Config = load_cfg(
+        args, {"engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth, "video.preset": args.preset}
+    )
     out_dir = Path(args.out_dir) if args.out_dir else None
     if args.output and Path(args.output).suffix.lower() not in OUTPUT_EXTS:
         raise UserError(f"output must be an H.264 video file ({', '.join(OUTPUT_EXTS)}): {args.output}")

@@ -84,7 +84,7 @@ def test_switching_styles_changes_the_picture(models_dir, tmp_path):
 
 def test_smoothing_keeps_every_frame(models_dir, clip, tmp_path):
     out = tmp_path / "smooth.mp4"
-    r = run(clip, "-o", out, "--style", "mosaic", "--size", "64", "--smooth", "0.8", "--quiet")
+    r = run(clip, "-o", out, "--style", "mosaic", "--size", "64", "--smooth", "0.8", "--preset", "ultrafast", "--quiet")
     assert r.returncode == 0, r.stderr
     assert probe(out)["pts"] == probe(clip)["pts"]
 
