@@ -165,6 +165,10 @@ class LivePipeline:
             higher = [v for v in SMOOTH_LEVELS if v > self._smoother.amount + 1e-6]
             self._smoother = TemporalSmoother(higher[0] if higher else 0.0)
 
+    def inference_size(self, width: int, height: int) -> tuple[int, int]:
+        """Network input size for a source size: the configured short side, never upscaling."""
+        return inference_size(width, height, min(self.short_side or min(width, height), min(width, height)))
+
     @property
     def dropped(self) -> int:
         return self._in.dropped if isinstance(self._in, LatestSlot) else 0
@@ -222,7 +226,7 @@ class LivePipeline:
             h, w = frame.image.shape[:2]
             if (w, h) != src_size:  # first frame, or the source changed resolution
                 src_size = (w, h)
-                size = inference_size(w, h, min(self.short_side or min(w, h), min(w, h)))
+                size = self.inference_size(w, h)
             rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
             with self._lock:
                 strength, index = self._strength, self._style_index
@@ -472,8 +476,7 @@ def run_live_command(args: argparse.Namespace, load_cfg) -> int:
         )
         w, h = source.size
         if w and h:
-            iw, ih = inference_size(w, h, min(size, min(w, h)))
-            engine.stylizer.warmup(iw, ih)
+            engine.stylizer.warmup(*pipeline.inference_size(w, h))
         log.info("source: %s; %d styles; inference short side %d", source.describe(), len(styles), size)
         opts = LiveOptions(
             headless=args.headless,

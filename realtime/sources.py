@@ -142,6 +142,7 @@ class CameraSource(_CaptureSource):
         super().__init__()
         self.device = device
         self._req = (width, height, fps)
+        self._first: Optional[np.ndarray] = None  # the frame open() read to prove the camera works
 
     def open(self) -> None:
         dev = self.device
@@ -173,12 +174,12 @@ class CameraSource(_CaptureSource):
         self._size = (frame.shape[1], frame.shape[0])
         if w and h and self._size != (w, h):
             log.info("camera gives %dx%d (asked for %dx%d)", *self._size, w, h)
-        self._first: Optional[np.ndarray] = frame
+        self._first = frame
 
     def read(self) -> Optional[np.ndarray]:
         if self._cap is None:
             return None
-        if getattr(self, "_first", None) is not None:
+        if self._first is not None:
             frame, self._first = self._first, None
             return frame
         for _ in range(3):  # a camera can hiccup; three failures in a row mean it is gone

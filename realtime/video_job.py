@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
@@ -52,18 +52,15 @@ class VideoOptions:
     smoothing: float = 0.0
     start: Optional[float] = None
     end: Optional[float] = None
-    progress: bool = True
 
 
 @dataclass
 class VideoResult:
     frames: int = 0
     seconds: float = 0.0
-    audio_streams: int = 0
     audio_mode: str = "none"
     width: int = 0
     height: int = 0
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -138,7 +135,7 @@ class VideoStylizer:
                 raise MediaError(f"cannot write H.264 video into a {dst.suffix} file: use {', '.join(OUTPUT_EXTS)}")
             audio_in = list(inp.streams.audio) if opts.audio else []
             audio_map, audio_mode = self._audio_plan(out, audio_in)
-            result.audio_streams, result.audio_mode = len(audio_map), audio_mode
+            result.audio_mode = audio_mode
             self._seek(inp, vs)
             q_in = FrameQueue(opts.queue_frames, stop)
             q_out = FrameQueue(opts.queue_frames, stop)
@@ -179,8 +176,6 @@ class VideoStylizer:
             out.close()
             out = None
             tmp.replace(dst)
-            if state["truncated"]:
-                result.warnings.append(state["truncated"])
             return result
         except BaseException:
             stop.set()
@@ -430,7 +425,6 @@ class VideoStylizer:
         if w % 2 or h % 2:
             ovs.pix_fmt = "yuv444p"
             msg = f"{w}x{h} has an odd dimension: encoded as H.264 4:4:4 to keep the exact size (some players need even sizes)"
-            result.warnings.append(msg)
             log.warning("%s", msg)
         else:
             ovs.pix_fmt = "yuv420p"

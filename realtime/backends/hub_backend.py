@@ -51,7 +51,7 @@ class HubStylizer(Stylizer):
         self.handle = handle
         self._module = load_hub_module(handle, cache_dir)
         self._tf = tf
-        self._style_key: int | None = None
+        self._style_src: np.ndarray | None = None  # the code the cached tensor was made from
         self._style_tensor = None
         gpus = tf.config.list_physical_devices("GPU")
         self._device = "GPU" if gpus else f"CPU ({tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads)"
@@ -68,11 +68,11 @@ class HubStylizer(Stylizer):
         return style_input(style_rgb)[0]  # [256,256,3]: the module takes the image itself
 
     def _style(self, code: np.ndarray):
-        key = id(code)
-        if key != self._style_key or self._style_tensor is None:
+        # Identity, not id(): holding the array keeps its id from being reused by a new one.
+        if code is not self._style_src:
             arr = np.asarray(code, np.float32)
             self._style_tensor = self._tf.constant(arr.reshape((1,) + arr.shape[-3:]))
-            self._style_key = key
+            self._style_src = code
         return self._style_tensor
 
     def transfer(self, images: np.ndarray, codes: np.ndarray) -> np.ndarray:
