@@ -112,6 +112,12 @@ def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
     expected = np.array([0.5 * 100 + 127.5, 50, 50])
     assert np.abs(out[0, 0, 0] - expected).max() <= 1
     assert not hub.mixable_codes
+    blue = np.zeros((64, 64, 3), np.uint8)
+    blue[..., 2] = 255
+    for _ in range(3):  # fresh code arrays each time: the cached style tensor must follow them
+        a = hub.stylize(frames[:1], hub.style_code(style))
+        b = hub.stylize(frames[:1], hub.style_code(blue))
+        assert a[0, 0, 0, 0] > 150 and b[0, 0, 0, 2] > 150
 
 
 def test_fast_graph_equals_reference_graph(models_dir):
