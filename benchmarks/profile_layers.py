@@ -32,13 +32,13 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from realtime.backends.tf_backend import configure_tensorflow
-    from realtime.backends.transfer_net import (
+    from realtime.model.backends.tf_backend import configure_tensorflow
+    from realtime.model.backends.transfer_net import (
         TransferWeights,
         build_fast_transfer_fn,
         build_transfer_fn,
     )
-    from realtime.bench import machine_name, transfer_gflop
+    from realtime.jobs.bench import machine_name, transfer_gflop
 
     configure_tensorflow("cpu", 0)
     w, h = (int(v) for v in args.size.split("x"))

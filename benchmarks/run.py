@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from realtime import bench  # noqa: E402
+from realtime.jobs import bench  # noqa: E402
 from realtime.config import load_config  # noqa: E402
 
 log = logging.getLogger("benchmarks")
@@ -44,9 +44,9 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from realtime.backends import create_stylizer
-    from realtime.engine import open_engine
-    from realtime.synthetic import write_clip
+    from realtime.model.backends import create_stylizer
+    from realtime.model.engine import open_engine
+    from realtime.io.synthetic import write_clip
 
     def cfg(**o):
         base = {"models.model_dir": args.model_dir, "models.auto_download": False}
@@ -67,14 +67,8 @@ def main() -> int:
         if args.gpu:
             backends += [b for b in ("tf-xla", "tf-mixed", "tf-mixed-xla") if b not in backends]
         for name in backends:
-            backend, _, variant = name.partition("-")
-            o = {"engine.backend": backend}
-            if backend == "tflite":
-                o["models.transfer"] = variant or "fp16"
-            if "mixed" in variant:
-                o["engine.precision"] = "mixed"
-            o["engine.xla"] = "always" if "xla" in variant else "never"
-            st = create_stylizer(cfg(**o))
+            backend = name.partition("-")[0]
+            st = create_stylizer(bench.variant_config(cfg(), name if name != "tflite" else "tflite-fp16"))
             rows += [asdict(r) for r in bench.bench_model(st, name, sizes, batches if backend != "tflite" else [1], args.seconds, mm)]
         base = {(r["width"], r["height"]): r["ms_per_frame"] for r in rows if r["backend"] == "tflite-fp16" and r["batch"] == 1}
         for r in rows:
@@ -87,8 +81,8 @@ def main() -> int:
     w, h = bench.parse_sizes(args.live_size)[0]
     engine = open_engine(cfg(**({"engine.precision": "mixed"} if args.gpu else {})))
     naive = create_stylizer(cfg(**{"engine.backend": "tflite", "models.transfer": "fp16"}))
-    from realtime.images import read_image
-    from realtime.styles import list_styles
+    from realtime.io.images import read_image
+    from realtime.model.styles import list_styles
 
     style = list_styles(ROOT / "styles")[0]
     code = engine.stylizer.style_code(read_image(style.path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -80,19 +81,20 @@ def load_cfg(args: argparse.Namespace, extra: Optional[dict[str, Any]] = None):
 # -- subcommands ---------------------------------------------------------------------------------
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from .image_job import run_image
+    from .jobs.image import ImageJob, run_image
 
     if bool(args.output) == bool(args.out_dir):
         raise UserError("give exactly one of -o OUT or --out-dir DIR")
     if args.output and len(args.content) > 1:
         raise UserError("-o takes one content image; use --out-dir DIR for several")
-    cfg = load_cfg(args)
-    return run_image(cfg, args)
+    cfg = load_cfg(args, {"image.size": args.size, "styles.strength": args.strength})
+    job = ImageJob(tuple(args.content), args.style, tuple(args.blend), args.output, args.out_dir, args.overwrite)
+    return run_image(cfg, job)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .backends.factory import model_store
-    from .models import CATALOG, REQUIRED
+    from .model.backends.factory import model_store
+    from .model.files import CATALOG, REQUIRED
 
     cfg = load_cfg(args)
     store = model_store(cfg)
@@ -127,8 +129,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_styles(args: argparse.Namespace) -> int:
-    from .style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
-    from .styles import list_styles
+    from .model.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
+    from .model.styles import list_styles
 
     cfg = load_cfg(args)
     catalog = load_catalog(Path(args.catalog) if args.catalog else DEFAULT_CATALOG)
@@ -153,21 +155,60 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .video_job import run_video_command
+    from .jobs.video import VideoJob, run_video
 
-    return run_video_command(args, load_cfg)
+    if bool(args.output) == bool(args.out_dir):
+        raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
+    if len(args.style) > 1 and not args.switch_every:
+        raise UserError("several --style values need --switch-every SECONDS")
+    _check_seconds("--switch-every", args.switch_every, allow_zero=True)
+    for name, v in (("--start", args.start), ("--end", args.end)):
+        if v is not None:
+            _check_seconds(name, v, allow_zero=True)
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
+    cfg = load_cfg(args, {
+        "engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth,
+        "video.preset": args.preset, "video.size": args.size, "styles.strength": args.strength,
+    })
+    job = VideoJob(
+        inputs=tuple(args.inputs), styles=tuple(args.style), output=args.output, out_dir=args.out_dir,
+        switch_every=args.switch_every, audio=not args.no_audio, start=args.start, end=args.end,
+        overwrite=args.overwrite, progress=not args.quiet,
+    )
+    return run_video(cfg, job)
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from .live import run_live_command
+    from .live.app import LiveJob, run_live
 
-    return run_live_command(args, load_cfg)
+    extra: dict[str, Any] = {
+        "live.source": args.source, "live.size": args.size, "live.width": args.width, "live.height": args.height,
+        "live.fps": args.fps, "live.smoothing": args.smooth, "live.max_frames": args.max_frames,
+        "styles.strength": args.strength,
+    }
+    for flag in ("headless", "fullscreen", "loop", "keep_pace"):
+        if getattr(args, flag):
+            extra[f"live.{flag}"] = True
+    if args.no_reconnect:
+        extra["live.reconnect"] = False
+    if args.record is not None:
+        extra["live.record"] = True
+        extra["live.record_path"] = args.record or None
+    cfg = load_cfg(args, extra)
+    return run_live(cfg, LiveJob(tuple(args.style or ())))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench_command
+    from .jobs.bench import parse_bench_job, run_bench
 
-    return run_bench_command(args, load_cfg)
+    job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json)
+    return run_bench(load_cfg(args), job)
+
+
+def _check_seconds(flag: str, value: float, allow_zero: bool = False) -> None:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero) or value > 1e7:
+        raise UserError(f"{flag} must be a number of seconds >= 0, got {value}")
 
 
 # -- parser --------------------------------------------------------------------------------------
@@ -187,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--style", required=True, help="style image, folder (first image) or name in styles/")
     pi.add_argument("-o", "--output", help="output image file (.png, .jpg, ...)")
     pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png)")
-    pi.add_argument("--size", type=int, default=0, help="inference short side in pixels (default: the content's own, capped)")
+    pi.add_argument("--size", type=int, default=None, help="inference short side in pixels (default: the content's own, capped)")
     pi.add_argument("--strength", type=float, default=None, help="0 = content's look, 1 = style (default), >1 extrapolates")
     pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT", help="blend in more styles (--style has weight 1)")
     pi.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -222,13 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--smooth", type=float, default=None, help="less flicker between frames: 0 (off) .. 0.95 (key t)")
     pl.add_argument("--record", nargs="?", const="", default=None, metavar="FILE", help="record from the start (optionally to FILE)")
     pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")
-    pl.add_argument("--max-frames", type=int, default=0, help="stop after N stylized frames")
+    pl.add_argument("--max-frames", type=int, default=None, help="stop after N stylized frames")
     pl.add_argument("--fullscreen", action="store_true", help="start full screen")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
     pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")
     pl.add_argument("--width", type=int, default=None, help="requested capture width")
     pl.add_argument("--height", type=int, default=None, help="requested capture height")
     pl.add_argument("--fps", type=float, default=None, help="requested capture fps (file/synthetic pacing)")
+    pl.add_argument("--no-reconnect", action="store_true", help="end the show when the camera or stream is lost (default: reconnect)")
     _engine_options(pl)
     pl.set_defaults(func=cmd_live)
 

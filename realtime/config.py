@@ -9,6 +9,7 @@ the most common config bug, so they are errors that name the key, never silently
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -84,19 +85,30 @@ class StyleConfig:
 
 @dataclass(frozen=True)
 class LiveConfig:
-    """Live display, capture and recording."""
+    """Live display, capture and recording; every flag of ``stylize live`` has its key here, so an
+    unattended setup can live in one file."""
 
     source: str = "0"
-    width: int = 1280
+    width: int = 1280  # requested capture size (cameras; read back, drivers may differ)
     height: int = 720
-    fps: float = 30.0
-    size: int = 384  # inference short side
+    fps: float = 0.0  # requested camera rate / file pacing; 0 = the source's own (synthetic: 30)
+    size: int = 384  # inference short side (never above the source's; capped by engine.max_size)
     overlay: bool = True
     mirror: bool = False
+    fullscreen: bool = False
+    headless: bool = False  # no window: record, count frames, or serve other outputs
+    loop: bool = False  # repeat a file source
+    keep_pace: bool = False  # file source: keep real time, dropping frames like a camera
+    max_frames: int = 0  # stop after N shown frames; 0 = run until quit
     smoothing: float = 0.0  # temporal smoothing against flicker: 0 (off) .. 0.95
+    record: bool = False  # record from the start
+    record_path: Optional[str] = None  # recording file; null = timestamped file in record_dir
     record_dir: str = "recordings"
     snapshot_dir: str = "snapshots"
     crf: int = 20
+    reconnect: bool = True  # cameras and streams: reopen when they stall or vanish (placeholder meanwhile)
+    stall_s: float = 5.0  # seconds without a frame that count as a stall
+    reconnect_max_s: float = 10.0  # longest wait between reconnection attempts (backoff doubles up to it)
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,13 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class ImageConfig:
+    """Still images."""
+
+    size: int = 0  # inference short side; 0 = the image's own, capped by engine.max_size
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -119,6 +138,7 @@ class Config:
     styles: StyleConfig = field(default_factory=StyleConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
 
     @property
     def cache_dir(self) -> Path:
@@ -131,7 +151,44 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.precision": ("float32", "mixed"),
     "engine.xla": ("auto", "always", "never"),
     "models.transfer": ("fp16", "int8"),
+    "video.preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
 }
+
+# Allowed ranges (inclusive), checked for YAML and flags alike; ``0`` is listed where it means "auto".
+RANGES: dict[str, tuple[float, float, str]] = {
+    "engine.threads": (0, 1024, "0 = all cores"),
+    "engine.batch_size": (1, 64, ""),
+    "engine.max_size": (16, 8192, "pixels"),
+    "styles.strength": (0.0, 2.0, "0 = the content's look, 1 = the style"),
+    "styles.crossfade_s": (0.0, 60.0, "seconds"),
+    "live.width": (0, 8192, "0 = the camera's own"),
+    "live.height": (0, 8192, "0 = the camera's own"),
+    "live.fps": (0.0, 240.0, "0 = the source's own"),
+    "live.size": (16, 8192, "pixels"),
+    "live.max_frames": (0, 10**12, "0 = no limit"),
+    "live.smoothing": (0.0, 0.95, ""),
+    "live.crf": (0, 51, "lower = better"),
+    "live.stall_s": (0.5, 3600.0, "seconds"),
+    "live.reconnect_max_s": (0.5, 3600.0, "seconds"),
+    "video.size": (0, 8192, "0 = the source's own; else at least 16"),
+    "video.crf": (0, 51, "lower = better; 18 looks lossless"),
+    "video.smoothing": (0.0, 0.95, ""),
+    "video.queue_frames": (1, 1024, ""),
+    "image.size": (0, 8192, "0 = the image's own; else at least 16"),
+}
+MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
+
+
+def _check_value(key: str, val: Any) -> None:
+    if key in CHOICES and val not in CHOICES[key]:
+        raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}, got {val!r}")
+    if isinstance(val, float) and not math.isfinite(val):
+        raise ConfigError(f"config key '{key}' must be a finite number, got {val!r}")
+    if key in RANGES:
+        lo, hi, note = RANGES[key]
+        if not lo <= val <= hi or (key in MIN_SIDE_KEYS and 0 < val < 16):
+            note = f" ({note})" if note else ""
+            raise ConfigError(f"config key '{key}' must be in {lo:g}..{hi:g}{note}, got {val!r}")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -175,8 +232,8 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
             kwargs[f.name] = _build(tp, data[f.name] or {}, key + ".")
         else:
             val = _coerce(data[f.name], tp, key)
-            if key in CHOICES and val not in CHOICES[key]:
-                raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}, got {val!r}")
+            if val is not None:
+                _check_value(key, val)
             kwargs[f.name] = val
     return cls(**kwargs)
 
@@ -196,10 +253,13 @@ def _read_yaml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text (is it a YAML file?)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {first}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -90,27 +90,27 @@ def cfg_factory(models_dir):
 
 @pytest.fixture(scope="session")
 def tf_stylizer(models_dir):
-    from realtime.backends.tf_backend import TFStylizer
+    from realtime.model.backends.tf_backend import TFStylizer
 
     return TFStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1])
 
 
 @pytest.fixture(scope="session")
 def tflite_stylizer(models_dir):
-    from realtime.backends.tflite_backend import TFLiteStylizer
+    from realtime.model.backends.tflite_backend import TFLiteStylizer
 
     return TFLiteStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1])
 
 
 def content_image(width: int = 320, height: int = 240, index: int = 5) -> np.ndarray:
-    from realtime.synthetic import pattern_frame
+    from realtime.io.synthetic import pattern_frame
 
     return pattern_frame(index, width, height)
 
 
 @pytest.fixture
 def content_path(tmp_path) -> Path:
-    from realtime.images import write_image
+    from realtime.io.images import write_image
 
     return write_image(tmp_path / "content.png", content_image())
 

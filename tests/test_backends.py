@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import REQUIRED_FILES, content_image
 
-from realtime.backends.tflite_util import make_interpreter
-from realtime.images import read_image, resize, style_input
+from realtime.model.backends.tflite_util import make_interpreter
+from realtime.io.images import read_image, resize, style_input
 
 
 def naive_tflite(models_dir: Path, style_rgb: np.ndarray, content_rgb_384: np.ndarray) -> np.ndarray:
@@ -67,7 +67,7 @@ def test_uint8_path_matches_float_path(tf_stylizer):
 
 
 def test_int8_tflite_is_close_to_fp16(models_dir, tflite_stylizer):
-    from realtime.backends.tflite_backend import TFLiteStylizer
+    from realtime.model.backends.tflite_backend import TFLiteStylizer
 
     int8 = TFLiteStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[2], precision="int8")
     x = content_image(192, 128)[None].astype(np.float32) / 255.0
@@ -98,7 +98,7 @@ def toy_hub_model(path: Path) -> Path:
 
 def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
     """A small SavedModel with the TF Hub calling convention: (content, style) -> [stylized]."""
-    from realtime.backends.hub_backend import HubStylizer
+    from realtime.model.backends.hub_backend import HubStylizer
 
     path = toy_hub_model(tmp_path / "toy_hub")
     hub = HubStylizer(str(path), tmp_path)
@@ -122,7 +122,7 @@ def test_hub_backend_with_a_savedmodel_of_the_hub_convention(tmp_path):
 
 def test_fast_graph_equals_reference_graph(models_dir):
     """The space-to-depth rewrite changes only the order of the sums."""
-    from realtime.backends.transfer_net import (
+    from realtime.model.backends.transfer_net import (
         TransferWeights,
         build_fast_transfer_fn,
         build_transfer_fn,
@@ -146,7 +146,7 @@ def test_kernel_rewrites_are_exact():
     """Each rewritten kernel, run on the rearranged input, equals the plain convolution."""
     import tensorflow as tf
 
-    from realtime.backends.transfer_net import (
+    from realtime.model.backends.transfer_net import (
         s2d_same_kernel,
         s2d_stride2_kernel,
         subpixel_kernel,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, content_image
 
-from realtime.images import read_image, write_image
+from realtime.io.images import read_image, write_image
 
 
 def run(*args, env=None, timeout=120):
@@ -121,7 +121,7 @@ def test_stylize_image_equals_the_plain_tflite_recipe(models_dir, real_photo, re
     """The whole `stylize image` path at 384x384 against the TF Lite tutorial recipe written out."""
     from test_backends import naive_tflite
 
-    from realtime.images import resize
+    from realtime.io.images import resize
 
     photo = resize(read_image(real_photo), (384, 384))
     src = write_image(tmp_path / "square.png", photo)

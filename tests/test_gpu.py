@@ -7,7 +7,7 @@ from conftest import REQUIRED_FILES, content_image
 
 def test_half_precision_graph_stays_close(models_dir):
     """The mixed-precision graph (what a GPU runs) within a documented 2e-2 of float32."""
-    from realtime.backends.transfer_net import TransferWeights, build_fast_transfer_fn
+    from realtime.model.backends.transfer_net import TransferWeights, build_fast_transfer_fn
 
     w = TransferWeights.from_tflite(models_dir / REQUIRED_FILES[1])
     f32, _ = build_fast_transfer_fn(w, "float32")
@@ -21,7 +21,7 @@ def test_half_precision_graph_stays_close(models_dir):
 
 @pytest.mark.gpu
 def test_gpu_backend_matches_cpu(models_dir):
-    from realtime.backends.tf_backend import TFStylizer
+    from realtime.model.backends.tf_backend import TFStylizer
 
     gpu = TFStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], device="gpu")
     assert gpu.device.startswith("GPU")

@@ -1,32 +1,58 @@
-"""The live pipeline with no camera: synthetic and file sources, scripted keys, failures, threads."""
+"""The live pipeline with no camera and no model files: a fake stylizer, synthetic and file
+sources, scripted keys, controller actions from other threads, outputs, failures, threads.
+(The last two tests run the real command with the real models.)"""
 
+import threading
 import time
 
 import av
 import numpy as np
 import pytest
-from conftest import content_image
+from fakes import FakeCamera, FakeStylizer, fake_codes
 
+from realtime.core.controller import Controller, LiveState
+from realtime.core.stage import StylizeStage
 from realtime.errors import MediaError
-from realtime.live import LiveApp, LiveOptions, LivePipeline, ScriptedKeys, WorkerFailed
-from realtime.sources import FileSource, SyntheticSource, open_source
-from realtime.synthetic import write_clip
+from realtime.io.sinks import Output
+from realtime.io.sources import FileSource, SupervisedSource, SyntheticSource, open_source
+from realtime.io.synthetic import write_clip
+from realtime.live.app import LiveApp, LiveOptions
+from realtime.live.keymap import ScriptedKeys
+from realtime.live.pipeline import LivePipeline, WorkerFailed
 
 
-@pytest.fixture(scope="module")
-def codes(tf_stylizer):
-    rng = np.random.default_rng(3)
-    return [tf_stylizer.style_code(content_image(200, 200, i * 17)) for i in range(3)] + [rng.normal(0, 0.3, 100).astype(np.float32)]
-
-
-def make_app(stylizer, codes, source, tmp_path, keys=None, **kw):
-    p = LivePipeline(source, stylizer, codes, [f"s{i}" for i in range(len(codes))], short_side=64, crossfade_s=0.2)
+def make_app(source, tmp_path, stylizer=None, keys=None, outputs=None, state=None, n_styles=4, crossfade_s=0.2, **kw):
+    codes = fake_codes(n_styles)
+    controller = Controller([f"s{i}" for i in range(n_styles)], state)
+    stage = StylizeStage(stylizer or FakeStylizer(), short_side=64)
+    p = LivePipeline(source, stage, controller, codes, crossfade_s)
     opts = LiveOptions(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snap"), **kw)
-    return LiveApp(p, opts, keys or ScriptedKeys({})), p
+    return LiveApp(p, opts, keys or ScriptedKeys({}), outputs), p
 
 
-def test_synthetic_headless_counts_frames_latency_and_drops(tf_stylizer, codes, tmp_path):
-    app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=1000), tmp_path, max_frames=25)
+class CollectingOutput(Output):
+    """A test output: keeps what it is given."""
+
+    name = "collector"
+
+    def __init__(self):
+        self.frames, self.times, self.closed = [], [], False
+
+    def write(self, frame, t):
+        self.frames.append(frame.copy())
+        self.times.append(t)
+
+    def close(self):
+        self.closed = True
+
+
+def decoded_frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def test_synthetic_headless_counts_frames_latency_and_drops(tmp_path):
+    app, p = make_app(SyntheticSource(96, 64, fps=1000), tmp_path, stylizer=FakeStylizer(delay_s=0.01), max_frames=25)
     stats = app.run()
     assert stats.shown == 25
     assert 0 < stats.latency_ms(50) <= stats.latency_ms(95) < 2000
@@ -35,74 +61,160 @@ def test_synthetic_headless_counts_frames_latency_and_drops(tf_stylizer, codes, 
     assert p.dropped > 0 and p.captured >= stats.shown + p.dropped - 2
 
 
-def test_file_source_drops_nothing_and_ends(tf_stylizer, codes, tmp_path):
+def test_file_source_drops_nothing_and_ends(tmp_path):
     clip = tmp_path / "c.mp4"
     write_clip(clip, frames=15, width=96, height=64, fps=60, audio=False)
-    app, p = make_app(tf_stylizer, codes, FileSource(clip), tmp_path)
+    app, p = make_app(FileSource(clip), tmp_path)
     p.source.open()
     stats = app.run()
     assert stats.shown == 15 and p.dropped == 0
-    assert [i for i in range(15)] == list(range(stats.last_index + 1))
+    assert stats.last_index == 14 and stats.repeats == 0
 
 
-def test_hotkeys_change_style_strength_record_and_snapshot(tf_stylizer, codes, tmp_path):
+def test_hotkeys_change_style_strength_record_and_snapshot(tmp_path):
     keys = ScriptedKeys({2: "n", 4: "3", 5: "t", 6: "+", 7: "+", 8: "r", 9: "s", 14: "c", 20: "r", 22: "m", 26: "o", 28: "q"})
-    app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=60), tmp_path, keys=keys, max_frames=500)
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path, keys=keys, max_frames=500)
     stats = app.run()
+    s = app.controller.state
     assert 28 <= stats.shown < 40  # q ended the run
-    assert p.style_index == 2
-    assert abs(p.strength - 1.2) < 1e-6
-    assert p.smoothing == 0.5
-    assert app.side_by_side and app.mirror and not app.overlay
+    assert s.style_index == 2
+    assert abs(s.strength - 1.2) < 1e-6
+    assert s.smoothing == 0.5
+    assert s.side_by_side and s.mirror and not s.overlay
     assert len(app.recordings) == 1 and app.recordings[0].exists()
-    with av.open(str(app.recordings[0])) as c:
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    frames = decoded_frames(app.recordings[0])
     assert 8 <= len(frames) <= 14
-    assert {f.shape for f in frames} == {(64, 96, 3)}  # side by side from frame 14: scaled into the file
+    assert {f.shape for f in frames} == {(64, 96, 3)}  # side by side from frame 14 keeps the frame size
     assert sorted(x.name.rsplit("-", 1)[1] for x in app.snapshots) == ["original.png", "styled.png"]
     assert all(x.exists() for x in app.snapshots)
 
 
-def test_style_switch_crossfades(tf_stylizer, codes, tmp_path):
+def test_style_switch_crossfades(tmp_path):
     """Right after a switch the picture is between the two styles, not at the new one."""
-    src = SyntheticSource(96, 64, fps=1000)
-    p = LivePipeline(src, tf_stylizer, codes[:2], ["a", "b"], short_side=64, crossfade_s=0.5)
-    p._fader.set_target(codes[0])
-    time.sleep(0.01)
-    c0 = p._fader.current()
-    p.set_style(1)
-    mid = p._fader.current()
+    app, p = make_app(SyntheticSource(96, 64, fps=1000), tmp_path, crossfade_s=0.5)
+    codes = p.codes
+    c0 = p.fader.current()
+    app.controller.next_style()
+    p._follow_controller()  # what the inference worker does before each frame
+    time.sleep(0.05)
+    mid = p.fader.current()
     time.sleep(0.6)
-    end = p._fader.current()
+    end = p.fader.current()
     assert np.allclose(c0, codes[0], atol=1e-3)
     assert np.allclose(end, codes[1])
     assert 0 < np.abs(mid - codes[0]).max() < np.abs(codes[1] - codes[0]).max() * 0.5
 
 
-def test_worker_crash_finalizes_recording_and_raises(tf_stylizer, codes, tmp_path):
-    class Flaky:
-        name, mixable_codes, device, style_model_id = "flaky", True, "cpu", "x"
-        calls = 0
+def test_controller_actions_from_another_thread_reach_every_output(tmp_path):
+    """A control surface on another thread drives the show; a second output gets what the recorder gets."""
+    collector = CollectingOutput()
+    rec = tmp_path / "show.mp4"
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path, outputs=[collector], record=True, record_path=str(rec))
+    c = app.controller
+    seen = {}
 
-        def stylize(self, frames, code):
-            Flaky.calls += 1
-            if Flaky.calls > 12:
-                raise RuntimeError("CUDA error: an illegal memory access")
-            return tf_stylizer.stylize(frames, code)
+    def remote():
+        while app.stats.shown < 5:
+            time.sleep(0.01)
+        c.set_style("s2")
+        c.do("set_strength", value=0.5)
+        c.toggle_mirror()
+        snap = c.snapshot().result(timeout=10)  # a main-thread action, run by the live loop
+        seen["snapshot"] = snap
+        while app.stats.shown < 20:
+            time.sleep(0.01)
+        seen["status"] = c.status()
+        c.quit()
 
-        def style_code(self, rgb):
-            return tf_stylizer.style_code(rgb)
+    t = threading.Thread(target=remote, name="realtime-test-remote")
+    t.start()
+    stats = app.run()
+    t.join(10)
+    assert not t.is_alive()
+    assert c.state.style_index == 2 and c.state.strength == 0.5 and c.state.mirror
+    assert [p.name.rsplit("-", 1)[1] for p in seen["snapshot"]] == ["styled.png", "original.png"]
+    st = seen["status"]
+    assert st["style"] == "s2" and st["recording"] == str(rec) and st["shown"] >= 20 and st["display_fps"] > 0
+    assert collector.closed and len(collector.frames) == stats.shown
+    recorded = decoded_frames(rec)
+    assert len(recorded) == len(collector.frames)
+    # The same pictures went to both outputs (up to H.264 loss).
+    for got, sent in zip(recorded[::7], collector.frames[::7]):
+        assert np.abs(got.astype(int) - sent.astype(int)).mean() < 12
 
+
+def test_a_failing_output_is_detached_and_the_show_goes_on(tmp_path):
+    class Broken(CollectingOutput):
+        name = "broken"
+
+        def write(self, frame, t):
+            if len(self.frames) >= 3:
+                raise OSError("pipe closed")
+            super().write(frame, t)
+
+    broken, good = Broken(), CollectingOutput()
     rec = tmp_path / "keep.mp4"
-    app, p = make_app(Flaky(), codes, SyntheticSource(96, 64, fps=60), tmp_path, record=str(rec))
+    app, p = make_app(SyntheticSource(96, 64, fps=120), tmp_path, outputs=[broken, good], max_frames=15,
+                      record=True, record_path=str(rec))
+    stats = app.run()
+    assert stats.shown == 15 and len(broken.frames) == 3 and broken.closed
+    assert len(good.frames) == 15 and app.outputs.failed[0][0] == "broken"
+    assert len(decoded_frames(rec)) == 15
+
+
+def test_unplugged_camera_shows_placeholder_reconnects_and_records_one_file(tmp_path):
+    plug = threading.Event()
+    plug.set()
+    src = SupervisedSource(lambda: FakeCamera(plug), stall_s=0.5, backoff_s=0.1, backoff_max_s=0.2, name="camera fake")
+    src.open()
+    rec = tmp_path / "across.mp4"
+    collector = CollectingOutput()
+    app, p = make_app(src, tmp_path, outputs=[collector], record=True, record_path=str(rec))
+    c = app.controller
+    log = {"placeholder": 0, "after": 0}
+
+    def unplug_and_replug():
+        while app.stats.shown < 10:
+            time.sleep(0.01)
+        plug.clear()  # reads start failing, reopening fails
+        deadline = time.monotonic() + 10
+        while c.status()["source_away"] is False and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        log["placeholder"] = app.stats.shown
+        plug.set()
+        while c.status().get("reconnects", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        shown = app.stats.shown
+        while app.stats.shown < shown + 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log["status"] = c.status()
+        c.quit()
+
+    t = threading.Thread(target=unplug_and_replug, name="realtime-test-unplug")
+    t.start()
+    stats = app.run()
+    t.join(15)
+    st = log["status"]
+    assert st["reconnects"] == 1 and st["source_lost"] >= 1 and not st["source_away"]
+    # The show went on throughout: stylized frames, then the calm placeholder, then stylized again.
+    dark = [float(f.mean()) < 40 and float(f.std()) < 30 for f in collector.frames]
+    first_dark, last_dark = dark.index(True), len(dark) - 1 - dark[::-1].index(True)
+    assert first_dark >= 9 and last_dark < len(dark) - 5 and not any(dark[:first_dark])
+    assert sum(dark) >= 3
+    frames = decoded_frames(rec)
+    assert len(frames) == stats.shown == len(collector.frames)  # one playable file across the reconnect
+
+
+def test_worker_crash_finalizes_recording_and_raises(tmp_path):
+    rec = tmp_path / "keep.mp4"
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path, stylizer=FakeStylizer(fail_after=12), record=True, record_path=str(rec))
     with pytest.raises(WorkerFailed, match="inference worker failed: RuntimeError: CUDA error"):
         app.run()
-    assert rec.exists()
-    with av.open(str(rec)) as c:
-        assert sum(1 for _ in c.decode(video=0)) >= 10
+    assert rec.exists() and len(decoded_frames(rec)) >= 10
 
 
-def test_ctrl_c_finishes_the_recording(tf_stylizer, codes, tmp_path):
+def test_ctrl_c_finishes_the_recording(tmp_path):
     class Interrupting(ScriptedKeys):
         def poll(self, wait_ms, shown):
             if shown >= 8:
@@ -110,13 +222,13 @@ def test_ctrl_c_finishes_the_recording(tf_stylizer, codes, tmp_path):
             return super().poll(wait_ms, shown)
 
     rec = tmp_path / "ctrlc.mp4"
-    app, p = make_app(tf_stylizer, codes, SyntheticSource(96, 64, fps=60), tmp_path, keys=Interrupting({}), record=str(rec))
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path, keys=Interrupting({}), record=True, record_path=str(rec))
     with pytest.raises(KeyboardInterrupt):
         app.run()
     assert rec.exists() and not list(tmp_path.glob(".ctrlc*"))
 
 
-def test_capture_error_is_reported(tf_stylizer, codes, tmp_path):
+def test_capture_error_is_reported(tmp_path):
     class Broken(SyntheticSource):
         def read(self):
             if getattr(self, "n", 0) > 3:
@@ -124,7 +236,7 @@ def test_capture_error_is_reported(tf_stylizer, codes, tmp_path):
             self.n = getattr(self, "n", 0) + 1
             return super().read()
 
-    app, p = make_app(tf_stylizer, codes, Broken(96, 64, fps=100), tmp_path)
+    app, p = make_app(Broken(96, 64, fps=100), tmp_path)
     with pytest.raises(MediaError, match="unplugged"):
         app.run()
 
@@ -133,14 +245,57 @@ def test_open_source_specs_and_camera_failure(tmp_path):
     assert isinstance(open_source("synthetic:320x240"), SyntheticSource)
     assert open_source("synthetic:320x240").size == (320, 240)
     assert type(open_source("rtsp://127.0.0.1:1/x")).__name__ == "StreamSource"
-    cam = open_source("/dev/video99")
-    with pytest.raises(MediaError, match="does not exist"):
-        cam.open()
-    cam = open_source("7")
-    with pytest.raises(MediaError, match="cannot open camera 7"):
-        cam.open()
+    assert isinstance(open_source("0", reconnect=True), SupervisedSource)
+    assert isinstance(open_source(str(tmp_path / "f.mp4"), reconnect=True), FileSource)  # never for files
+    for spec in ("/dev/video99", "7"):
+        for reconnect in (False, True):  # the first open fails at once either way
+            with pytest.raises(MediaError, match="does not exist|cannot open camera 7"):
+                open_source(spec, reconnect=reconnect).open()
     with pytest.raises(MediaError, match="video not found"):
         open_source(str(tmp_path / "missing.mp4")).open()
+    with pytest.raises(MediaError, match="WxH"):
+        open_source("synthetic:big")
+
+
+def test_file_source_keeping_pace_drops_like_a_camera(tmp_path):
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=30, width=64, height=48, fps=60, audio=False)
+    src = open_source(str(clip), keep_pace=True)
+    src.open()
+    app, p = make_app(src, tmp_path, stylizer=FakeStylizer(delay_s=0.05))
+    stats = app.run()
+    assert src.live and p.dropped > 5 and stats.shown + p.dropped <= 30
+
+
+def test_file_source_applies_rotation(tmp_path):
+    """Live file sources share the video job's reader: rotation metadata is honoured."""
+    clip = tmp_path / "rot.mp4"
+    write_clip(clip, frames=3, width=128, height=64, fps=10, audio=False, rotation=90)
+    src = FileSource(clip, pace=False)
+    src.open()
+    try:
+        assert src.size == (64, 128) and src.read().shape == (128, 64, 3)
+    finally:
+        src.close()
+
+
+def test_paused_state_freezes_the_outputs(tmp_path):
+    collector = CollectingOutput()
+    app, p = make_app(SyntheticSource(96, 64, fps=100), tmp_path, outputs=[collector],
+                      state=LiveState(paused=False))
+
+    def pause_then_quit():
+        while app.stats.shown < 5:
+            time.sleep(0.005)
+        app.controller.set_paused(True)
+        time.sleep(0.3)
+        app.controller.quit()
+
+    t = threading.Thread(target=pause_then_quit, name="realtime-test-pause")
+    t.start()
+    app.run()
+    t.join(5)
+    assert 5 <= len(collector.frames) <= 8  # nothing new after the pause
 
 
 def test_live_cli_headless_record(models_dir, tmp_path):
@@ -156,31 +311,10 @@ def test_live_cli_headless_record(models_dir, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert "20 frames shown" in r.stderr
-    with av.open(str(rec)) as c:
-        assert sum(1 for _ in c.decode(video=0)) == 20
+    assert len(decoded_frames(rec)) == 20
     r = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", "5", "--headless", "--max-frames", "1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert r.returncode == 2 and "cannot open camera 5" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_file_source_keeping_pace_drops_like_a_camera(tf_stylizer, codes, tmp_path):
-    class Slow:
-        name, mixable_codes, device, style_model_id = "slow", True, "cpu", "x"
-
-        def stylize(self, frames, code):
-            time.sleep(0.05)
-            return frames
-
-        def style_code(self, rgb):
-            return codes[0]
-
-    clip = tmp_path / "c.mp4"
-    write_clip(clip, frames=30, width=64, height=48, fps=60, audio=False)
-    src = open_source(str(clip), keep_pace=True)
-    src.open()
-    app, p = make_app(Slow(), codes, src, tmp_path)
-    stats = app.run()
-    assert src.live and p.dropped > 5 and stats.shown + p.dropped <= 30
 
 
 def test_sigterm_finishes_the_recording(models_dir, tmp_path):
@@ -198,5 +332,4 @@ def test_sigterm_finishes_the_recording(models_dir, tmp_path):
     )
     assert code == 130, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))
-    with av.open(str(rec)) as c:
-        assert sum(1 for _ in c.decode(video=0)) > 5
+    assert len(decoded_frames(rec)) > 5

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from realtime.errors import ModelError
-from realtime.models import CATALOG, ModelStore, sha256_file
+from realtime.model.files import CATALOG, ModelStore, sha256_file
 
 
 def test_catalog_has_the_four_official_files():

@@ -8,8 +8,8 @@ import sys
 import yaml
 from conftest import ROOT, content_image
 
-from realtime.images import write_image
-from realtime.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
+from realtime.io.images import write_image
+from realtime.model.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
 
 
 def _catalog(tmp_path, base, entries):

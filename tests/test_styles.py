@@ -3,8 +3,8 @@ import pytest
 from conftest import content_image
 
 from realtime.errors import MediaError, UserError
-from realtime.images import write_image
-from realtime.styles import (
+from realtime.io.images import write_image
+from realtime.model.styles import (
     StyleBank,
     StyleCodeCache,
     apply_strength,
@@ -49,7 +49,7 @@ def test_codes_are_cached_by_content_and_model(tmp_path):
 
 def test_real_style_codes_differ_between_styles(tf_stylizer, tmp_path):
     from realtime.config import PROJECT_ROOT
-    from realtime.styles import list_styles
+    from realtime.model.styles import list_styles
 
     styles = list_styles(PROJECT_ROOT / "styles")
     assert len(styles) >= 3

@@ -3,7 +3,7 @@
 import numpy as np
 from conftest import content_image
 
-from realtime.temporal import TemporalSmoother, shimmer
+from realtime.effects.temporal import TemporalSmoother, shimmer
 
 
 def noisy_sequence(n=8, seed=0):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from realtime.synthetic import write_clip
+from realtime.io.synthetic import write_clip
 
 
 def run(*args, timeout=180):
@@ -134,7 +134,7 @@ def test_mp4_cut_before_its_index_is_a_clear_error(models_dir, clip, tmp_path):
 def test_pcm_audio_is_reencoded_for_mp4(models_dir, tmp_path):
     from fractions import Fraction
 
-    from realtime.synthetic import pattern_frame
+    from realtime.io.synthetic import pattern_frame
 
     src = tmp_path / "pcm.mov"
     with av.open(str(src), "w") as o:
@@ -198,7 +198,7 @@ def test_bad_single_inputs(models_dir, clip, tmp_path, case, needle):
     elif case == "exists":
         out.write_bytes(b"keep me")
     elif case == "still_image":
-        from realtime.images import write_image
+        from realtime.io.images import write_image
 
         src = write_image(tmp_path / "photo.png", np.zeros((64, 64, 3), np.uint8))
     elif case == "webm_output":
@@ -214,42 +214,70 @@ def test_bad_single_inputs(models_dir, clip, tmp_path, case, needle):
         assert not out.exists()
 
 
-def test_large_frames_are_capped_for_inference_and_kept_at_source_size(models_dir, tmp_path, cfg_factory):
-    from realtime.engine import open_engine
-    from realtime.video_job import VideoOptions, VideoStylizer
+def test_large_frames_are_capped_for_inference_and_kept_at_source_size(tmp_path):
+    from fakes import fake_engine
+
+    from realtime.core.stage import pick_inference_size
+    from realtime.jobs.video import VideoOptions, VideoStylizer
 
     src = tmp_path / "big.mp4"
     write_clip(src, frames=3, width=1600, height=1200, fps=10, audio=False)
-    engine = open_engine(cfg_factory(**{"engine.max_size": 120}))
-    assert engine.inference_size(1600, 1200) == (160, 120)
+    engine = fake_engine(tmp_path, **{"engine.max_size": 120})
+    assert pick_inference_size(1600, 1200, 0, 120) == (160, 120)
     out = tmp_path / "big_out.mp4"
-    res = VideoStylizer(engine, [engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])], VideoOptions(batch=2)).run(src, out)
+    vs = VideoStylizer(engine, [engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])], VideoOptions(batch=2))
+    res = vs.run(src, out)
     assert res.frames == 3 and (res.width, res.height) == (1600, 1200)
     assert (probe(out)["w"], probe(out)["h"]) == (1600, 1200)
+    assert engine.stylizer.frames == 3
+    # One stylizer object runs many files in a row: no state carried over.
+    res2 = vs.run(src, tmp_path / "again.mp4")
+    assert res2.frames == 3 and probe(tmp_path / "again.mp4")["pts"] == probe(out)["pts"]
 
 
-def test_worker_failure_leaves_no_file_and_no_thread(models_dir, clip, tmp_path, cfg_factory):
-    from realtime.engine import open_engine
-    from realtime.video_job import VideoOptions, VideoStylizer
+def test_worker_failure_leaves_no_file_and_no_thread(clip, tmp_path):
+    from fakes import fake_engine
 
-    engine = open_engine(cfg_factory())
+    from realtime.jobs.video import VideoOptions, VideoStylizer
+
+    engine = fake_engine(tmp_path)
     code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
-
-    calls = {"n": 0}
-    real = engine.stylizer.stylize
-
-    def flaky(frames, codes):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("GPU fell off the bus")
-        return real(frames, codes)
-
-    engine.stylizer.stylize = flaky
+    engine.stylizer.fail_after = 2
+    engine.stylizer.error = "GPU fell off the bus"
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError, match="fell off"):
         VideoStylizer(engine, [code], VideoOptions(batch=2, size=64)).run(clip, out)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+@pytest.mark.parametrize("width, height, size", [(128, 96, 64), (1280, 720, 384), (640, 360, 1000), (100, 60, 0)])
+def test_live_and_video_pick_the_same_inference_size(tmp_path, width, height, size):
+    """The one size rule: the same source and --size give the same network input in every mode."""
+    from fakes import FakeStylizer
+
+    from realtime.core.stage import StylizeStage, pick_inference_size
+
+    expected = pick_inference_size(width, height, size, 1080)
+    assert expected[0] % 4 == 0 and expected[1] % 4 == 0
+    assert min(expected) <= max(min(width, height), 16) + 3  # never upscaled
+    stage = StylizeStage(FakeStylizer(), size, 1080)
+    frame = np.zeros((height, width, 3), np.uint8)
+    assert stage([frame], np.zeros(100, np.float32))[0].shape == frame.shape
+    assert stage.size == expected
+
+
+def test_live_and_video_commands_report_the_same_inference_size(models_dir, tmp_path):
+    import re
+
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=4, width=160, height=96, fps=10, audio=False)
+    rv = run(clip, "-o", tmp_path / "o.mp4", "--style", "mosaic", "--size", "72", "--quiet")
+    rl = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", str(clip), "--headless", "--size", "72",
+                         "--style", "mosaic"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert rv.returncode == 0 and rl.returncode == 0, rv.stderr + rl.stderr
+    sizes = [re.search(r"inference (\d+x\d+)", r.stderr).group(1) for r in (rv, rl)]
+    assert sizes[0] == sizes[1] == "120x72"
 
 
 def test_ctrl_c_leaves_no_partial_file(models_dir, tmp_path):

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import UserError
+from ...errors import UserError
 
 CODE_SIZE = 100
 

@@ -7,7 +7,6 @@ Why figures come with the machine's own matrix-multiply rate: a 2-core VM and an
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -152,38 +152,71 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def run_bench_command(args: argparse.Namespace, load_cfg) -> int:
-    """``stylize bench``: model throughput of the chosen backends on this machine."""
-    from .backends import create_stylizer
-    from .errors import UserError
+@dataclass(frozen=True)
+class BenchJob:
+    """What ``stylize bench`` measures (parsed and checked by the CLI layer)."""
+
+    sizes: tuple[tuple[int, int], ...] = ((384, 384), (640, 480))
+    batches: tuple[int, ...] = (1,)
+    backends: tuple[str, ...] = ("tf", "tflite")
+    seconds: float = 2.0
+    json: Optional[str] = None
+
+
+def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, json_path: Optional[str]) -> BenchJob:
+    from ..errors import UserError
 
     try:
-        sizes = parse_sizes(args.sizes)
-        batches = [int(b) for b in args.batches.split(",")]
+        size_list = parse_sizes(sizes)
+        batch_list = [int(b) for b in batches.split(",")]
     except ValueError:
         raise UserError("--sizes is WxH[,WxH...] and --batches is N[,N...]") from None
-    if any(w % 4 or h % 4 for w, h in sizes):
-        raise UserError("benchmark sizes must be multiples of 4")
+    if any(w % 4 or h % 4 or w < 16 or h < 16 for w, h in size_list):
+        raise UserError("benchmark sizes must be multiples of 4, at least 16")
+    if any(not 1 <= b <= 64 for b in batch_list):
+        raise UserError("--batches must be 1..64")
+    names = tuple(n.strip() for n in backends.split(",") if n.strip())
+    known = ("tf", "tf-xla", "tf-mixed", "tf-xla-mixed", "tf-mixed-xla", "tflite", "tflite-fp16", "tflite-int8")
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise UserError(f"--backends takes {', '.join(known)}; got {', '.join(bad) or 'nothing'}")
+    if not (0.1 <= seconds <= 600) or seconds != seconds:
+        raise UserError("--seconds must be 0.1..600")
+    return BenchJob(tuple(size_list), tuple(batch_list), names, seconds, json_path)
+
+
+def variant_config(cfg, name: str):
+    """The config for a benchmark variant name such as ``tf-xla`` or ``tflite-int8``."""
+    import dataclasses
+
+    backend, _, variant = name.partition("-")
+    engine = dataclasses.replace(
+        cfg.engine, backend=backend, xla="always" if "xla" in variant else "never",
+        precision="mixed" if "mixed" in variant else cfg.engine.precision,
+    )
+    models = dataclasses.replace(cfg.models, transfer=variant) if backend == "tflite" and variant else cfg.models
+    return dataclasses.replace(cfg, engine=engine, models=models)
+
+
+def run_bench(cfg, job: BenchJob) -> int:
+    """``stylize bench``: model throughput of the chosen backends on this machine."""
+    from ..model.backends import create_stylizer
+
+    sizes, batches = list(job.sizes), list(job.batches)
     mm = matmul_gflops()
     log.info("matrix multiply: %.0f GFLOP/s (float32, this machine)", mm)
     results: list[ModelResult] = []
-    for name in args.backends.split(","):
-        backend, _, variant = name.partition("-")
-        extra: dict = {"engine.backend": backend}
-        if backend == "tflite" and variant:
-            extra["models.transfer"] = variant
-        if "mixed" in variant:
-            extra["engine.precision"] = "mixed"
-        extra["engine.xla"] = "always" if "xla" in variant else "never"
-        cfg = load_cfg(args, extra)
-        stylizer = create_stylizer(cfg)
-        results += bench_model(stylizer, name, sizes, batches, args.seconds, mm)
+    for name in job.backends:
+        stylizer = create_stylizer(variant_config(cfg, name))
+        results += bench_model(stylizer, name, sizes, batches, job.seconds, mm)
     data = {"env": environment(), "matmul_gflops": round(mm, 1), "model": [asdict(r) for r in results]}
     print(f"{'backend':12} {'size':>9} {'batch':>5} {'ms/frame':>9} {'fps':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for r in results:
         print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    if job.json:
+        from ..io.images import atomic_write_bytes
+
+        atomic_write_bytes(Path(job.json), (json.dumps(data, indent=2) + "\n").encode())
     return 0
 
 
@@ -192,12 +225,15 @@ def run_bench_command(args: argparse.Namespace, load_cfg) -> int:
 def bench_live(stylizer, naive_stylizer, code: np.ndarray, clip: Path, short_side: int, frames: int) -> dict:
     """Our threaded pipeline vs a naive one-thread loop (TF Lite fp16, the tutorial recipe), both on
     the same clip paced at its own frame rate."""
-    from .live import LiveApp, LiveOptions, LivePipeline
-    from .sources import FileSource
+    from ..core.controller import Controller
+    from ..core.stage import StylizeStage
+    from ..io.sources import FileSource
+    from ..live.app import LiveApp, LiveOptions
+    from ..live.pipeline import LivePipeline
 
     src = FileSource(clip, loop=True, keep_pace=True)  # delivered like a camera: newest frame wins
     src.open()
-    p = LivePipeline(src, stylizer, [code], ["bench"], short_side=short_side)
+    p = LivePipeline(src, StylizeStage(stylizer, short_side), Controller(["bench"]), [code])
     app = LiveApp(p, LiveOptions(headless=True, max_frames=frames))
     t0 = time.perf_counter()
     stats = app.run()
@@ -218,8 +254,8 @@ def bench_live_naive(stylizer, code, clip: Path, short_side: int, frames: int) -
     """read (paced) -> stylize -> show, one thread: what a first attempt looks like."""
     import cv2
 
-    from .images import inference_size, resize
-    from .sources import FileSource
+    from ..io.images import inference_size, resize
+    from ..io.sources import FileSource
 
     src = FileSource(clip, loop=True)
     src.open()
@@ -254,8 +290,8 @@ def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: P
     frame -> cv2 write, one thread; MODEL_NOTES' baseline) at the same inference size."""
     import cv2
 
-    from .images import inference_size, resize
-    from .video_job import VideoOptions, VideoStylizer
+    from ..io.images import inference_size, resize
+    from .video import VideoOptions, VideoStylizer
 
     t0 = time.perf_counter()
     res = VideoStylizer(engine, [code], VideoOptions(size=short_side, batch=batch, preset="veryfast")).run(clip, out_dir / "ours.mp4")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError
-from .images import temp_path_for
+from ..errors import UserError
+from ..io.images import temp_path_for
 
 log = logging.getLogger(__name__)
 

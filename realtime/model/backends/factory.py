@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from ..config import Config
-from ..errors import ConfigError
-from ..models import ModelStore
+from ...config import Config
+from ...errors import ConfigError
+from ..files import ModelStore
 from .base import Stylizer
 
 log = logging.getLogger(__name__)

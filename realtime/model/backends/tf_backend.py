@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ...errors import UserError
 from .base import Stylizer, batch_codes, check_frames
 from .tflite_util import StylePredictor
 from .transfer_net import TransferWeights, build_fast_transfer_fn, build_transfer_fn

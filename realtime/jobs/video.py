@@ -9,7 +9,6 @@ and renamed only when complete, so an error or Ctrl-C never leaves a partial fil
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import threading
@@ -18,24 +17,40 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from .config import Config
-from .crossfade import StyleSchedule
-from .engine import Engine, open_engine
-from .errors import MediaError, UserError
-from .images import temp_path_for
-from .styles import apply_strength
-from .temporal import TemporalSmoother
-from .workers import EOS, FrameQueue, Worker, join_all
+from ..config import Config
+from ..core.stage import StylizeStage, check_mixable
+from ..core.workers import EOS, FrameQueue, Worker, join_all
+from ..effects.crossfade import StyleSchedule
+from ..effects.temporal import TemporalSmoother
+from ..errors import MediaError, UserError
+from ..io.images import temp_path_for
+from ..io.sources.file import VIDEO_EXTS, DecodedFrame, VideoFile
+from ..model.engine import Engine, open_engine
 
 log = logging.getLogger(__name__)
 
 OUTPUT_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264
 MP4_AUDIO = {"aac", "mp3", "alac", "opus", "ac3", "eac3", "flac"}
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif")
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """What ``stylize video`` was asked to do, beyond the config (validated by the CLI layer)."""
+
+    inputs: tuple[str, ...]
+    styles: tuple[str, ...]
+    output: Optional[str] = None
+    out_dir: Optional[str] = None
+    switch_every: float = 0.0
+    audio: bool = True
+    start: Optional[float] = None
+    end: Optional[float] = None
+    overwrite: bool = False
+    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,99 +76,84 @@ class VideoResult:
     audio_mode: str = "none"
     width: int = 0
     height: int = 0
+    inference_size: tuple[int, int] = (0, 0)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+# Typed messages between the decoder, inference and encoder threads (in demux order).
 @dataclass
-class _Frame:
-    rgb: np.ndarray
-    pts: int
-    time: float
+class AudioPacket:
+    """An audio packet to copy as it is."""
+
+    packet: Any
 
 
-def _open_input(path: Path):
-    import av
+@dataclass
+class AudioFrame:
+    """A decoded audio frame to re-encode (the container cannot take the source's codec)."""
 
-    if not path.exists():
-        raise MediaError(f"video not found: {path}")
-    if path.is_dir():
-        raise MediaError(f"expected a video file, got a folder: {path}")
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        reason = exc.strerror or type(exc).__name__
-        hint = "; a truncated recording?" if "Invalid data" in reason else ""
-        raise MediaError(f"not a readable video file: {path} ({reason}{hint})") from None
-    if not container.streams.video:
-        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
-        container.close()
-        raise MediaError(f"{path} has no video stream ({kinds})")
-    fmt = container.format.name
-    if fmt == "image2" or fmt.endswith("_pipe"):
-        container.close()
-        raise MediaError(f"{path} is a still image, not a video: use `stylize image`")
-    return container
+    frame: Any
+    stream_index: int
 
 
-def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Honour the display matrix: rotate counterclockwise by ``rotation`` degrees (FFmpeg's rule)."""
-    k = int(round(rotation / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+Message = Union[DecodedFrame, AudioPacket, AudioFrame]
 
 
 class VideoStylizer:
-    """Stylizes one file: the three-thread pipeline behind ``stylize video``."""
+    """Stylizes files with one engine and one set of styles; holds no per-file state, so one
+    object runs many files in a row (each :meth:`run` has its own :class:`_Run`)."""
 
     def __init__(self, engine: Engine, codes: Sequence[np.ndarray], opts: VideoOptions) -> None:
+        check_mixable(engine.stylizer, opts.strength, len(codes))
         self.engine = engine
         self.codes = list(codes)
         self.opts = opts
+
+    def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None) -> VideoResult:
+        return _Run(self, Path(src), Path(dst)).execute(on_progress)
+
+
+class _Run:
+    """One file through the three-thread pipeline: decoder -> inference -> encoder."""
+
+    def __init__(self, job: VideoStylizer, src: Path, dst: Path) -> None:
+        self.engine, self.codes, self.opts = job.engine, job.codes, job.opts
+        self.src, self.dst = src, dst
+        self.result = VideoResult()
+        self.t0: Optional[float] = None  # media time of the first frame stylized
+        self.truncated: Optional[str] = None
+        self.decoded = 0
+        self.last_t = 0.0
         self.frames_done = 0
 
-    # -- the pipeline -------------------------------------------------------------------------
-    def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None) -> VideoResult:
+    def execute(self, on_progress: Optional[Callable[[int], None]]) -> VideoResult:
         import av
 
-        opts = self.opts
-        result = VideoResult()
-        inp = _open_input(src)
+        opts, src, dst = self.opts, self.src, self.dst
+        reader = VideoFile(src).open()
         tmp = temp_path_for(dst)
         stop = threading.Event()
         workers: list[Worker] = []
         out = None
         try:
-            vs = inp.streams.video[0]
-            vs.thread_type = "AUTO"
             try:
                 out = av.open(str(tmp), "w", format=_format_for(dst))
             except (av.error.FFmpegError, ValueError) as exc:
                 raise MediaError(f"cannot write {dst}: {exc}") from None
             if not {"libx264", "h264"} & set(out.supported_codecs):
                 raise MediaError(f"cannot write H.264 video into a {dst.suffix} file: use {', '.join(OUTPUT_EXTS)}")
-            audio_in = list(inp.streams.audio) if opts.audio else []
-            audio_map, audio_mode = self._audio_plan(out, audio_in)
-            result.audio_mode = audio_mode
-            self._seek(inp, vs)
+            audio_in = list(reader.container.streams.audio) if opts.audio else []
+            audio_map, self.result.audio_mode = self._audio_plan(out, audio_in)
+            self._seek(reader)
             q_in = FrameQueue(opts.queue_frames, stop)
             q_out = FrameQueue(opts.queue_frames, stop)
-            state: dict[str, Any] = {"t0": None, "truncated": None, "decoded": 0, "last_t": 0.0}
-
-            def decode() -> None:
-                self._decode(inp, vs, audio_map, q_in, state)
-
-            def infer() -> None:
-                self._infer(q_in, q_out, state)
-
-            def encode() -> None:
-                self._encode(out, vs, audio_map, q_out, state, result)
-
             workers = [
-                Worker("decoder", decode, lambda: q_in.put(EOS), stop),
-                Worker("inference", infer, lambda: q_out.put(EOS), stop),
-                Worker("encoder", encode, lambda: None, stop),
+                Worker("decoder", lambda: self._decode(reader, audio_map, q_in), lambda: q_in.put(EOS), stop),
+                Worker("inference", lambda: self._infer(q_in, q_out), lambda: q_out.put(EOS), stop),
+                Worker("encoder", lambda: self._encode(out, reader, audio_map, q_out), lambda: None, stop),
             ]
             t_start = time.perf_counter()
             for w in workers:
@@ -170,13 +170,13 @@ class VideoStylizer:
                 raise MediaError(f"{src}: {type(exc).__name__}: {exc}") from None
             if on_progress and self.frames_done != last:
                 on_progress(self.frames_done - last)
-            result.seconds = time.perf_counter() - t_start
-            if result.frames == 0:
+            self.result.seconds = time.perf_counter() - t_start
+            if self.result.frames == 0:
                 raise MediaError(f"{src}: no video frames decoded" + (" in the chosen --start/--end range" if opts.start or opts.end else ""))
             out.close()
             out = None
             tmp.replace(dst)
-            return result
+            return self.result
         except BaseException:
             stop.set()
             for w in workers:
@@ -189,7 +189,7 @@ class VideoStylizer:
                     out.close()
                 except Exception:  # noqa: BLE001 - the temp file is deleted anyway
                     pass
-            inp.close()
+            reader.close()
             tmp.unlink(missing_ok=True)
 
     def _audio_plan(self, out, audio_in) -> tuple[dict, str]:
@@ -227,14 +227,14 @@ class VideoStylizer:
                     pass
                 entry[2] = o
 
-    def _seek(self, inp, vs) -> None:
+    def _seek(self, reader: VideoFile) -> None:
         """Jump to the keyframe before --start; the decoder then skips frames before it."""
         if not self.opts.start:
             return
-        tb = vs.time_base
-        target = int(self.opts.start / tb) + (vs.start_time or 0)
+        vs = reader.video
+        target = int(self.opts.start / vs.time_base) + (vs.start_time or 0)
         try:
-            inp.seek(target, stream=vs, backward=True, any_frame=False)
+            reader.container.seek(target, stream=vs, backward=True, any_frame=False)
         except Exception:  # noqa: BLE001 - unseekable: decode from the start and skip
             log.debug("seek failed; decoding from the start")
 
@@ -246,122 +246,107 @@ class VideoStylizer:
             return 1
         return 0
 
-    def _decode(self, inp, vs, audio_map, q_in: FrameQueue, state) -> None:
+    def _decode(self, reader: VideoFile, audio_map, q_in: FrameQueue) -> None:
         import av
 
-        streams = [vs] + [s for s in inp.streams.audio if s.index in audio_map]
-        t_first = float(vs.start_time * vs.time_base) if vs.start_time else 0.0
+        vs = reader.video
+        streams = [vs] + [s for s in reader.container.streams.audio if s.index in audio_map]
+        t_first = reader.start_time
         done = False
         try:
-            for packet in inp.demux(*streams):
+            for packet in reader.container.demux(*streams):
                 if packet.stream.type == "audio":
                     if packet.size == 0 or packet.pts is None:
                         continue
-                    t = float(packet.pts * packet.time_base) - t_first
-                    r = self._in_range(t)
-                    if r == 0:
-                        copy = audio_map[packet.stream.index][1]
-                        if copy:
-                            q_in.put(("a", packet))
+                    if self._in_range(float(packet.pts * packet.time_base) - t_first) == 0:
+                        if audio_map[packet.stream.index][1]:
+                            q_in.put(AudioPacket(packet))
                         else:
                             for af in packet.decode():
-                                q_in.put(("af", af, packet.stream.index))
+                                q_in.put(AudioFrame(af, packet.stream.index))
                     continue
                 for frame in packet.decode():
-                    t = float(frame.pts * vs.time_base) - t_first if frame.pts is not None else 0.0
-                    r = self._in_range(t)
+                    r = self._in_range(float(frame.pts * vs.time_base) - t_first if frame.pts is not None else 0.0)
                     if r < 0:
                         continue
                     if r > 0:
                         done = True
                         break
-                    rgb = _rotate(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
-                    state["decoded"] += 1
-                    state["last_t"] = t
-                    q_in.put(("v", _Frame(rgb, frame.pts, t)))
+                    decoded = reader.convert(frame)
+                    self.decoded += 1
+                    self.last_t = decoded.time
+                    q_in.put(decoded)
                 if done:
                     break
         except av.error.FFmpegError as exc:
-            state["truncated"] = (
+            self.truncated = (
                 f"input is damaged or truncated ({exc.strerror or type(exc).__name__}): "
-                f"stylized the {state['decoded']} frames that decoded"
+                f"stylized the {self.decoded} frames that decoded"
             )
-            log.warning("%s", state["truncated"])
+            log.warning("%s", self.truncated)
             return
-        if done or self.opts.start or self.opts.end is not None or not state["decoded"]:
+        if done or self.opts.start or self.opts.end is not None or not self.decoded:
             return
         # Cut-off recordings end without an error: compare with what the header promised.
-        rate = float(vs.average_rate or vs.guessed_rate or 0)
-        expected_s = float(vs.duration * vs.time_base) if vs.duration else (inp.duration or 0) / 1e6
-        if vs.frames and state["decoded"] < vs.frames * 0.98:
-            state["truncated"] = f"input ended early: decoded {state['decoded']} of {vs.frames} frames (all were stylized)"
-        elif rate and expected_s and state["last_t"] + 2.0 / rate < expected_s * 0.98:
-            state["truncated"] = (
-                f"input ended early at {state['last_t']:.2f} s of {expected_s:.2f} s: "
-                f"stylized the {state['decoded']} frames that decoded"
+        rate, expected_s = reader.fps, reader.duration
+        if vs.frames and self.decoded < vs.frames * 0.98:
+            self.truncated = f"input ended early: decoded {self.decoded} of {vs.frames} frames (all were stylized)"
+        elif rate and expected_s and self.last_t + 2.0 / rate < expected_s * 0.98:
+            self.truncated = (
+                f"input ended early at {self.last_t:.2f} s of {expected_s:.2f} s: "
+                f"stylized the {self.decoded} frames that decoded"
             )
-        if state["truncated"]:
-            log.warning("%s", state["truncated"])
+        if self.truncated:
+            log.warning("%s", self.truncated)
 
-    def _infer(self, q_in: FrameQueue, q_out: FrameQueue, state) -> None:
-        engine, opts = self.engine, self.opts
+    def _infer(self, q_in: FrameQueue, q_out: FrameQueue) -> None:
+        opts = self.opts
         schedule = StyleSchedule(self.codes, opts.switch_every, opts.fade_s)
-        smoother = TemporalSmoother(opts.smoothing) if opts.smoothing > 0 else None
-        content_code = None
-        pending: list = []
-        n_frames = 0
-        size = None
-        src_size = None
+        temporal = TemporalSmoother(opts.smoothing) if opts.smoothing > 0 else None
+        stage = StylizeStage(self.engine.stylizer, opts.size, self.engine.cfg.engine.max_size, temporal)
+        pending: list[Message] = []
+        frames: list[DecodedFrame] = []
 
         def flush() -> None:
-            nonlocal pending, n_frames
-            frames = [it[1] for it in pending if it[0] == "v"]
+            nonlocal pending, frames
             if frames:
-                codes = np.stack([apply_strength(schedule.code_at(f.time - state["t0"]), content_code, opts.strength) for f in frames])
-                styled = engine.stylize_frames([f.rgb for f in frames], codes, size, smoother)
-                it_styled = iter(styled)
-                pending = [("v", _Frame(next(it_styled), it[1].pts, it[1].time)) if it[0] == "v" else it for it in pending]
+                codes = np.stack([stage.strengthen(schedule.code_at(f.time - self.t0), opts.strength, f.image) for f in frames])
+                for f, styled in zip(frames, stage([f.image for f in frames], codes)):
+                    f.image = styled
+                self.result.inference_size = stage.size or (0, 0)
             for it in pending:
                 q_out.put(it)
-            pending, n_frames = [], 0
+            pending, frames = [], []
 
         while True:
             item = q_in.get()
             if item is EOS:
                 break
-            if item[0] == "v":
-                f: _Frame = item[1]
-                h, w = f.rgb.shape[:2]
-                if src_size is not None and (w, h) != src_size:
+            if isinstance(item, DecodedFrame):
+                if frames and item.image.shape != frames[0].image.shape:
                     flush()  # size changed mid-stream: finish the batch at the old size
-                if src_size != (w, h):
-                    src_size = (w, h)
-                    size = engine.inference_size(w, h, opts.size)
-                    if smoother is not None:
-                        smoother.reset()
-                if state["t0"] is None:
-                    state["t0"] = f.time
-                    if opts.strength != 1.0:
-                        content_code = engine.stylizer.style_code(f.rgb)
-                n_frames += 1
+                if self.t0 is None:
+                    self.t0 = item.time
+                frames.append(item)
             pending.append(item)
-            if n_frames >= opts.batch:
+            if len(frames) >= opts.batch:
                 flush()
         flush()
 
-    def _encode(self, out, vs, audio_map, q_out: FrameQueue, state, result: VideoResult) -> None:
+    def _encode(self, out, reader: VideoFile, audio_map, q_out: FrameQueue) -> None:
         import av
 
+        vs = reader.video
         ovs = None
-        pts0 = None
+        pts0 = 0
         audio_offsets: dict[int, int] = {}
-        held: list = []  # audio that arrives before the first stylized frame fixes the streams
+        held: list[Message] = []  # audio that arrives before the first stylized frame fixes the streams
 
-        def mux_audio(item) -> None:
-            if item[0] == "a":
-                packet = item[1]
+        def mux_audio(item: Message) -> None:
+            if isinstance(item, AudioPacket):
+                packet = item.packet
                 o = audio_map[packet.stream.index][2]
-                off = audio_offsets.setdefault(o.index, self._offset_in(packet.time_base, state["t0"], vs))
+                off = audio_offsets.setdefault(o.index, self._offset_in(packet.time_base, reader))
                 packet.pts -= off
                 if packet.dts is not None:
                     packet.dts -= off
@@ -369,10 +354,10 @@ class VideoStylizer:
                     return  # wholly before --start (encoder priming at pts < 0 is kept otherwise)
                 packet.stream = o
                 out.mux(packet)
-            else:  # a decoded audio frame to re-encode
-                af, idx = item[1], item[2]
-                o = audio_map[idx][2]
-                off = audio_offsets.setdefault(o.index, self._offset_in(af.time_base, state["t0"], vs))
+            elif isinstance(item, AudioFrame):
+                af = item.frame
+                o = audio_map[item.stream_index][2]
+                off = audio_offsets.setdefault(o.index, self._offset_in(af.time_base, reader))
                 if af.pts is not None:
                     af.pts -= off
                     if off and af.pts + af.samples <= 0:
@@ -384,23 +369,22 @@ class VideoStylizer:
             item = q_out.get()
             if item is EOS:
                 break
-            if item[0] != "v":
+            if not isinstance(item, DecodedFrame):
                 if ovs is None:
                     held.append(item)
                 else:
                     mux_audio(item)
                 continue
-            f: _Frame = item[1]
             if ovs is None:
-                ovs = self._video_stream(out, vs, f.rgb, result)
+                ovs = self._video_stream(out, vs, item.image)
                 self._add_audio_streams(out, audio_map)
-                pts0 = f.pts
-            frame = av.VideoFrame.from_ndarray(f.rgb, format="rgb24")
-            frame.pts, frame.time_base = f.pts - pts0, vs.time_base
+                pts0 = item.pts
+            frame = av.VideoFrame.from_ndarray(item.image, format="bgr24")
+            frame.pts, frame.time_base = item.pts - pts0, vs.time_base
             for p in ovs.encode(frame):
                 out.mux(p)
-            result.frames += 1
-            self.frames_done = result.frames
+            self.result.frames += 1
+            self.frames_done = self.result.frames
             for h in held:
                 mux_audio(h)
             held.clear()
@@ -412,13 +396,11 @@ class VideoStylizer:
                     for p in o.encode(None):
                         out.mux(p)
 
-    @staticmethod
-    def _offset_in(time_base, t0: Optional[float], vs) -> int:
-        start = float(vs.start_time * vs.time_base) if vs.start_time else 0.0
-        return int(round(((t0 or 0.0) + start) / float(time_base)))
+    def _offset_in(self, time_base, reader: VideoFile) -> int:
+        return int(round(((self.t0 or 0.0) + reader.start_time) / float(time_base)))
 
-    def _video_stream(self, out, vs, rgb: np.ndarray, result: VideoResult):
-        h, w = rgb.shape[:2]
+    def _video_stream(self, out, vs, image: np.ndarray):
+        h, w = image.shape[:2]
         rate = vs.average_rate or vs.guessed_rate or Fraction(30)
         ovs = out.add_stream("libx264", rate=rate)
         ovs.width, ovs.height = w, h
@@ -431,7 +413,7 @@ class VideoStylizer:
         ovs.codec_context.time_base = vs.time_base
         ovs.time_base = vs.time_base
         ovs.options = {"crf": str(self.opts.crf), "preset": self.opts.preset}
-        result.width, result.height = w, h
+        self.result.width, self.result.height = w, h
         return ovs
 
 
@@ -454,93 +436,63 @@ def expand_inputs(paths: Sequence[str]) -> list[Path]:
 
 def _frames_estimate(path: Path, opts: VideoOptions) -> Optional[int]:
     try:
-        c = _open_input(path)
+        reader = VideoFile(path).open()
     except MediaError:
         return None
-    try:
-        vs = c.streams.video[0]
-        n = vs.frames
-        rate = float(vs.average_rate or 0)
-        dur = float(vs.duration * vs.time_base) if vs.duration else (c.duration / 1e6 if c.duration else 0)
-        if not n and rate and dur:
-            n = int(dur * rate)
+    with reader:
+        n, rate, dur = reader.frame_count(), reader.fps, reader.duration
         if n and rate and (opts.start or opts.end is not None):
             end = opts.end if opts.end is not None else dur
             n = max(0, int((end - (opts.start or 0)) * rate))
         return n or None
-    finally:
-        c.close()
 
 
-def run_video_command(args: argparse.Namespace, load_cfg) -> int:
-    """Entry point of ``stylize video``: several inputs, one bad file does not stop the rest."""
+def run_video(cfg: Config, job: VideoJob) -> int:
+    """``stylize video``: several inputs in turn; one bad file does not stop the rest."""
     from tqdm import tqdm
 
-    if bool(args.output) == bool(args.out_dir):
-        raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
-    inputs = expand_inputs(args.inputs)
-    if args.output and len(inputs) > 1:
+    inputs = expand_inputs(job.inputs)
+    if job.output and len(inputs) > 1:
         raise UserError("-o takes one input; use --out-dir DIR for several")
-    if len(args.style) > 1 and not args.switch_every:
-        raise UserError("several --style values need --switch-every SECONDS")
-    if args.switch_every and args.switch_every < 0:
-        raise UserError("--switch-every must be positive")
-    if args.start is not None and args.end is not None and args.end <= args.start:
-        raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
-    presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-    if args.preset is not None and args.preset not in presets:
-        raise UserError(f"--preset must be one of {', '.join(presets)}")
-    if args.crf is not None and not 0 <= args.crf <= 51:
-        raise UserError(f"--crf must be 0..51 (H.264 quality; 18 looks lossless), got {args.crf}")
-    if args.smooth is not None and not 0.0 <= args.smooth < 1.0:
-        raise UserError(f"--smooth must be in 0..0.95, got {args.smooth}")
-    for name, v in (("--start", args.start), ("--end", args.end)):
-        if v is not None and v < 0:
-            raise UserError(f"{name} must be >= 0")
-    cfg: Config = load_cfg(
-        args, {"engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth, "video.preset": args.preset}
-    )
-    out_dir = Path(args.out_dir) if args.out_dir else None
-    if args.output and Path(args.output).suffix.lower() not in OUTPUT_EXTS:
-        raise UserError(f"output must be an H.264 video file ({', '.join(OUTPUT_EXTS)}): {args.output}")
+    if job.output and Path(job.output).suffix.lower() not in OUTPUT_EXTS:
+        raise UserError(f"output must be an H.264 video file ({', '.join(OUTPUT_EXTS)}): {job.output}")
     engine = open_engine(cfg)
-    styles = engine.resolve_styles(args.style)
-    if len(args.style) == 1:
+    styles = engine.resolve_styles(job.styles)
+    if len(job.styles) == 1:
         styles = styles[:1]
     codes = [engine.bank.code_for(s) for s in styles]
-    strength = cfg.styles.strength if args.strength is None else args.strength
-    if (strength != 1.0 or len(codes) > 1) and not engine.stylizer.mixable_codes:
-        raise UserError(f"strength and style switching need --backend tf or tflite (not {engine.stylizer.name})")
     opts = VideoOptions(
-        size=args.size if args.size is not None else cfg.video.size,
-        strength=strength,
-        switch_every=args.switch_every,
+        size=cfg.video.size,
+        strength=cfg.styles.strength,
+        switch_every=job.switch_every,
         fade_s=cfg.styles.crossfade_s,
         crf=cfg.video.crf,
         preset=cfg.video.preset,
-        batch=max(1, cfg.engine.batch_size),
+        batch=cfg.engine.batch_size,
         queue_frames=cfg.video.queue_frames,
-        audio=not args.no_audio,
+        audio=job.audio,
         smoothing=cfg.video.smoothing,
-        start=args.start,
-        end=args.end,
+        start=job.start,
+        end=job.end,
     )
-    show = not args.quiet and sys.stderr.isatty()
+    stylizer = VideoStylizer(engine, codes, opts)
+    show = job.progress and sys.stderr.isatty()
     failed: list[str] = []
     done: list[tuple[Path, VideoResult]] = []
+    out_dir = Path(job.out_dir) if job.out_dir else None
     for src in inputs:
-        dst = Path(args.output) if args.output else out_dir / f"{src.stem}-{styles[0].name}.mp4"
+        dst = Path(job.output) if job.output else out_dir / f"{src.stem}-{styles[0].name}.mp4"  # type: ignore[operator]
         try:
-            if dst.exists() and not args.overwrite:
+            if dst.exists() and not job.overwrite:
                 raise UserError(f"{dst} exists (use --overwrite to replace it)")
             if dst.resolve() == src.resolve():
                 raise UserError(f"output {dst} would overwrite the input")
             with tqdm(total=_frames_estimate(src, opts), unit="frame", desc=src.name, disable=not show, leave=False, file=sys.stderr) as bar:
-                res = VideoStylizer(engine, codes, opts).run(src, dst, bar.update)
+                res = stylizer.run(src, dst, bar.update)
             done.append((dst, res))
             log.info(
-                "%s -> %s: %d frames %dx%d in %.1f s (%.1f fps), audio %s",
-                src, dst, res.frames, res.width, res.height, res.seconds, res.fps, res.audio_mode,
+                "%s -> %s: %d frames %dx%d (inference %dx%d) in %.1f s (%.1f fps), audio %s",
+                src, dst, res.frames, res.width, res.height, *res.inference_size, res.seconds, res.fps, res.audio_mode,
             )
         except UserError as exc:
             if len(inputs) == 1:

@@ -1,4 +1,4 @@
-"""Frame sinks: where stylized frames go besides the screen.
+"""The recorder output: shown frames into an H.264 MP4.
 
 :class:`VideoRecorder` encodes H.264 MP4 through PyAV in its own thread, so a slow encoder never
 stalls the display (frames it cannot keep up with are dropped and counted, never queued without
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from abc import ABC, abstractmethod
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -22,22 +21,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .images import temp_path_for
-from .workers import EOS, Worker
+from ...core.workers import EOS, Worker
+from ..images import temp_path_for
+from .base import Output
 
 log = logging.getLogger(__name__)
-
-
-class FrameSink(ABC):
-    """Consumes BGR frames with timestamps (seconds, monotonic)."""
-
-    @abstractmethod
-    def write(self, frame_bgr: np.ndarray, t: float) -> None:
-        """Hand over one frame; must not block the caller for long."""
-
-    @abstractmethod
-    def close(self) -> Optional[Path]:
-        """Finish; return the finished file, if any. Idempotent."""
 
 
 def timestamped_path(folder: str | Path, prefix: str = "stylize", ext: str = ".mp4") -> Path:
@@ -45,8 +33,10 @@ def timestamped_path(folder: str | Path, prefix: str = "stylize", ext: str = ".m
     return Path(folder) / f"{prefix}-{stamp}{ext}"
 
 
-class VideoRecorder(FrameSink):
+class VideoRecorder(Output):
     """H.264 MP4 through PyAV, encoded in a thread; finalized atomically on close."""
+
+    name = "recorder"
 
     TIME_BASE = Fraction(1, 1000)  # millisecond timestamps
 
@@ -68,6 +58,8 @@ class VideoRecorder(FrameSink):
     def write(self, frame_bgr: np.ndarray, t: float) -> None:
         if self._closed:
             return
+        if self._worker.error is not None:  # the encoder died: the fan-out detaches us
+            raise RuntimeError(f"encoder failed: {self._worker.error}")
         if self._t0 is None:
             self._t0 = t
         pts = int(round((t - self._t0) / float(self.TIME_BASE)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -20,9 +21,9 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import MediaError, UserError
+from ..io.images import IMAGE_EXTS, read_image
 from .backends.base import Stylizer, require_mixable
-from .errors import MediaError, UserError
-from .images import IMAGE_EXTS, read_image
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ def parse_blend(items: Sequence[str]) -> list[tuple[str, float]]:
             w = float(weight)
         except ValueError:
             raise UserError(f"--blend expects STYLE:WEIGHT, got '{item}'") from None
+        if not math.isfinite(w) or w < 0:
+            raise UserError(f"--blend weight must be a number >= 0, got '{item}'")
         out.append((name, w))
     return out
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..images import style_input
+from ...errors import ModelError
+from ...io.images import style_input
 from .base import Stylizer, check_frames
 
 log = logging.getLogger(__name__)

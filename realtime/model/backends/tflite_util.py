@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import style_input
+from ...io.images import style_input
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from .download import download
-from .errors import ModelError
+from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 

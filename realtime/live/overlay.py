@@ -10,22 +10,6 @@ import numpy as np
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
-HELP_LINES = (
-    "n / p, arrows  next / previous style",
-    "1-9            jump to style",
-    "+ / -          strength",
-    "r              start / stop recording",
-    "s              snapshot (stylized + original PNG)",
-    "space          pause",
-    "o              overlay on / off",
-    "f              fullscreen",
-    "m              mirror",
-    "c              side by side (original | stylized)",
-    "t              smoothing against flicker: off / 0.5 / 0.8",
-    "h              this help",
-    "q / Esc        quit",
-)
-
 
 def draw_panel(img: np.ndarray, lines: list[str], origin: tuple[int, int] = (8, 8), scale: float | None = None) -> None:
     """Draw text lines on a dark translucent box, in place (BGR uint8)."""
@@ -47,12 +31,22 @@ def draw_panel(img: np.ndarray, lines: list[str], origin: tuple[int, int] = (8, 
 
 
 def compose(styled: np.ndarray, original: np.ndarray | None, side_by_side: bool, mirror: bool) -> np.ndarray:
-    """The picture to show: stylized, or original | stylized; mirrored like a selfie when asked."""
-    out = styled
-    if side_by_side and original is not None:
-        if original.shape != styled.shape:
-            original = cv2.resize(original, (styled.shape[1], styled.shape[0]))
-        out = np.hstack([original, styled])
+    """The picture to show: stylized, or original | stylized; mirrored like a selfie when asked.
+
+    Side by side keeps the frame's own size (each half scaled to half the width, letterboxed), so
+    it fits wherever the single picture fitted and recordings keep one size; mirroring flips each
+    half on its own, so the original stays on the left.
+    """
     if mirror:
-        out = cv2.flip(out, 1)
-    return np.ascontiguousarray(out)
+        styled = cv2.flip(styled, 1)
+        original = cv2.flip(original, 1) if original is not None else None
+    if not (side_by_side and original is not None):
+        return np.ascontiguousarray(styled)
+    h, w = styled.shape[:2]
+    half_w = w // 2
+    half_h = max(2, int(round(h * half_w / w)))
+    out = np.zeros_like(styled)
+    y = (h - half_h) // 2
+    out[y : y + half_h, :half_w] = cv2.resize(original, (half_w, half_h), interpolation=cv2.INTER_AREA)
+    out[y : y + half_h, half_w : 2 * half_w] = cv2.resize(styled, (half_w, half_h), interpolation=cv2.INTER_AREA)
+    return out

@@ -9,10 +9,10 @@ from typing import Optional
 
 import yaml
 
-from .config import PROJECT_ROOT
+from ..config import PROJECT_ROOT
 from .download import download
-from .errors import ConfigError, MediaError, UserError
-from .images import read_image
+from ..errors import ConfigError, MediaError, UserError
+from ..io.images import read_image
 
 log = logging.getLogger(__name__)
 

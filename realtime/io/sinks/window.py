@@ -1,0 +1,104 @@
+"""The on-screen window as an output (main thread only).
+
+Why main thread only (PITFALLS 1, OpenCV's ``video_threaded.py``): macOS and Qt crash when a window
+is touched from another thread.  The live loop runs on the main thread and owns this output; the
+window's keys are read here too (``poll_key``), and handed to the key table by the live app.
+
+Closing the window with the window manager's close button is a normal way to quit: it is noticed
+(``closed``) instead of surfacing as an OpenCV error.  Without a display, opening fails with one
+line that points at ``--headless`` instead of Qt aborting the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ...errors import UserError
+from .base import Output
+
+log = logging.getLogger(__name__)
+
+TITLE = "stylize"
+
+
+def require_display() -> None:
+    """Fail with one line where a window cannot open (Qt would abort the whole process)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display to open a window on (DISPLAY is not set, e.g. over ssh): "
+                        "use --headless (with --record FILE to keep the picture)")
+
+
+class WindowOutput(Output):
+    """Shows frames in an OpenCV window; ``decorate`` draws the overlay on a copy first."""
+
+    name = "window"
+
+    def __init__(self, fullscreen: bool = False, decorate: Optional[Callable[[np.ndarray], np.ndarray]] = None, title: str = TITLE) -> None:
+        require_display()
+        self.title = title
+        self.decorate = decorate
+        self.closed = False
+        self._fullscreen = fullscreen
+        self._size: tuple[int, ...] = ()
+        self._shown = 0
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        if fullscreen:
+            cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+    def set_fullscreen(self, on: bool) -> None:
+        if on == self._fullscreen or self.closed:
+            return
+        self._fullscreen = on
+        self._size = ()
+        try:
+            cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
+        except cv2.error:
+            self.closed = True
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        if self.closed:
+            return
+        shown = self.decorate(frame) if self.decorate is not None else frame
+        try:
+            if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                self.closed = True  # closed with the window manager's button
+                return
+            if shown.shape[:2] != self._size and not self._fullscreen:
+                self._size = shown.shape[:2]
+                cv2.resizeWindow(self.title, shown.shape[1], shown.shape[0])  # follow side-by-side toggles
+            cv2.imshow(self.title, shown)
+        except cv2.error as exc:
+            log.debug("window gone: %s", exc)
+            self.closed = True
+            return
+        self._shown += 1
+
+    def poll_key(self, wait_ms: int = 1) -> int:
+        """A key code, or -1; also runs the window's event loop (keep calling it)."""
+        if self.closed:
+            return -1
+        try:
+            key = cv2.waitKeyEx(max(1, wait_ms))
+            if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                self.closed = True
+        except cv2.error:
+            self.closed = True
+            return -1
+        return key
+
+    def close(self) -> Optional[Path]:
+        try:
+            cv2.destroyAllWindows()
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+        self.closed = True
+        return None

@@ -1,0 +1,64 @@
+"""Frame sources behind one interface (:class:`FrameSource`): camera, stream, file, synthetic.
+
+``open_source`` turns a ``--source`` value into a source; cameras and streams come wrapped in a
+:class:`SupervisedSource` (reconnect with a placeholder) unless supervision is turned off.
+"""
+
+from __future__ import annotations
+
+from ...errors import MediaError
+from .base import FrameSource
+from .camera import CameraSource, StreamSource
+from .file import FileSource, VideoFile
+from .supervised import SupervisedSource
+from .synthetic import SyntheticSource
+
+__all__ = [
+    "CameraSource", "FileSource", "FrameSource", "StreamSource", "SupervisedSource", "SyntheticSource",
+    "VideoFile", "open_source",
+]
+
+
+def open_source(
+    spec: str,
+    width: int = 0,
+    height: int = 0,
+    fps: float = 0.0,
+    loop: bool = False,
+    keep_pace: bool = False,
+    reconnect: bool = False,
+    stall_s: float = 5.0,
+    backoff_max_s: float = 10.0,
+) -> FrameSource:
+    """A source from a --source value: index, /dev/videoN, rtsp/http URL, 'synthetic[:WxH]', or a file.
+
+    ``reconnect``: supervise cameras and streams (files and the pattern never need it).
+    """
+    spec = str(spec).strip()
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        w, h = (width or 640), (height or 480)
+        if ":" in spec:  # synthetic:WxH
+            try:
+                w, h = (int(v) for v in spec.split(":", 1)[1].lower().split("x"))
+            except ValueError:
+                raise MediaError(f"synthetic source size must be WxH, got {spec}") from None
+            if not (16 <= w <= 8192 and 16 <= h <= 8192):
+                raise MediaError(f"synthetic source size must be 16..8192 pixels a side, got {spec}")
+        return SyntheticSource(w, h, fps or 30.0)
+    if spec.isdigit() or spec.startswith("/dev/"):
+        device: int | str = int(spec) if spec.isdigit() else spec
+
+        def make() -> FrameSource:
+            return CameraSource(device, width, height, fps)
+
+        name = f"camera {spec}"
+    elif "://" in spec:
+        def make() -> FrameSource:
+            return StreamSource(spec)
+
+        name = f"stream {spec}"
+    else:
+        return FileSource(spec, loop=loop, fps=fps, keep_pace=keep_pace)
+    if not reconnect:
+        return make()
+    return SupervisedSource(make, stall_s=stall_s, backoff_max_s=backoff_max_s, name=name)

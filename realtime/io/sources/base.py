@@ -1,0 +1,61 @@
+"""The frame-source interface: camera, video file, network stream, synthetic pattern.
+
+Why an interface: the live pipeline does not care where frames come from, and the tests need
+sources with no camera.  Each source says whether it is *live* (frames keep coming whether we read
+them or not: the pipeline keeps only the newest, counting drops) or not (a file: nothing may be
+dropped, so the pipeline blocks).  Opening fails fast with a message that says what to check;
+properties a device reports are read back after setting them, because capture drivers ignore
+requests silently (PITFALLS 5).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Optional
+
+import numpy as np
+
+
+class FrameSource(ABC):
+    """A source of BGR frames. ``read`` returns None at end of stream; ``close`` is idempotent."""
+
+    live: bool = True
+    #: the last frame ``read`` returned is a stand-in (a supervised source while its camera is away)
+    away: bool = False
+
+    @abstractmethod
+    def open(self) -> None:
+        """Open the device/file; raise MediaError with a useful message when it cannot."""
+
+    @abstractmethod
+    def read(self) -> Optional[np.ndarray]:
+        """The next BGR frame (blocks for at most about one frame interval), or None at the end."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass
+
+    @property
+    @abstractmethod
+    def fps(self) -> float:
+        """Nominal frame rate (0 when unknown)."""
+
+    @property
+    @abstractmethod
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def counters(self) -> dict[str, int]:
+        """Figures for the status (reconnects, stalls); none by default."""
+        return {}
+
+    def __enter__(self) -> "FrameSource":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+

@@ -1,0 +1,201 @@
+"""A watchdog around a camera or stream: reopen it when it stalls or disappears, show a calm
+placeholder while it is away, count what happened.
+
+Why (Frigate's camera watchdog, PITFALLS 15): USB cameras get unplugged, network streams drop, and
+an unattended show must carry on by itself.  A blocking ``read`` on a dead stream can hang for
+a long time, so the real source is read on a reader thread of its own; the supervised ``read``
+waits for its frames with a timeout and decides: frames keep coming -> pass them on; nothing for
+``stall_s`` seconds, or read errors, or an end of stream -> drop that connection, hand out
+placeholder frames at the source's rate, and reopen with exponential backoff until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ...core.workers import LatestSlot, Stopped
+from .base import FrameSource
+
+log = logging.getLogger(__name__)
+
+
+def placeholder_frame(width: int, height: int, text: str) -> np.ndarray:
+    """A dark, quiet picture with one line of text: nothing flashes while the camera is away."""
+    img = np.full((max(height, 16), max(width, 16), 3), 24, np.uint8)
+    scale = max(0.4, min(1.2, width / 900))
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    org = (max(4, (width - tw) // 2), max(th + 4, (height + th) // 2))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (150, 150, 150), 1, cv2.LINE_AA)
+    return img
+
+
+class _Connection:
+    """One opened instance of the real source and the thread that reads it."""
+
+    def __init__(self, source: FrameSource, index: int) -> None:
+        self.source = source
+        self.stop = threading.Event()
+        self.slot = LatestSlot(self.stop)
+        self.failed: Optional[str] = None
+        self.last_frame = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name=f"realtime-source-reader-{index}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                img = self.source.read()
+                if img is None:
+                    self.failed = "the stream ended"
+                    return
+                self.slot.put(img)
+        except Exception as exc:  # noqa: BLE001 - a read error means reconnect, not crash
+            self.failed = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.stop.set()
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing the source failed", exc_info=True)
+
+    def get(self, timeout: float) -> Optional[np.ndarray]:
+        try:
+            img = self.slot.get(timeout=timeout)
+        except (Stopped, Exception):  # queue.Empty or the reader ended
+            return None
+        self.last_frame = time.monotonic()
+        return img
+
+    def drop(self, wait_s: float = 2.0) -> None:
+        self.stop.set()
+        self.thread.join(wait_s)  # a read stuck in a driver ends by itself later (daemon thread)
+
+
+class SupervisedSource(FrameSource):
+    """Wraps a factory of live sources; reconnects with backoff and shows a placeholder meanwhile."""
+
+    live = True
+
+    def __init__(
+        self,
+        factory: Callable[[], FrameSource],
+        stall_s: float = 5.0,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+        name: str = "camera",
+    ) -> None:
+        self._factory = factory
+        self.stall_s = stall_s
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.name = name
+        self.reconnects = 0
+        self.stalls = 0
+        self.failures = 0
+        self._conn: Optional[_Connection] = None
+        self._n = 0
+        self._size = (0, 0)
+        self._fps = 0.0
+        self._describe = name
+        self._retry_at = 0.0
+        self._delay = backoff_s
+        self._placeholder: Optional[np.ndarray] = None
+        self._last_placeholder = 0.0
+        self._closed = False
+
+    # -- FrameSource -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """The first open must work (a wrong device is a user error, not something to wait for)."""
+        src = self._factory()
+        src.open()
+        self._size, self._fps, self._describe = src.size, src.fps, src.describe()
+        self._connect(src)
+
+    def read(self) -> Optional[np.ndarray]:
+        interval = 1.0 / (self._fps or 30.0)
+        while not self._closed:
+            if self._conn is not None:
+                img = self._conn.get(timeout=min(interval * 2, self.stall_s))
+                if img is not None:
+                    self.away = False
+                    self._size = (img.shape[1], img.shape[0])
+                    return img
+                lost = self._conn.failed
+                if not lost and time.monotonic() - self._conn.last_frame > self.stall_s:
+                    self.stalls += 1
+                    lost = f"no frame for {self.stall_s:g} s"
+                if lost:
+                    self.failures += 1
+                    log.warning("%s lost (%s); showing a placeholder and reconnecting", self.name, lost)
+                    self._conn.drop()
+                    self._conn = None
+                    self._delay = self.backoff_s
+                    self._retry_at = time.monotonic()
+                elif not self.away:
+                    continue  # a short gap: keep waiting for the real picture
+            if self._conn is None and time.monotonic() >= self._retry_at:
+                self._try_reconnect()
+                if self._conn is not None:
+                    continue
+            return self._placeholder_frame(interval)
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        if self._conn is not None:
+            self._conn.drop()
+            self._conn = None
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def describe(self) -> str:
+        return f"{self._describe} (reconnects after {self.stall_s:g} s without frames)"
+
+    def counters(self) -> dict[str, int]:
+        return {"reconnects": self.reconnects, "stalls": self.stalls, "source_lost": self.failures}
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _connect(self, src: FrameSource) -> None:
+        self._n += 1
+        self._conn = _Connection(src, self._n)
+
+    def _try_reconnect(self) -> None:
+        src = self._factory()
+        try:
+            src.open()
+        except Exception as exc:  # noqa: BLE001 - still away: try again later
+            try:
+                src.close()
+            except Exception:  # noqa: BLE001
+                pass
+            log.info("%s still away (%s); next try in %.1f s", self.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._delay)
+            self._retry_at = time.monotonic() + self._delay
+            self._delay = min(self._delay * 2, self.backoff_max_s)
+            return
+        self.reconnects += 1
+        log.warning("%s is back (reconnect %d)", self.name, self.reconnects)
+        self._connect(src)
+
+    def _placeholder_frame(self, interval: float) -> np.ndarray:
+        wait = self._last_placeholder + interval - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, interval))
+        self._last_placeholder = time.monotonic()
+        w, h = self._size if all(self._size) else (640, 480)
+        if self._placeholder is None or self._placeholder.shape[:2] != (h, w):
+            self._placeholder = placeholder_frame(w, h, f"{self.name} unavailable - reconnecting")
+        self.away = True
+        return self._placeholder

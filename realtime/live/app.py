@@ -1,0 +1,344 @@
+"""``stylize live``: the main-thread loop that shows the pipeline's frames.
+
+The loop (OpenCV's ``video_threaded.py`` shape: GUI on the main thread) takes each stylized frame
+from the :class:`~realtime.live.pipeline.LivePipeline`, composes the view (mirror, side by side)
+and hands it to every output (window, recorder, ...) through one :class:`Outputs` fan-out.  Between
+frames it runs the controller's queued main-thread actions (recording, snapshots) and reads keys.
+Whatever ends the show (q, the window's close button, the end of a file, Ctrl-C, SIGTERM, a failed
+worker), the outputs are closed first, so the recording is finished and playable.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+
+from ..config import Config
+from ..core.controller import Controller, LiveState
+from ..core.frames import Styled
+from ..core.stage import StylizeStage, check_mixable
+from ..core.workers import EOS
+from ..io.images import write_image
+from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
+from ..io.sinks.window import WindowOutput
+from ..io.sources import FrameSource, open_source
+from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
+from .overlay import compose, draw_panel
+from .pipeline import LivePipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """What ``stylize live`` was asked for beyond the config: the styles (files, folders, names)."""
+
+    styles: tuple[str, ...] = ()
+
+
+@dataclass
+class Stats:
+    """Live figures for the overlay, the status and the benchmark (written by the main thread)."""
+
+    shown: int = 0
+    t_shown: collections.deque = field(default_factory=lambda: collections.deque(maxlen=120))
+    infer_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=120))
+    latency_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
+    last_index: int = -1
+    repeats: int = 0
+
+    def record(self, item: Styled, now: float) -> None:
+        self.shown += 1
+        self.t_shown.append(now)
+        self.infer_s.append(item.infer_s)
+        self.latency_s.append(now - item.t_capture)
+        if item.index == self.last_index:
+            self.repeats += 1
+        self.last_index = item.index
+
+    def display_fps(self) -> float:
+        t = list(self.t_shown)
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def inference_fps(self) -> float:
+        s = list(self.infer_s)
+        return 1.0 / (sum(s) / len(s)) if s and sum(s) > 0 else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        return float(np.percentile(list(self.latency_s), q) * 1000) if self.latency_s else 0.0
+
+    def recent_latency_ms(self) -> float:
+        recent = list(self.latency_s)[-30:]
+        return float(np.mean(recent) * 1000) if recent else 0.0
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How the main loop runs (from ``live`` in the config)."""
+
+    headless: bool = False
+    max_frames: int = 0
+    record: bool = False
+    record_path: Optional[str] = None  # None: a timestamped file in record_dir
+    record_dir: str = "recordings"
+    snapshot_dir: str = "snapshots"
+    crf: int = 20
+
+
+class LiveApp:
+    """The main-thread loop: outputs, keys, the controller's main-thread actions, statistics."""
+
+    def __init__(
+        self,
+        pipeline: LivePipeline,
+        opts: LiveOptions,
+        keys: Optional[KeySource] = None,
+        outputs: Optional[list[Output]] = None,
+    ) -> None:
+        self.p = pipeline
+        self.controller: Controller = pipeline.controller
+        self.opts = opts
+        self.stats = Stats()
+        self.outputs = Outputs()
+        for out in outputs or []:
+            self.outputs.add(out)
+        self.window: Optional[WindowOutput] = None
+        if not opts.headless:
+            self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate)
+            self.outputs.add(self.window)
+        self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
+        self.keyboard = KeyboardControl(self.controller)
+        self.recorder: Optional[VideoRecorder] = None
+        self.recordings: list[Path] = []
+        self.snapshots: list[Path] = []
+        self._last: Optional[Styled] = None
+        self._last_view: Optional[np.ndarray] = None
+        self._paused_shown = False
+        c = self.controller
+        c.bind_main("toggle_recording", lambda: self.stop_recording() if self.recorder else self.start_recording())
+        c.bind_main("start_recording", self.start_recording)
+        c.bind_main("stop_recording", self.stop_recording)
+        c.bind_main("snapshot", self.snapshot)
+        c.add_status(self._status)
+
+    # -- main-thread actions ---------------------------------------------------------------------
+    def start_recording(self, path: Optional[str] = None) -> Path:
+        if self.recorder is not None:
+            return self.recorder.path
+        target = Path(path) if path else timestamped_path(self.opts.record_dir)
+        self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0)
+        self.outputs.add(self.recorder)
+        return target
+
+    def stop_recording(self) -> Optional[Path]:
+        rec, self.recorder = self.recorder, None
+        if rec is None:
+            return None
+        done = self.outputs.remove(rec)
+        if done:
+            self.recordings.append(done)
+        return done
+
+    def snapshot(self) -> list[Path]:
+        if self._last is None:
+            return []
+        base = timestamped_path(self.opts.snapshot_dir, "snapshot", "")
+        mirror = self.controller.state.mirror
+        saved = []
+        for suffix, img in (("styled", self._last.image), ("original", self._last.original)):
+            p = Path(f"{base}-{suffix}.png")
+            write_image(p, cv2.cvtColor(compose(img, None, False, mirror), cv2.COLOR_BGR2RGB))
+            saved.append(p)
+        self.snapshots += saved
+        log.info("snapshot %s-{styled,original}.png", base)
+        return saved
+
+    # -- status and overlay ----------------------------------------------------------------------
+    def _status(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "display_fps": round(s.display_fps(), 1),
+            "inference_fps": round(s.inference_fps(), 1),
+            "latency_ms": round(s.recent_latency_ms(), 1),
+            "shown": s.shown,
+            "captured": self.p.captured,
+            "dropped": self.p.dropped,
+            "recording": str(self.recorder.path) if self.recorder else None,
+            "source": self.p.source.describe(),
+            "source_away": bool(self._last is not None and self._last.placeholder),
+            **self.p.source.counters(),
+        }
+
+    def overlay_lines(self) -> list[str]:
+        st = self.controller.status()
+        rec = "  REC" if st["recording"] else ""
+        strength = f"{st['strength']:.1f}" if self.controller.mixable else "n/a"
+        lines = [
+            f"display {st['display_fps']:5.1f} fps   inference {st['inference_fps']:5.1f} fps{rec}",
+            f"latency {st['latency_ms']:5.0f} ms   dropped {st['dropped']}"
+            + (f"   reconnects {st['reconnects']}" if st.get("reconnects") else ""),
+            f"style {st['style']} ({st['style_index'] + 1}/{st['styles']})   strength {strength}"
+            + (f"   smooth {st['smoothing']:.1f}" if st["smoothing"] else ""),
+        ]
+        return lines
+
+    def _decorate(self, picture: np.ndarray) -> np.ndarray:
+        """What the window adds to the picture (never the recording): overlay, help, pause badge."""
+        state = self.controller.state
+        if not (state.overlay or state.help or state.paused):
+            return picture
+        shown = picture.copy()
+        if state.overlay:
+            draw_panel(shown, self.overlay_lines())
+        if state.help:
+            draw_panel(shown, help_lines(), origin=(8, shown.shape[0] // 3))
+        if state.paused:
+            draw_panel(shown, ["PAUSED (space resumes)"], origin=(8, max(8, shown.shape[0] - 48)))
+        return shown
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> Stats:
+        opts = self.opts
+        if opts.record:
+            self.start_recording(opts.record_path)
+        try:
+            self.p.start()
+            while self.controller.state.running:
+                item = self.p.get(timeout=0.05)
+                if item is EOS:
+                    break
+                state = self.controller.state
+                if item is not None and not state.paused:
+                    self._show(item, state)
+                    if opts.max_frames and self.stats.shown >= opts.max_frames:
+                        break  # every shown frame was also handed to the recorder
+                self._refresh_paused(state)
+                self.controller.run_main_tasks()
+                self.keyboard.press(self.keys.poll(1, self.stats.shown))
+                if self.window is not None:
+                    self.window.set_fullscreen(self.controller.state.fullscreen)
+                    if self.window.closed:
+                        break  # the user closed the window with its close button
+        finally:
+            try:
+                self.p.stop()  # re-raises a worker's error, after ...
+            finally:
+                self.controller.quit()
+                self.controller.cancel_main_tasks()
+                self.recorder = None
+                self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
+                self.p.source.close()
+        return self.stats
+
+    def _show(self, item: Styled, state: LiveState) -> None:
+        self._last = item
+        view = compose(item.image, item.original, state.side_by_side, state.mirror)
+        self._last_view = view
+        self._paused_shown = False
+        self.outputs.write(view, item.t_capture)
+        self.stats.record(item, time.monotonic())
+
+    def _refresh_paused(self, state: LiveState) -> None:
+        """Pausing shows the badge at once on the window (the frozen picture is not re-recorded)."""
+        if state.paused and not self._paused_shown and self.window is not None and self._last_view is not None:
+            self.window.write(self._last_view, time.monotonic())
+            self._paused_shown = True
+        elif not state.paused:
+            self._paused_shown = False
+
+
+class _WindowKeys:
+    """Keys from the OpenCV window (main thread only)."""
+
+    def __init__(self, window: WindowOutput) -> None:
+        self.window = window
+
+    def poll(self, wait_ms: int, shown: int) -> int:
+        return self.window.poll_key(wait_ms)
+
+
+def print_help() -> None:
+    print("keys:\n  " + "\n  ".join(help_lines()), flush=True)
+
+
+def open_live_source(cfg: Config) -> FrameSource:
+    live = cfg.live
+    return open_source(
+        live.source,
+        width=live.width,
+        height=live.height,
+        fps=live.fps,
+        loop=live.loop,
+        keep_pace=live.keep_pace,
+        reconnect=live.reconnect,
+        stall_s=live.stall_s,
+        backoff_max_s=live.reconnect_max_s,
+    )
+
+
+def run_live(cfg: Config, job: LiveJob) -> int:
+    """``stylize live`` from a validated config and the style list."""
+    from ..model.engine import open_engine
+
+    live = cfg.live
+    if not live.headless:
+        from ..io.sinks.window import require_display
+
+        require_display()  # before the camera and the network: fail in a second, not after ten
+    if live.headless and not live.max_frames and not live.record:
+        log.info("headless with no --record and no --max-frames: runs until Ctrl-C or the source ends")
+    source = open_live_source(cfg)
+    source.open()  # fail fast, before loading the network
+    try:
+        engine = open_engine(cfg)
+        specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
+        styles = engine.resolve_styles(specs)
+        codes = [engine.bank.code_for(s) for s in styles]
+        check_mixable(engine.stylizer, cfg.styles.strength, 1)
+        controller = Controller(
+            [s.name for s in styles],
+            LiveState(strength=cfg.styles.strength, smoothing=live.smoothing, overlay=live.overlay,
+                      mirror=live.mirror, fullscreen=live.fullscreen),
+            mixable=engine.stylizer.mixable_codes,
+        )
+        stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
+        pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s)
+        w, h = source.size
+        if w and h:
+            engine.stylizer.warmup(*stage.size_for(w, h))
+        log.info("source: %s; %d styles; inference %s", source.describe(), len(styles),
+                 "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}")
+        opts = LiveOptions(
+            headless=live.headless, max_frames=live.max_frames, record=live.record, record_path=live.record_path,
+            record_dir=live.record_dir, snapshot_dir=live.snapshot_dir, crf=live.crf,
+        )
+        app = LiveApp(pipeline, opts)
+        if not live.headless:
+            print_help()
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _sigterm)  # installations are stopped with SIGTERM: finish files
+        try:
+            stats = app.run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        log.info(
+            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped",
+            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped,
+        )
+        for p in app.recordings:
+            print(f"recording: {p}")
+        return 0
+    finally:
+        source.close()
+
+
+def _sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt

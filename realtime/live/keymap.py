@@ -1,0 +1,113 @@
+"""The keyboard as one control surface: a table from keys to controller actions.
+
+Why a table: the on-screen help card, the printed help and the README come from the same rows,
+so a key cannot work without being documented or be documented without working; and a key does
+nothing the web page or a schedule could not do too, since every row names a controller action.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+from ..core.controller import ACTIONS, STRENGTH_STEP, ActionError, Controller
+
+log = logging.getLogger(__name__)
+
+# Arrow keys as cv2.waitKeyEx reports them (GTK/Qt on Linux, Windows, and the low byte variant).
+LEFT = (65361, 2424832, 81)
+RIGHT = (65363, 2555904, 83)
+UP = (65362, 2490368, 82)
+DOWN = (65364, 2621440, 84)
+ESC = 27
+
+
+def _keys(chars: str, *codes: int) -> tuple[int, ...]:
+    return tuple(ord(c) for c in chars) + codes
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Keys -> one controller action with fixed arguments; ``label`` groups rows in the help."""
+
+    keys: tuple[int, ...]
+    action: str
+    label: str
+    text: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+KEYMAP: tuple[Binding, ...] = (
+    Binding(_keys("n", *RIGHT), "next_style", "n / p, arrows", "next / previous style"),
+    Binding(_keys("p", *LEFT), "previous_style", "n / p, arrows", "next / previous style"),
+    *(Binding(_keys(str(d)), "set_style_index", "1-9", "jump to a style", {"index": d - 1}) for d in range(1, 10)),
+    Binding(_keys("+=", *UP), "change_strength", "+ / -, up/down", "strength", {"delta": STRENGTH_STEP}),
+    Binding(_keys("-_", *DOWN), "change_strength", "+ / -, up/down", "strength", {"delta": -STRENGTH_STEP}),
+    Binding(_keys("r"), "toggle_recording", "r", "start / stop recording"),
+    Binding(_keys("s"), "snapshot", "s", "snapshot (stylized + original PNG)"),
+    Binding(_keys(" "), "toggle_pause", "space", "pause"),
+    Binding(_keys("o"), "toggle_overlay", "o", "overlay on / off"),
+    Binding(_keys("f"), "toggle_fullscreen", "f", "fullscreen"),
+    Binding(_keys("m"), "toggle_mirror", "m", "mirror"),
+    Binding(_keys("c"), "toggle_side_by_side", "c", "side by side (original | stylized)"),
+    Binding(_keys("t"), "cycle_smoothing", "t", "smoothing against flicker: off / 0.5 / 0.8"),
+    Binding(_keys("h"), "toggle_help", "h", "this help"),
+    Binding(_keys("q", ESC), "quit", "q / Esc", "quit"),
+)
+
+_BY_KEY: dict[int, Binding] = {k: b for b in KEYMAP for k in b.keys}
+assert all(b.action in ACTIONS for b in KEYMAP), "every key must name a controller action"
+
+
+def help_lines() -> list[str]:
+    """One line per label, in table order: the help card and the printed help."""
+    seen: dict[str, str] = {}
+    for b in KEYMAP:
+        seen.setdefault(b.label, b.text)
+    return [f"{label:15}{text}" for label, text in seen.items()]
+
+
+def lookup(key: int) -> Optional[Binding]:
+    return _BY_KEY.get(key)
+
+
+class KeySource(Protocol):
+    def poll(self, wait_ms: int, shown: int) -> int:
+        """A key code, or -1 when none was pressed; ``shown`` counts the frames shown so far."""
+
+
+class ScriptedKeys:
+    """Keys for headless runs and tests: ``{frame_number: key}`` pressed after that many shown frames."""
+
+    def __init__(self, script: dict[int, str | int]) -> None:
+        self.script = dict(script)
+
+    def poll(self, wait_ms: int, shown: int) -> int:
+        key = self.script.pop(shown, None)
+        if key is None:
+            if wait_ms > 0:
+                time.sleep(wait_ms / 1000.0)
+            return -1
+        return ord(key) if isinstance(key, str) else key
+
+
+class KeyboardControl:
+    """Turns key codes into controller actions through :data:`KEYMAP`."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def press(self, key: int) -> bool:
+        """Act on one key code; False when the key is not bound (or -1: none)."""
+        if key < 0:
+            return False
+        binding = lookup(key)
+        if binding is None:
+            return False
+        try:
+            self.controller.do(binding.action, **binding.args)
+        except ActionError as exc:  # e.g. key 7 with three styles: tell, do not crash
+            log.info("%s", exc)
+        return True

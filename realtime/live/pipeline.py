@@ -1,0 +1,147 @@
+"""The live pipeline's two worker threads: capture -> buffer -> stylize -> buffer -> main thread.
+
+Why this shape (PITFALLS 2-3): a live source feeds a one-slot "newest frame wins" buffer so
+latency cannot build up (drops are counted), a file feeds a small blocking queue so nothing is
+dropped; every worker has the shared stop event, timeouts, and an end-of-stream marker sent in
+``finally``; a worker's exception is re-raised on the main thread by :meth:`LivePipeline.stop`.
+The inference worker reads the controller's state once per frame, so a change from any control
+surface takes effect on the next frame, and runs the frame through the one
+:class:`~realtime.core.stage.StylizeStage`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.controller import Controller
+from ..core.frames import Frame, Styled
+from ..core.stage import StylizeStage
+from ..core.workers import EOS, FrameQueue, LatestSlot, Stopped, Worker
+from ..effects.crossfade import CodeFader
+from ..effects.temporal import TemporalSmoother
+from ..errors import UserError
+from ..io.sources import FrameSource
+
+log = logging.getLogger(__name__)
+
+
+class WorkerFailed(UserError):
+    """The inference or capture worker died; the message names it (exit status 1)."""
+
+    exit_code = 1
+
+
+class LivePipeline:
+    """The two worker threads and their buffers; the main thread reads stylized frames with ``get``."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        stage: StylizeStage,
+        controller: Controller,
+        codes: Sequence[np.ndarray],
+        crossfade_s: float = 0.5,
+    ) -> None:
+        if len(codes) != len(controller.style_names):
+            raise ValueError("one style code per style name")
+        self.source = source
+        self.stage = stage
+        self.controller = controller
+        self.codes = list(codes)
+        self._stop = threading.Event()
+        state = controller.state
+        self.fader = CodeFader(self.codes[state.style_index], crossfade_s)
+        self._style_index = state.style_index
+        self._smoothing = -1.0
+        if source.live:
+            self._in: LatestSlot | FrameQueue = LatestSlot(self._stop)
+            self._out: LatestSlot | FrameQueue = LatestSlot(self._stop)
+        else:
+            self._in = FrameQueue(2, self._stop)
+            self._out = FrameQueue(2, self._stop)
+        self._capture = Worker("capture", self._capture_loop, lambda: self._in.put(EOS), self._stop)
+        self._infer = Worker("inference", self._infer_loop, lambda: self._out.put(EOS), self._stop)
+        self.captured = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._in.dropped if isinstance(self._in, LatestSlot) else 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._capture.start()
+        self._infer.start()
+
+    def get(self, timeout: float = 0.5) -> Any:
+        """Next :class:`Styled` frame, EOS at the end, or None if none arrived within ``timeout``."""
+        try:
+            return self._out.get(timeout=timeout)
+        except Stopped:
+            return EOS
+        except queue.Empty:
+            return None
+
+    def stop(self) -> None:
+        """Stop both workers, wait for them, then re-raise the first worker error."""
+        self._stop.set()
+        for w in (self._capture, self._infer):
+            if w.ident is not None:
+                w.join(10)
+        for w in (self._infer, self._capture):
+            if w.is_alive():
+                raise WorkerFailed(f"{w.name} did not stop")
+        for w in (self._infer, self._capture):
+            if w.error is not None:
+                err = w.error
+                if isinstance(err, UserError):
+                    raise err
+                what = "inference worker" if w is self._infer else "capture"
+                raise WorkerFailed(f"{what} failed: {type(err).__name__}: {err}") from err
+
+    # -- workers ---------------------------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            img = self.source.read()
+            if img is None:
+                return
+            self._in.put(Frame(i, img, time.monotonic(), self.source.away))
+            i += 1
+            self.captured = i
+
+    def _follow_controller(self) -> tuple[int, float]:
+        """Pick up changes made by any control surface since the last frame."""
+        state = self.controller.state
+        if state.style_index != self._style_index:
+            self._style_index = state.style_index
+            self.fader.set_target(self.codes[state.style_index])
+        if state.smoothing != self._smoothing:
+            self._smoothing = state.smoothing
+            self.stage.set_temporal(TemporalSmoother(state.smoothing) if state.smoothing > 0 else None)
+        return state.style_index, state.strength
+
+    def _infer_loop(self) -> None:
+        names = self.controller.style_names
+        while True:
+            item = self._in.get()
+            if item is EOS:
+                return
+            frame: Frame = item
+            index, strength = self._follow_controller()
+            t0 = time.perf_counter()
+            if frame.placeholder:  # the source is away: show its stand-in as it is
+                if self.stage.temporal is not None:
+                    self.stage.temporal.reset()
+                styled = frame.image
+            else:
+                code = self.stage.strengthen(self.fader.current(), strength, frame.image)
+                styled = self.stage([frame.image], code)[0]
+            infer_s = time.perf_counter() - t0
+            self._out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, names[index], strength, frame.placeholder))

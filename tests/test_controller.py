@@ -1,0 +1,169 @@
+"""The controller (one door for every control surface), the key table, the outputs fan-out and
+the supervised source, without threads of a pipeline."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from fakes import FakeCamera
+
+from realtime.core.controller import ACTIONS, ActionError, Controller, LiveState
+from realtime.io.sinks import Output, Outputs
+from realtime.io.sources import SupervisedSource
+from realtime.live.keymap import KEYMAP, KeyboardControl, help_lines
+
+
+def test_actions_validate_arguments_and_names():
+    c = Controller(["wave", "ink", "dots"])
+    assert c.set_style("ink") == 1 and c.state.style_index == 1
+    assert c.set_style("2") == 2
+    c.next_style()
+    assert c.state.style_index == 0  # wraps
+    c.previous_style()
+    assert c.state.style_index == 2
+    assert c.do("set_strength", value=1.5) == 1.5
+    for bad in (
+        lambda: c.set_strength(2.5),
+        lambda: c.set_strength(float("nan")),
+        lambda: c.do("set_strength", value="high"),
+        lambda: c.do("set_strength"),
+        lambda: c.do("set_strength", value=1, extra=2),
+        lambda: c.set_style("mona_lisa"),
+        lambda: c.set_style("7"),
+        lambda: c.set_style_index(3),
+        lambda: c.set_smoothing(0.99),
+        lambda: c.do("launch_rockets"),
+    ):
+        with pytest.raises(ActionError):
+            bad()
+    assert c.state.strength == 1.5  # nothing changed by the bad calls
+
+
+def test_strength_steps_clamp_and_unmixable_backends_refuse():
+    c = Controller(["a"], LiveState(strength=1.95))
+    c.change_strength(0.1)
+    assert c.state.strength == 2.0
+    c.change_strength(0.1)
+    assert c.state.strength == 2.0
+    c.cycle_smoothing()
+    c.cycle_smoothing()
+    assert c.state.smoothing == 0.8
+    c.cycle_smoothing()
+    assert c.state.smoothing == 0.0
+    hub = Controller(["a"], mixable=False)
+    with pytest.raises(ActionError, match="no style codes"):
+        hub.set_strength(0.5)
+
+
+def test_state_changes_from_many_threads_stay_consistent():
+    c = Controller([f"s{i}" for i in range(5)])
+    seen = []
+    c.subscribe(lambda name, state: seen.append(name))
+
+    def hammer():
+        for _ in range(200):
+            c.next_style()
+            c.toggle_mirror()
+
+    threads = [threading.Thread(target=hammer, name=f"realtime-test-{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert c.state.style_index == (4 * 200) % 5
+    assert c.state.mirror is False  # 800 toggles
+    assert len(seen) == 1600
+
+
+def test_main_thread_actions_are_queued_and_answered():
+    c = Controller(["a"])
+    calls = []
+    c.bind_main("snapshot", lambda: calls.append("snap") or ["a.png"])
+    fut = c.snapshot()
+    assert not fut.done() and calls == []  # nothing runs on the caller's thread
+    assert c.run_main_tasks() == 1
+    assert fut.result(0) == ["a.png"]
+    missing = c.stop_recording()
+    c.run_main_tasks()
+    with pytest.raises(ActionError, match="not available"):
+        missing.result(0)
+    late = c.toggle_recording()
+    c.quit()
+    c.cancel_main_tasks()
+    assert late.cancelled() and c.toggle_recording().cancelled()
+
+
+def test_key_table_covers_help_and_actions():
+    assert all(b.action in ACTIONS for b in KEYMAP)
+    keys = [k for b in KEYMAP for k in b.keys]
+    assert len(keys) == len(set(keys)), "a key bound twice"
+    lines = help_lines()
+    assert any(line.startswith("q / Esc") for line in lines) and any("strength" in line for line in lines)
+    c = Controller(["a", "b", "c"])
+    kb = KeyboardControl(c)
+    for ch in "n+t m":
+        assert kb.press(ord(ch))
+    assert not kb.press(ord("z")) and not kb.press(-1)
+    assert kb.press(ord("9"))  # no ninth style: logged, not raised
+    s = c.state
+    assert s.style_index == 1 and s.strength == 1.1 and s.smoothing == 0.5 and s.paused and s.mirror
+
+
+def test_status_has_state_and_provider_figures():
+    c = Controller(["a", "b"])
+    c.add_status(lambda: {"display_fps": 29.5})
+    c.add_status(lambda: 1 / 0)  # a broken provider does not break the status
+    st = c.status()
+    assert st["style"] == "a" and st["display_fps"] == 29.5 and st["uptime_s"] >= 0 and st["running"]
+
+
+class Keeper(Output):
+    name = "keeper"
+
+    def __init__(self):
+        self.n, self.closed = 0, 0
+
+    def write(self, frame, t):
+        self.n += 1
+
+    def close(self):
+        self.closed += 1
+
+
+def test_outputs_check_frames_and_detach_failures():
+    good, bad = Keeper(), Keeper()
+    bad.write = lambda frame, t: (_ for _ in ()).throw(OSError("disk full"))
+    with Outputs() as outs:
+        outs.add(good)
+        outs.add(bad)
+        frame = np.zeros((8, 8, 3), np.uint8)
+        outs.write(frame, 0.0)
+        outs.write(frame, 0.1)
+        with pytest.raises(ValueError, match="BGR uint8"):
+            outs.write(np.zeros((8, 8), np.float32), 0.2)
+        assert [o.name for o in outs.items] == ["keeper"] and outs.failed[0][1].startswith("OSError")
+    assert good.n == 2 and good.closed == 1 and bad.closed == 1
+
+
+def test_supervised_source_counts_stalls_and_backs_off():
+    plug = threading.Event()
+    plug.set()
+    src = SupervisedSource(lambda: FakeCamera(plug, fps=100), stall_s=0.5, backoff_s=0.05, backoff_max_s=0.2)
+    src.open()
+    try:
+        assert src.read() is not None and not src.away
+        plug.clear()
+        t0 = time.monotonic()
+        while not src.away and time.monotonic() - t0 < 5:
+            img = src.read()
+        assert src.away and img.shape == (64, 96, 3) and img.mean() < 40  # the calm placeholder
+        time.sleep(0.5)  # several failed reopen attempts, backing off
+        src.read()
+        plug.set()
+        t0 = time.monotonic()
+        while src.away and time.monotonic() - t0 < 5:
+            src.read()
+        assert not src.away and src.counters()["reconnects"] == 1 and src.counters()["source_lost"] == 1
+    finally:
+        src.close()
