@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from realtime.model.backends.base import CODE_SIZE, Stylizer
-from realtime.io.sources.base import FrameSource
+from realtime.io.sources.base import FrameSource, Pacer
 from realtime.io.synthetic import pattern_frame
 
 
@@ -77,10 +77,10 @@ class FakeCamera(FrameSource):
 
     def __init__(self, plug: threading.Event, width: int = 96, height: int = 64, fps: float = 60.0) -> None:
         self.plug = plug
-        self._w, self._h, self._fps = width, height, fps
+        self._size, self._fps = (width, height), fps
         self._i = 0
         self._open = False
-        self._next = 0.0
+        self._pacer = Pacer(fps)
 
     def open(self) -> None:
         if not self.plug.is_set():
@@ -88,30 +88,18 @@ class FakeCamera(FrameSource):
 
             raise MediaError("cannot open camera fake (unplugged)")
         self._open = True
-        self._next = time.monotonic()
 
     def read(self) -> Optional[np.ndarray]:
         if not self._open:
             return None
-        delay = self._next - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self._next = max(self._next + 1.0 / self._fps, time.monotonic())
+        self._pacer.wait()
         if not self.plug.is_set():
             raise OSError("read failed: device unplugged")
         self._i += 1
-        return np.ascontiguousarray(pattern_frame(self._i, self._w, self._h)[..., ::-1])
+        return np.ascontiguousarray(pattern_frame(self._i, *self._size)[..., ::-1])
 
     def close(self) -> None:
         self._open = False
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._w, self._h
 
 
 def fake_engine(tmp_path, **overrides):

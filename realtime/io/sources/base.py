@@ -10,6 +10,7 @@ requests silently (PITFALLS 5).
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Optional
 
@@ -34,15 +35,18 @@ class FrameSource(ABC):
     def close(self) -> None:  # noqa: B027 - optional
         pass
 
-    @property
-    @abstractmethod
-    def fps(self) -> float:
-        """Nominal frame rate (0 when unknown)."""
+    _fps: float = 0.0
+    _size: tuple[int, int] = (0, 0)
 
     @property
-    @abstractmethod
+    def fps(self) -> float:
+        """Nominal frame rate (0 when unknown)."""
+        return self._fps
+
+    @property
     def size(self) -> tuple[int, int]:
-        """(width, height) of the frames."""
+        """(width, height) of the frames (known after ``open``)."""
+        return self._size
 
     def describe(self) -> str:
         return type(self).__name__
@@ -59,3 +63,15 @@ class FrameSource(ABC):
         self.close()
 
 
+class Pacer:
+    """Releases frames at a fixed rate; after a stall it restarts the schedule instead of bursting."""
+
+    def __init__(self, fps: float) -> None:
+        self.interval = 1.0 / fps
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next + self.interval, time.monotonic() - self.interval)

@@ -41,14 +41,6 @@ class _CaptureSource(FrameSource):
             self._cap.release()
             self._cap = None
 
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
 
 class CameraSource(_CaptureSource):
     """A webcam by index or device path; requested size and fps are set, then read back."""

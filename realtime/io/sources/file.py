@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import MediaError
-from .base import FrameSource
+from .base import FrameSource, Pacer
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +153,7 @@ class FileSource(FrameSource):
         self.pace = pace
         self._file: Optional[VideoFile] = None
         self._frames: Optional[Iterator[DecodedFrame]] = None
-        self._fps = 0.0
-        self._size = (0, 0)
-        self._next = 0.0
+        self._pacer: Optional[Pacer] = None
         self._count = 0
 
     def open(self) -> None:
@@ -174,7 +171,7 @@ class FileSource(FrameSource):
             raise MediaError(f"{self.path}: no frames could be decoded")
         self._first: Optional[np.ndarray] = first
         self._size = (first.shape[1], first.shape[0])
-        self._next = time.monotonic()
+        self._pacer = Pacer(self._fps)
 
     def _next_frame(self) -> Optional[np.ndarray]:
         assert self._frames is not None
@@ -196,12 +193,8 @@ class FileSource(FrameSource):
             if frame is None:
                 return None
         self._count += 1
-        if self.pace:
-            delay = self._next - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            # If we fall behind (slow consumer), restart the schedule instead of bursting.
-            self._next = max(self._next + 1.0 / self._fps, time.monotonic() - 1.0 / self._fps)
+        if self.pace and self._pacer is not None:
+            self._pacer.wait()
         return frame
 
     def close(self) -> None:
@@ -209,14 +202,6 @@ class FileSource(FrameSource):
             self._file.close()
             self._file = None
             self._frames = None
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
 
     def describe(self) -> str:
         return f"file {self.path} {self._size[0]}x{self._size[1]} @ {self._fps:g} fps" + (" (loop)" if self.loop else "")

@@ -153,14 +153,6 @@ class SupervisedSource(FrameSource):
             self._conn.drop()
             self._conn = None
 
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
     def describe(self) -> str:
         return f"{self._describe} (reconnects after {self.stall_s:g} s without frames)"
 
