@@ -11,7 +11,9 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -130,17 +132,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_styles(args: argparse.Namespace) -> int:
     from .model.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
-    from .model.styles import list_styles
+    from .model.styles import list_styles, style_dirs
 
     cfg = load_cfg(args)
     catalog = load_catalog(Path(args.catalog) if args.catalog else DEFAULT_CATALOG)
     folder = Path(args.dest or cfg.styles.dir)
     if args.action == "list":
-        local = list_styles(folder)
-        print(f"styles in {folder}/ ({len(local)}):")
-        for s in local:
-            print(f"  {s.name:32} {s.path}")
-        have = {s.name for s in local}
+        have = set()
+        for d in ([folder] if args.dest else style_dirs(folder)):
+            local = list_styles(d)
+            print(f"styles in {d}/ ({len(local)}):")
+            for s in local:
+                print(f"  {s.name:32} {s.path}")
+            have |= {s.name for s in local}
         print("catalogue (stylize styles fetch NAME):")
         for e in catalog:
             mark = "present" if e.name in have else "       "
@@ -213,15 +217,22 @@ def _check_seconds(flag: str, value: float, allow_zero: bool = False) -> None:
 
 # -- parser --------------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``stylize video: error: ... (see --help)``, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="stylize",
         description="Stylize images, video files and live camera video with any painting as the style.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("--log-quiet", action="store_true", help="warnings and errors only")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     pi = sub.add_parser("image", help="stylize still images")
     pi.add_argument("content", nargs="+", help="content image file(s)")
@@ -325,6 +336,14 @@ def entry() -> int:
     return main(argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (service managers, ``kill``): unwinds like Ctrl-C, so every job finishes its files."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -333,11 +352,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     _quiet_tensorflow()
     _setup_logging(args.verbose, args.log_quiet)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"stylize: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("stylize: terminated (SIGTERM); finished files were kept, partial ones removed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("stylize: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`stylize models list | head -1`): stop quietly, like other tools.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except OSError as exc:  # the environment said no (disk full, permissions): one line, not a trace
+        if args.verbose:
+            raise
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"stylize: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -330,6 +330,6 @@ def test_sigterm_finishes_the_recording(models_dir, tmp_path):
         ["live", "--source", "synthetic:96x64", "--headless", "--record", rec, "--size", "64", "--style", "mosaic"],
         rec_dir, ".show.*", signal.SIGTERM, settle_s=1.0,
     )
-    assert code == 130, err
+    assert code == 143, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))
     assert len(decoded_frames(rec)) > 5

@@ -8,13 +8,13 @@ written atomically), and getting one of them wrong shows up as colour swaps or o
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import MediaError
+from .paths import atomic_write_bytes
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 STYLE_SIZE = 256  # the style prediction network's input size
@@ -41,8 +41,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
-    """Write RGB uint8 atomically: encode in memory, temp file in the same folder, rename."""
+def write_image(path: str | os.PathLike, rgb: np.ndarray, overwrite: bool = True) -> Path:
+    """Write RGB uint8 atomically: encode in memory, temp file in the same folder, publish
+    (without ``overwrite``, a file that appeared meanwhile is never replaced)."""
     p = Path(path)
     ext = p.suffix.lower() or ".png"
     if ext not in IMAGE_EXTS:
@@ -50,37 +51,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise MediaError(f"could not encode {p}")
-    atomic_write_bytes(p, buf.tobytes())
-    return p
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()  # read once at import: os.umask is process-global, not thread-safe
-
-
-def temp_path_for(path: Path) -> Path:
-    """A fresh hidden temp file beside ``path`` (same file system, so os.replace is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, FILE_MODE)
-    return Path(tmp)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = temp_path_for(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return atomic_write_bytes(p, buf.tobytes(), overwrite)
 
 
 def round_to(x: float, multiple: int = MULTIPLE) -> int:

@@ -214,7 +214,7 @@ def run_bench(cfg, job: BenchJob) -> int:
     for r in results:
         print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
     if job.json:
-        from ..io.images import atomic_write_bytes
+        from ..io.paths import atomic_write_bytes
 
         atomic_write_bytes(Path(job.json), (json.dumps(data, indent=2) + "\n").encode())
     return 0

@@ -13,6 +13,7 @@ from ..config import Config
 from ..core.stage import StylizeStage, check_mixable
 from ..errors import MediaError, UserError
 from ..io.images import read_image, write_image
+from ..io.paths import check_output_dir, check_output_file
 from ..model.engine import open_engine
 from ..model.styles import build_code, parse_blend
 
@@ -40,6 +41,13 @@ def run_image(cfg: Config, job: ImageJob) -> int:
         if not c.is_file():
             raise MediaError(f"content image not found: {c}")
     blend_specs = parse_blend(job.blend)
+    if job.output:
+        out = Path(job.output)
+        if out.exists() and any(out.resolve() == c.resolve() for c in contents):
+            raise UserError(f"output {out} would overwrite the input")
+        check_output_file(out, job.overwrite)
+    else:
+        check_output_dir(Path(job.out_dir or "."))
     engine = open_engine(cfg, fixed_size=False)
     style = engine.resolve_styles([job.style])[0]
     blend = [(engine.resolve_styles([name])[0], w) for name, w in blend_specs]
@@ -51,14 +59,13 @@ def run_image(cfg: Config, job: ImageJob) -> int:
     for c in contents:
         out = Path(job.output) if job.output else Path(job.out_dir or ".") / f"{c.stem}-{style.name}.png"
         try:
-            if out.exists() and not job.overwrite:
-                raise UserError(f"{out} exists (use --overwrite to replace it)")
             if out.exists() and out.resolve() == c.resolve():
                 raise UserError(f"output {out} would overwrite the input")
+            check_output_file(out, job.overwrite)
             bgr = np.ascontiguousarray(read_image(c)[..., ::-1])
             stage.reset()  # each image is its own stream: its own content code for the strength
             result = stage([bgr], stage.strengthen(code, strength, bgr))[0]
-            write_image(out, np.ascontiguousarray(result[..., ::-1]))
+            write_image(out, np.ascontiguousarray(result[..., ::-1]), overwrite=job.overwrite)
             w, h = stage.size or (0, 0)
             log.info("%s -> %s (inference %dx%d, style %s)", c, out, w, h, style.name)
         except UserError as exc:

@@ -27,7 +27,7 @@ from ..core.workers import EOS, FrameQueue, Worker, join_all
 from ..effects.crossfade import StyleSchedule
 from ..effects.temporal import TemporalSmoother
 from ..errors import MediaError, UserError
-from ..io.images import temp_path_for
+from ..io.paths import check_output_dir, check_output_file, publish, temp_path_for
 from ..io.sources.file import VIDEO_EXTS, DecodedFrame, VideoFile
 from ..model.engine import Engine, open_engine
 
@@ -112,16 +112,17 @@ class VideoStylizer:
         self.codes = list(codes)
         self.opts = opts
 
-    def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None) -> VideoResult:
-        return _Run(self, Path(src), Path(dst)).execute(on_progress)
+    def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None, overwrite: bool = False) -> VideoResult:
+        """Stylize ``src`` into ``dst``; an existing ``dst`` is an error unless ``overwrite``."""
+        return _Run(self, Path(src), Path(dst), overwrite).execute(on_progress)
 
 
 class _Run:
     """One file through the three-thread pipeline: decoder -> inference -> encoder."""
 
-    def __init__(self, job: VideoStylizer, src: Path, dst: Path) -> None:
+    def __init__(self, job: VideoStylizer, src: Path, dst: Path, overwrite: bool) -> None:
         self.engine, self.codes, self.opts = job.engine, job.codes, job.opts
-        self.src, self.dst = src, dst
+        self.src, self.dst, self.overwrite = src, dst, overwrite
         self.result = VideoResult()
         self.t0: Optional[float] = None  # media time of the first frame stylized
         self.truncated: Optional[str] = None
@@ -133,6 +134,7 @@ class _Run:
         import av
 
         opts, src, dst = self.opts, self.src, self.dst
+        check_output_file(dst, self.overwrite)
         reader = VideoFile(src).open()
         tmp = temp_path_for(dst)
         stop = threading.Event()
@@ -175,7 +177,7 @@ class _Run:
                 raise MediaError(f"{src}: no video frames decoded" + (" in the chosen --start/--end range" if opts.start or opts.end else ""))
             out.close()
             out = None
-            tmp.replace(dst)
+            publish(tmp, dst, self.overwrite)
             return self.result
         except BaseException:
             stop.set()
@@ -452,6 +454,13 @@ def run_video(cfg: Config, job: VideoJob) -> int:
     from tqdm import tqdm
 
     inputs = expand_inputs(job.inputs)
+    # Where the outputs go is checked before the network loads: a wrong folder fails in a second.
+    if job.output:
+        if Path(job.output).resolve() in {p.resolve() for p in inputs}:
+            raise UserError(f"output {job.output} would overwrite the input")
+        check_output_file(Path(job.output), job.overwrite)
+    else:
+        check_output_dir(Path(job.out_dir))  # type: ignore[arg-type]
     if job.output and len(inputs) > 1:
         raise UserError("-o takes one input; use --out-dir DIR for several")
     if job.output and Path(job.output).suffix.lower() not in OUTPUT_EXTS:
@@ -483,12 +492,11 @@ def run_video(cfg: Config, job: VideoJob) -> int:
     for src in inputs:
         dst = Path(job.output) if job.output else out_dir / f"{src.stem}-{styles[0].name}.mp4"  # type: ignore[operator]
         try:
-            if dst.exists() and not job.overwrite:
-                raise UserError(f"{dst} exists (use --overwrite to replace it)")
             if dst.resolve() == src.resolve():
                 raise UserError(f"output {dst} would overwrite the input")
+            check_output_file(dst, job.overwrite)
             with tqdm(total=_frames_estimate(src, opts), unit="frame", desc=src.name, disable=not show, leave=False, file=sys.stderr) as bar:
-                res = stylizer.run(src, dst, bar.update)
+                res = stylizer.run(src, dst, bar.update, overwrite=job.overwrite)
             done.append((dst, res))
             log.info(
                 "%s -> %s: %d frames %dx%d (inference %dx%d) in %.1f s (%.1f fps), audio %s",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..core.frames import Styled
 from ..core.stage import StylizeStage, check_mixable
 from ..core.workers import EOS
 from ..io.images import write_image
+from ..io.paths import OutputError, check_output_dir
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.window import WindowOutput
 from ..io.sources import FrameSource, open_source
@@ -155,7 +155,7 @@ class LiveApp:
         saved = []
         for suffix, img in (("styled", self._last.image), ("original", self._last.original)):
             p = Path(f"{base}-{suffix}.png")
-            write_image(p, cv2.cvtColor(compose(img, None, False, mirror), cv2.COLOR_BGR2RGB))
+            write_image(p, cv2.cvtColor(compose(img, None, False, mirror), cv2.COLOR_BGR2RGB), overwrite=False)
             saved.append(p)
         self.snapshots += saved
         log.info("snapshot %s-{styled,original}.png", base)
@@ -295,6 +295,12 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         require_display()  # before the camera and the network: fail in a second, not after ten
     if live.headless and not live.max_frames and not live.record:
         log.info("headless with no --record and no --max-frames: runs until Ctrl-C or the source ends")
+    # Where files will go is checked before anything starts (the folders are made when first used).
+    if live.record:
+        check_output_dir(Path(live.record_path).parent if live.record_path else Path(live.record_dir), "recording folder", create=False)
+        if live.record_path and Path(live.record_path).exists():
+            raise OutputError(f"{live.record_path} exists: choose another recording file")
+    check_output_dir(Path(live.snapshot_dir), "snapshot folder", create=False)
     source = open_live_source(cfg)
     source.open()  # fail fast, before loading the network
     try:
@@ -323,12 +329,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         app = LiveApp(pipeline, opts)
         if not live.headless:
             print_help()
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _sigterm)  # installations are stopped with SIGTERM: finish files
-        try:
-            stats = app.run()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
         log.info(
             "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped",
             stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped,
@@ -339,6 +340,3 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     finally:
         source.close()
 
-
-def _sigterm(signum, frame) -> None:  # noqa: ARG001
-    raise KeyboardInterrupt

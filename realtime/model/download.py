@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import UserError
-from ..io.images import temp_path_for
+from ..io.paths import temp_path_for
 
 log = logging.getLogger(__name__)
 

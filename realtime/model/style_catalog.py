@@ -68,6 +68,7 @@ def fetch_styles(dest: Path, names: list[str], catalog: list[CatalogEntry], over
     if unknown:
         raise UserError(f"not in the style catalogue: {', '.join(unknown)} (known: {', '.join(by_name)})")
     written, errors = [], []
+    created = not dest.exists()
     for e in [by_name[n] for n in names] if names else catalog:
         target = dest / e.filename
         if target.exists() and not overwrite:
@@ -78,4 +79,6 @@ def fetch_styles(dest: Path, names: list[str], catalog: list[CatalogEntry], over
             written.append(download(e.url, target, sha256=e.sha256, validate=_validate_image, error=MediaError))
         except UserError as exc:
             errors.append(f"{e.name}: {exc}")
+    if created and dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()  # nothing fetched (offline): leave no empty folder behind
     return written, errors

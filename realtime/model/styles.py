@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import MediaError, UserError
 from ..io.images import IMAGE_EXTS, read_image
+from ..io.paths import glob_escape
 from .backends.base import Stylizer, require_mixable
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,36 @@ class Style:
     path: Path
 
 
+SHIPPED_STYLES = Path(__file__).resolve().parent.parent.parent / "styles"  # the styles/ folder we ship
+
+
+def style_dirs(styles_dir: str | os.PathLike | None) -> list[Path]:
+    """Where style names are looked up: the configured folder (relative to the current folder),
+    then the styles that ship with the program, so names work from any folder."""
+    dirs = [Path(styles_dir)] if styles_dir is not None else []
+    if SHIPPED_STYLES.is_dir() and all(d.resolve() != SHIPPED_STYLES for d in dirs if d.exists()):
+        dirs.append(SHIPPED_STYLES)
+    return [d for d in dirs if d.is_dir()]
+
+
 def find_style_images(spec: str | os.PathLike, styles_dir: str | os.PathLike | None = None) -> list[Style]:
-    """Resolve a --style value: an image file, a folder of images, or a name in the styles folder."""
+    """Resolve a --style value: an image file, a folder of images, or a name in the styles folders."""
     p = Path(spec)
-    if not p.exists() and styles_dir is not None and p.parent == Path("."):
-        d = Path(styles_dir)
-        matches = sorted(q for q in d.glob(p.name + ".*") if q.suffix.lower() in IMAGE_EXTS) if d.is_dir() else []
-        if matches:
-            p = matches[0]
-        elif (d / p.name).exists():
-            p = d / p.name
+    if not p.exists() and p.parent == Path("."):
+        for d in style_dirs(styles_dir):
+            matches = sorted(q for q in d.glob(glob_escape(p.name) + ".*") if q.suffix.lower() in IMAGE_EXTS)
+            if matches:
+                p = matches[0]
+                break
+            if (d / p.name).exists():
+                p = d / p.name
+                break
+        else:
+            if str(spec) == str(styles_dir) and style_dirs(styles_dir):
+                p = style_dirs(styles_dir)[0]  # "all styles" when the configured folder is not here
     if not p.exists():
-        known = ", ".join(s.name for s in list_styles(styles_dir)) if styles_dir and Path(styles_dir).is_dir() else ""
-        hint = f" (styles in {styles_dir}: {known})" if known else ""
+        known = ", ".join(s.name for d in style_dirs(styles_dir) for s in list_styles(d))
+        hint = f" (known: {known}; `stylize styles list` shows them)" if known else ""
         raise MediaError(f"style not found: {spec}{hint}")
     if p.is_dir():
         styles = list_styles(p)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ...core.workers import EOS, Worker
-from ..images import temp_path_for
+from ..paths import OutputError, publish, temp_path_for
 from .base import Output
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,11 @@ class VideoRecorder(Output):
         if self._worker.error is not None:
             log.error("recording failed: %s", self._worker.error)
         if self.frames and self._tmp.exists() and self._worker.error is None:
-            self._tmp.replace(self.path)
+            try:
+                publish(self._tmp, self.path)
+            except OutputError:  # a file of that name appeared meanwhile: keep both, lose nothing
+                self.path = timestamped_path(self.path.parent, self.path.stem)
+                publish(self._tmp, self.path)
             log.info("saved recording %s (%d frames%s)", self.path, self.frames, f", {self.dropped} dropped" if self.dropped else "")
             return self.path
         self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,288 @@
+"""Bad input and hostile environments: one clear line, a non-zero exit, no traceback, nothing of
+the user's lost or half-written.  Most checks need no model files: they fail before the network
+loads, which is the point."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, signal_when_file_appears
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from realtime import cli
+from realtime.config import RANGES
+from realtime.io.images import write_image
+from realtime.io.paths import OutputError, publish, remove_stale_parts, temp_path_for
+from realtime.io.synthetic import write_clip
+
+
+def stylize(*args, env=None, cwd=ROOT, timeout=120, **kw):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=e, **kw)
+
+
+def one_error_line(stderr: str, needle: str = "") -> str:
+    assert "Traceback" not in stderr, stderr
+    errs = [l for l in stderr.splitlines() if "error:" in l]
+    assert len(errs) == 1, stderr
+    assert needle in errs[0], errs[0]
+    return errs[0]
+
+
+@pytest.fixture
+def no_jobs(monkeypatch):
+    """Run the CLI's parsing and config layer only: the jobs are replaced by recorders."""
+    calls = []
+
+    def fake(name):
+        def run(cfg, job):
+            calls.append((name, cfg, job))
+            return 0
+        return run
+
+    import realtime.jobs.bench
+    import realtime.jobs.image
+    import realtime.jobs.video
+    import realtime.live.app
+
+    monkeypatch.setattr(realtime.live.app, "run_live", fake("live"))
+    monkeypatch.setattr(realtime.jobs.video, "run_video", fake("video"))
+    monkeypatch.setattr(realtime.jobs.image, "run_image", fake("image"))
+    monkeypatch.setattr(realtime.jobs.bench, "run_bench", fake("bench"))
+    return calls
+
+
+def run_main(argv, capsys):
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["live", "--size", "0"], "live.size"),
+    (["live", "--size", "-5"], "live.size"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--size", "-1"], "video.size"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--size", "8"], "video.size"),
+    (["image", "a.png", "-o", "b.png", "--style", "x", "--strength", "nan"], "styles.strength"),
+    (["image", "a.png", "-o", "b.png", "--style", "x", "--strength", "inf"], "styles.strength"),
+    (["live", "--threads", "-1"], "engine.threads"),
+    (["live", "--smooth", "1.5"], "live.smoothing"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--preset", "warp"], "video.preset"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--start", "nan"], "--start"),
+    (["live", "--max-frames", "-1"], "live.max_frames"),
+    (["live", "--size", "abc"], "invalid int value"),
+    (["bench", "--sizes", "0x0"], "multiples of 4"),
+])
+def test_values_that_make_no_sense_are_refused(no_jobs, capsys, argv, needle):
+    code, err = run_main(argv, capsys)
+    assert code == 2 and not no_jobs
+    one_error_line(err, needle)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("engine:\n  max_size: 0\n", "engine.max_size"),
+    ("video:\n  preset: fastest\n", "video.preset"),
+    ("live:\n  smoothing: 2\n", "live.smoothing"),
+    ("live: [1, 2]\n", "must be a mapping"),
+    ("- just\n- a list\n", "mapping at the top level"),
+    ("styles:\n  strength: .nan\n", "finite"),
+])
+def test_config_values_are_checked_like_flags(no_jobs, capsys, tmp_path, text, needle):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    code, err = run_main(["live", "--config", f], capsys)
+    assert code == 2
+    one_error_line(err, needle)
+
+
+def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"\xff\xfe\x00binary\x89PNG")
+    code, err = run_main(["live", "--config", f], capsys)
+    assert code == 2
+    one_error_line(err, "not UTF-8")
+    f.write_text("live: {size: [unclosed\n")
+    code, err = run_main(["live", "--config", f], capsys)
+    assert code == 2
+    one_error_line(err, "not valid YAML")
+
+
+def test_unattended_flags_live_in_the_config(no_jobs, capsys, tmp_path):
+    f = tmp_path / "show.yaml"
+    f.write_text("live:\n  headless: true\n  loop: true\n  keep_pace: true\n  fullscreen: true\n  record: true\n")
+    code, err = run_main(["live", "--config", f, "--source", "clip.mp4"], capsys)
+    assert code == 0, err
+    live = no_jobs[0][1].live
+    assert live.headless and live.loop and live.keep_pace and live.fullscreen and live.record
+    assert live.source == "clip.mp4"
+
+
+KEYS = sorted(RANGES) + ["engine.backend", "video.preset", "live.source", "live.overlay", "styles.dir", "nope.key", "live.nope"]
+VALUES = st.one_of(
+    st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+    st.text(max_size=12), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4))
+def test_fuzz_config_files_work_or_fail_in_one_line(no_jobs, capsys, data):
+    nested: dict = {}
+    for dotted, value in data.items():
+        section, key = dotted.split(".")
+        nested.setdefault(section, {})[key] = value
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "c.yaml"
+        f.write_text(yaml.safe_dump(nested))
+        code, err = run_main(["live", "--config", f], capsys)
+    assert code in (0, 2), err
+    if code == 2:
+        one_error_line(err)
+
+
+FLAGS = {
+    "live": ["--size", "--strength", "--smooth", "--threads", "--max-frames", "--fps", "--width", "--height"],
+    "video": ["--size", "--strength", "--smooth", "--crf", "--batch", "--preset", "--start", "--end", "--switch-every"],
+    "image": ["--size", "--strength", "--threads", "--backend", "--precision", "--device"],
+}
+FLAG_VALUES = st.one_of(
+    st.integers(-1000, 100000).map(str), st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["", "x", "-", "1e309", "0", "nan", "-inf", "medium", "tf", "gpu"]),
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cmd=st.sampled_from(sorted(FLAGS)), picks=st.lists(st.tuples(st.integers(0, 8), FLAG_VALUES), max_size=4))
+def test_fuzz_flags_work_or_fail_in_one_line(no_jobs, capsys, cmd, picks):
+    base = {"live": ["live"], "video": ["video", "a.mp4", "-o", "b.mp4", "--style", "x"],
+            "image": ["image", "a.png", "-o", "b.png", "--style", "x"]}[cmd]
+    argv = list(base)
+    for i, value in picks:
+        argv += [FLAGS[cmd][i % len(FLAGS[cmd])], value]
+    code, err = run_main(argv, capsys)
+    assert code in (0, 2), (argv, err)
+    if code == 2:
+        one_error_line(err)
+
+
+def test_no_display_says_so_and_points_at_headless(tmp_path):
+    env = {k: "" for k in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = stylize("live", "--source", "synthetic", env=env)
+    assert r.returncode == 2
+    one_error_line(r.stderr, "--headless")
+
+
+def test_shipped_styles_are_found_from_any_folder(tmp_path):
+    r = stylize("styles", "list", cwd=tmp_path)
+    assert r.returncode == 0 and "mosaic" in r.stdout and "waves" in r.stdout, r.stdout + r.stderr
+    from realtime.model.styles import find_style_images
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert find_style_images("mosaic", "styles")[0].path.is_file()
+        assert len(find_style_images("styles", "styles")) >= 4  # "every style" when no local folder
+    finally:
+        os.chdir(cwd)
+
+
+def test_offline_styles_fetch_leaves_no_empty_folder(tmp_path):
+    dest = tmp_path / "new_styles"
+    cat = tmp_path / "cat.yaml"
+    cat.write_text("styles:\n  - name: far\n    url: http://127.0.0.1:9/none.jpg\n    filename: far.jpg\n"
+                   "    artist: A\n    title: T\n    year: 1900\n    license: public domain\n")
+    r = stylize("styles", "fetch", "--dest", dest, "--catalog", cat)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert not dest.exists()
+
+
+def test_folder_as_content_and_output_over_its_own_input(tmp_path):
+    r = stylize("image", tmp_path, "--style", "mosaic", "-o", tmp_path / "o.png")
+    assert r.returncode == 2
+    one_error_line(r.stderr, "is a folder")
+    src = write_image(tmp_path / "a.png", np.full((32, 32, 3), 90, np.uint8))
+    before = src.read_bytes()
+    r = stylize("image", src, "--style", "mosaic", "-o", src, "--overwrite")
+    assert r.returncode == 2
+    one_error_line(r.stderr, "would overwrite the input")
+    assert src.read_bytes() == before
+
+
+def test_unwritable_output_locations_fail_before_any_work(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("in the way")
+    src = write_image(tmp_path / "a.png", np.full((32, 32, 3), 90, np.uint8))
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=2, width=64, height=48, fps=10, audio=False)
+    cases = [
+        ("image", src, "--style", "mosaic", "-o", blocker / "o.png"),
+        ("image", src, "--style", "mosaic", "--out-dir", blocker / "out"),
+        ("video", clip, "--style", "mosaic", "-o", blocker / "o.mp4"),
+        ("video", clip, "--style", "mosaic", "--out-dir", blocker),
+        ("live", "--source", "synthetic", "--headless", "--record", blocker / "r.mp4"),
+    ]
+    for args in cases:
+        t0 = time.monotonic()
+        r = stylize(*args, "--model-dir", tmp_path / "no_models", "--no-download")
+        assert r.returncode == 2, (args, r.stderr)
+        one_error_line(r.stderr, "is a file, not a folder")
+        assert time.monotonic() - t0 < 30
+    r = stylize("models", "fetch", env={"REALTIME_CACHE_DIR": str(blocker / "cache"), "REALTIME_MODEL_DIR": ""})
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "is a file, not a folder" in r.stderr
+
+
+def test_closed_stdout_is_not_a_traceback():
+    r = subprocess.run(f"{sys.executable} -m realtime models list | head -1", shell=True, cwd=ROOT,
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert r.stdout.count("\n") == 1 and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
+
+
+def test_publishing_never_clobbers_a_file_that_appeared_meanwhile(tmp_path):
+    target = tmp_path / "out.png"
+    first, second = temp_path_for(target), temp_path_for(target)
+    first.write_bytes(b"winner")
+    second.write_bytes(b"loser")
+    publish(first, target)
+    with pytest.raises(OutputError, match="exists"):
+        publish(second, target)
+    assert target.read_bytes() == b"winner" and not second.exists() and not first.exists()
+    third = temp_path_for(target)
+    third.write_bytes(b"asked for")
+    publish(third, target, overwrite=True)
+    assert target.read_bytes() == b"asked for"
+
+
+def test_stale_part_files_of_killed_runs_are_removed(tmp_path):
+    target = tmp_path / "out.mp4"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.{dead.pid}.abc123.part.mp4"
+    stale.write_bytes(b"left by SIGKILL")
+    mine = temp_path_for(target)  # our own (live) temp file survives
+    other = tmp_path / ".other.1.abc.part.mp4"
+    other.write_bytes(b"another output")
+    assert remove_stale_parts(target) == [] and not stale.exists()
+    assert mine.exists() and other.exists()
+
+
+def test_sigterm_during_video_cleans_up_and_says_so(models_dir, tmp_path):
+    src = tmp_path / "long.mp4"
+    write_clip(src, frames=900, width=96, height=64, fps=30, audio=True)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, err = signal_when_file_appears(["video", src, "-o", out_dir / "out.mp4", "--style", "mosaic", "--quiet"],
+                                         out_dir, ".out.*", signal.SIGTERM)
+    assert code == 143 and "terminated" in err and "Traceback" not in err, err
+    assert list(out_dir.iterdir()) == []
