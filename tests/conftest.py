@@ -30,9 +30,44 @@ REQUIRED_FILES = (
 )
 
 
+_FETCHED: dict[str, Path | None] = {}
+
+
 def _models_dir() -> Path | None:
+    """The real models: $REALTIME_MODEL_DIR, ../shared/models, or (once per session) downloaded into
+    the user's cache with the program's own checked download, where the network allows."""
     d = Path(os.environ.get("REALTIME_MODEL_DIR") or DEFAULT_MODELS)
-    return d.resolve() if all((d / f).is_file() for f in REQUIRED_FILES) else None
+    if all((d / f).is_file() for f in REQUIRED_FILES):
+        return d.resolve()
+    if "dir" not in _FETCHED:
+        _FETCHED["dir"] = _download_models()
+    return _FETCHED["dir"]
+
+
+def _download_models() -> Path | None:
+    if os.environ.get("REALTIME_TEST_NO_DOWNLOAD") == "1":
+        return None
+    from realtime.config import default_cache_dir
+    from realtime.model.files import REQUIRED, ModelStore
+
+    cache = Path(os.environ.get("REALTIME_TEST_MODEL_CACHE") or Path(default_cache_dir()) / "models")
+    store = ModelStore(cache_dir=cache.parent, model_dir=None, auto_download=True)
+    try:
+        for key in (*REQUIRED, "int8_transfer"):
+            store.path(key)
+    except Exception:  # noqa: BLE001 - offline: the model tests are reported as not run
+        return None
+    d = store.cache_dir
+    return d if all((d / f).is_file() for f in REQUIRED_FILES) else None
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line that says how many tests needed the model files and did not run, and how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "model files not found" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} model tests did not run: the model files were not found and could not be downloaded; "
+            f"set REALTIME_MODEL_DIR to a folder with them (see `stylize models list`)", yellow=True)
 
 
 @pytest.fixture(scope="session")

@@ -294,3 +294,47 @@ def test_ctrl_c_leaves_no_partial_file(models_dir, tmp_path):
     assert code == 130, err
     assert "Traceback" not in err
     assert list(out_dir.iterdir()) == []
+
+
+def test_audio_longer_than_the_picture_is_cut_and_extra_streams_are_named(tmp_path, caplog):
+    from fractions import Fraction
+
+    from fakes import fake_engine
+
+    from realtime.io.synthetic import pattern_frame
+    from realtime.jobs.video import VideoOptions, VideoStylizer
+
+    src = tmp_path / "long_audio.mkv"
+    with av.open(str(src), "w") as o:
+        v = o.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = o.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        a.metadata["language"] = "fra"
+        v2 = o.add_stream("libx264", rate=10)  # a second picture (an alternative angle)
+        v2.width, v2.height, v2.pix_fmt = 32, 32, "yuv420p"
+        for i in range(10):  # 1 s of picture
+            for st_, w, h in ((v, 64, 48), (v2, 32, 32)):
+                f = av.VideoFrame.from_ndarray(pattern_frame(i, w, h), format="rgb24")
+                f.pts, f.time_base = i, Fraction(1, 10)
+                for p in st_.encode(f):
+                    o.mux(p)
+        for i in range(32):  # 2 s of sound
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 16000, i * 1024
+            for p in a.encode(af):
+                o.mux(p)
+        for st_ in (v, v2, a):
+            for p in st_.encode(None):
+                o.mux(p)
+    engine = fake_engine(tmp_path)
+    code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING"):
+        VideoStylizer(engine, [code], VideoOptions(size=32)).run(src, out)
+    assert "video #2" in caplog.text and "not copied" in caplog.text
+    assert "ended early" not in caplog.text  # longer sound is not a truncated file
+    b = probe(out)
+    assert len(b["pts"]) == 10 and b["samples"] / 16000 < 1.15  # cut at the picture's end (within a packet)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].metadata.get("language") == "fra"

@@ -7,6 +7,7 @@ written atomically), and getting one of them wrong shows up as colour swaps or o
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from ..errors import MediaError
 from .paths import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 STYLE_SIZE = 256  # the style prediction network's input size
@@ -35,9 +38,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise MediaError(f"cannot read {p}: {exc.strerror or exc}") from None
     if data.size == 0:
         raise MediaError(f"image file is empty: {p}")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise MediaError(f"not a readable image (corrupt or unsupported format): {p}")
+    if img.ndim == 3 and img.shape[2] == 4:
+        log.warning("%s has an alpha channel: the network works on colour only, the result is opaque", p)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # grey, 16-bit or alpha: as 8-bit BGR
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

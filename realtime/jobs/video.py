@@ -149,6 +149,10 @@ class _Run:
                 raise MediaError(f"cannot write H.264 video into a {dst.suffix} file: use {', '.join(OUTPUT_EXTS)}")
             audio_in = list(reader.container.streams.audio) if opts.audio else []
             audio_map, self.result.audio_mode = self._audio_plan(out, audio_in)
+            dropped = [f"{s.type} #{s.index}" for s in reader.container.streams
+                       if s.type not in ("video", "audio") or (s.type == "video" and s is not reader.video)]
+            if dropped:
+                log.warning("%s: not copied to the output: %s (only the first video stream and the audio are kept)", src, ", ".join(dropped))
             self._seek(reader)
             q_in = FrameQueue(opts.queue_frames, stop)
             q_out = FrameQueue(opts.queue_frames, stop)
@@ -220,6 +224,10 @@ class _Run:
             a, copy, _ = entry
             if copy:
                 entry[2] = out.add_stream_from_template(a)
+                try:
+                    entry[2].metadata.update({k: v for k, v in a.metadata.items() if k in ("language", "title")})
+                except Exception:  # noqa: BLE001 - tags are nice to have
+                    pass
             else:
                 enc = "aac" if "aac" in supported else out.default_audio_codec
                 o = out.add_stream(enc, rate=a.codec_context.sample_rate or 48000)
@@ -254,13 +262,20 @@ class _Run:
         vs = reader.video
         streams = [vs] + [s for s in reader.container.streams.audio if s.index in audio_map]
         t_first = reader.start_time
+        # Audio that runs on past the picture is cut at the video's end (the output ends with it).
+        video_end = float(vs.duration * vs.time_base) if vs.duration else None
+        data_end = 0.0  # how far the file's data reaches, any stream (a truncated file ends early in all)
         done = False
         try:
             for packet in reader.container.demux(*streams):
                 if packet.stream.type == "audio":
                     if packet.size == 0 or packet.pts is None:
                         continue
-                    if self._in_range(float(packet.pts * packet.time_base) - t_first) == 0:
+                    t_audio = float(packet.pts * packet.time_base) - t_first
+                    data_end = max(data_end, t_audio + float((packet.duration or 0) * packet.time_base))
+                    if video_end is not None and t_audio >= video_end:
+                        continue
+                    if self._in_range(t_audio) == 0:
                         if audio_map[packet.stream.index][1]:
                             q_in.put(AudioPacket(packet))
                         else:
@@ -293,7 +308,7 @@ class _Run:
         rate, expected_s = reader.fps, reader.duration
         if vs.frames and self.decoded < vs.frames * 0.98:
             self.truncated = f"input ended early: decoded {self.decoded} of {vs.frames} frames (all were stylized)"
-        elif rate and expected_s and self.last_t + 2.0 / rate < expected_s * 0.98:
+        elif rate and expected_s and max(self.last_t, data_end) + 2.0 / rate < expected_s * 0.98:
             self.truncated = (
                 f"input ended early at {self.last_t:.2f} s of {expected_s:.2f} s: "
                 f"stylized the {self.decoded} frames that decoded"
@@ -342,7 +357,7 @@ class _Run:
         ovs = None
         pts0 = 0
         audio_offsets: dict[int, int] = {}
-        held: list[Message] = []  # audio that arrives before the first stylized frame fixes the streams
+        held: list[tuple[float, Message]] = []  # sound ahead of the picture, muxed once a frame covers it
 
         def mux_audio(item: Message) -> None:
             if isinstance(item, AudioPacket):
@@ -367,15 +382,26 @@ class _Run:
                 for p in o.encode(af):
                     out.mux(p)
 
+        frame_s = 1.0 / (reader.fps or 30.0)
+        video_end = float("-inf")  # end of the last frame encoded: sound after it waits, or is cut
+        t_first = reader.start_time
+
+        def audio_time(item: Message) -> float:
+            if isinstance(item, AudioPacket):
+                return float(item.packet.pts * item.packet.time_base) - t_first
+            af = item.frame  # type: ignore[union-attr]
+            return float(af.pts * af.time_base) - t_first if af.pts is not None else video_end
+
         while True:
             item = q_out.get()
             if item is EOS:
                 break
             if not isinstance(item, DecodedFrame):
-                if ovs is None:
-                    held.append(item)
-                else:
+                t = audio_time(item)
+                if ovs is not None and t < video_end:
                     mux_audio(item)
+                else:
+                    held.append((t, item))
                 continue
             if ovs is None:
                 ovs = self._video_stream(out, vs, item.image)
@@ -387,9 +413,16 @@ class _Run:
                 out.mux(p)
             self.result.frames += 1
             self.frames_done = self.result.frames
-            for h in held:
-                mux_audio(h)
-            held.clear()
+            video_end = max(video_end, item.time + frame_s)
+            waiting = []
+            for t, a in held:
+                if t < video_end:
+                    mux_audio(a)
+                else:
+                    waiting.append((t, a))
+            held = waiting
+        if held:
+            log.info("sound after the last picture cut: %.2f s", max(t for t, _ in held) - video_end + frame_s)
         if ovs is not None:
             for p in ovs.encode(None):
                 out.mux(p)
