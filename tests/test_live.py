@@ -333,3 +333,45 @@ def test_sigterm_finishes_the_recording(models_dir, tmp_path):
     assert code == 143, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))
     assert len(decoded_frames(rec)) > 5
+
+
+def test_window_closed_by_the_window_manager_ends_the_show_cleanly(tmp_path, monkeypatch):
+    """The close button makes OpenCV's calls fail or report the window invisible: that is a quit,
+    the recording is finished, nothing is raised."""
+    import cv2
+
+    import realtime.io.sinks.window as window
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    state = {"shown": 0}
+    monkeypatch.setattr(window.cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(window.cv2, "resizeWindow", lambda *a: None)
+    monkeypatch.setattr(window.cv2, "destroyAllWindows", lambda: None)
+    monkeypatch.setattr(window.cv2, "waitKey", lambda *a: -1)
+    monkeypatch.setattr(window.cv2, "waitKeyEx", lambda *a: -1)
+
+    def imshow(title, img):
+        state["shown"] += 1
+        if state["shown"] > 10:
+            raise cv2.error("NULL window: 'stylize' in function 'cvShowImage'")
+
+    monkeypatch.setattr(window.cv2, "imshow", imshow)
+    monkeypatch.setattr(window.cv2, "getWindowProperty", lambda *a: 1.0)
+    rec = tmp_path / "closed.mp4"
+    codes = fake_codes(2)
+    controller = Controller(["a", "b"])
+    p = LivePipeline(SyntheticSource(96, 64, fps=120), StylizeStage(FakeStylizer(), 64), controller, codes)
+    app = LiveApp(p, LiveOptions(headless=False, record=True, record_path=str(rec)), ScriptedKeys({}))
+    stats = app.run()
+    assert app.window.closed and stats.shown >= 10
+    assert len(decoded_frames(rec)) == stats.shown
+
+
+def test_no_display_fails_before_anything_opens(monkeypatch):
+    from realtime.errors import UserError
+    from realtime.io.sinks.window import require_display
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(UserError, match="--headless"):
+        require_display()

@@ -1,6 +1,6 @@
 """Thread plumbing shared by the live and video pipelines.
 
-The shutdown rules that keep pipelines from hanging (see docs: supervision #2022, vidgear #344):
+The shutdown rules that keep pipelines from hanging (hangs seen in roboflow/supervision#2022 and abhiTronix/vidgear#344):
 
 * every blocking ``put``/``get`` has a timeout and re-checks a shared stop event;
 * every worker sends an end-of-stream marker (:data:`EOS`) downstream in ``finally``, so the next

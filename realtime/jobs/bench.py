@@ -287,7 +287,7 @@ def bench_live_naive(stylizer, code, clip: Path, short_side: int, frames: int) -
 
 def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: Path, short_side: int, batch: int) -> dict:
     """``stylize video``'s pipeline vs the naive loop (cv2 read -> TF Lite fp16 transfer of one
-    frame -> cv2 write, one thread; MODEL_NOTES' baseline) at the same inference size."""
+    frame -> cv2 write, one thread: what a first attempt looks like) at the same inference size."""
     import cv2
 
     from ..io.images import inference_size, resize

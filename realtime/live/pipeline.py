@@ -1,7 +1,7 @@
 """The live pipeline's two worker threads: capture -> buffer -> stylize -> buffer -> main thread.
 
-Why this shape (PITFALLS 2-3): a live source feeds a one-slot "newest frame wins" buffer so
-latency cannot build up (drops are counted), a file feeds a small blocking queue so nothing is
+Why this shape (shutdown hangs seen in roboflow/supervision#2022 and abhiTronix/vidgear#344): a
+live source feeds a one-slot "newest frame wins" buffer so latency cannot build up (drops are counted), a file feeds a small blocking queue so nothing is
 dropped; every worker has the shared stop event, timeouts, and an end-of-stream marker sent in
 ``finally``; a worker's exception is re-raised on the main thread by :meth:`LivePipeline.stop`.
 The inference worker reads the controller's state once per frame, so a change from any control

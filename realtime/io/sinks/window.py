@@ -1,7 +1,7 @@
 """The on-screen window as an output (main thread only).
 
-Why main thread only (PITFALLS 1, OpenCV's ``video_threaded.py``): macOS and Qt crash when a window
-is touched from another thread.  The live loop runs on the main thread and owns this output; the
+Why main thread only (opencv/opencv#22602; OpenCV's ``samples/python/video_threaded.py``): macOS
+and Qt crash when a window is touched from another thread.  The live loop runs on the main thread and owns this output; the
 window's keys are read here too (``poll_key``), and handed to the key table by the live app.
 
 Closing the window with the window manager's close button is a normal way to quit: it is noticed

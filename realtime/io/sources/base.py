@@ -5,7 +5,7 @@ sources with no camera.  Each source says whether it is *live* (frames keep comi
 them or not: the pipeline keeps only the newest, counting drops) or not (a file: nothing may be
 dropped, so the pipeline blocks).  Opening fails fast with a message that says what to check;
 properties a device reports are read back after setting them, because capture drivers ignore
-requests silently (PITFALLS 5).
+requests silently.
 """
 
 from __future__ import annotations

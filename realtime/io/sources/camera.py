@@ -1,7 +1,7 @@
 """Cameras and network streams through OpenCV's VideoCapture.
 
 Requested size and fps are set, then read back: capture drivers ignore requests silently and
-report 0 or nonsense frame rates (PITFALLS 5).  Opening fails fast with what to check.
+report 0 or nonsense frame rates.  Opening fails fast with what to check.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A watchdog around a camera or stream: reopen it when it stalls or disappears, show a calm
 placeholder while it is away, count what happened.
 
-Why (Frigate's camera watchdog, PITFALLS 15): USB cameras get unplugged, network streams drop, and
+Why (Frigate's camera watchdog restarts a camera after 20 s without frames): USB cameras get unplugged, network streams drop, and
 an unattended show must carry on by itself.  A blocking ``read`` on a dead stream can hang for
 a long time, so the real source is read on a reader thread of its own; the supervised ``read``
 waits for its frames with a timeout and decides: frames keep coming -> pass them on; nothing for
