@@ -286,3 +286,49 @@ def test_sigterm_during_video_cleans_up_and_says_so(models_dir, tmp_path):
                                          out_dir, ".out.*", signal.SIGTERM)
     assert code == 143 and "terminated" in err and "Traceback" not in err, err
     assert list(out_dir.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KB file system (tmpfs), optionally remounted read-only: real ENOSPC and EROFS, which
+    permission bits cannot give a root test.  Skips where mounting is not allowed."""
+    mounts = []
+
+    def make(name: str, readonly: bool = False) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True)
+        if r.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounts.append(d)
+        if readonly:
+            subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True)
+        return d
+
+    yield make
+    for d in mounts:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_read_only_and_full_disks_fail_in_one_line_and_leave_nothing(tiny_fs, tmp_path):
+    ro = tiny_fs("ro", readonly=True)
+    full = tiny_fs("full")
+    src = write_image(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    r = stylize("image", src, "--style", "mosaic", "-o", ro / "o.png", "--model-dir", tmp_path / "none", "--no-download")
+    assert r.returncode == 2
+    one_error_line(r.stderr, "no permission to write")
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=40, width=320, height=240, fps=30, audio=False)
+    from fakes import fake_engine
+
+    from realtime.jobs.video import VideoStylizer, VideoOptions
+    from realtime.errors import UserError
+
+    engine = fake_engine(tmp_path)
+    with pytest.raises(UserError, match="No space left|space"):
+        VideoStylizer(engine, [engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])], VideoOptions(size=64, preset="ultrafast", crf=0)).run(clip, full / "o.mp4")
+    assert list(full.iterdir()) == []  # no output, no temp file
+    big = np.random.default_rng(1).integers(0, 255, (400, 400, 3), np.uint8)
+    with pytest.raises(UserError, match="space"):
+        write_image(full / "big.png", big)
+    assert list(full.iterdir()) == []

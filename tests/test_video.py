@@ -338,3 +338,21 @@ def test_audio_longer_than_the_picture_is_cut_and_extra_streams_are_named(tmp_pa
     assert len(b["pts"]) == 10 and b["samples"] / 16000 < 1.15  # cut at the picture's end (within a packet)
     with av.open(str(out)) as c:
         assert c.streams.audio[0].metadata.get("language") == "fra"
+
+
+def test_avi_output_claims_the_real_frame_rate(tmp_path):
+    """AVI has no timestamps: its header rate comes from the time base (once 600 fps for 24)."""
+    from fakes import fake_engine
+
+    from realtime.jobs.video import VideoOptions, VideoStylizer
+
+    src = tmp_path / "in.mp4"
+    write_clip(src, frames=12, width=64, height=48, fps=24, audio=True)
+    engine = fake_engine(tmp_path)
+    out = tmp_path / "out.avi"
+    VideoStylizer(engine, [engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])], VideoOptions(size=32)).run(src, out)
+    with av.open(str(out)) as c:
+        vs = c.streams.video[0]
+        assert vs.average_rate == 24 and c.streams.audio
+        pts = [f.pts for f in c.decode(video=0)]
+    assert len(pts) == 12 and pts == sorted(pts) and pts[-1] - pts[0] == 11

@@ -9,7 +9,9 @@ and renamed only when complete, so an error or Ctrl-C never leaves a partial fil
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 import threading
 import time
@@ -27,7 +29,7 @@ from ..core.workers import EOS, FrameQueue, Worker, join_all
 from ..effects.crossfade import StyleSchedule
 from ..effects.temporal import TemporalSmoother
 from ..errors import MediaError, UserError
-from ..io.paths import check_output_dir, check_output_file, publish, temp_path_for
+from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
 from ..io.sources.file import VIDEO_EXTS, DecodedFrame, VideoFile
 from ..model.engine import Engine, open_engine
 
@@ -129,6 +131,7 @@ class _Run:
         self.decoded = 0
         self.last_t = 0.0
         self.frames_done = 0
+        self._out_tb: Optional[Fraction] = None  # output time base when it differs from the input's (AVI)
 
     def execute(self, on_progress: Optional[Callable[[int], None]]) -> VideoResult:
         import av
@@ -173,14 +176,18 @@ class _Run:
             try:
                 join_all(workers)
             except (av.error.FFmpegError, OSError, ValueError) as exc:
-                raise MediaError(f"{src}: {type(exc).__name__}: {exc}") from None
+                raise _write_error(exc, dst) or MediaError(f"{src}: {type(exc).__name__}: {exc}") from None
             if on_progress and self.frames_done != last:
                 on_progress(self.frames_done - last)
             self.result.seconds = time.perf_counter() - t_start
             if self.result.frames == 0:
                 raise MediaError(f"{src}: no video frames decoded" + (" in the chosen --start/--end range" if opts.start or opts.end else ""))
-            out.close()
-            out = None
+            try:
+                out.close()  # writes the index: a full disk shows here
+            except (av.error.FFmpegError, OSError) as exc:
+                raise _write_error(exc, dst) or MediaError(f"cannot finish {dst}: {exc}") from None
+            finally:
+                out = None
             publish(tmp, dst, self.overwrite)
             return self.result
         except BaseException:
@@ -356,6 +363,7 @@ class _Run:
         vs = reader.video
         ovs = None
         pts0 = 0
+        last_pts = -1
         audio_offsets: dict[int, int] = {}
         held: list[tuple[float, Message]] = []  # sound ahead of the picture, muxed once a frame covers it
 
@@ -408,7 +416,11 @@ class _Run:
                 self._add_audio_streams(out, audio_map)
                 pts0 = item.pts
             frame = av.VideoFrame.from_ndarray(item.image, format="bgr24")
-            frame.pts, frame.time_base = item.pts - pts0, vs.time_base
+            if self._out_tb is None:
+                frame.pts, frame.time_base = item.pts - pts0, vs.time_base
+            else:  # re-timed into frame counts (AVI); strictly increasing
+                last_pts = max(last_pts + 1, int(round((item.pts - pts0) * vs.time_base / self._out_tb)))
+                frame.pts, frame.time_base = last_pts, self._out_tb
             for p in ovs.encode(frame):
                 out.mux(p)
             self.result.frames += 1
@@ -445,11 +457,26 @@ class _Run:
             log.warning("%s", msg)
         else:
             ovs.pix_fmt = "yuv420p"
-        ovs.codec_context.time_base = vs.time_base
-        ovs.time_base = vs.time_base
+        tb = vs.time_base
+        if out.format.name == "avi":
+            # AVI has no timestamps, only a frame rate derived from the time base (1/12800 would
+            # claim 12800 fps): count in frames of the nominal rate instead; VFR is lost there.
+            tb = Fraction(1) / Fraction(rate).limit_denominator(1001)
+            self._out_tb = tb
+        ovs.codec_context.time_base = tb
+        ovs.time_base = tb
         ovs.options = {"crf": str(self.opts.crf), "preset": self.opts.preset}
+        if self._out_tb is not None:
+            ovs.options["bf"] = "0"  # AVI cannot reorder frames: no B-frames
         self.result.width, self.result.height = w, h
         return ovs
+
+
+def _write_error(exc: BaseException, dst: Path) -> Optional[OutputError]:
+    """A full or read-only disk, said as such (the temp file is removed by the caller)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+        return OutputError(f"cannot write {dst}: {os.strerror(exc.errno)}")
+    return None
 
 
 def _format_for(path: Path) -> Optional[str]:
