@@ -375,3 +375,14 @@ def test_no_display_fails_before_anything_opens(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match="--headless"):
         require_display()
+
+
+def test_pause_badge_and_overlay_are_drawn_for_the_window_only(tmp_path):
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path, state=LiveState(overlay=False))
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    assert app._decorate(frame) is frame  # nothing to draw: no copy
+    app.controller.set_paused(True)
+    shown = app._decorate(frame)
+    assert (shown[-60:] != 128).any() and (frame == 128).all()  # badge at the bottom, the frame untouched
+    app.controller.toggle_overlay()
+    assert (app._decorate(frame)[:60] != 128).any()
