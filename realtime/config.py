@@ -123,6 +123,18 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class ShowConfig:
+    """Unattended shows (installations): automatic style cycling, a status file, a heartbeat."""
+
+    cycle_s: float = 0.0  # next style every N seconds (with the crossfade); 0 = off
+    shuffle: bool = False  # random order, never the same style twice in a row
+    resume_s: float = 60.0  # after a person changes the style by hand, cycling waits this long
+    status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
+    status_every_s: float = 5.0
+    heartbeat_min: float = 0.0  # one log line (fps, latency, drops, reconnects, memory) every N minutes; 0 = off
+
+
+@dataclass(frozen=True)
 class ImageConfig:
     """Still images."""
 
@@ -139,6 +151,7 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
+    show: ShowConfig = field(default_factory=ShowConfig)
 
     @property
     def cache_dir(self) -> Path:
@@ -175,6 +188,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "video.smoothing": (0.0, 0.95, ""),
     "video.queue_frames": (1, 1024, ""),
     "image.size": (0, 8192, "0 = the image's own; else at least 16"),
+    "show.cycle_s": (0.0, 86400.0, "seconds; 0 = off"),
+    "show.resume_s": (0.0, 86400.0, "seconds"),
+    "show.status_every_s": (0.5, 3600.0, "seconds"),
+    "show.heartbeat_min": (0.0, 1440.0, "minutes; 0 = off"),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 

@@ -33,6 +33,7 @@ from ..io.sources import FrameSource, open_source
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
+from .show import Ticking, show_surfaces
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class LiveApp:
         opts: LiveOptions,
         keys: Optional[KeySource] = None,
         outputs: Optional[list[Output]] = None,
+        surfaces: Optional[list[Ticking]] = None,
     ) -> None:
         self.p = pipeline
         self.controller: Controller = pipeline.controller
@@ -116,6 +118,7 @@ class LiveApp:
             self.outputs.add(self.window)
         self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
         self.keyboard = KeyboardControl(self.controller)
+        self.surfaces: list[Ticking] = list(surfaces or [])  # auto-cycle, status file, heartbeat, ...
         self.recorder: Optional[VideoRecorder] = None
         self.recordings: list[Path] = []
         self.snapshots: list[Path] = []
@@ -221,6 +224,8 @@ class LiveApp:
                     if opts.max_frames and self.stats.shown >= opts.max_frames:
                         break  # every shown frame was also handed to the recorder
                 self._refresh_paused(state)
+                for surface in self.surfaces:
+                    surface.tick()
                 self.controller.run_main_tasks()
                 self.keyboard.press(self.keys.poll(1, self.stats.shown))
                 if self.window is not None:
@@ -326,7 +331,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             headless=live.headless, max_frames=live.max_frames, record=live.record, record_path=live.record_path,
             record_dir=live.record_dir, snapshot_dir=live.snapshot_dir, crf=live.crf,
         )
-        app = LiveApp(pipeline, opts)
+        app = LiveApp(pipeline, opts, surfaces=show_surfaces(controller, cfg))
         if not live.headless:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files

@@ -1,0 +1,174 @@
+"""Unattended shows: control surfaces that run on their own, ticked by the live loop.
+
+Why here and like this: an installation is steered by time, not by a person, so its automatic
+parts are control surfaces like the keyboard: they act only through the controller (a person at
+the keys or on a page and the cycle never disagree), they take an injectable clock (the tests run
+a whole day in seconds), and they are ticked between frames by the main loop, so they need no
+threads of their own.
+
+* :class:`AutoCycle`: the next style every ``cycle_s`` (crossfaded by the pipeline), in order or
+  shuffled without immediate repeats; a change made by hand pauses it for ``resume_s``.
+* :class:`StatusFile`: the controller's status as JSON, written atomically every few seconds, for
+  technicians and monitoring.
+* :class:`Heartbeat`: one log line every N minutes (fps, latency, drops, reconnects, memory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from ..core.controller import Controller, LiveState
+from ..io.paths import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+class Ticking(Protocol):
+    """A control surface that the live loop calls between frames (main thread)."""
+
+    def tick(self) -> None: ...
+
+
+class AutoCycle:
+    """Next style every ``cycle_s`` seconds; a manual style change pauses it for ``resume_s``."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        cycle_s: float,
+        shuffle: bool = False,
+        resume_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Optional[random.Random] = None,
+    ) -> None:
+        self.controller = controller
+        self.cycle_s = cycle_s
+        self.shuffle = shuffle
+        self.resume_s = resume_s
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._next_at = clock() + cycle_s
+        self._acting = threading.local()
+        self.switches = 0
+        controller.subscribe(self._on_change)
+
+    def tick(self) -> None:
+        now = self._clock()
+        if self.cycle_s <= 0 or now < self._next_at or len(self.controller.style_names) < 2:
+            return
+        n = len(self.controller.style_names)
+        current = self.controller.state.style_index
+        if self.shuffle:
+            index = self._rng.choice([i for i in range(n) if i != current])
+        else:
+            index = (current + 1) % n
+        self._acting.on = True
+        try:
+            self.controller.set_style_index(index)
+        finally:
+            self._acting.on = False
+        self.switches += 1
+        self._next_at = now + self.cycle_s
+
+    def _on_change(self, name: str, state: LiveState) -> None:
+        if name != "style_index" or getattr(self._acting, "on", False):
+            return
+        # A person chose a style: leave it on screen, then carry on cycling from there.
+        self._next_at = self._clock() + max(self.resume_s, self.cycle_s)
+        log.info("style chosen by hand: cycling resumes in %.0f s", self._next_at - self._clock())
+
+
+class StatusFile:
+    """The controller's status as a JSON file, replaced atomically every ``every_s``."""
+
+    def __init__(self, controller: Controller, path: str | os.PathLike, every_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.controller = controller
+        self.path = Path(path)
+        self.every_s = every_s
+        self._clock = clock
+        self._last = float("-inf")
+        self.writes = 0
+        self._failed = False
+
+    def tick(self) -> None:
+        now = self._clock()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        self.write()
+
+    def write(self) -> None:
+        status: dict[str, Any] = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **self.controller.status(),
+                                  "memory_mb": memory_mb()}
+        try:
+            atomic_write_bytes(self.path, (json.dumps(status, indent=1, default=str) + "\n").encode())
+        except Exception as exc:  # noqa: BLE001 - monitoring must never end the show
+            if not self._failed:
+                log.warning("cannot write the status file %s: %s", self.path, exc)
+            self._failed = True
+            return
+        self._failed = False
+        self.writes += 1
+
+
+class Heartbeat:
+    """One INFO line every ``every_min`` minutes: what a technician greps the log for."""
+
+    def __init__(self, controller: Controller, every_min: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.controller = controller
+        self.every_s = every_min * 60.0
+        self._clock = clock
+        self._next = clock() + self.every_s
+        self.beats = 0
+
+    def tick(self) -> None:
+        now = self._clock()
+        if self.every_s <= 0 or now < self._next:
+            return
+        self._next = now + self.every_s
+        st = self.controller.status()
+        self.beats += 1
+        log.info(
+            "heartbeat: up %.0f min, display %.1f fps, latency %.0f ms, %s dropped, %s reconnects, style %s, memory %.0f MB",
+            st.get("uptime_s", 0) / 60, st.get("display_fps", 0.0), st.get("latency_ms", 0.0), st.get("dropped", 0),
+            st.get("reconnects", 0), st.get("style"), memory_mb(),
+        )
+
+
+def memory_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time.monotonic) -> list[Ticking]:
+    """The surfaces ``show:`` in the config asks for."""
+    show = cfg.show
+    out: list[Ticking] = []
+    if show.cycle_s > 0:
+        out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock))
+    if show.status_file:
+        out.append(StatusFile(controller, show.status_file, show.status_every_s, clock))
+    if show.heartbeat_min > 0:
+        out.append(Heartbeat(controller, show.heartbeat_min, clock))
+    return out

@@ -1,0 +1,144 @@
+"""Unattended shows: auto-cycle, status file and heartbeat on an injectable clock (a day in
+seconds), and the shipped installation config."""
+
+import json
+import random
+
+from fakes import FakeStylizer
+
+from realtime.config import load_config
+from realtime.core.controller import Controller
+from realtime.live.show import AutoCycle, Heartbeat, StatusFile, show_surfaces
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_auto_cycle_in_order_and_pauses_after_a_manual_change():
+    clock = Clock()
+    c = Controller(["a", "b", "c"])
+    cycle = AutoCycle(c, cycle_s=20, resume_s=120, clock=clock)
+    seen = []
+    for _ in range(8):  # 80 s
+        clock.t += 10
+        cycle.tick()
+        seen.append(c.state.style_index)
+    assert seen == [0, 1, 1, 2, 2, 0, 0, 1]
+    c.set_style("c")  # a person at the keys (or the web page)
+    for _ in range(11):  # 110 s: still paused
+        clock.t += 10
+        cycle.tick()
+        assert c.state.style_index == 2
+    clock.t += 10
+    cycle.tick()
+    assert c.state.style_index == 0 and cycle.switches == 5
+
+
+def test_shuffle_never_repeats_and_visits_every_style():
+    clock = Clock()
+    c = Controller([f"s{i}" for i in range(5)])
+    cycle = AutoCycle(c, cycle_s=1, shuffle=True, clock=clock, rng=random.Random(7))
+    order = []
+    for _ in range(200):
+        clock.t += 1
+        cycle.tick()
+        order.append(c.state.style_index)
+    assert all(a != b for a, b in zip(order, order[1:]))
+    assert set(order) == set(range(5))
+
+
+def test_status_file_is_json_written_atomically_on_schedule(tmp_path):
+    clock = Clock()
+    c = Controller(["a", "b"])
+    c.add_status(lambda: {"display_fps": 24.0, "reconnects": 2})
+    path = tmp_path / "run" / "status.json"
+    sf = StatusFile(c, path, every_s=5, clock=clock)
+    sf.tick()
+    clock.t += 2
+    sf.tick()
+    assert sf.writes == 1
+    clock.t += 4
+    c.next_style()
+    sf.tick()
+    data = json.loads(path.read_text())
+    assert sf.writes == 2 and data["style"] == "b" and data["reconnects"] == 2 and data["memory_mb"] > 10
+    assert [p.name for p in path.parent.iterdir()] == ["status.json"]  # no temp files left
+
+
+def test_status_file_that_cannot_be_written_warns_once_and_the_show_goes_on(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    sf = StatusFile(Controller(["a"]), blocker / "status.json", every_s=1, clock=Clock())
+    sf.write()
+    sf.write()
+    assert caplog.text.count("cannot write the status file") == 1 and sf.writes == 0
+
+
+def test_heartbeat_logs_one_line_per_period(caplog):
+    clock = Clock()
+    c = Controller(["a"])
+    hb = Heartbeat(c, every_min=10, clock=clock)
+    with caplog.at_level("INFO"):
+        for _ in range(24 * 6):  # a day in 10-minute steps
+            clock.t += 600
+            hb.tick()
+    assert hb.beats == 144 and caplog.text.count("heartbeat: up") == 144 and "memory" in caplog.text
+
+
+def test_installation_config_is_valid_and_builds_its_surfaces():
+    from conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "installation.yaml")
+    assert cfg.live.fullscreen and not cfg.live.overlay and cfg.live.reconnect and cfg.show.cycle_s > 0
+    kinds = {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), cfg)}
+    assert kinds == {"AutoCycle", "StatusFile", "Heartbeat"}
+
+
+def test_auto_cycle_drives_a_running_show(tmp_path):
+    """Through the live loop: the cycle's switches reach the picture (the crossfaded code changes)."""
+    from realtime.core.stage import StylizeStage
+    from realtime.io.sources import SyntheticSource
+    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.live.pipeline import LivePipeline
+    from fakes import fake_codes
+
+    c = Controller(["a", "b", "c"])
+    p = LivePipeline(SyntheticSource(64, 48, fps=100), StylizeStage(FakeStylizer(), 32), c, fake_codes(3), crossfade_s=0.0)
+    styles = []
+    app = LiveApp(p, LiveOptions(headless=True, max_frames=60), surfaces=[AutoCycle(c, cycle_s=0.1)])
+    orig = app._show
+
+    def spy(item, state):
+        styles.append(item.style)
+        orig(item, state)
+
+    app._show = spy
+    app.run()
+    assert len(set(styles)) == 3
+
+
+def test_installation_from_the_command_line(models_dir, tmp_path):
+    """The shipped installation config, run headless on the test pattern: status file and heartbeat."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "configs" / "installation.yaml").read_text())
+    data["show"].update(status_file=str(tmp_path / "status.json"), status_every_s=0.5, cycle_s=0.5, heartbeat_min=0.01)
+    data["live"].update(source="synthetic:96x64", size=64)
+    cfg = tmp_path / "show.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    r = subprocess.run([sys.executable, "-m", "realtime", "live", "--config", cfg, "--headless", "--max-frames", "90"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["shown"] > 10 and status["styles"] >= 4 and status["running"] in (True, False)
+    assert "heartbeat: up" in r.stderr
