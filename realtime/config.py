@@ -132,6 +132,7 @@ class ShowConfig:
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
     status_every_s: float = 5.0
     heartbeat_min: float = 0.0  # one log line (fps, latency, drops, reconnects, memory) every N minutes; 0 = off
+    worker_restarts_per_hour: int = 0  # restart a failed inference step up to N times an hour; 0 = a failure ends the show
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "show.resume_s": (0.0, 86400.0, "seconds"),
     "show.status_every_s": (0.5, 3600.0, "seconds"),
     "show.heartbeat_min": (0.0, 1440.0, "minutes; 0 = off"),
+    "show.worker_restarts_per_hour": (0, 3600, "0 = a failure ends the show"),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 

@@ -21,9 +21,11 @@ class FakeStylizer(Stylizer):
     name = "fake"
     mixable_codes = True
 
-    def __init__(self, delay_s: float = 0.0, fail_after: int = 0, error: str = "CUDA error: an illegal memory access") -> None:
+    def __init__(self, delay_s: float = 0.0, fail_after: int = 0, error: str = "CUDA error: an illegal memory access",
+                 fail_calls: tuple[int, ...] = ()) -> None:
         self.delay_s = delay_s
         self.fail_after = fail_after
+        self.fail_calls = set(fail_calls)
         self.error = error
         self.calls = 0
         self.frames = 0
@@ -49,7 +51,7 @@ class FakeStylizer(Stylizer):
             self.calls += 1
             self.frames += images.shape[0]
             calls = self.calls
-        if self.fail_after and calls > self.fail_after:
+        if (self.fail_after and calls > self.fail_after) or calls in self.fail_calls:
             raise RuntimeError(self.error)
         if self.delay_s:
             time.sleep(self.delay_s)

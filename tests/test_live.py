@@ -386,3 +386,21 @@ def test_pause_badge_and_overlay_are_drawn_for_the_window_only(tmp_path):
     assert (shown[-60:] != 128).any() and (frame == 128).all()  # badge at the bottom, the frame untouched
     app.controller.toggle_overlay()
     assert (app._decorate(frame)[:60] != 128).any()
+
+
+def test_inference_worker_restarts_within_its_hourly_limit_then_gives_up(tmp_path):
+    def show(stylizer, limit):
+        rec = tmp_path / f"rec{limit}.mp4"
+        c = Controller(["a", "b"], LiveState(style_index=1, strength=0.7))
+        p = LivePipeline(SyntheticSource(96, 64, fps=100), StylizeStage(stylizer, 64), c, fake_codes(2), 0.0, restarts_per_hour=limit)
+        app = LiveApp(p, LiveOptions(headless=True, max_frames=40, record=True, record_path=str(rec)))
+        return app, p, c, rec
+
+    app, p, c, rec = show(FakeStylizer(fail_calls=(5, 12)), limit=3)
+    stats = app.run()  # two failures, both restarted: the show goes on with the same state
+    assert stats.shown == 40 and len(p.restarts) == 2
+    assert c.state.style_index == 1 and c.state.strength == 0.7 and c.status()["worker_restarts"] == 2
+    app, p, c, rec = show(FakeStylizer(fail_after=8), limit=3)
+    with pytest.raises(WorkerFailed, match="CUDA error"):
+        app.run()  # failing for good: three restarts, then the show ends (non-zero exit)
+    assert len(p.restarts) == 3 and len(decoded_frames(rec)) >= 7

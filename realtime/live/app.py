@@ -177,6 +177,7 @@ class LiveApp:
             "recording": str(self.recorder.path) if self.recorder else None,
             "source": self.p.source.describe(),
             "source_away": bool(self._last is not None and self._last.placeholder),
+            "worker_restarts": len(self.p.restarts),
             **self.p.source.counters(),
         }
 
@@ -321,7 +322,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             mixable=engine.stylizer.mixable_codes,
         )
         stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
-        pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s)
+        pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour)
         w, h = source.size
         if w and h:
             engine.stylizer.warmup(*stage.size_for(w, h))

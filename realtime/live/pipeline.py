@@ -48,6 +48,8 @@ class LivePipeline:
         controller: Controller,
         codes: Sequence[np.ndarray],
         crossfade_s: float = 0.5,
+        restarts_per_hour: int = 0,
+        clock=time.monotonic,
     ) -> None:
         if len(codes) != len(controller.style_names):
             raise ValueError("one style code per style name")
@@ -69,6 +71,9 @@ class LivePipeline:
         self._capture = Worker("capture", self._capture_loop, lambda: self._in.put(EOS), self._stop)
         self._infer = Worker("inference", self._infer_loop, lambda: self._out.put(EOS), self._stop)
         self.captured = 0
+        self.restarts_per_hour = restarts_per_hour
+        self.restarts: list[float] = []  # when the inference worker was restarted (clock seconds)
+        self._clock = clock
 
     @property
     def dropped(self) -> int:
@@ -134,14 +139,40 @@ class LivePipeline:
             if item is EOS:
                 return
             frame: Frame = item
-            index, strength = self._follow_controller()
-            t0 = time.perf_counter()
-            if frame.placeholder:  # the source is away: show its stand-in as it is
-                if self.stage.temporal is not None:
-                    self.stage.temporal.reset()
-                styled = frame.image
-            else:
-                code = self.stage.strengthen(self.fader.current(), strength, frame.image)
-                styled = self.stage([frame.image], code)[0]
-            infer_s = time.perf_counter() - t0
+            try:
+                styled, infer_s, index, strength = self._stylize(frame)
+            except Exception as exc:  # noqa: BLE001 - restarted below, or re-raised on the main thread
+                if not self._may_restart(exc):
+                    raise
+                continue
             self._out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, names[index], strength, frame.placeholder))
+
+    def _stylize(self, frame: Frame) -> tuple[np.ndarray, float, int, float]:
+        index, strength = self._follow_controller()
+        t0 = time.perf_counter()
+        if frame.placeholder:  # the source is away: show its stand-in as it is
+            if self.stage.temporal is not None:
+                self.stage.temporal.reset()
+            styled = frame.image
+        else:
+            code = self.stage.strengthen(self.fader.current(), strength, frame.image)
+            styled = self.stage([frame.image], code)[0]
+        return styled, time.perf_counter() - t0, index, strength
+
+    def _may_restart(self, exc: Exception) -> bool:
+        """Unattended shows restart a failed inference step a few times an hour, keeping the
+        controller's state (style, strength); past the limit the failure ends the show (non-zero
+        exit, so a service manager restarts the whole process)."""
+        if self.restarts_per_hour <= 0:
+            return False
+        now = self._clock()
+        self.restarts = [t for t in self.restarts if now - t < 3600.0]
+        if len(self.restarts) >= self.restarts_per_hour:
+            log.error("inference failed again (%s: %s): %d restarts in the last hour, giving up",
+                      type(exc).__name__, exc, len(self.restarts))
+            return False
+        self.restarts.append(now)
+        log.warning("inference failed (%s: %s); restarted with the same style and strength (%d of %d this hour)",
+                    type(exc).__name__, exc, len(self.restarts), self.restarts_per_hour)
+        self.stage.reset()
+        return True
