@@ -133,6 +133,9 @@ class ShowConfig:
     status_every_s: float = 5.0
     heartbeat_min: float = 0.0  # one log line (fps, latency, drops, reconnects, memory) every N minutes; 0 = off
     worker_restarts_per_hour: int = 0  # restart a failed inference step up to N times an hour; 0 = a failure ends the show
+    open_hours: str = ""  # e.g. "mon-fri 09:00-18:00; sat,sun 10:00-16:00"; empty = always open
+    closed_dates: str = ""  # e.g. "2026-12-25, 2027-01-01"
+    closed_image: Optional[str] = None  # picture shown while closed; null = a black screen
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,20 @@ RANGES: dict[str, tuple[float, float, str]] = {
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 
 
+def _check_text(key: str, val: Any) -> None:
+    """Keys whose text has a grammar of its own (opening hours, dates)."""
+    from .core.schedule import ScheduleError, parse_dates, parse_hours
+
+    parser = {"show.open_hours": parse_hours, "show.closed_dates": parse_dates}.get(key)
+    if parser is not None:
+        try:
+            parser(val)
+        except ScheduleError as exc:
+            raise ConfigError(f"config key '{key}': {exc}") from None
+
+
 def _check_value(key: str, val: Any) -> None:
+    _check_text(key, val)
     if key in CHOICES and val not in CHOICES[key]:
         raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}, got {val!r}")
     if isinstance(val, float) and not math.isfinite(val):

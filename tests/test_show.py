@@ -96,7 +96,7 @@ def test_installation_config_is_valid_and_builds_its_surfaces():
     cfg = load_config(ROOT / "configs" / "installation.yaml")
     assert cfg.live.fullscreen and not cfg.live.overlay and cfg.live.reconnect and cfg.show.cycle_s > 0
     kinds = {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), cfg)}
-    assert kinds == {"AutoCycle", "StatusFile", "Heartbeat"}
+    assert kinds == {"AutoCycle", "StatusFile", "Heartbeat", "OpeningHours"}
 
 
 def test_auto_cycle_drives_a_running_show(tmp_path):
@@ -132,7 +132,8 @@ def test_installation_from_the_command_line(models_dir, tmp_path):
     from conftest import ROOT
 
     data = yaml.safe_load((ROOT / "configs" / "installation.yaml").read_text())
-    data["show"].update(status_file=str(tmp_path / "status.json"), status_every_s=0.5, cycle_s=0.5, heartbeat_min=0.01)
+    data["show"].update(status_file=str(tmp_path / "status.json"), status_every_s=0.5, cycle_s=0.5, heartbeat_min=0.01,
+                        open_hours="", closed_dates="")  # the real clock must not decide the test
     data["live"].update(source="synthetic:96x64", size=64)
     cfg = tmp_path / "show.yaml"
     cfg.write_text(yaml.safe_dump(data))
@@ -142,3 +143,101 @@ def test_installation_from_the_command_line(models_dir, tmp_path):
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["shown"] > 10 and status["styles"] >= 4 and status["style"] in {"dots", "ink", "mosaic", "waves"}
     assert "heartbeat: up" in r.stderr
+
+
+def test_opening_hours_grammar_and_days():
+    import datetime as dt
+
+    import pytest
+
+    from realtime.core.schedule import Schedule, ScheduleError
+
+    s = Schedule.parse("mon-fri 09:00-18:00; sat,sun 10:00-12:00, 14:00-16:00; fri 22:00-02:00", "2026-12-25")
+    at = lambda d, hm: dt.datetime.fromisoformat(f"{d}T{hm}")  # noqa: E731
+    assert s.is_open(at("2026-11-23", "09:00")) and not s.is_open(at("2026-11-23", "18:00"))  # Monday
+    assert not s.is_open(at("2026-11-28", "13:00")) and s.is_open(at("2026-11-28", "15:59"))  # Saturday
+    assert s.is_open(at("2026-11-27", "23:30")) and s.is_open(at("2026-11-28", "01:59"))  # Friday night
+    assert not s.is_open(at("2026-12-25", "10:00"))  # a closed date (a Friday)
+    assert s.next_change(at("2026-11-23", "17:00")) == at("2026-11-23", "18:00")
+    assert Schedule.parse().always_open
+    for bad in ("mon 9-18", "funday 09:00-10:00", "mon 25:00-26:00", "mon 10:00-10:00", "09:00-18:00"):
+        with pytest.raises(ScheduleError):
+            Schedule.parse(bad)
+    with pytest.raises(ScheduleError):
+        Schedule.parse("", "2026-13-01")
+
+
+def test_bad_hours_in_the_config_name_the_key(tmp_path):
+    import pytest
+
+    from realtime.errors import ConfigError
+
+    f = tmp_path / "c.yaml"
+    f.write_text('show:\n  open_hours: "mon 9am-6pm"\n')
+    with pytest.raises(ConfigError, match="show.open_hours.*9am-6pm"):
+        load_config(f)
+
+
+def test_a_scripted_day_closes_and_reopens_the_show(tmp_path):
+    """Open in the morning, closed at night (camera released, network idle, black screen), open
+    again the next morning, with the recording going on across it: a day in seconds."""
+    import datetime as dt
+    import threading
+    import time as _time
+
+    import av
+    from fakes import FakeCamera, fake_codes
+
+    from realtime.core.schedule import Schedule
+    from realtime.core.stage import StylizeStage
+    from realtime.io.sources import SupervisedSource
+    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.live.pipeline import LivePipeline
+    from realtime.live.show import OpeningHours
+
+    plug = threading.Event()
+    plug.set()
+    opened = []
+
+    class CountingCamera(FakeCamera):
+        def open(self):
+            opened.append(1)
+            super().open()
+
+    src = SupervisedSource(lambda: CountingCamera(plug), stall_s=2)
+    src.open()
+    clock = {"now": dt.datetime(2026, 11, 24, 17, 58)}  # a Tuesday, just before closing
+    stylizer = FakeStylizer()
+    c = Controller(["a", "b"])
+    p = LivePipeline(src, StylizeStage(stylizer, 32), c, fake_codes(2), 0.0)
+    rec = tmp_path / "day.mp4"
+    hours = OpeningHours(c, Schedule.parse("tue-sun 10:00-18:00"), now=lambda: clock["now"])
+    app = LiveApp(p, LiveOptions(headless=True, record=True, record_path=str(rec)), surfaces=[hours])
+    log = {}
+
+    def day():
+        while app.stats.shown < 10:
+            _time.sleep(0.01)
+        clock["now"] = dt.datetime(2026, 11, 24, 18, 0)  # closing time
+        _time.sleep(0.5)
+        log["closed_status"] = c.status()
+        log["calls_closed"] = stylizer.calls
+        log["shown_closed"] = app.stats.shown
+        _time.sleep(0.5)
+        log["calls_later"] = stylizer.calls
+        clock["now"] = dt.datetime(2026, 11, 25, 10, 0)  # next morning
+        shown = app.stats.shown
+        while app.stats.shown < shown + 10:
+            _time.sleep(0.01)
+        c.quit()
+
+    t = threading.Thread(target=day, name="realtime-test-day")
+    t.start()
+    app.run()
+    t.join(10)
+    assert not log["closed_status"]["open"] and log["closed_status"]["next_change"].startswith("2026-11-25T10:00")
+    assert log["calls_later"] == log["calls_closed"]  # the network idles while closed
+    assert len(opened) == 2 and app.closings == 1 and hours.changes == 2  # camera released and reopened
+    assert c.state.running is False
+    with av.open(str(rec)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == app.stats.shown  # one file across the night

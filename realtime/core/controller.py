@@ -52,6 +52,7 @@ class LiveState:
     overlay: bool = True
     help: bool = False
     fullscreen: bool = False
+    open: bool = True  # within opening hours: camera and network run (see realtime.core.schedule)
     running: bool = True
 
 
@@ -270,6 +271,11 @@ class Controller:
     @action("fullscreen window on or off")
     def toggle_fullscreen(self) -> bool:
         return self._set(fullscreen=not self._state.fullscreen)
+
+    @action("open (true) or close (false) the show: closed releases the camera and idles the network",
+            Param("open", bool))
+    def set_open(self, open: bool) -> bool:  # noqa: A002 - the action's public name
+        return self._set(open=open)
 
     @action("end the show (files are finished first)")
     def quit(self) -> bool:

@@ -25,7 +25,7 @@ from ..core.controller import Controller, LiveState
 from ..core.frames import Styled
 from ..core.stage import StylizeStage, check_mixable
 from ..core.workers import EOS
-from ..io.images import write_image
+from ..io.images import read_image, write_image
 from ..io.paths import OutputError, check_output_dir
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.window import WindowOutput
@@ -104,6 +104,7 @@ class LiveApp:
         keys: Optional[KeySource] = None,
         outputs: Optional[list[Output]] = None,
         surfaces: Optional[list[Ticking]] = None,
+        closed_picture: Optional[np.ndarray] = None,
     ) -> None:
         self.p = pipeline
         self.controller: Controller = pipeline.controller
@@ -118,7 +119,9 @@ class LiveApp:
             self.outputs.add(self.window)
         self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
         self.keyboard = KeyboardControl(self.controller)
-        self.surfaces: list[Ticking] = list(surfaces or [])  # auto-cycle, status file, heartbeat, ...
+        self.surfaces: list[Ticking] = list(surfaces or [])  # auto-cycle, status file, heartbeat, hours
+        self.closed_picture = closed_picture  # BGR, shown while the schedule keeps the show closed
+        self.closings = 0
         self.recorder: Optional[VideoRecorder] = None
         self.recordings: list[Path] = []
         self.snapshots: list[Path] = []
@@ -213,9 +216,22 @@ class LiveApp:
         opts = self.opts
         if opts.record:
             self.start_recording(opts.record_path)
+        running = False
         try:
-            self.p.start()
+            if self.controller.state.open:
+                self.p.start()
+                running = True
             while self.controller.state.running:
+                if not self.controller.state.open:
+                    if running:
+                        self._close_show()
+                        running = False
+                    self._closed_tick()
+                    continue
+                if not running:
+                    log.info("show open: reopening %s", self.p.source.describe())
+                    self.p.reopen()
+                    running = True
                 item = self.p.get(timeout=0.05)
                 if item is EOS:
                     break
@@ -225,17 +241,13 @@ class LiveApp:
                     if opts.max_frames and self.stats.shown >= opts.max_frames:
                         break  # every shown frame was also handed to the recorder
                 self._refresh_paused(state)
-                for surface in self.surfaces:
-                    surface.tick()
-                self.controller.run_main_tasks()
-                self.keyboard.press(self.keys.poll(1, self.stats.shown))
-                if self.window is not None:
-                    self.window.set_fullscreen(self.controller.state.fullscreen)
-                    if self.window.closed:
-                        break  # the user closed the window with its close button
+                self._between_frames()
+                if self.window is not None and self.window.closed:
+                    break  # the user closed the window with its close button
         finally:
             try:
-                self.p.stop()  # re-raises a worker's error, after ...
+                if running:
+                    self.p.stop()  # re-raises a worker's error, after ...
             finally:
                 self.controller.quit()
                 self.controller.cancel_main_tasks()
@@ -243,6 +255,32 @@ class LiveApp:
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
                 self.p.source.close()
         return self.stats
+
+    def _between_frames(self, wait_ms: int = 1) -> None:
+        """Everything the main thread does besides showing: surfaces, queued actions, keys, window."""
+        for surface in self.surfaces:
+            surface.tick()
+        self.controller.run_main_tasks()
+        self.keyboard.press(self.keys.poll(wait_ms, self.stats.shown))
+        if self.window is not None:
+            self.window.set_fullscreen(self.controller.state.fullscreen)
+
+    def _close_show(self) -> None:
+        """Closing time: stop the workers, release the camera; the recording keeps going on reopen."""
+        self.p.stop()
+        self.p.source.close()
+        self.closings += 1
+        log.info("show closed: camera released, network idle")
+
+    def _closed_tick(self) -> None:
+        """While closed: a black screen (or the configured picture), keys and surfaces still alive."""
+        if self.window is not None and not self.window.closed:
+            w, h = self.p.source.size if all(self.p.source.size) else (640, 480)
+            picture = self.closed_picture if self.closed_picture is not None else np.zeros((h, w, 3), np.uint8)
+            self.window.write(picture, time.monotonic())
+        self._between_frames(wait_ms=100)
+        if self.window is not None and self.window.closed:
+            self.controller.quit()
 
     def _show(self, item: Styled, state: LiveState) -> None:
         self._last = item
@@ -332,7 +370,10 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             headless=live.headless, max_frames=live.max_frames, record=live.record, record_path=live.record_path,
             record_dir=live.record_dir, snapshot_dir=live.snapshot_dir, crf=live.crf,
         )
-        app = LiveApp(pipeline, opts, surfaces=show_surfaces(controller, cfg))
+        closed_picture = None
+        if cfg.show.closed_image:
+            closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
+        app = LiveApp(pipeline, opts, surfaces=show_surfaces(controller, cfg), closed_picture=closed_picture)
         if not live.headless:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files

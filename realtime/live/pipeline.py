@@ -57,12 +57,20 @@ class LivePipeline:
         self.stage = stage
         self.controller = controller
         self.codes = list(codes)
-        self._stop = threading.Event()
         state = controller.state
         self.fader = CodeFader(self.codes[state.style_index], crossfade_s)
         self._style_index = state.style_index
         self._smoothing = -1.0
-        if source.live:
+        self._build()
+        self.captured = 0
+        self.restarts_per_hour = restarts_per_hour
+        self.restarts: list[float] = []  # when the inference worker was restarted (clock seconds)
+        self._clock = clock
+
+    def _build(self) -> None:
+        """Fresh buffers and threads (threads cannot be restarted): at start and on reopening."""
+        self._stop = threading.Event()
+        if self.source.live:
             self._in: LatestSlot | FrameQueue = LatestSlot(self._stop)
             self._out: LatestSlot | FrameQueue = LatestSlot(self._stop)
         else:
@@ -70,14 +78,20 @@ class LivePipeline:
             self._out = FrameQueue(2, self._stop)
         self._capture = Worker("capture", self._capture_loop, lambda: self._in.put(EOS), self._stop)
         self._infer = Worker("inference", self._infer_loop, lambda: self._out.put(EOS), self._stop)
-        self.captured = 0
-        self.restarts_per_hour = restarts_per_hour
-        self.restarts: list[float] = []  # when the inference worker was restarted (clock seconds)
-        self._clock = clock
 
     @property
     def dropped(self) -> int:
-        return self._in.dropped if isinstance(self._in, LatestSlot) else 0
+        return self._dropped_before + (self._in.dropped if isinstance(self._in, LatestSlot) else 0)
+
+    _dropped_before = 0
+
+    def reopen(self) -> None:
+        """After :meth:`stop` (closing hours): reopen the source and start new worker threads."""
+        self._dropped_before = self.dropped
+        self.source.open()
+        self.stage.reset()
+        self._build()
+        self.start()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:

@@ -11,10 +11,13 @@ threads of their own.
 * :class:`StatusFile`: the controller's status as JSON, written atomically every few seconds, for
   technicians and monitoring.
 * :class:`Heartbeat`: one log line every N minutes (fps, latency, drops, reconnects, memory).
+* :class:`OpeningHours`: closes the show outside its hours (the live loop then releases the camera,
+  idles the network and shows a black screen or a picture) and opens it again on time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from ..core.controller import Controller, LiveState
+from ..core.schedule import Schedule
 from ..io.paths import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -144,6 +148,31 @@ class Heartbeat:
         )
 
 
+class OpeningHours:
+    """Opens and closes the show on schedule through the controller's ``set_open`` action."""
+
+    def __init__(self, controller: Controller, schedule: Schedule,
+                 now: Callable[[], dt.datetime] = dt.datetime.now) -> None:
+        self.controller = controller
+        self.schedule = schedule
+        self._now = now
+        self.changes = 0
+        controller.add_status(self._status)
+
+    def tick(self) -> None:
+        should = self.schedule.is_open(self._now())
+        if should != self.controller.state.open:
+            self.changes += 1
+            nxt = self.schedule.next_change(self._now())
+            log.info("%s by the schedule%s", "opening" if should else "closing",
+                     f"; next change {nxt:%a %Y-%m-%d %H:%M}" if nxt else "")
+            self.controller.set_open(should)
+
+    def _status(self) -> dict[str, Any]:
+        nxt = self.schedule.next_change(self._now(), horizon_days=8)
+        return {"schedule_open": self.schedule.is_open(self._now()), "next_change": nxt.isoformat() if nxt else None}
+
+
 def memory_mb() -> float:
     """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
     try:
@@ -171,4 +200,7 @@ def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time
         out.append(StatusFile(controller, show.status_file, show.status_every_s, clock))
     if show.heartbeat_min > 0:
         out.append(Heartbeat(controller, show.heartbeat_min, clock))
+    schedule = Schedule.parse(show.open_hours, show.closed_dates)
+    if not schedule.always_open:
+        out.append(OpeningHours(controller, schedule))
     return out

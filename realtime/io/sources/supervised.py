@@ -113,6 +113,7 @@ class SupervisedSource(FrameSource):
     # -- FrameSource -------------------------------------------------------------------------------
     def open(self) -> None:
         """The first open must work (a wrong device is a user error, not something to wait for)."""
+        self._closed = False
         src = self._factory()
         src.open()
         self._size, self._fps, self._describe = src.size, src.fps, src.describe()
