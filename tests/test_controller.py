@@ -167,3 +167,23 @@ def test_supervised_source_counts_stalls_and_backs_off():
         assert not src.away and src.counters()["reconnects"] == 1 and src.counters()["source_lost"] == 1
     finally:
         src.close()
+
+
+def test_supervised_source_reopened_while_the_camera_is_away_waits_for_it():
+    plug = threading.Event()
+    plug.set()
+    src = SupervisedSource(lambda: FakeCamera(plug, fps=100), stall_s=0.5, backoff_s=0.05, backoff_max_s=0.1)
+    src.open()
+    src.close()  # closing hours
+    plug.clear()
+    try:
+        src.reopen()  # opening time, camera unplugged: no error, a placeholder
+        img = src.read()
+        assert src.away and img.mean() < 40
+        plug.set()
+        t0 = time.monotonic()
+        while src.away and time.monotonic() - t0 < 5:
+            src.read()
+        assert not src.away and src.counters()["reconnects"] == 1
+    finally:
+        src.close()

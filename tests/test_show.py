@@ -241,3 +241,43 @@ def test_a_scripted_day_closes_and_reopens_the_show(tmp_path):
     assert c.state.running is False
     with av.open(str(rec)) as container:
         assert sum(1 for _ in container.decode(video=0)) == app.stats.shown  # one file across the night
+
+
+def test_soak_memory_and_threads_stay_flat():
+    """20,000 small frames with style cycling and camera losses: RSS and thread count stay flat.
+    (benchmarks/soak.py runs the same with the real network for 50,000 frames or for hours.)"""
+    import threading
+
+    from fakes import fake_codes
+
+    from realtime.core.stage import StylizeStage
+    from realtime.io.sources import SupervisedSource, SyntheticSource
+    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.live.pipeline import LivePipeline
+    from realtime.live.show import memory_mb
+
+    class Flaky(SyntheticSource):
+        def read(self):
+            self.n = getattr(self, "n", 0) + 1
+            if self.n % 4000 == 0:
+                raise OSError("simulated unplug")
+            return super().read()
+
+    src = SupervisedSource(lambda: Flaky(32, 24, fps=20000), stall_s=1.0, backoff_s=0.01, backoff_max_s=0.02)
+    src.open()
+    c = Controller([f"s{i}" for i in range(4)])
+    p = LivePipeline(src, StylizeStage(FakeStylizer(), 16), c, fake_codes(4), crossfade_s=0.05)
+    samples = []
+
+    class Sampler:
+        def tick(self):
+            if app.stats.shown and app.stats.shown % 1000 == 0:
+                samples.append((app.stats.shown, memory_mb(), threading.active_count()))
+
+    app = LiveApp(p, LiveOptions(headless=True, max_frames=20_000), surfaces=[AutoCycle(c, cycle_s=0.02), Sampler()])
+    app.keys.poll = lambda wait_ms, shown: -1  # no 1 ms sleep per loop: as fast as the pipeline goes
+    stats = app.run()
+    warm = [s for s in samples if s[0] >= 3000]
+    assert stats.shown == 20_000 and src.reconnects >= 3 and app.surfaces[0].switches > 10
+    assert warm[-1][1] - warm[0][1] < 20, samples
+    assert len({s[2] for s in warm}) <= 2, samples  # the reader thread is replaced on a reconnect, never piled up

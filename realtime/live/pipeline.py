@@ -88,7 +88,7 @@ class LivePipeline:
     def reopen(self) -> None:
         """After :meth:`stop` (closing hours): reopen the source and start new worker threads."""
         self._dropped_before = self.dropped
-        self.source.open()
+        getattr(self.source, "reopen", self.source.open)()  # a supervised camera may still be away
         self.stage.reset()
         self._build()
         self.start()

@@ -119,6 +119,19 @@ class SupervisedSource(FrameSource):
         self._size, self._fps, self._describe = src.size, src.fps, src.describe()
         self._connect(src)
 
+    def reopen(self) -> None:
+        """After closing hours: unlike the first open, a camera that is away now is waited for
+        (placeholder and backoff), since nobody is there to fix a typo."""
+        self._closed = False
+        try:
+            self.open()
+        except Exception as exc:  # noqa: BLE001 - keep trying in read()
+            log.warning("%s not there at opening time (%s); showing a placeholder and retrying", self.name, exc)
+            self.failures += 1
+            self._conn = None
+            self._delay = self.backoff_s
+            self._retry_at = time.monotonic()
+
     def read(self) -> Optional[np.ndarray]:
         interval = 1.0 / (self._fps or 30.0)
         while not self._closed:
