@@ -44,7 +44,8 @@ def main() -> int:
     from realtime.core.controller import Controller
     from realtime.core.stage import StylizeStage
     from realtime.io.sources import SupervisedSource, SyntheticSource
-    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.config import LiveConfig
+    from realtime.live.app import LiveApp
     from realtime.live.pipeline import LivePipeline
     from realtime.live.show import AutoCycle, memory_mb
     from realtime.model.engine import open_engine
@@ -84,7 +85,7 @@ def main() -> int:
                 c.quit()
 
     max_frames = 0 if args.hours else args.frames
-    app = LiveApp(p, LiveOptions(headless=True, max_frames=max_frames),
+    app = LiveApp(p, LiveConfig(headless=True, max_frames=max_frames),
                   surfaces=[AutoCycle(c, cycle_s=0.05, shuffle=True), Sampler()])
     t0 = time.monotonic()
     stats = app.run()

@@ -165,10 +165,9 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
     if len(args.style) > 1 and not args.switch_every:
         raise UserError("several --style values need --switch-every SECONDS")
-    _check_seconds("--switch-every", args.switch_every, allow_zero=True)
-    for name, v in (("--start", args.start), ("--end", args.end)):
+    for name, v in (("--switch-every", args.switch_every), ("--start", args.start), ("--end", args.end)):
         if v is not None:
-            _check_seconds(name, v, allow_zero=True)
+            _check_seconds(name, v)
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
     cfg = load_cfg(args, {
@@ -210,8 +209,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(load_cfg(args), job)
 
 
-def _check_seconds(flag: str, value: float, allow_zero: bool = False) -> None:
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero) or value > 1e7:
+def _check_seconds(flag: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0 or value > 1e7:
         raise UserError(f"{flag} must be a number of seconds >= 0, got {value}")
 
 

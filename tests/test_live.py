@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from fakes import FakeCamera, FakeStylizer, fake_codes
 
+from realtime.config import LiveConfig
 from realtime.core.controller import Controller, LiveState
 from realtime.core.stage import StylizeStage
 from realtime.errors import MediaError
 from realtime.io.sinks import Output
 from realtime.io.sources import FileSource, SupervisedSource, SyntheticSource, open_source
 from realtime.io.synthetic import write_clip
-from realtime.live.app import LiveApp, LiveOptions
+from realtime.live.app import LiveApp
 from realtime.live.keymap import ScriptedKeys
 from realtime.live.pipeline import LivePipeline, WorkerFailed
 
@@ -26,7 +27,7 @@ def make_app(source, tmp_path, stylizer=None, keys=None, outputs=None, state=Non
     controller = Controller([f"s{i}" for i in range(n_styles)], state)
     stage = StylizeStage(stylizer or FakeStylizer(), short_side=64)
     p = LivePipeline(source, stage, controller, codes, crossfade_s)
-    opts = LiveOptions(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snap"), **kw)
+    opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snap"), **kw)
     return LiveApp(p, opts, keys or ScriptedKeys({}), outputs), p
 
 
@@ -361,7 +362,7 @@ def test_window_closed_by_the_window_manager_ends_the_show_cleanly(tmp_path, mon
     codes = fake_codes(2)
     controller = Controller(["a", "b"])
     p = LivePipeline(SyntheticSource(96, 64, fps=120), StylizeStage(FakeStylizer(), 64), controller, codes)
-    app = LiveApp(p, LiveOptions(headless=False, record=True, record_path=str(rec)), ScriptedKeys({}))
+    app = LiveApp(p, LiveConfig(headless=False, record=True, record_path=str(rec)), ScriptedKeys({}))
     stats = app.run()
     assert app.window.closed and stats.shown >= 10
     assert len(decoded_frames(rec)) == stats.shown
@@ -393,7 +394,7 @@ def test_inference_worker_restarts_within_its_hourly_limit_then_gives_up(tmp_pat
         rec = tmp_path / f"rec{limit}.mp4"
         c = Controller(["a", "b"], LiveState(style_index=1, strength=0.7))
         p = LivePipeline(SyntheticSource(96, 64, fps=100), StylizeStage(stylizer, 64), c, fake_codes(2), 0.0, restarts_per_hour=limit)
-        app = LiveApp(p, LiveOptions(headless=True, max_frames=40, record=True, record_path=str(rec)))
+        app = LiveApp(p, LiveConfig(headless=True, max_frames=40, record=True, record_path=str(rec)))
         return app, p, c, rec
 
     app, p, c, rec = show(FakeStylizer(fail_calls=(5, 12)), limit=3)

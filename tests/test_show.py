@@ -103,14 +103,15 @@ def test_auto_cycle_drives_a_running_show(tmp_path):
     """Through the live loop: the cycle's switches reach the picture (the crossfaded code changes)."""
     from realtime.core.stage import StylizeStage
     from realtime.io.sources import SyntheticSource
-    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.config import LiveConfig
+    from realtime.live.app import LiveApp
     from realtime.live.pipeline import LivePipeline
     from fakes import fake_codes
 
     c = Controller(["a", "b", "c"])
     p = LivePipeline(SyntheticSource(64, 48, fps=100), StylizeStage(FakeStylizer(), 32), c, fake_codes(3), crossfade_s=0.0)
     styles = []
-    app = LiveApp(p, LiveOptions(headless=True, max_frames=60), surfaces=[AutoCycle(c, cycle_s=0.1)])
+    app = LiveApp(p, LiveConfig(headless=True, max_frames=60), surfaces=[AutoCycle(c, cycle_s=0.1)])
     orig = app._show
 
     def spy(item, state):
@@ -191,7 +192,8 @@ def test_a_scripted_day_closes_and_reopens_the_show(tmp_path):
     from realtime.core.schedule import Schedule
     from realtime.core.stage import StylizeStage
     from realtime.io.sources import SupervisedSource
-    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.config import LiveConfig
+    from realtime.live.app import LiveApp
     from realtime.live.pipeline import LivePipeline
     from realtime.live.show import OpeningHours
 
@@ -212,7 +214,7 @@ def test_a_scripted_day_closes_and_reopens_the_show(tmp_path):
     p = LivePipeline(src, StylizeStage(stylizer, 32), c, fake_codes(2), 0.0)
     rec = tmp_path / "day.mp4"
     hours = OpeningHours(c, Schedule.parse("tue-sun 10:00-18:00"), now=lambda: clock["now"])
-    app = LiveApp(p, LiveOptions(headless=True, record=True, record_path=str(rec)), surfaces=[hours])
+    app = LiveApp(p, LiveConfig(headless=True, record=True, record_path=str(rec)), surfaces=[hours])
     log = {}
 
     def day():
@@ -252,7 +254,8 @@ def test_soak_memory_and_threads_stay_flat():
 
     from realtime.core.stage import StylizeStage
     from realtime.io.sources import SupervisedSource, SyntheticSource
-    from realtime.live.app import LiveApp, LiveOptions
+    from realtime.config import LiveConfig
+    from realtime.live.app import LiveApp
     from realtime.live.pipeline import LivePipeline
     from realtime.live.show import memory_mb
 
@@ -274,7 +277,7 @@ def test_soak_memory_and_threads_stay_flat():
             if app.stats.shown and app.stats.shown % 1000 == 0:
                 samples.append((app.stats.shown, memory_mb(), threading.active_count()))
 
-    app = LiveApp(p, LiveOptions(headless=True, max_frames=20_000), surfaces=[AutoCycle(c, cycle_s=0.02), Sampler()])
+    app = LiveApp(p, LiveConfig(headless=True, max_frames=20_000), surfaces=[AutoCycle(c, cycle_s=0.02), Sampler()])
     app.keys.poll = lambda wait_ms, shown: -1  # no 1 ms sleep per loop: as fast as the pipeline goes
     stats = app.run()
     warm = [s for s in samples if s[0] >= 3000]

@@ -159,10 +159,6 @@ class Controller:
     def state(self) -> LiveState:
         return self._state
 
-    @property
-    def style_name(self) -> str:
-        return self.style_names[self._state.style_index]
-
     def status(self) -> dict[str, Any]:
         """A read-only snapshot for overlays, status files and the API: state plus live figures."""
         s = self._state

@@ -16,23 +16,18 @@ memory) lives here; ``reset`` starts a new stream (a new file, a new image, a cu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Optional, Protocol
 
 import numpy as np
 
-from ..io.images import MIN_SIDE, inference_size, resize
+from ..io.images import inference_size, resize
 from ..model.backends.base import Stylizer, require_mixable
 from ..model.styles import apply_strength
-
-log = logging.getLogger(__name__)
 
 
 class TemporalFilter(Protocol):
     """Per-stream filter between consecutive stylized frames (see :mod:`realtime.effects.temporal`)."""
-
-    amount: float
 
     def __call__(self, content: np.ndarray, styled: np.ndarray) -> np.ndarray: ...
 
@@ -52,7 +47,7 @@ def pick_inference_size(width: int, height: int, short_side: int = 0, max_size: 
     side = min(short_side or own, own)
     if max_size:
         side = min(side, max_size)
-    return inference_size(width, height, max(side, MIN_SIDE))
+    return inference_size(width, height, side)  # which applies the 16-pixel minimum
 
 
 def check_mixable(stylizer: Stylizer, strength: float, n_styles: int) -> None:

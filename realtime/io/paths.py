@@ -65,7 +65,7 @@ def check_output_file(path: Path, overwrite: bool = False, what: str = "output")
         raise OutputError(f"{what} {path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists (use --overwrite to replace it)")
-    check_output_dir(path.parent if str(path.parent) else Path("."), f"the folder of {what}")
+    check_output_dir(path.parent, f"the folder of {what}")
 
 
 def temp_path_for(path: Path) -> Path:

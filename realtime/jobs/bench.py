@@ -225,16 +225,17 @@ def run_bench(cfg, job: BenchJob) -> int:
 def bench_live(stylizer, naive_stylizer, code: np.ndarray, clip: Path, short_side: int, frames: int) -> dict:
     """Our threaded pipeline vs a naive one-thread loop (TF Lite fp16, the tutorial recipe), both on
     the same clip paced at its own frame rate."""
+    from ..config import LiveConfig
     from ..core.controller import Controller
     from ..core.stage import StylizeStage
     from ..io.sources import FileSource
-    from ..live.app import LiveApp, LiveOptions
+    from ..live.app import LiveApp
     from ..live.pipeline import LivePipeline
 
     src = FileSource(clip, loop=True, keep_pace=True)  # delivered like a camera: newest frame wins
     src.open()
     p = LivePipeline(src, StylizeStage(stylizer, short_side), Controller(["bench"]), [code])
-    app = LiveApp(p, LiveOptions(headless=True, max_frames=frames))
+    app = LiveApp(p, LiveConfig(headless=True, max_frames=frames))
     t0 = time.perf_counter()
     stats = app.run()
     wall = time.perf_counter() - t0

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from ..config import Config
+from ..config import Config, LiveConfig
 from ..core.controller import Controller, LiveState
 from ..core.frames import Styled
 from ..core.stage import StylizeStage, check_mixable
@@ -81,26 +81,13 @@ class Stats:
         return float(np.mean(recent) * 1000) if recent else 0.0
 
 
-@dataclass(frozen=True)
-class LiveOptions:
-    """How the main loop runs (from ``live`` in the config)."""
-
-    headless: bool = False
-    max_frames: int = 0
-    record: bool = False
-    record_path: Optional[str] = None  # None: a timestamped file in record_dir
-    record_dir: str = "recordings"
-    snapshot_dir: str = "snapshots"
-    crf: int = 20
-
-
 class LiveApp:
     """The main-thread loop: outputs, keys, the controller's main-thread actions, statistics."""
 
     def __init__(
         self,
         pipeline: LivePipeline,
-        opts: LiveOptions,
+        opts: LiveConfig,
         keys: Optional[KeySource] = None,
         outputs: Optional[list[Output]] = None,
         surfaces: Optional[list[Ticking]] = None,
@@ -180,7 +167,7 @@ class LiveApp:
             "recording": str(self.recorder.path) if self.recorder else None,
             "source": self.p.source.describe(),
             "source_away": bool(self._last is not None and self._last.placeholder),
-            "worker_restarts": len(self.p.restarts),
+            "worker_restarts": self.p.restart_count,
             **self.p.source.counters(),
         }
 
@@ -345,6 +332,9 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if live.record_path and Path(live.record_path).exists():
             raise OutputError(f"{live.record_path} exists: choose another recording file")
     check_output_dir(Path(live.snapshot_dir), "snapshot folder", create=False)
+    closed_picture = None  # read now: a bad picture is a one-line error before anything starts
+    if cfg.show.closed_image:
+        closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
     source = open_live_source(cfg)
     source.open()  # fail fast, before loading the network
     try:
@@ -366,14 +356,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             engine.stylizer.warmup(*stage.size_for(w, h))
         log.info("source: %s; %d styles; inference %s", source.describe(), len(styles),
                  "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}")
-        opts = LiveOptions(
-            headless=live.headless, max_frames=live.max_frames, record=live.record, record_path=live.record_path,
-            record_dir=live.record_dir, snapshot_dir=live.snapshot_dir, crf=live.crf,
-        )
-        closed_picture = None
-        if cfg.show.closed_image:
-            closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
-        app = LiveApp(pipeline, opts, surfaces=show_surfaces(controller, cfg), closed_picture=closed_picture)
+        app = LiveApp(pipeline, live, surfaces=show_surfaces(controller, cfg), closed_picture=closed_picture)
         if not live.headless:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files

@@ -1,8 +1,8 @@
 """The live pipeline's two worker threads: capture -> buffer -> stylize -> buffer -> main thread.
 
 Why this shape (shutdown hangs seen in roboflow/supervision#2022 and abhiTronix/vidgear#344): a
-live source feeds a one-slot "newest frame wins" buffer so latency cannot build up (drops are counted), a file feeds a small blocking queue so nothing is
-dropped; every worker has the shared stop event, timeouts, and an end-of-stream marker sent in
+live source feeds a one-slot "newest frame wins" buffer so latency cannot build up (drops are
+counted), a file feeds a small blocking queue so nothing is dropped; every worker has the shared stop event, timeouts, and an end-of-stream marker sent in
 ``finally``; a worker's exception is re-raised on the main thread by :meth:`LivePipeline.stop`.
 The inference worker reads the controller's state once per frame, so a change from any control
 surface takes effect on the next frame, and runs the frame through the one
@@ -61,10 +61,12 @@ class LivePipeline:
         self.fader = CodeFader(self.codes[state.style_index], crossfade_s)
         self._style_index = state.style_index
         self._smoothing = -1.0
+        self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self._build()
         self.captured = 0
         self.restarts_per_hour = restarts_per_hour
-        self.restarts: list[float] = []  # when the inference worker was restarted (clock seconds)
+        self.restarts: list[float] = []  # restarts within the last hour (clock seconds), for the limit
+        self.restart_count = 0  # all restarts since the show started, for the status
         self._clock = clock
 
     def _build(self) -> None:
@@ -82,8 +84,6 @@ class LivePipeline:
     @property
     def dropped(self) -> int:
         return self._dropped_before + (self._in.dropped if isinstance(self._in, LatestSlot) else 0)
-
-    _dropped_before = 0
 
     def reopen(self) -> None:
         """After :meth:`stop` (closing hours): reopen the source and start new worker threads."""
@@ -186,6 +186,7 @@ class LivePipeline:
                       type(exc).__name__, exc, len(self.restarts))
             return False
         self.restarts.append(now)
+        self.restart_count += 1
         log.warning("inference failed (%s: %s); restarted with the same style and strength (%d of %d this hour)",
                     type(exc).__name__, exc, len(self.restarts), self.restarts_per_hour)
         self.stage.reset()

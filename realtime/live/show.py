@@ -157,20 +157,29 @@ class OpeningHours:
         self.schedule = schedule
         self._now = now
         self.changes = 0
+        self._next_cache: tuple[Optional[dt.datetime], Optional[dt.datetime]] = (None, None)  # (minute, next change)
         controller.add_status(self._status)
+
+    def _next_change(self, now: dt.datetime) -> Optional[dt.datetime]:
+        """The next open/close time, computed once a minute (the overlay asks for the status per frame)."""
+        minute = now.replace(second=0, microsecond=0)
+        if self._next_cache[0] != minute:
+            self._next_cache = (minute, self.schedule.next_change(now, horizon_days=8))
+        return self._next_cache[1]
 
     def tick(self) -> None:
         should = self.schedule.is_open(self._now())
         if should != self.controller.state.open:
             self.changes += 1
-            nxt = self.schedule.next_change(self._now())
+            nxt = self._next_change(self._now())
             log.info("%s by the schedule%s", "opening" if should else "closing",
                      f"; next change {nxt:%a %Y-%m-%d %H:%M}" if nxt else "")
             self.controller.set_open(should)
 
     def _status(self) -> dict[str, Any]:
-        nxt = self.schedule.next_change(self._now(), horizon_days=8)
-        return {"schedule_open": self.schedule.is_open(self._now()), "next_change": nxt.isoformat() if nxt else None}
+        now = self._now()
+        nxt = self._next_change(now)
+        return {"schedule_open": self.schedule.is_open(now), "next_change": nxt.isoformat() if nxt else None}
 
 
 def memory_mb() -> float:

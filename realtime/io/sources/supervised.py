@@ -12,6 +12,7 @@ placeholder frames at the source's rate, and reopen with exponential backoff unt
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -68,7 +69,7 @@ class _Connection:
     def get(self, timeout: float) -> Optional[np.ndarray]:
         try:
             img = self.slot.get(timeout=timeout)
-        except (Stopped, Exception):  # queue.Empty or the reader ended
+        except (Stopped, queue.Empty):  # nothing yet, or the reader ended
             return None
         self.last_frame = time.monotonic()
         return img
