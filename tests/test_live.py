@@ -405,3 +405,20 @@ def test_inference_worker_restarts_within_its_hourly_limit_then_gives_up(tmp_pat
     with pytest.raises(WorkerFailed, match="CUDA error"):
         app.run()  # failing for good: three restarts, then the show ends (non-zero exit)
     assert len(p.restarts) == 3 and len(decoded_frames(rec)) >= 7
+
+
+def test_side_by_side_fits_the_frame_and_mirror_keeps_the_original_left():
+    from realtime.live.overlay import compose
+
+    h, w = 720, 1280
+    original = np.zeros((h, w, 3), np.uint8)
+    original[:, : w // 4] = 200  # a bright stripe on the original's left edge
+    styled = np.full((h, w, 3), 60, np.uint8)
+    view = compose(styled, original, side_by_side=True, mirror=False)
+    assert view.shape == (h, w, 3)  # fits wherever the single picture fitted (no 2560-wide window)
+    band = view[h // 2]
+    assert band[: w // 8].mean() > 150 and band[w // 4 : w // 2].mean() < 10  # the original, unflipped, on the left
+    assert band[w // 2 + 10 : -10].mean() == 60  # the stylized half on the right
+    mirrored = compose(styled, original, side_by_side=True, mirror=True)[h // 2]
+    assert mirrored[w // 2 + 10 : -10].mean() == 60  # the stylized half stays right
+    assert mirrored[w // 2 - w // 8 : w // 2].mean() > 150 and mirrored[: w // 8].mean() < 10  # original flipped in place
