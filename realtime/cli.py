@@ -42,6 +42,47 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+_file_handler: Optional[logging.Handler] = None
+
+
+def _log_to_file(log_cfg) -> None:
+    """``log.file``: the same lines, with timestamps, in a size-rotated file (installations)."""
+    global _file_handler
+    from logging.handlers import RotatingFileHandler
+
+    from .io.paths import check_output_dir
+
+    if not log_cfg.file or _file_handler is not None:
+        return
+    path = Path(log_cfg.file)
+    check_output_dir(path.parent, "log folder")
+    try:
+        handler = RotatingFileHandler(path, maxBytes=max(1024, int(log_cfg.max_mb * 1024 * 1024)),
+                                      backupCount=log_cfg.backups, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot open the log file {path}: {exc.strerror or exc}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("realtime")
+    handler.setLevel(root.level)
+    root.addHandler(handler)
+    _file_handler = handler
+
+
+def _close_log_file() -> None:
+    global _file_handler
+    if _file_handler is not None:
+        logging.getLogger("realtime").removeHandler(_file_handler)
+        _file_handler.close()
+        _file_handler = None
+
+
+def _fail(message: str) -> None:
+    """The one-line error on standard error, and in the log file too (what a technician reads)."""
+    print(message, file=sys.stderr)
+    if _file_handler is not None:
+        _file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, message, None, None))
+
+
 # -- shared options ------------------------------------------------------------------------------
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -77,7 +118,9 @@ def load_cfg(args: argparse.Namespace, extra: Optional[dict[str, Any]] = None):
 
     overrides = _overrides(args)
     overrides.update(extra or {})
-    return load_config(getattr(args, "config", None), overrides)
+    cfg = load_config(getattr(args, "config", None), overrides)
+    _log_to_file(cfg.log)
+    return cfg
 
 
 # -- subcommands ---------------------------------------------------------------------------------
@@ -193,6 +236,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     for flag in ("headless", "fullscreen", "loop", "keep_pace"):
         if getattr(args, flag):
             extra[f"live.{flag}"] = True
+    if args.kiosk:
+        extra["kiosk.enabled"] = True
+    if args.log_file:
+        extra["log.file"] = args.log_file
     if args.no_reconnect:
         extra["live.reconnect"] = False
     if args.record is not None:
@@ -275,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")
     pl.add_argument("--max-frames", type=int, default=None, help="stop after N stylized frames")
     pl.add_argument("--fullscreen", action="store_true", help="start full screen")
+    pl.add_argument("--kiosk", action="store_true", help="installation screen: whole screen, no pointer, no overlay (config kiosk:)")
+    pl.add_argument("--log-file", help="also log to this size-rotated file (config log:)")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
     pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")
     pl.add_argument("--width", type=int, default=None, help="requested capture width")
@@ -357,13 +406,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"stylize: error: {exc}", file=sys.stderr)
+        _fail(f"stylize: error: {exc}")
         return exc.exit_code
     except Terminated:
-        print("stylize: terminated (SIGTERM); finished files were kept, partial ones removed", file=sys.stderr)
+        _fail("stylize: terminated (SIGTERM); finished files were kept, partial ones removed")
         return 143
     except KeyboardInterrupt:
-        print("stylize: interrupted", file=sys.stderr)
+        _fail("stylize: interrupted")
         return 130
     except BrokenPipeError:
         # The reader went away (`stylize models list | head -1`): stop quietly, like other tools.
@@ -377,8 +426,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.verbose:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"stylize: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        _fail(f"stylize: error: {exc.strerror or exc}{where}")
         return 2
     finally:
+        _close_log_file()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -136,6 +136,31 @@ class ShowConfig:
     open_hours: str = ""  # e.g. "mon-fri 09:00-18:00; sat,sun 10:00-16:00"; empty = always open
     closed_dates: str = ""  # e.g. "2026-12-25, 2027-01-01"
     closed_image: Optional[str] = None  # picture shown while closed; null = a black screen
+    # Attract mode: after idle_s seconds with nothing moving in front of the camera, the show changes
+    # its behaviour (a slower cycle, another strength, or a prepared clip) until something moves.
+    idle_s: float = 0.0  # 0 = off
+    idle_motion: float = 2.0  # what counts as motion: mean grey change (0-255) of a 32x24 thumbnail over 0.25 s
+    idle_cycle_s: float = 0.0  # style cycle while idle; 0 = the same as cycle_s
+    idle_strength: Optional[float] = None  # strength while idle; null = unchanged
+    idle_clip: Optional[str] = None  # video shown (looped, as it is) while idle instead of the camera
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    """A screen nobody should be able to leave by accident (installations)."""
+
+    enabled: bool = False  # fullscreen over the whole screen, no pointer, no decorations, overlay off
+    keys: bool = True  # false: every key is ignored except the exit keys
+    exit_keys: str = "qqq"  # typed within 2 s, these always end the show; "" = only a signal ends it
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Log files for shows that run for months (the terminal or journal gets the same lines)."""
+
+    file: Optional[str] = None  # rotating log file; null = standard error only
+    max_mb: float = 10.0  # size at which the file is rotated
+    backups: int = 5  # rotated files kept (file.1 .. file.N)
 
 
 @dataclass(frozen=True)
@@ -156,6 +181,8 @@ class Config:
     video: VideoConfig = field(default_factory=VideoConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     show: ShowConfig = field(default_factory=ShowConfig)
+    kiosk: KioskConfig = field(default_factory=KioskConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def cache_dir(self) -> Path:
@@ -197,6 +224,12 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "show.status_every_s": (0.5, 3600.0, "seconds"),
     "show.heartbeat_min": (0.0, 1440.0, "minutes; 0 = off"),
     "show.worker_restarts_per_hour": (0, 3600, "0 = a failure ends the show"),
+    "show.idle_s": (0.0, 86400.0, "seconds; 0 = off"),
+    "show.idle_motion": (0.0, 255.0, "mean grey change"),
+    "show.idle_cycle_s": (0.0, 86400.0, "seconds; 0 = as cycle_s"),
+    "show.idle_strength": (0.0, 2.0, ""),
+    "log.max_mb": (0.001, 100000.0, "megabytes"),
+    "log.backups": (1, 1000, ""),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 

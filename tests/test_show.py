@@ -94,9 +94,16 @@ def test_installation_config_is_valid_and_builds_its_surfaces():
     from conftest import ROOT
 
     cfg = load_config(ROOT / "configs" / "installation.yaml")
-    assert cfg.live.fullscreen and not cfg.live.overlay and cfg.live.reconnect and cfg.show.cycle_s > 0
-    kinds = {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), cfg)}
-    assert kinds == {"AutoCycle", "StatusFile", "Heartbeat", "OpeningHours"}
+    assert cfg.kiosk.enabled and cfg.live.reconnect and cfg.show.cycle_s > 0 and cfg.show.idle_s > 0
+    from realtime.core.motion import MotionMeter
+
+    kinds = {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), cfg, motion=MotionMeter())}
+    assert kinds == {"Attract", "AutoCycle", "StatusFile", "Heartbeat"}
+    # The shipped file is always open, so the documented command shows a picture at any hour;
+    # hours in the same grammar as its comment build the schedule surface.
+    assert cfg.show.open_hours == ""
+    hours = load_config(overrides={"show.open_hours": "tue-sun 10:00-18:00"})
+    assert {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), hours)} == {"OpeningHours"}
 
 
 def test_auto_cycle_drives_a_running_show(tmp_path):

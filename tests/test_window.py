@@ -103,3 +103,63 @@ def test_window_shows_stylized_pixels_and_obeys_keys(models_dir, xvfb, tmp_path)
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_installation_config_runs_a_kiosk_show(models_dir, xvfb, tmp_path):
+    """The documented command: the window covers the screen, shows no pointer, shows stylized
+    pixels (no overlay), and the exit keys end it cleanly."""
+    from realtime.io.sinks.x11 import X11Kiosk
+
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb", "REALTIME_MODEL_DIR": str(models_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "live", "--config", "configs/installation.yaml", "--source", "synthetic"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        win, geo = "", (0, 0, 0, 0)
+        for _ in range(300):  # up to 60 s for TF start-up on a slow machine
+            r = xdo(xvfb, "search", "--name", "^stylize$")
+            if r.returncode == 0 and r.stdout.strip():
+                win = r.stdout.split()[0]
+                geo = geometry(xvfb, win)
+                if geo == (0, 0, 1024, 768):
+                    break
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.2)
+        assert geo == (0, 0, 1024, 768), f"the window does not cover the screen: {geo}"
+        xdo(xvfb, "mousemove", "512", "384")
+        time.sleep(3.0)  # a few stylized frames
+        os.environ["DISPLAY"], saved = xvfb, os.environ.get("DISPLAY")
+        try:
+            kiosk = X11Kiosk("stylize")
+            assert kiosk.pointer_visible() is False, "the pointer shows over the show"
+            kiosk.close()
+        finally:
+            if saved is None:
+                os.environ.pop("DISPLAY")
+            else:
+                os.environ["DISPLAY"] = saved
+        shot = grab(xvfb, 0, 0, 1024, 768, tmp_path)
+        from realtime.io.images import write_image
+
+        write_image(tmp_path / "kiosk.png", shot)
+        assert shot.std() > 10, "screen is blank"
+        pattern = pattern_frame(0, 1024, 768).astype(int)
+        assert np.abs(shot.astype(int) - pattern).mean() > 25, "the screen shows the camera, not the painting"
+        band = shot[100:668]  # the 16:9 picture in the 4:3 screen, between black bars
+        assert shot[:80].max() < 10 and shot[-80:].max() < 10, "the bars around the picture are not black"
+        assert band[:60, :400].std() > 10  # no dark overlay panel in the top left corner
+        for _ in range(3):
+            xdo(xvfb, "type", "--delay", "150", "qqq")  # the exit keys (resent if focus was still arriving)
+            try:
+                proc.wait(15)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "frames shown" in err  # a clean end (q is also a key of the key table here)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

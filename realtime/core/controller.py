@@ -53,6 +53,7 @@ class LiveState:
     help: bool = False
     fullscreen: bool = False
     open: bool = True  # within opening hours: camera and network run (see realtime.core.schedule)
+    idle: bool = False  # attract mode: nobody in front of the camera (see realtime.live.show.Attract)
     running: bool = True
 
 
@@ -272,6 +273,10 @@ class Controller:
             Param("open", bool))
     def set_open(self, open: bool) -> bool:  # noqa: A002 - the action's public name
         return self._set(open=open)
+
+    @action("attract mode on (true) or off (false); motion in front of the camera ends it", Param("idle", bool))
+    def set_idle(self, idle: bool) -> bool:
+        return self._set(idle=idle)
 
     @action("end the show (files are finished first)")
     def quit(self) -> bool:

@@ -20,16 +20,17 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from ..config import Config, LiveConfig
+from ..config import Config, KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
 from ..core.frames import Styled
+from ..core.motion import MotionMeter
 from ..core.stage import StylizeStage, check_mixable
 from ..core.workers import EOS
 from ..io.images import read_image, write_image
 from ..io.paths import OutputError, check_output_dir
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.window import WindowOutput
-from ..io.sources import FrameSource, open_source
+from ..io.sources import FileSource, FrameSource, open_source
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
@@ -92,6 +93,8 @@ class LiveApp:
         outputs: Optional[list[Output]] = None,
         surfaces: Optional[list[Ticking]] = None,
         closed_picture: Optional[np.ndarray] = None,
+        idle_clip: Optional[FrameSource] = None,
+        kiosk: Optional[KioskConfig] = None,
     ) -> None:
         self.p = pipeline
         self.controller: Controller = pipeline.controller
@@ -102,12 +105,17 @@ class LiveApp:
             self.outputs.add(out)
         self.window: Optional[WindowOutput] = None
         if not opts.headless:
-            self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate)
+            self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate,
+                                       kiosk=bool(kiosk and kiosk.enabled))
             self.outputs.add(self.window)
         self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
-        self.keyboard = KeyboardControl(self.controller)
+        kiosk = kiosk or KioskConfig()
+        self.keyboard = KeyboardControl(self.controller, enabled=kiosk.keys, exit_keys=kiosk.exit_keys)
         self.surfaces: list[Ticking] = list(surfaces or [])  # auto-cycle, status file, heartbeat, hours
         self.closed_picture = closed_picture  # BGR, shown while the schedule keeps the show closed
+        self.idle_clip = idle_clip  # a looping file shown as it is in attract mode
+        self._clip_next = 0.0
+        self.clip_frames = 0
         self.closings = 0
         self.recorder: Optional[VideoRecorder] = None
         self.recordings: list[Path] = []
@@ -223,7 +231,9 @@ class LiveApp:
                 if item is EOS:
                     break
                 state = self.controller.state
-                if item is not None and not state.paused:
+                if state.idle and self.idle_clip is not None:
+                    self._show_idle_clip()
+                elif item is not None and not state.paused:
                     self._show(item, state)
                     if opts.max_frames and self.stats.shown >= opts.max_frames:
                         break  # every shown frame was also handed to the recorder
@@ -241,6 +251,8 @@ class LiveApp:
                 self.recorder = None
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
                 self.p.source.close()
+                if self.idle_clip is not None:
+                    self.idle_clip.close()
         return self.stats
 
     def _between_frames(self, wait_ms: int = 1) -> None:
@@ -276,6 +288,23 @@ class LiveApp:
         self._paused_shown = False
         self.outputs.write(view, item.t_capture)
         self.stats.record(item, time.monotonic())
+
+    def _show_idle_clip(self) -> None:
+        """Attract mode with a prepared clip: its next frame when due (at the clip's own rate)."""
+        assert self.idle_clip is not None
+        now = time.monotonic()
+        if now < self._clip_next:
+            return
+        picture = self.idle_clip.read()  # a looping file source: None only if the file went away
+        if picture is None:
+            log.warning("idle clip %s ended or failed: attract mode shows the camera", self.idle_clip.describe())
+            self.idle_clip.close()
+            self.idle_clip = None
+            return
+        self._clip_next = max(now, self._clip_next) + 1.0 / (self.idle_clip.fps or 25.0)
+        self._last_view = picture
+        self.outputs.write(picture, now)
+        self.clip_frames += 1
 
     def _refresh_paused(self, state: LiveState) -> None:
         """Pausing shows the badge at once on the window (the frozen picture is not re-recorded)."""
@@ -315,6 +344,18 @@ def open_live_source(cfg: Config) -> FrameSource:
     )
 
 
+def open_idle_clip(cfg: Config) -> Optional[FrameSource]:
+    """The attract-mode clip, opened now so a bad file is a one-line error before anything starts."""
+    if not cfg.show.idle_clip:
+        return None
+    if cfg.show.idle_s <= 0:
+        log.warning("show.idle_clip is set but show.idle_s is 0: attract mode is off, the clip is not used")
+        return None
+    clip = FileSource(cfg.show.idle_clip, loop=True, pace=False)
+    clip.open()
+    return clip
+
+
 def run_live(cfg: Config, job: LiveJob) -> int:
     """``stylize live`` from a validated config and the style list."""
     from ..model.engine import open_engine
@@ -337,26 +378,32 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
     source = open_live_source(cfg)
     source.open()  # fail fast, before loading the network
+    idle_clip = None
     try:
+        idle_clip = open_idle_clip(cfg)
         engine = open_engine(cfg)
         specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
         styles = engine.resolve_styles(specs)
         codes = [engine.bank.code_for(s) for s in styles]
         check_mixable(engine.stylizer, cfg.styles.strength, 1)
+        kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
         controller = Controller(
             [s.name for s in styles],
-            LiveState(strength=cfg.styles.strength, smoothing=live.smoothing, overlay=live.overlay,
-                      mirror=live.mirror, fullscreen=live.fullscreen),
+            LiveState(strength=cfg.styles.strength, smoothing=live.smoothing, overlay=live.overlay and not kiosk,
+                      mirror=live.mirror, fullscreen=live.fullscreen or kiosk),
             mixable=engine.stylizer.mixable_codes,
         )
         stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
-        pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour)
+        motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
+        pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
+                                motion=motion, rest_while_idle=idle_clip is not None)
         w, h = source.size
         if w and h:
             engine.stylizer.warmup(*stage.size_for(w, h))
         log.info("source: %s; %d styles; inference %s", source.describe(), len(styles),
                  "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}")
-        app = LiveApp(pipeline, live, surfaces=show_surfaces(controller, cfg), closed_picture=closed_picture)
+        app = LiveApp(pipeline, live, surfaces=show_surfaces(controller, cfg, motion=motion), closed_picture=closed_picture,
+                      idle_clip=idle_clip, kiosk=cfg.kiosk)
         if not live.headless:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
@@ -369,4 +416,6 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         return 0
     finally:
         source.close()
+        if idle_clip is not None:
+            idle_clip.close()
 

@@ -93,15 +93,42 @@ class ScriptedKeys:
         return ord(key) if isinstance(key, str) else key
 
 
-class KeyboardControl:
-    """Turns key codes into controller actions through :data:`KEYMAP`."""
+EXIT_WINDOW_S = 2.0  # the exit keys must be typed within this many seconds
 
-    def __init__(self, controller: Controller) -> None:
+
+class KeyboardControl:
+    """Turns key codes into controller actions through :data:`KEYMAP`.
+
+    Kiosk (``enabled=False``): every key is ignored except ``exit_keys`` typed in a row within
+    :data:`EXIT_WINDOW_S` (OpenCV reports no modifier keys, so a short sequence such as ``qqq``
+    stands in for a chord: a visitor leaning on the keyboard does not type it by chance).
+    """
+
+    def __init__(self, controller: Controller, enabled: bool = True, exit_keys: str = "",
+                 clock=time.monotonic) -> None:
         self.controller = controller
+        self.enabled = enabled
+        self.exit_keys = exit_keys
+        self._clock = clock
+        self._typed: list[tuple[int, float]] = []
+
+    def _exit_typed(self, key: int) -> bool:
+        if not self.exit_keys:
+            return False
+        now = self._clock()
+        self._typed = [(k, t) for k, t in self._typed[-(len(self.exit_keys) - 1):] if now - t <= EXIT_WINDOW_S] if len(self.exit_keys) > 1 else []
+        self._typed.append((key, now))
+        return [k for k, _ in self._typed] == [ord(c) for c in self.exit_keys]
 
     def press(self, key: int) -> bool:
         """Act on one key code; False when the key is not bound (or -1: none)."""
         if key < 0:
+            return False
+        if self._exit_typed(key):
+            log.info("exit keys typed: ending the show")
+            self.controller.quit()
+            return True
+        if not self.enabled:
             return False
         binding = lookup(key)
         if binding is None:

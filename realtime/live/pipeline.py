@@ -16,12 +16,13 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from ..core.controller import Controller
 from ..core.frames import Frame, Styled
+from ..core.motion import MotionMeter
 from ..core.stage import StylizeStage
 from ..core.workers import EOS, FrameQueue, LatestSlot, Stopped, Worker
 from ..effects.crossfade import CodeFader
@@ -50,6 +51,8 @@ class LivePipeline:
         crossfade_s: float = 0.5,
         restarts_per_hour: int = 0,
         clock=time.monotonic,
+        motion: Optional[MotionMeter] = None,
+        rest_while_idle: bool = False,
     ) -> None:
         if len(codes) != len(controller.style_names):
             raise ValueError("one style code per style name")
@@ -68,6 +71,8 @@ class LivePipeline:
         self.restarts: list[float] = []  # restarts within the last hour (clock seconds), for the limit
         self.restart_count = 0  # all restarts since the show started, for the status
         self._clock = clock
+        self.motion = motion  # fed on the capture thread: attract mode reads when something last moved
+        self.rest_while_idle = rest_while_idle  # an idle clip is showing: the network need not run
 
     def _build(self) -> None:
         """Fresh buffers and threads (threads cannot be restarted): at start and on reopening."""
@@ -90,6 +95,8 @@ class LivePipeline:
         self._dropped_before = self.dropped
         getattr(self.source, "reopen", self.source.open)()  # a supervised camera may still be away
         self.stage.reset()
+        if self.motion is not None:
+            self.motion.reset()
         self._build()
         self.start()
 
@@ -131,7 +138,10 @@ class LivePipeline:
             img = self.source.read()
             if img is None:
                 return
-            self._in.put(Frame(i, img, time.monotonic(), self.source.away))
+            t, away = time.monotonic(), self.source.away
+            if self.motion is not None and not away:
+                self.motion.update(img, t)
+            self._in.put(Frame(i, img, t, away))
             i += 1
             self.captured = i
 
@@ -153,6 +163,8 @@ class LivePipeline:
             if item is EOS:
                 return
             frame: Frame = item
+            if self.rest_while_idle and self.controller.state.idle:
+                continue  # the idle clip is on screen: no inference until something moves
             try:
                 styled, infer_s, index, strength = self._stylize(frame)
             except Exception as exc:  # noqa: BLE001 - restarted below, or re-raised on the main thread

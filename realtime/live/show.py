@@ -8,6 +8,8 @@ threads of their own.
 
 * :class:`AutoCycle`: the next style every ``cycle_s`` (crossfaded by the pipeline), in order or
   shuffled without immediate repeats; a change made by hand pauses it for ``resume_s``.
+* :class:`Attract`: attract mode when nothing has moved in front of the camera for a while (a
+  slower cycle, another strength, or a prepared clip); the first motion ends it.
 * :class:`StatusFile`: the controller's status as JSON, written atomically every few seconds, for
   technicians and monitoring.
 * :class:`Heartbeat`: one log line every N minutes (fps, latency, drops, reconnects, memory).
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from ..core.controller import Controller, LiveState
+from ..core.motion import MotionMeter
 from ..core.schedule import Schedule
 from ..io.paths import atomic_write_bytes
 
@@ -42,7 +45,8 @@ class Ticking(Protocol):
 
 
 class AutoCycle:
-    """Next style every ``cycle_s`` seconds; a manual style change pauses it for ``resume_s``."""
+    """Next style every ``cycle_s`` seconds (``idle_cycle_s`` in attract mode); a manual style change
+    pauses it for ``resume_s``.  With ``cycle_s`` 0 and ``idle_cycle_s`` set, it cycles only while idle."""
 
     def __init__(
         self,
@@ -52,21 +56,31 @@ class AutoCycle:
         resume_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         rng: Optional[random.Random] = None,
+        idle_cycle_s: float = 0.0,
     ) -> None:
         self.controller = controller
         self.cycle_s = cycle_s
+        self.idle_cycle_s = idle_cycle_s
         self.shuffle = shuffle
         self.resume_s = resume_s
         self._clock = clock
         self._rng = rng or random.Random()
-        self._next_at = clock() + cycle_s
+        self._last = clock()  # when the style last changed
+        self._hold_until = float("-inf")  # a person's choice stays until then
         self._acting = threading.local()
         self.switches = 0
         controller.subscribe(self._on_change)
 
+    def period(self) -> float:
+        """Seconds between styles now: the idle period in attract mode (if set), else ``cycle_s``."""
+        if self.controller.state.idle and self.idle_cycle_s > 0:
+            return self.idle_cycle_s
+        return self.cycle_s
+
     def tick(self) -> None:
         now = self._clock()
-        if self.cycle_s <= 0 or now < self._next_at or len(self.controller.style_names) < 2:
+        period = self.period()
+        if period <= 0 or now - self._last < period or now < self._hold_until or len(self.controller.style_names) < 2:
             return
         n = len(self.controller.style_names)
         current = self.controller.state.style_index
@@ -80,14 +94,52 @@ class AutoCycle:
         finally:
             self._acting.on = False
         self.switches += 1
-        self._next_at = now + self.cycle_s
+        self._last = now
 
     def _on_change(self, name: str, state: LiveState) -> None:
         if name != "style_index" or getattr(self._acting, "on", False):
             return
         # A person chose a style: leave it on screen, then carry on cycling from there.
-        self._next_at = self._clock() + max(self.resume_s, self.cycle_s)
-        log.info("style chosen by hand: cycling resumes in %.0f s", self._next_at - self._clock())
+        self._last = self._clock()
+        self._hold_until = self._last + self.resume_s
+        log.info("style chosen by hand: cycling resumes in %.0f s", max(self.resume_s, self.period()))
+
+
+class Attract:
+    """Attract mode: after ``idle_s`` with nothing moving, ``state.idle`` is set (the cycle slows,
+    the strength changes, or the live loop shows the idle clip); the first motion clears it.
+
+    ``quiet_s`` says how long nothing has moved (a :class:`~realtime.core.motion.MotionMeter`'s,
+    fed on the capture thread); it is a callable so a test can script a day of visitors.
+    """
+
+    def __init__(self, controller: Controller, idle_s: float, quiet_s: Callable[[], float],
+                 idle_strength: Optional[float] = None) -> None:
+        self.controller = controller
+        self.idle_s = idle_s
+        self.quiet_s = quiet_s
+        self.idle_strength = idle_strength if controller.mixable else None
+        self._strength_before: Optional[float] = None
+        self.entered = 0
+
+    def tick(self) -> None:
+        state = self.controller.state
+        if not state.open or self.idle_s <= 0:
+            return
+        quiet = self.quiet_s()
+        if not state.idle and quiet >= self.idle_s:
+            self.entered += 1
+            log.info("attract mode: nothing moved for %.0f s", quiet)
+            if self.idle_strength is not None:
+                self._strength_before = state.strength
+                self.controller.set_strength(self.idle_strength)
+            self.controller.set_idle(True)
+        elif state.idle and quiet < self.idle_s:
+            log.info("motion: the live show is back")
+            if self._strength_before is not None:
+                self.controller.set_strength(self._strength_before)
+                self._strength_before = None
+            self.controller.set_idle(False)
 
 
 class StatusFile:
@@ -199,12 +251,15 @@ def memory_mb() -> float:
         return 0.0
 
 
-def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time.monotonic) -> list[Ticking]:
-    """The surfaces ``show:`` in the config asks for."""
+def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time.monotonic,
+                  motion: Optional[MotionMeter] = None) -> list[Ticking]:
+    """The surfaces ``show:`` in the config asks for (``motion`` feeds attract mode)."""
     show = cfg.show
     out: list[Ticking] = []
-    if show.cycle_s > 0:
-        out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock))
+    if show.idle_s > 0 and motion is not None:
+        out.append(Attract(controller, show.idle_s, motion.quiet_s, show.idle_strength))
+    if show.cycle_s > 0 or (show.idle_s > 0 and show.idle_cycle_s > 0):
+        out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock, idle_cycle_s=show.idle_cycle_s))
     if show.status_file:
         out.append(StatusFile(controller, show.status_file, show.status_every_s, clock))
     if show.heartbeat_min > 0:
