@@ -129,6 +129,9 @@ class ShowConfig:
     cycle_s: float = 0.0  # next style every N seconds (with the crossfade); 0 = off
     shuffle: bool = False  # random order, never the same style twice in a row
     resume_s: float = 60.0  # after a person changes the style by hand, cycling waits this long
+    # Each style's own time and strength, in this order: "great_wave 60s 1.2; scream 30s; dots";
+    # empty = every loaded style for cycle_s at the current strength.
+    playlist: str = ""
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
     status_every_s: float = 5.0
     heartbeat_min: float = 0.0  # one log line (fps, latency, drops, reconnects, memory) every N minutes; 0 = off
@@ -236,9 +239,9 @@ MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 
 def _check_text(key: str, val: Any) -> None:
     """Keys whose text has a grammar of its own (opening hours, dates)."""
-    from .core.schedule import ScheduleError, parse_dates, parse_hours
+    from .core.schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
 
-    parser = {"show.open_hours": parse_hours, "show.closed_dates": parse_dates}.get(key)
+    parser = {"show.open_hours": parse_hours, "show.closed_dates": parse_dates, "show.playlist": parse_playlist}.get(key)
     if parser is not None:
         try:
             parser(val)

@@ -291,3 +291,38 @@ def test_soak_memory_and_threads_stay_flat():
     assert stats.shown == 20_000 and src.reconnects >= 3 and app.surfaces[0].switches > 10
     assert warm[-1][1] - warm[0][1] < 20, samples
     assert len({s[2] for s in warm}) <= 2, samples  # the reader thread is replaced on a reconnect, never piled up
+
+
+def test_playlist_gives_each_painting_its_own_time_and_strength():
+    import pytest
+
+    from realtime.core.schedule import PlaylistEntry, ScheduleError, parse_playlist
+    from realtime.errors import ConfigError
+    from realtime.live.show import resolve_playlist
+
+    assert parse_playlist("great wave 60s 1.2; dots; ink 0.5 10s") == [
+        PlaylistEntry("great wave", 60.0, 1.2), PlaylistEntry("dots"), PlaylistEntry("ink", 10.0, 0.5)]
+    for bad in ("dots 3", "dots 10s 20s", "dots 0.1s", "dots 1 1.5"):
+        with pytest.raises(ScheduleError):
+            parse_playlist(bad)
+    clock = Clock()
+    c = Controller(["dots", "Great Wave", "ink"], mixable=True)
+    entries = resolve_playlist("great wave 60s 1.2; dots; ink 10s 0.5", c.style_names, cycle_s=30)
+    cycle = AutoCycle(c, cycle_s=30, clock=clock, playlist=entries)
+    timeline = []
+    for _ in range(40):  # 200 s in 5 s steps
+        cycle.tick()
+        timeline.append((c.state.style_index, c.state.strength))
+        clock.t += 5
+    assert timeline[0] == (1, 1.2)  # the playlist starts at once with its first entry
+    changes = [(i, t) for i, t in enumerate(timeline) if i == 0 or t != timeline[i - 1]]
+    # great wave for 60 s, dots for cycle_s (30 s, strength kept), ink for 10 s at 0.5, again
+    assert [(i * 5, s) for i, s in changes] == [(0, (1, 1.2)), (60, (0, 1.2)), (90, (2, 0.5)), (100, (1, 1.2)),
+                                              (160, (0, 1.2)), (190, (2, 0.5))]
+    with pytest.raises(ConfigError, match="no style named 'sunflowers'.*dots"):
+        resolve_playlist("sunflowers 10s", c.style_names, 30)
+    with pytest.raises(ConfigError, match="no time"):
+        resolve_playlist("dots", c.style_names, 0)
+    cfg = load_config(overrides={"show.playlist": "ink 10s; dots 5s"})
+    kinds = [type(s).__name__ for s in show_surfaces(Controller(["dots", "ink"]), cfg)]
+    assert kinds == ["AutoCycle"]

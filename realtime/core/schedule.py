@@ -108,3 +108,42 @@ class Schedule:
                 return t
             t += dt.timedelta(minutes=1)
         return None
+
+
+@dataclass(frozen=True)
+class PlaylistEntry:
+    """One painting of a show's playlist: how long it stays and how strongly it is applied."""
+
+    style: str
+    seconds: Optional[float] = None  # None = the show's cycle_s
+    strength: Optional[float] = None  # None = leave the strength as it is
+
+
+_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+def parse_playlist(text: str) -> list[PlaylistEntry]:
+    """``"great_wave 60s 1.2; the scream 30s; dots"`` -> entries: a style name, then optionally how
+    long it stays (``60s``) and its strength (``1.2``, 0..2), separated by ``;``."""
+    out: list[PlaylistEntry] = []
+    for clause in filter(None, (c.strip() for c in text.split(";"))):
+        tokens = clause.split()
+        seconds: Optional[float] = None
+        strength: Optional[float] = None
+        while len(tokens) > 1 and (_SECONDS.match(tokens[-1]) or _NUMBER.match(tokens[-1])):
+            tok = tokens.pop()
+            if _SECONDS.match(tok):
+                if seconds is not None:
+                    raise ScheduleError(f"two durations in '{clause}'")
+                seconds = float(tok[:-1])
+                if not 0.5 <= seconds <= 86400:
+                    raise ScheduleError(f"duration {tok} in '{clause}' must be 0.5s..86400s")
+            else:
+                if strength is not None:
+                    raise ScheduleError(f"two strengths in '{clause}' (a duration ends in s: 60s)")
+                strength = float(tok)
+                if not 0.0 <= strength <= 2.0:
+                    raise ScheduleError(f"strength {tok} in '{clause}' must be 0..2")
+        out.append(PlaylistEntry(" ".join(tokens), seconds, strength))
+    return out

@@ -32,7 +32,8 @@ from typing import Any, Optional, Protocol
 
 from ..core.controller import Controller, LiveState
 from ..core.motion import MotionMeter
-from ..core.schedule import Schedule
+from ..core.schedule import Schedule, parse_playlist
+from ..errors import ConfigError
 from ..io.paths import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ class Ticking(Protocol):
 
 
 class AutoCycle:
-    """Next style every ``cycle_s`` seconds (``idle_cycle_s`` in attract mode); a manual style change
-    pauses it for ``resume_s``.  With ``cycle_s`` 0 and ``idle_cycle_s`` set, it cycles only while idle."""
+    """Next style every ``cycle_s`` seconds (``idle_cycle_s`` in attract mode), or through a
+    ``playlist`` of ``(style_index, seconds, strength)`` entries with each one's own time and
+    strength; a manual style change pauses it for ``resume_s``.  With ``cycle_s`` 0 and
+    ``idle_cycle_s`` set, it cycles only while idle."""
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class AutoCycle:
         clock: Callable[[], float] = time.monotonic,
         rng: Optional[random.Random] = None,
         idle_cycle_s: float = 0.0,
+        playlist: Optional[list[tuple[int, Optional[float], Optional[float]]]] = None,
     ) -> None:
         self.controller = controller
         self.cycle_s = cycle_s
@@ -65,6 +69,12 @@ class AutoCycle:
         self.resume_s = resume_s
         self._clock = clock
         self._rng = rng or random.Random()
+        if playlist:
+            self.entries = list(playlist)
+            self._pos = -1  # the first tick puts the playlist's first entry on screen
+        else:
+            self.entries = [(i, None, None) for i in range(len(controller.style_names))]
+            self._pos = controller.state.style_index
         self._last = clock()  # when the style last changed
         self._hold_until = float("-inf")  # a person's choice stays until then
         self._acting = threading.local()
@@ -72,25 +82,37 @@ class AutoCycle:
         controller.subscribe(self._on_change)
 
     def period(self) -> float:
-        """Seconds between styles now: the idle period in attract mode (if set), else ``cycle_s``."""
+        """Seconds the current style stays: the idle period in attract mode (if set), else the
+        playlist entry's own time, else ``cycle_s``."""
         if self.controller.state.idle and self.idle_cycle_s > 0:
             return self.idle_cycle_s
-        return self.cycle_s
+        own = self.entries[self._pos][1] if self._pos >= 0 else 0.0
+        return own or self.cycle_s
+
+    def _next_pos(self) -> int:
+        n = len(self.entries)
+        if self._pos < 0:
+            return 0
+        if not self.shuffle:
+            return (self._pos + 1) % n
+        current = self.controller.state.style_index
+        choices = [i for i, e in enumerate(self.entries) if e[0] != current] or list(range(n))
+        return self._rng.choice(choices)
 
     def tick(self) -> None:
         now = self._clock()
-        period = self.period()
-        if period <= 0 or now - self._last < period or now < self._hold_until or len(self.controller.style_names) < 2:
-            return
-        n = len(self.controller.style_names)
-        current = self.controller.state.style_index
-        if self.shuffle:
-            index = self._rng.choice([i for i in range(n) if i != current])
-        else:
-            index = (current + 1) % n
+        if self._pos >= 0:
+            period = self.period()
+            if period <= 0 or now - self._last < period or now < self._hold_until or len(self.entries) < 2:
+                return
+        self._pos = self._next_pos()
+        index, _, strength = self.entries[self._pos]
+        state = self.controller.state
         self._acting.on = True
         try:
             self.controller.set_style_index(index)
+            if strength is not None and self.controller.mixable and not state.idle:
+                self.controller.set_strength(strength)
         finally:
             self._acting.on = False
         self.switches += 1
@@ -100,9 +122,26 @@ class AutoCycle:
         if name != "style_index" or getattr(self._acting, "on", False):
             return
         # A person chose a style: leave it on screen, then carry on cycling from there.
+        self._pos = next((i for i, e in enumerate(self.entries) if e[0] == state.style_index), self._pos)
         self._last = self._clock()
         self._hold_until = self._last + self.resume_s
         log.info("style chosen by hand: cycling resumes in %.0f s", max(self.resume_s, self.period()))
+
+
+def resolve_playlist(text: str, style_names: list[str], cycle_s: float) -> list[tuple[int, Optional[float], Optional[float]]]:
+    """``show.playlist`` against the loaded styles: unknown names and entries that would never
+    change are one-line config errors, before the show starts."""
+    entries = parse_playlist(text)
+    lower = {n.lower(): i for i, n in enumerate(style_names)}
+    out = []
+    for e in entries:
+        index = lower.get(e.style.lower())
+        if index is None:
+            raise ConfigError(f"show.playlist: no style named '{e.style}' (loaded: {', '.join(style_names)})")
+        if not e.seconds and cycle_s <= 0:
+            raise ConfigError(f"show.playlist: '{e.style}' has no time (add e.g. 60s) and show.cycle_s is 0")
+        out.append((index, e.seconds, e.strength))
+    return out
 
 
 class Attract:
@@ -258,8 +297,10 @@ def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time
     out: list[Ticking] = []
     if show.idle_s > 0 and motion is not None:
         out.append(Attract(controller, show.idle_s, motion.quiet_s, show.idle_strength))
-    if show.cycle_s > 0 or (show.idle_s > 0 and show.idle_cycle_s > 0):
-        out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock, idle_cycle_s=show.idle_cycle_s))
+    playlist = resolve_playlist(show.playlist, list(controller.style_names), show.cycle_s) if show.playlist else None
+    if show.cycle_s > 0 or playlist or (show.idle_s > 0 and show.idle_cycle_s > 0):
+        out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock,
+                             idle_cycle_s=show.idle_cycle_s, playlist=playlist))
     if show.status_file:
         out.append(StatusFile(controller, show.status_file, show.status_every_s, clock))
     if show.heartbeat_min > 0:
