@@ -238,6 +238,13 @@ def cmd_live(args: argparse.Namespace) -> int:
             extra[f"live.{flag}"] = True
     if args.kiosk:
         extra["kiosk.enabled"] = True
+    if args.web is not None:
+        from .web.server import parse_web
+
+        host, port = parse_web(args.web)
+        extra.update({"web.enabled": True, "web.host": host, "web.port": port})
+    if args.virtual_camera:
+        extra["virtual_camera.enabled"] = True
     if args.log_file:
         extra["log.file"] = args.log_file
     if args.no_reconnect:
@@ -324,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--fullscreen", action="store_true", help="start full screen")
     pl.add_argument("--kiosk", action="store_true", help="installation screen: whole screen, no pointer, no overlay (config kiosk:)")
     pl.add_argument("--log-file", help="also log to this size-rotated file (config log:)")
+    pl.add_argument("--web", metavar="[HOST:]PORT", help="control page, JSON API and preview stream (e.g. 8080, or 0.0.0.0:8080 for phones)")
+    pl.add_argument("--virtual-camera", action="store_true", help="send the picture to a virtual webcam (OBS, Zoom, Meet)")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
     pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")
     pl.add_argument("--width", type=int, default=None, help="requested capture width")

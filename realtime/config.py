@@ -149,6 +149,31 @@ class ShowConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The control page and JSON API (``--web [HOST:]PORT``): phones, scripts, OBS."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # 0.0.0.0 (or a LAN address) lets phones on the network in, with the token
+    port: int = 8080
+    token: Optional[str] = None  # null = $REALTIME_WEB_TOKEN, else a random one printed at start
+    preview_width: int = 640  # preview stream: longest side in pixels
+    preview_quality: int = 70  # JPEG quality of the preview
+    preview_fps: float = 15.0  # preview frame-rate cap (encoded once per frame for every client)
+    max_clients: int = 8  # preview streams at once; more get 503
+    upload_mb: float = 15.0  # largest style upload
+
+
+@dataclass(frozen=True)
+class VirtualCameraConfig:
+    """The shown picture as a webcam for OBS, Zoom or Meet (pyvirtualcam: v4l2loopback, OBS Virtual Camera)."""
+
+    enabled: bool = False
+    device: Optional[str] = None  # e.g. /dev/video10; null = the first virtual camera found
+    fps: float = 0.0  # 0 = the source's frame rate
+    required: bool = False  # true: no virtual camera device ends the command; false: the show goes on
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     """A screen nobody should be able to leave by accident (installations)."""
 
@@ -185,6 +210,8 @@ class Config:
     image: ImageConfig = field(default_factory=ImageConfig)
     show: ShowConfig = field(default_factory=ShowConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    virtual_camera: VirtualCameraConfig = field(default_factory=VirtualCameraConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -232,6 +259,13 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "show.idle_cycle_s": (0.0, 86400.0, "seconds; 0 = as cycle_s"),
     "show.idle_strength": (0.0, 2.0, ""),
     "log.max_mb": (0.001, 100000.0, "megabytes"),
+    "web.port": (0, 65535, "0 = any free port"),
+    "web.preview_width": (64, 4096, "pixels"),
+    "web.preview_quality": (10, 100, ""),
+    "web.preview_fps": (0.5, 120.0, "frames per second"),
+    "web.max_clients": (1, 256, ""),
+    "web.upload_mb": (0.1, 1024.0, "megabytes"),
+    "virtual_camera.fps": (0.0, 240.0, "0 = the source's"),
     "log.backups": (1, 1000, ""),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16

@@ -53,6 +53,7 @@ class LiveState:
     help: bool = False
     fullscreen: bool = False
     open: bool = True  # within opening hours: camera and network run (see realtime.core.schedule)
+    cycle_s: float = 0.0  # automatic style cycle: next style every N seconds; 0 = off
     idle: bool = False  # attract mode: nobody in front of the camera (see realtime.live.show.Attract)
     running: bool = True
 
@@ -185,6 +186,20 @@ class Controller:
         """Call ``listener(action_name, new_state)`` after every state change (on the acting thread)."""
         self._listeners.append(listener)
 
+    def add_style(self, name: str) -> int:
+        """A style added while the show runs (an upload): its code must already be in the pipeline."""
+        with self._lock:
+            if name in self.style_names:
+                return self.style_names.index(name)
+            self.style_names.append(name)
+            index = len(self.style_names) - 1
+        for listener in list(self._listeners):
+            try:
+                listener("add_style", self._state)
+            except Exception:  # noqa: BLE001
+                log.debug("listener failed", exc_info=True)
+        return index
+
     # -- the door for names (web, scripts, key table) ---------------------------------------------
     def do(self, name: str, **args: Any) -> Any:
         """Run the action called ``name`` with keyword arguments, validated like a direct call."""
@@ -240,6 +255,10 @@ class Controller:
     def cycle_smoothing(self) -> float:
         higher = [v for v in SMOOTHING_LEVELS if v > self._state.smoothing + 1e-6]
         return self._set(smoothing=higher[0] if higher else 0.0)
+
+    @action("automatic style cycle: next style every N seconds (crossfaded); 0 = off", Param("seconds", float, 0.0, 86400.0))
+    def set_cycle(self, seconds: float) -> float:
+        return self._set(cycle_s=seconds)
 
     @action("pause or resume the picture")
     def toggle_pause(self) -> bool:

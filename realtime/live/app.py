@@ -344,6 +344,31 @@ def open_live_source(cfg: Config) -> FrameSource:
     )
 
 
+def stage_view_size(source: FrameSource) -> tuple[int, int]:
+    """The size of the shown picture (the source's; side by side is scaled back into it)."""
+    w, h = source.size
+    return (w or 640, h or 480)
+
+
+def open_virtual_camera(cfg: Config, width: int, height: int, fps: float = 0.0) -> Optional[Output]:
+    """``--virtual-camera``: opened now, so a missing device is one line before the show starts;
+    the show goes on without it unless ``virtual_camera.required``."""
+    vc = cfg.virtual_camera
+    if not vc.enabled:
+        return None
+    from ..io.sinks.virtualcam import VirtualCamera, VirtualCameraError
+
+    camera = VirtualCamera(vc.fps or fps or 30.0, vc.device)
+    try:
+        camera.open(width, height)
+    except VirtualCameraError as exc:
+        if vc.required:
+            raise
+        log.warning("%s (the show goes on without it)", exc)
+        return None
+    return camera
+
+
 def open_idle_clip(cfg: Config) -> Optional[FrameSource]:
     """The attract-mode clip, opened now so a bad file is a one-line error before anything starts."""
     if not cfg.show.idle_clip:
@@ -376,8 +401,19 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     closed_picture = None  # read now: a bad picture is a one-line error before anything starts
     if cfg.show.closed_image:
         closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
+    server = None
+    if cfg.web.enabled:  # the port is taken now: one line if it is in use, before camera and network
+        from ..web.server import WebServer, pick_token
+
+        token = pick_token(cfg.web.token)
+        server = WebServer(cfg.web.host, cfg.web.port)
     source = open_live_source(cfg)
-    source.open()  # fail fast, before loading the network
+    try:
+        source.open()  # fail fast, before loading the network
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
     idle_clip = None
     try:
         idle_clip = open_idle_clip(cfg)
@@ -402,8 +438,26 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             engine.stylizer.warmup(*stage.size_for(w, h))
         log.info("source: %s; %d styles; inference %s", source.describe(), len(styles),
                  "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}")
+        outputs: list[Output] = []
+        camera = open_virtual_camera(cfg, *stage_view_size(source), fps=source.fps)
+        if camera is not None:
+            outputs.append(camera)
+        if server is not None:
+            from ..web.app import build_app
+            from ..web.library import StyleLibrary
+            from ..web.preview import MjpegPreview
+            from ..web.server import is_loopback, print_access
+
+            web = cfg.web
+            preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
+            outputs.append(preview)
+            controller.add_status(preview.status)
+            library = StyleLibrary(controller, [s.path for s in styles], Path(cfg.styles.dir), engine.bank.code_for,
+                                   pipeline.add_code, int(web.upload_mb * 1024 * 1024))
+            server.start(build_app(controller, token, preview, library, Path(live.snapshot_dir)))
+            print_access(server.url(token), qr=not is_loopback(server.host))
         app = LiveApp(pipeline, live, surfaces=show_surfaces(controller, cfg, motion=motion), closed_picture=closed_picture,
-                      idle_clip=idle_clip, kiosk=cfg.kiosk)
+                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs)
         if not live.headless:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
@@ -418,4 +472,6 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         source.close()
         if idle_clip is not None:
             idle_clip.close()
+        if server is not None:
+            server.stop()  # after the outputs closed: the preview streams have ended
 

@@ -86,6 +86,10 @@ class LivePipeline:
         self._capture = Worker("capture", self._capture_loop, lambda: self._in.put(EOS), self._stop)
         self._infer = Worker("inference", self._infer_loop, lambda: self._out.put(EOS), self._stop)
 
+    def add_code(self, code: np.ndarray) -> None:
+        """A style added while running (an upload): its code, before the controller learns its name."""
+        self.codes.append(code)
+
     @property
     def dropped(self) -> int:
         return self._dropped_before + (self._in.dropped if isinstance(self._in, LatestSlot) else 0)

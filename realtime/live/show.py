@@ -46,15 +46,19 @@ class Ticking(Protocol):
 
 
 class AutoCycle:
-    """Next style every ``cycle_s`` seconds (``idle_cycle_s`` in attract mode), or through a
+    """Next style every ``state.cycle_s`` seconds (``idle_cycle_s`` in attract mode), or through a
     ``playlist`` of ``(style_index, seconds, strength)`` entries with each one's own time and
     strength; a manual style change pauses it for ``resume_s``.  With ``cycle_s`` 0 and
-    ``idle_cycle_s`` set, it cycles only while idle."""
+    ``idle_cycle_s`` set, it cycles only while idle.
+
+    The interval is controller state (``set_cycle``), so a web page turns the cycle on, off or
+    faster like any other action; ``cycle_s`` given here sets it at the start.
+    """
 
     def __init__(
         self,
         controller: Controller,
-        cycle_s: float,
+        cycle_s: Optional[float] = None,
         shuffle: bool = False,
         resume_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -63,7 +67,8 @@ class AutoCycle:
         playlist: Optional[list[tuple[int, Optional[float], Optional[float]]]] = None,
     ) -> None:
         self.controller = controller
-        self.cycle_s = cycle_s
+        if cycle_s is not None:
+            controller.set_cycle(cycle_s)
         self.idle_cycle_s = idle_cycle_s
         self.shuffle = shuffle
         self.resume_s = resume_s
@@ -73,7 +78,7 @@ class AutoCycle:
             self.entries = list(playlist)
             self._pos = -1  # the first tick puts the playlist's first entry on screen
         else:
-            self.entries = [(i, None, None) for i in range(len(controller.style_names))]
+            self.entries = []  # every style, in order (styles added while running are included)
             self._pos = controller.state.style_index
         self._last = clock()  # when the style last changed
         self._hold_until = float("-inf")  # a person's choice stays until then
@@ -86,27 +91,31 @@ class AutoCycle:
         playlist entry's own time, else ``cycle_s``."""
         if self.controller.state.idle and self.idle_cycle_s > 0:
             return self.idle_cycle_s
-        own = self.entries[self._pos][1] if self._pos >= 0 else 0.0
-        return own or self.cycle_s
+        own = self._entries()[self._pos][1] if self._pos >= 0 else 0.0
+        return own or self.controller.state.cycle_s
+
+    def _entries(self) -> list[tuple[int, Optional[float], Optional[float]]]:
+        return self.entries or [(i, None, None) for i in range(len(self.controller.style_names))]
 
     def _next_pos(self) -> int:
-        n = len(self.entries)
+        entries = self._entries()
+        n = len(entries)
         if self._pos < 0:
             return 0
         if not self.shuffle:
             return (self._pos + 1) % n
         current = self.controller.state.style_index
-        choices = [i for i, e in enumerate(self.entries) if e[0] != current] or list(range(n))
+        choices = [i for i, e in enumerate(entries) if e[0] != current] or list(range(n))
         return self._rng.choice(choices)
 
     def tick(self) -> None:
         now = self._clock()
         if self._pos >= 0:
             period = self.period()
-            if period <= 0 or now - self._last < period or now < self._hold_until or len(self.entries) < 2:
+            if period <= 0 or now - self._last < period or now < self._hold_until or len(self._entries()) < 2:
                 return
         self._pos = self._next_pos()
-        index, _, strength = self.entries[self._pos]
+        index, _, strength = self._entries()[self._pos]
         state = self.controller.state
         self._acting.on = True
         try:
@@ -122,7 +131,7 @@ class AutoCycle:
         if name != "style_index" or getattr(self._acting, "on", False):
             return
         # A person chose a style: leave it on screen, then carry on cycling from there.
-        self._pos = next((i for i, e in enumerate(self.entries) if e[0] == state.style_index), self._pos)
+        self._pos = next((i for i, e in enumerate(self._entries()) if e[0] == state.style_index), self._pos)
         self._last = self._clock()
         self._hold_until = self._last + self.resume_s
         log.info("style chosen by hand: cycling resumes in %.0f s", max(self.resume_s, self.period()))
@@ -298,9 +307,9 @@ def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time
     if show.idle_s > 0 and motion is not None:
         out.append(Attract(controller, show.idle_s, motion.quiet_s, show.idle_strength))
     playlist = resolve_playlist(show.playlist, list(controller.style_names), show.cycle_s) if show.playlist else None
-    if show.cycle_s > 0 or playlist or (show.idle_s > 0 and show.idle_cycle_s > 0):
-        out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock,
-                             idle_cycle_s=show.idle_cycle_s, playlist=playlist))
+    # Always there, even with cycle_s 0: a control page can turn the cycle on (set_cycle).
+    out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock,
+                         idle_cycle_s=show.idle_cycle_s, playlist=playlist))
     if show.status_file:
         out.append(StatusFile(controller, show.status_file, show.status_every_s, clock))
     if show.heartbeat_min > 0:

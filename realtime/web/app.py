@@ -1,0 +1,213 @@
+"""The control page and JSON API: one more control surface on the live controller.
+
+Why Starlette (+ uvicorn): a small, well-kept ASGI toolkit whose streaming responses and async
+handlers fit an endless MJPEG stream and a few JSON routes without a framework around them; it
+runs in its own thread next to the show (see :mod:`realtime.web.server`).  Every change goes through
+``controller.do`` -- the same actions, argument checks and help texts as the keys and schedules.
+
+Access: every route needs the token (``Authorization: Bearer``, the ``realtime_token`` cookie the
+page sets after ``/?token=``, or ``?token=`` for stream URLs in OBS).  State changes only by POST;
+a POST from another site's page is refused (the cookie is ``SameSite=Strict`` and a foreign
+``Origin`` gets 403), and the server never lets a request crash the show: bad input is a 4xx with
+one clear line, anything unexpected a logged 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..core.controller import ACTIONS, ActionError, Controller
+from .library import StyleLibrary, UploadError
+from .preview import BOUNDARY, MjpegPreview, TooManyClients
+
+log = logging.getLogger(__name__)
+
+COOKIE = "realtime_token"
+PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+MAIN_THREAD_TIMEOUT_S = 15.0  # recording and snapshots run between frames on the show's thread
+NOT_FROM_THE_WEB = {"start_recording": "path"}  # arguments that would let a client write anywhere
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def build_app(
+    controller: Controller,
+    token: str,
+    preview: Optional[MjpegPreview] = None,
+    library: Optional[StyleLibrary] = None,
+    snapshot_dir: Optional[Path] = None,
+) -> Starlette:
+    """The ASGI app for one show."""
+    snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
+
+    def authorized(request: Request) -> bool:
+        given = request.cookies.get(COOKIE) or request.query_params.get("token") or ""
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def foreign_origin(request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if not origin or origin == "null":
+            return origin == "null"
+        return urlsplit(origin).netloc != request.headers.get("host", "")
+
+    def guard(request: Request, post: bool = False) -> Optional[Response]:
+        if not authorized(request):
+            return _error(401, "a valid token is needed: open the URL printed by stylize, or send 'Authorization: Bearer TOKEN'")
+        if post and foreign_origin(request):
+            return _error(403, "requests from other sites are refused")
+        return None
+
+    async def page(request: Request) -> Response:
+        given = request.query_params.get("token")
+        if given is not None:
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return HTMLResponse("<h1>401</h1><p>Wrong token: open the URL printed by stylize.</p>", 401)
+            response = RedirectResponse("/", 303)  # the token leaves the address bar (and history)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+            return response
+        if not authorized(request):
+            return HTMLResponse("<h1>401</h1><p>Open the URL printed by stylize (it carries the token).</p>", 401)
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+    async def status(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        return JSONResponse(controller.status(), headers={"Cache-Control": "no-store"})
+
+    async def actions(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        return JSONResponse([
+            {"name": a.name, "doc": a.doc,
+             "params": [{"name": p.name, "type": p.kind.__name__, "min": p.low, "max": p.high, "optional": p.optional}
+                        for p in a.params]}
+            for a in ACTIONS.values()
+        ])
+
+    async def do_action(request: Request) -> Response:
+        if (denied := guard(request, post=True)) is not None:
+            return denied
+        name = request.path_params["name"]
+        if name not in ACTIONS:
+            return _error(404, f"unknown action '{name}' (GET /api/actions lists them)")
+        body = await request.body()
+        try:
+            args = json.loads(body) if body.strip() else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, f"the body must be a JSON object of arguments: {exc}")
+        if not isinstance(args, dict):
+            return _error(400, "the body must be a JSON object of arguments, e.g. {\"value\": 0.8}")
+        if NOT_FROM_THE_WEB.get(name) in args:
+            return _error(400, f"{name}: '{NOT_FROM_THE_WEB[name]}' cannot be chosen from the web (files go to the configured folder)")
+        try:
+            result = controller.do(name, **args)
+            if isinstance(result, Future):
+                result = await asyncio.wait_for(asyncio.wrap_future(result), MAIN_THREAD_TIMEOUT_S)
+        except ActionError as exc:
+            return _error(400, str(exc))
+        except asyncio.CancelledError:
+            return _error(503, f"{name}: the show is ending")
+        except asyncio.TimeoutError:
+            return _error(504, f"{name}: the show did not answer within {MAIN_THREAD_TIMEOUT_S:.0f} s")
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk while recording: say it, keep the show
+            log.warning("web action %s failed: %s", name, exc)
+            return _error(500, f"{name} failed: {exc}")
+        if name == "snapshot" and result:
+            for p in result:
+                snapshots[Path(p).name] = Path(p)
+            result = {"files": [f"/api/snapshots/{Path(p).name}" for p in result]}
+        return JSONResponse({"action": name, "result": _jsonable(result), "state": controller.status()})
+
+    async def styles(request: Request) -> Response:
+        if (denied := guard(request, post=request.method == "POST")) is not None:
+            return denied
+        if library is None:
+            return _error(404, "this show has no style library")
+        if request.method == "GET":
+            return JSONResponse(library.listing(), headers={"Cache-Control": "no-store"})
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > library.max_bytes:
+            return _error(413, f"the image is larger than {library.max_bytes / 1e6:.0f} MB")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # counted as it arrives: a lying Content-Length changes nothing
+            size += len(chunk)
+            if size > library.max_bytes:
+                return _error(413, f"the image is larger than {library.max_bytes / 1e6:.0f} MB")
+            chunks.append(chunk)
+        try:
+            added = await asyncio.to_thread(library.add, b"".join(chunks))
+        except UploadError as exc:
+            return _error(exc.status, str(exc))
+        return JSONResponse({"name": added.name, "index": added.index, "new": added.new}, status_code=201 if added.new else 200)
+
+    async def thumb(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        data = library.thumbnail(request.path_params["index"]) if library is not None else None
+        if data is None:
+            return _error(404, "no such style")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    async def snapshot_file(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        path = snapshots.get(request.path_params["name"])  # only files this server handed out
+        if path is None or not path.is_file():
+            return _error(404, "no such snapshot")
+        return FileResponse(path, media_type="image/png", filename=path.name)
+
+    async def stream(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        if preview is None:
+            return _error(404, "this show has no preview stream")
+        try:
+            client = preview.register()
+        except TooManyClients as exc:
+            return _error(503, str(exc))
+        return StreamingResponse(
+            preview.stream(client),
+            media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        log.error("web request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return _error(500, "internal error (logged); the show goes on")
+
+    routes = [
+        Route("/", page),
+        Route("/api/status", status),
+        Route("/api/actions", actions),
+        Route("/api/actions/{name}", do_action, methods=["POST"]),
+        Route("/api/styles", styles, methods=["GET", "POST"]),
+        Route("/api/styles/{index:int}/thumb.jpg", thumb),
+        Route("/api/snapshots/{name}", snapshot_file),
+        Route("/stream.mjpg", stream),
+    ]
+    return Starlette(routes=routes, exception_handlers={Exception: on_error})

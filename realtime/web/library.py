@@ -1,0 +1,130 @@
+"""Styles seen from the control page: thumbnails, and new styles uploaded from a phone.
+
+Why here: an upload touches the styles folder, the style-code model and the running show at once,
+and every step has a way to go wrong that must be a clear 4xx, never a crash: the bytes must be an
+image (decoded, not trusted by name or type), the file is named by its content hash (no client
+names, no path traversal, the same photo twice is one style), written atomically, its code is
+computed once (and cached like every style), and only then does the show learn the new name, so
+the inference worker never sees an index without a code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from ..core.controller import Controller
+from ..io.paths import atomic_write_bytes
+from ..model.styles import Style
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 160
+MAX_PIXELS = 50_000_000  # a 50 MP photo is plenty for a style (the network sees 256x256)
+
+# Magic bytes -> the extension the file keeps (anything else that decodes is stored as PNG).
+_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"BM", ".bmp"))
+
+
+class UploadError(ValueError):
+    """A rejected upload; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Added:
+    name: str
+    index: int
+    path: Path
+    new: bool
+
+
+class StyleLibrary:
+    """The show's styles for the page (paths for thumbnails) and the way to add one."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        paths: list[Path],
+        folder: Path,
+        code_for: Callable[[Style], np.ndarray],
+        add_code: Callable[[np.ndarray], None],
+        max_bytes: int = 15 * 1024 * 1024,
+    ) -> None:
+        self.controller = controller
+        self.paths = list(paths)
+        self.folder = Path(folder)
+        self._code_for = code_for
+        self._add_code = add_code
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()  # one upload at a time: codes and indices stay in step
+        self._thumbs: dict[int, bytes] = {}
+
+    def listing(self) -> list[dict[str, object]]:
+        names = list(self.controller.style_names)
+        current = self.controller.state.style_index
+        return [{"index": i, "name": n, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg"}
+                for i, n in enumerate(names)]
+
+    def thumbnail(self, index: int) -> Optional[bytes]:
+        """A small JPEG of style ``index`` (made once), or None for an unknown index."""
+        if not 0 <= index < len(self.paths):
+            return None
+        if index not in self._thumbs:
+            img = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
+            if img is None:
+                img = np.full((THUMB_SIDE, THUMB_SIDE, 3), 64, np.uint8)
+            h, w = img.shape[:2]
+            scale = THUMB_SIDE / min(h, w)
+            img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            h, w = img.shape[:2]
+            y, x = (h - THUMB_SIDE) // 2, (w - THUMB_SIDE) // 2
+            img = img[max(0, y): max(0, y) + THUMB_SIDE, max(0, x): max(0, x) + THUMB_SIDE]
+            self._thumbs[index] = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+        return self._thumbs[index]
+
+    def add(self, data: bytes) -> Added:
+        """Check, store and add an uploaded image as a style (call off the event loop: it runs the network)."""
+        if len(data) > self.max_bytes:
+            raise UploadError(f"the image is larger than {self.max_bytes / 1e6:.0f} MB", 413)
+        if not data:
+            raise UploadError("the upload is empty: send the image bytes as the request body")
+        buf = np.frombuffer(data, np.uint8)
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None or img.size == 0:
+            raise UploadError("not an image that can be read (JPEG, PNG, WebP, BMP, ...)")
+        if img.shape[0] * img.shape[1] > MAX_PIXELS or min(img.shape[:2]) < 16:
+            raise UploadError(f"image size {img.shape[1]}x{img.shape[0]} is outside 16x16 .. 50 MP")
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        ext = next((e for magic, e in _MAGIC if data.startswith(magic)), None)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            ext = ".webp"
+        if ext is None:  # decodes, but in a format we do not keep as it is: store a PNG
+            data, ext = cv2.imencode(".png", img)[1].tobytes(), ".png"
+        name = f"upload-{digest}"
+        with self._lock:
+            if name in self.controller.style_names:
+                return Added(name, self.controller.style_names.index(name), self.paths[self.controller.style_names.index(name)], False)
+            path = self.folder / f"{name}{ext}"
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                if not path.exists():
+                    atomic_write_bytes(path, data)
+            except OSError as exc:
+                raise UploadError(f"cannot store the style: {exc.strerror or exc}", 507) from None
+            code = self._code_for(Style(name, path))
+            self._add_code(code)  # the pipeline has the code before the controller has the name
+            self.paths.append(path)
+            index = self.controller.add_style(name)
+        log.info("new style from the control page: %s (%dx%d, %d bytes)", path, img.shape[1], img.shape[0], len(data))
+        return Added(name, index, path, True)

@@ -1,0 +1,106 @@
+"""The control page in a real headless browser (Debian's chromium through Playwright), against the
+real ``stylize live --web`` command with the real network: tap a style, move the strength slider,
+and see the preview and the status follow.  A screenshot is kept in the test's folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TOKEN = "browser-test-token-42"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def preview_pixels(page) -> np.ndarray:
+    """The preview <img> as the browser shows it (an MJPEG frame), as an RGB array."""
+    import cv2
+
+    png = page.locator("#preview").screenshot()
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    port = free_port()
+    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_MODEL_DIR": str(models_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "live", "--headless", "--source", "synthetic:160x120", "--size", "96",
+         "--style", "dots", "--style", "waves", "--web", f"127.0.0.1:{port}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}/?token={TOKEN}"
+    try:
+        line = ""
+        deadline = time.monotonic() + 90
+        while "control page:" not in line and time.monotonic() < deadline:  # printed once the server listens
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.communicate()[1]
+        assert line.strip() == f"control page: {url}"
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 412, "height": 900}, device_scale_factor=1)  # a phone
+                page.goto(url, wait_until="domcontentloaded")  # an MJPEG <img> never fires load (PITFALLS 12)
+                page.wait_for_selector(".style[data-index='1']", timeout=30_000)
+                page.wait_for_function("document.getElementById('preview').naturalWidth > 0", timeout=30_000)
+                assert page.url.endswith("/") and "token" not in page.url  # the token went into a cookie
+                page.wait_for_timeout(1000)
+                before = preview_pixels(page).astype(int)
+                page.click(".style[data-index='1']")  # tap "waves"
+                page.wait_for_function("document.getElementById('current-style').textContent === 'waves'", timeout=10_000)
+                page.wait_for_timeout(1500)
+                after_style = preview_pixels(page).astype(int)
+                # The strength slider, moved like a finger would: input events, then change.
+                page.eval_on_selector("#strength", "el => { el.value = 0.2; el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change')); }")
+                page.wait_for_function("document.getElementById('strength-value').textContent === '0.20'", timeout=10_000)
+                page.wait_for_timeout(1500)
+                after_strength = preview_pixels(page).astype(int)
+                page.screenshot(path=str(tmp_path / "control-page.png"), full_page=True)
+                status = page.evaluate("fetch('/api/status').then(r => r.json())")
+                # A photo from the phone becomes a style and goes on screen; then a recording starts.
+                import cv2
+
+                photo = tmp_path / "photo.jpg"
+                yy, xx = np.mgrid[0:240, 0:320]
+                cv2.imwrite(str(photo), np.dstack([(xx * 0.8) % 255, (yy * 1.1) % 255, ((xx + yy) * 0.6) % 255]).astype(np.uint8))
+                page.set_input_files("#upload", str(photo))
+                page.wait_for_function("document.getElementById('current-style').textContent.startsWith('upload-')", timeout=30_000)
+                assert page.locator(".style").count() == 3
+                page.click("#record")
+                page.wait_for_function("document.getElementById('record-file').textContent.includes('.mp4')", timeout=15_000)
+                page.click("#record")
+                page.wait_for_function("document.getElementById('message').textContent.startsWith('recording saved')", timeout=15_000)
+                saved = page.locator("#message").text_content().split(": ", 1)[1]
+            finally:
+                browser.close()
+        assert status["style"] == "waves" and abs(status["strength"] - 0.2) < 1e-6
+        assert (tmp_path / saved).stat().st_size > 0 and (tmp_path / saved).parent == tmp_path / "recordings"
+        assert len(list((tmp_path / "styles").glob("upload-*.jpg"))) == 1  # stored in the show's styles folder
+        assert status["preview_clients"] >= 1 and status["display_fps"] > 0
+        assert np.abs(after_style - before).mean() > 8, "the preview did not change with the style"
+        assert np.abs(after_strength - after_style).mean() > 4, "the preview did not change with the strength"
+        proc.terminate()  # SIGTERM: the show ends cleanly, the server with it
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 143, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

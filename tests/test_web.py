@@ -1,0 +1,313 @@
+"""The control page's server: a real uvicorn on 127.0.0.1 beside a running show (fake stylizer).
+
+Streams are read with bounded sizes and timeouts (PITFALLS 12); every bad request listed in the
+issue gets its 4xx and changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from fakes import FakeStylizer, fake_codes
+
+from realtime.config import LiveConfig
+from realtime.core.controller import Controller
+from realtime.core.stage import StylizeStage
+from realtime.io.images import read_image
+from realtime.io.sources import SyntheticSource
+from realtime.live.app import LiveApp
+from realtime.live.pipeline import LivePipeline
+from realtime.web.app import build_app
+from realtime.web.library import StyleLibrary
+from realtime.web.preview import MjpegPreview
+from realtime.web.server import WebServer, parse_web, pick_token
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Show:
+    """A headless show on a worker thread with the web server in front of it."""
+
+    def __init__(self, tmp_path: Path, max_clients: int = 8, upload_bytes: int = 200_000, fps: float = 60.0) -> None:
+        styles = tmp_path / "styles"
+        styles.mkdir()
+        paths = []
+        for name, colour in (("red", (40, 40, 220)), ("blue", (220, 60, 30))):
+            p = styles / f"{name}.png"
+            cv2.imwrite(str(p), np.full((64, 64, 3), colour, np.uint8))
+            paths.append(p)
+        self.styles_dir = styles
+        self.stylizer = FakeStylizer()
+        self.controller = Controller(["red", "blue"])
+        self.pipeline = LivePipeline(SyntheticSource(96, 64, fps=fps), StylizeStage(self.stylizer, 32), self.controller,
+                                     fake_codes(2), crossfade_s=0.0)
+        self.preview = MjpegPreview(width=96, quality=70, max_fps=30, max_clients=max_clients)
+        self.controller.add_status(self.preview.status)
+        self.library = StyleLibrary(self.controller, paths, styles,
+                                    lambda s: self.stylizer.style_code(read_image(s.path)), self.pipeline.add_code, upload_bytes)
+        opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snaps"))
+        self.app = LiveApp(self.pipeline, opts, outputs=[self.preview])
+        self.server = WebServer("127.0.0.1", 0)
+        self.server.start(build_app(self.controller, TOKEN, self.preview, self.library, tmp_path / "snaps"))
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        self.error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="realtime-test-show")
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while self.app.stats.shown < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _run(self) -> None:
+        try:
+            self.app.run()
+        except BaseException as exc:  # noqa: BLE001
+            self.error.append(exc)
+
+    def stop(self) -> None:
+        self.controller.quit()
+        self.thread.join(15)
+        self.server.stop()
+        assert not self.thread.is_alive() and not self.error, self.error
+
+
+@pytest.fixture
+def show(tmp_path):
+    s = Show(tmp_path)
+    yield s
+    s.stop()
+
+
+def post(show, name, json=None, **kw):
+    return requests.post(f"{show.url}/api/actions/{name}", json=json, headers={**AUTH, **kw.pop("headers", {})}, timeout=20, **kw)
+
+
+def read_parts(resp, n: int, timeout_s: float = 10.0, pause_s: float = 0.0) -> list[bytes]:
+    """The first ``n`` JPEGs of an MJPEG response (bounded in bytes and time)."""
+    buf, parts, deadline = b"", [], time.monotonic() + timeout_s
+    for chunk in resp.iter_content(4096):
+        buf += chunk
+        while True:
+            head = buf.find(b"\r\n\r\n")
+            if head < 0 or b"Content-Length:" not in buf[:head]:
+                break
+            length = int(buf[:head].split(b"Content-Length:")[1].split(b"\r\n")[0])
+            if len(buf) < head + 4 + length:
+                break
+            parts.append(buf[head + 4: head + 4 + length])
+            buf = buf[head + 4 + length + 2:]
+            if pause_s:
+                time.sleep(pause_s)
+        if len(parts) >= n or time.monotonic() > deadline or len(buf) > 5_000_000:
+            break
+    return parts[:n]
+
+
+def test_every_route_needs_the_token(show):
+    for path in ("/api/status", "/api/actions", "/api/styles", "/api/styles/0/thumb.jpg", "/stream.mjpg", "/"):
+        assert requests.get(show.url + path, timeout=10).status_code == 401, path
+        assert requests.get(show.url + path, headers={"Authorization": "Bearer wrong-token"}, timeout=10).status_code == 401
+    r = requests.post(f"{show.url}/api/actions/next_style", timeout=10)
+    assert r.status_code == 401 and "token" in r.json()["error"]
+    assert show.controller.state.style_index == 0  # nothing changed
+    assert requests.get(f"{show.url}/?token=nope", timeout=10).status_code == 401
+    # The page URL with the token: a cookie, and the token leaves the address bar.
+    session = requests.Session()
+    r = session.get(f"{show.url}/?token={TOKEN}", timeout=10, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/" and "SameSite=strict" in r.headers["set-cookie"]
+    page = session.get(show.url + "/", timeout=10)
+    assert page.status_code == 200 and 'id="preview"' in page.text
+    assert session.get(show.url + "/api/status", timeout=10).json()["styles"] == 2
+    assert session.post(f"{show.url}/api/actions/next_style", timeout=10).json()["state"]["style"] == "blue"
+    # Stream URLs for OBS carry the token in the query.
+    with requests.get(f"{show.url}/stream.mjpg?token={TOKEN}", stream=True, timeout=10) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/x-mixed-replace")
+        assert read_parts(r, 1)[0][:2] == b"\xff\xd8"
+
+
+def test_actions_change_the_show_and_bad_requests_change_nothing(show):
+    status = requests.get(f"{show.url}/api/status", headers=AUTH, timeout=10).json()
+    for key in ("display_fps", "inference_fps", "latency_ms", "style", "strength", "recording", "uptime_s", "dropped"):
+        assert key in status
+    names = {a["name"] for a in requests.get(f"{show.url}/api/actions", headers=AUTH, timeout=10).json()}
+    assert {"set_style", "set_strength", "set_cycle", "toggle_recording", "snapshot"} <= names
+    r = post(show, "set_style", {"style": "blue"})
+    assert r.status_code == 200 and r.json()["state"]["style"] == "blue"
+    assert post(show, "set_strength", {"value": 0.6}).json()["result"] == 0.6
+    assert post(show, "set_cycle", {"seconds": 12}).json()["state"]["cycle_s"] == 12
+    before = show.controller.state
+    bad = [
+        ("no_such_action", {}, 404),
+        ("set_strength", {"value": 5}, 400),  # out of range
+        ("set_strength", {"value": "high"}, 400),  # wrong type
+        ("set_strength", {"value": float("nan")}, 400),
+        ("set_strength", {}, 400),  # missing
+        ("set_strength", {"value": 1, "extra": 2}, 400),
+        ("set_style_index", {"index": 99}, 400),
+        ("start_recording", {"path": "/etc/owned.mp4"}, 400),  # no paths from the web
+    ]
+    for name, args, code in bad:
+        r = post(show, name, data=__import__("json").dumps(args, allow_nan=True), headers={"Content-Type": "application/json"})
+        assert r.status_code == code, (name, args, r.text)
+        assert r.json()["error"] and "Traceback" not in r.text
+    for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+        r = requests.post(f"{show.url}/api/actions/set_strength", data=body, headers=AUTH, timeout=10)
+        assert r.status_code == 400 and "JSON object" in r.json()["error"]
+    assert requests.get(f"{show.url}/api/actions/next_style", headers=AUTH, timeout=10).status_code == 405  # no change by GET
+    r = post(show, "next_style", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    assert show.controller.state == before
+    assert show.thread.is_alive()  # the show never noticed
+
+
+def test_recording_and_snapshots_from_the_page(show, tmp_path):
+    r = post(show, "toggle_recording")
+    assert r.status_code == 200 and r.json()["state"]["recording"].endswith(".mp4")
+    time.sleep(0.5)
+    done = post(show, "toggle_recording").json()["result"]
+    assert done and Path(done).is_file() and Path(done).parent == tmp_path / "rec"
+    snap = post(show, "snapshot").json()["result"]["files"]
+    assert len(snap) == 2
+    png = requests.get(show.url + snap[0], headers=AUTH, timeout=10)
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG" and "attachment" in png.headers["content-disposition"]
+    for name in ("../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "other.png"):
+        assert requests.get(f"{show.url}/api/snapshots/{name}", headers=AUTH, timeout=10).status_code == 404
+
+
+def _png(w=48, h=32, colour=(10, 200, 30)) -> bytes:
+    return cv2.imencode(".png", np.full((h, w, 3), colour, np.uint8))[1].tobytes()
+
+
+def test_uploaded_photo_becomes_a_style_at_once(show):
+    data = _png()
+    r = requests.post(f"{show.url}/api/styles", data=data, headers={**AUTH, "Content-Type": "image/png"}, timeout=30)
+    assert r.status_code == 201, r.text
+    added = r.json()
+    assert added["name"].startswith("upload-") and added["index"] == 2
+    listing = requests.get(f"{show.url}/api/styles", headers=AUTH, timeout=10).json()
+    assert [s["name"] for s in listing] == ["red", "blue", added["name"]]
+    thumb = requests.get(show.url + listing[2]["thumb"], headers=AUTH, timeout=10)
+    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+    assert post(show, "set_style_index", {"index": 2}).json()["state"]["style"] == added["name"]
+    shown = show.app.stats.shown
+    deadline = time.monotonic() + 5
+    while show.app.stats.shown < shown + 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert show.thread.is_alive() and show.app._last.style == added["name"]  # the new style is on screen
+    again = requests.post(f"{show.url}/api/styles", data=data, headers=AUTH, timeout=30)
+    assert again.status_code == 200 and again.json() == {**added, "new": False}
+    files = sorted(p.name for p in show.styles_dir.iterdir())
+    assert files == ["blue.png", "red.png", f"{added['name']}.png"]  # a hash name, nothing half-written
+
+
+def test_bad_uploads_are_refused_and_nothing_is_stored(show):
+    before = sorted(show.styles_dir.iterdir())
+    big = b"\xff\xd8\xff" + b"0" * 300_000
+    cases = [
+        (big, {}, 413),
+        (b"this is not an image at all", {}, 400),
+        (b"", {}, 400),
+        (_png(8, 8), {}, 400),  # decodes, but too small to be a style
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, {}, 400),  # a PNG header with nothing behind it
+    ]
+    for body, headers, code in cases:
+        r = requests.post(f"{show.url}/api/styles", data=body, headers={**AUTH, **headers}, timeout=30)
+        assert r.status_code == code, (code, r.text)
+    # Chunked, with no Content-Length: counted as it arrives.
+    r = requests.post(f"{show.url}/api/styles", data=iter([b"\xff\xd8\xff" + b"1" * 100_000] * 3), headers=AUTH, timeout=30)
+    assert r.status_code == 413
+    # A client's file name or path is never used.
+    r = requests.post(f"{show.url}/api/styles?name=../../evil", files={"file": ("../../evil.png", _png())}, headers=AUTH, timeout=30)
+    assert r.status_code in (400, 201)
+    assert not any("evil" in p.name for p in show.styles_dir.parent.rglob("*"))
+    after = [p for p in sorted(show.styles_dir.iterdir()) if p not in before]
+    assert all(p.name.startswith("upload-") for p in after)
+    assert not list(show.styles_dir.glob(".*"))  # no temp files left
+    assert requests.post(f"{show.url}/api/styles", data=_png(), headers={**AUTH, "Origin": "http://evil.example"}, timeout=10).status_code == 403
+
+
+def test_three_viewers_one_slow_and_the_client_limit(tmp_path):
+    show = Show(tmp_path, max_clients=3)
+    try:
+        results: dict[str, list[bytes]] = {}
+
+        def watch(name, n, pause):
+            with requests.get(f"{show.url}/stream.mjpg", headers=AUTH, stream=True, timeout=10) as r:
+                results[name] = read_parts(r, n, timeout_s=6, pause_s=pause)
+
+        threads = [threading.Thread(target=watch, args=(f"c{i}", 40, 0.0), name=f"realtime-test-c{i}") for i in range(2)]
+        threads.append(threading.Thread(target=watch, args=("slow", 4, 0.5), name="realtime-test-slow"))
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while show.preview.clients < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert show.preview.clients == 3
+        r = requests.get(f"{show.url}/stream.mjpg", headers=AUTH, stream=True, timeout=10)
+        assert r.status_code == 503 and "3 viewers" in r.json()["error"]
+        r.close()
+        shown0, t0 = show.app.stats.shown, time.monotonic()
+        for t in threads:
+            t.join(20)
+        fps_with_viewers = (show.app.stats.shown - shown0) / (time.monotonic() - t0)
+        assert len(results["c0"]) == 40 and len(results["c1"]) == 40 and 1 <= len(results["slow"]) <= 4
+        for jpeg in results["c0"][:3] + results["slow"]:
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert img is not None and max(img.shape[:2]) <= 96
+        assert fps_with_viewers > 30  # the 60 fps show keeps going while a slow viewer lags
+        assert show.preview.encoded < show.app.stats.shown  # once per frame at most, capped at 30 fps
+        deadline = time.monotonic() + 5
+        while show.preview.clients and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert show.preview.clients == 0  # disconnects are cleaned up
+    finally:
+        show.stop()
+
+
+def test_a_stream_left_open_ends_with_the_show(tmp_path):
+    show = Show(tmp_path)
+    r = requests.get(f"{show.url}/stream.mjpg", headers=AUTH, stream=True, timeout=10)
+    assert read_parts(r, 2)
+    t0 = time.monotonic()
+    show.stop()  # must not wait for the viewer to leave
+    assert time.monotonic() - t0 < 8
+    r.close()
+
+
+def test_web_flags_and_token():
+    assert parse_web("8080") == ("127.0.0.1", 8080)
+    assert parse_web("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    assert parse_web("[::1]:9000") == ("::1", 9000)
+    from realtime.errors import UserError
+
+    for bad in ("", "http", "host:99999", "8080:"):
+        with pytest.raises(UserError):
+            parse_web(bad)
+    assert pick_token("configured-token") == "configured-token"
+    assert len(pick_token(None)) >= 16 and pick_token(None) != pick_token(None)
+    with pytest.raises(UserError):
+        pick_token("short")
+
+
+def test_port_in_use_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    blocker = WebServer("127.0.0.1", 0)
+    try:
+        r = subprocess.run([sys.executable, "-m", "realtime", "live", "--headless", "--source", "synthetic",
+                            "--web", f"127.0.0.1:{blocker.port}", "--max-frames", "5"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        blocker.stop()
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("stylize: error: cannot listen on")
+    assert "Traceback" not in r.stderr
