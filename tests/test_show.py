@@ -103,7 +103,7 @@ def test_installation_config_is_valid_and_builds_its_surfaces():
     # hours in the same grammar as its comment build the schedule surface.
     assert cfg.show.open_hours == ""
     hours = load_config(overrides={"show.open_hours": "tue-sun 10:00-18:00"})
-    assert {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), hours)} == {"OpeningHours"}
+    assert {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), hours)} == {"AutoCycle", "OpeningHours"}
 
 
 def test_auto_cycle_drives_a_running_show(tmp_path):

@@ -37,10 +37,11 @@ class VirtualCamera(Output):
 
     name = "virtual camera"
 
-    def __init__(self, fps: float = 30.0, device: Optional[str] = None, backend: Optional[str] = None) -> None:
+    def __init__(self, fps: float = 30.0, device: Optional[str] = None, backend: Optional[str] = None, **options: Any) -> None:
         self.fps = fps or 30.0
         self.device = device
         self.backend = backend
+        self.options = options  # passed through to the pyvirtualcam backend
         self._cam: Any = None
         self.sent = 0
 
@@ -51,9 +52,10 @@ class VirtualCamera(Output):
             raise VirtualCameraError(f"pyvirtualcam is not installed ({exc}): pip install pyvirtualcam") from None
         try:
             self._cam = pyvirtualcam.Camera(width, height, self.fps, fmt=pyvirtualcam.PixelFormat.BGR,
-                                            device=self.device, backend=self.backend)
+                                            device=self.device, backend=self.backend, **self.options)
         except Exception as exc:  # noqa: BLE001 - pyvirtualcam raises RuntimeError / ValueError per platform
-            raise VirtualCameraError(f"no virtual camera{' ' + self.device if self.device else ''}: {exc}; {install_hint()}") from None
+            why = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line per backend
+            raise VirtualCameraError(f"no virtual camera{' ' + self.device if self.device else ''}: {why}; {install_hint()}") from None
         log.info("virtual camera: %s, %dx%d @ %g fps", self._cam.device, width, height, self.fps)
 
     @property
