@@ -121,7 +121,7 @@ def test_every_route_needs_the_token(show):
     # The page URL with the token: a cookie, and the token leaves the address bar.
     session = requests.Session()
     r = session.get(f"{show.url}/?token={TOKEN}", timeout=10, allow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/" and "SameSite=strict" in r.headers["set-cookie"]
+    assert r.status_code == 303 and r.headers["location"] == "/" and "SameSite=lax" in r.headers["set-cookie"]
     page = session.get(show.url + "/", timeout=10)
     assert page.status_code == 200 and 'id="preview"' in page.text
     assert session.get(show.url + "/api/status", timeout=10).json()["styles"] == 2
@@ -294,6 +294,16 @@ def test_web_flags_and_token():
     assert len(pick_token(None)) >= 16 and pick_token(None) != pick_token(None)
     with pytest.raises(UserError):
         pick_token("short")
+
+
+def test_access_line_and_qr_code(capsys):
+    from realtime.web.server import is_loopback, print_access
+
+    print_access("http://192.0.2.10:8080/?token=abc", qr=True)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "control page: http://192.0.2.10:8080/?token=abc"
+    assert len(out.splitlines()) > 15 and ("\u2588" in out or "\u2580" in out)  # a QR code drawn in blocks
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
 
 
 def test_port_in_use_is_one_line(tmp_path):

@@ -7,8 +7,8 @@ runs in its own thread next to the show (see :mod:`realtime.web.server`).  Every
 
 Access: every route needs the token (``Authorization: Bearer``, the ``realtime_token`` cookie the
 page sets after ``/?token=``, or ``?token=`` for stream URLs in OBS).  State changes only by POST;
-a POST from another site's page is refused (the cookie is ``SameSite=Strict`` and a foreign
-``Origin`` gets 403), and the server never lets a request crash the show: bad input is a 4xx with
+a POST from another site's page is refused (the cookie is ``SameSite=Lax``, so other sites' POSTs
+never carry it, and a foreign ``Origin`` gets 403), and the server never lets a request crash the show: bad input is a 4xx with
 one clear line, anything unexpected a logged 500.
 """
 
@@ -88,7 +88,9 @@ def build_app(
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return HTMLResponse("<h1>401</h1><p>Wrong token: open the URL printed by stylize.</p>", 401)
             response = RedirectResponse("/", 303)  # the token leaves the address bar (and history)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+            # Lax, not Strict: a link to the page opened from a chat or a QR-code app must still work;
+            # cross-site POSTs never carry it, and a foreign Origin is refused anyway.
+            response.set_cookie(COOKIE, token, httponly=True, samesite="lax", max_age=30 * 86400)
             return response
         if not authorized(request):
             return HTMLResponse("<h1>401</h1><p>Open the URL printed by stylize (it carries the token).</p>", 401)
