@@ -214,7 +214,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
     cfg = load_cfg(args, {
-        "engine.batch_size": args.batch, "video.crf": args.crf, "video.smoothing": args.smooth,
+        "engine.batch_size": args.batch, "video.crf": args.crf, "video.stability": _stability(args),
         "video.preset": args.preset, "video.size": args.size, "styles.strength": args.strength,
     })
     job = VideoJob(
@@ -230,7 +230,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     extra: dict[str, Any] = {
         "live.source": args.source, "live.size": args.size, "live.width": args.width, "live.height": args.height,
-        "live.fps": args.fps, "live.smoothing": args.smooth, "live.max_frames": args.max_frames,
+        "live.fps": args.fps, "live.stability": _stability(args), "live.max_frames": args.max_frames,
         "styles.strength": args.strength,
     }
     for flag in ("headless", "fullscreen", "loop", "keep_pace"):
@@ -256,11 +256,29 @@ def cmd_live(args: argparse.Namespace) -> int:
     return run_live(cfg, LiveJob(tuple(args.style or ())))
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .jobs.evaluate import EvaluateJob, run_evaluate
+
+    if args.frames < 2:
+        raise UserError(f"--frames must be at least 2, got {args.frames}")
+    return run_evaluate(EvaluateJob(args.source, args.stylized, args.raw, args.frames, args.json))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .jobs.bench import parse_bench_job, run_bench
 
     job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json)
     return run_bench(load_cfg(args), job)
+
+
+def _stability(args: argparse.Namespace) -> Optional[float]:
+    """``--stability``; the old ``--smooth`` still works for a while, as an alias with a warning."""
+    if args.smooth is not None:
+        if args.stability is not None:
+            raise UserError("give --stability only (--smooth is its old name)")
+        log.warning("--smooth is deprecated: it is now --stability (flow-guided, 0..1), used with the same value")
+        return args.smooth
+    return args.stability
 
 
 def _check_seconds(flag: str, value: float) -> None:
@@ -308,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
     pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
     pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 18)")
-    pv.add_argument("--smooth", type=float, default=None, help="less flicker between frames: 0 (off) .. 0.95")
+    pv.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.5)")
+    pv.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
     pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default medium)")
     pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
     pv.add_argument("--no-audio", action="store_true", help="drop the sound")
@@ -324,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
     pl.add_argument("--size", type=int, default=None, help="inference short side (default 384)")
     pl.add_argument("--strength", type=float, default=None, help="initial style strength")
-    pl.add_argument("--smooth", type=float, default=None, help="less flicker between frames: 0 (off) .. 0.95 (key t)")
+    pl.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.5; key t)")
+    pl.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
     pl.add_argument("--record", nargs="?", const="", default=None, metavar="FILE", help="record from the start (optionally to FILE)")
     pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")
     pl.add_argument("--max-frames", type=int, default=None, help="stop after N stylized frames")
@@ -357,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--overwrite", action="store_true")
     ps.add_argument("--config", help="YAML config file")
     ps.set_defaults(func=cmd_styles)
+
+    pe = sub.add_parser("evaluate", help="how steady a stylized video is (warping error, frame difference, PSNR)")
+    pe.add_argument("source", help="the original video")
+    pe.add_argument("stylized", help="the stylized video to judge")
+    pe.add_argument("--raw", help="the same video stylized with --stability 0: PSNR against it")
+    pe.add_argument("--frames", type=int, default=300, help="frames from the start to compare (default 300)")
+    pe.add_argument("--json", help="also write the figures to this JSON file")
+    pe.set_defaults(func=cmd_evaluate)
 
     pb = sub.add_parser("bench", help="measure model throughput on this machine")
     pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")

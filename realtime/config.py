@@ -100,7 +100,7 @@ class LiveConfig:
     loop: bool = False  # repeat a file source
     keep_pace: bool = False  # file source: keep real time, dropping frames like a camera
     max_frames: int = 0  # stop after N shown frames; 0 = run until quit
-    smoothing: float = 0.0  # temporal smoothing against flicker: 0 (off) .. 0.95
+    stability: float = 0.5  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
     record: bool = False  # record from the start
     record_path: Optional[str] = None  # recording file; null = timestamped file in record_dir
     record_dir: str = "recordings"
@@ -118,7 +118,7 @@ class VideoConfig:
     size: int = 0  # inference short side; 0 = source short side, capped by engine.max_size
     crf: int = 18
     preset: str = "medium"
-    smoothing: float = 0.0  # temporal smoothing against flicker: 0 (off) .. 0.95
+    stability: float = 0.5  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
     queue_frames: int = 16
 
 
@@ -240,13 +240,13 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "live.fps": (0.0, 240.0, "0 = the source's own"),
     "live.size": (16, 8192, "pixels"),
     "live.max_frames": (0, 10**12, "0 = no limit"),
-    "live.smoothing": (0.0, 0.95, ""),
+    "live.stability": (0.0, 1.0, "0 = off"),
     "live.crf": (0, 51, "lower = better"),
     "live.stall_s": (0.5, 3600.0, "seconds"),
     "live.reconnect_max_s": (0.5, 3600.0, "seconds"),
     "video.size": (0, 8192, "0 = the source's own; else at least 16"),
     "video.crf": (0, 51, "lower = better; 18 looks lossless"),
-    "video.smoothing": (0.0, 0.95, ""),
+    "video.stability": (0.0, 1.0, "0 = off"),
     "video.queue_frames": (1, 1024, ""),
     "image.size": (0, 8192, "0 = the image's own; else at least 16"),
     "show.cycle_s": (0.0, 86400.0, "seconds; 0 = off"),
@@ -269,6 +269,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "log.backups": (1, 1000, ""),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
+# Keys that changed name: an old config gets one line naming the new key.
+RENAMED = {"live.smoothing": "live.stability", "video.smoothing": "video.stability"}
 
 
 def _check_text(key: str, val: Any) -> None:
@@ -325,6 +327,8 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
+        if prefix + key in RENAMED:
+            raise ConfigError(f"config key '{prefix}{key}' is now '{RENAMED[prefix + key]}' (see the README)")
         if key not in names:
             raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))})")
     kwargs = {}

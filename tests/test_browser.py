@@ -87,8 +87,10 @@ def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
                 page.click("#record")
                 page.wait_for_function("document.getElementById('record-file').textContent.includes('.mp4')", timeout=15_000)
                 page.click("#record")
-                page.wait_for_function("document.getElementById('message').textContent.startsWith('recording saved')", timeout=15_000)
-                saved = page.locator("#message").text_content().split(": ", 1)[1]
+                message = page.wait_for_function(
+                    "(() => { const t = document.getElementById('message').textContent;"
+                    " return t.startsWith('recording saved: ') ? t : null; })()", timeout=15_000).json_value()
+                saved = message.split(": ", 1)[1]
             finally:
                 browser.close()
         assert status["style"] == "waves" and abs(status["strength"] - 0.2) < 1e-6

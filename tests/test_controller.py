@@ -32,7 +32,7 @@ def test_actions_validate_arguments_and_names():
         lambda: c.set_style("mona_lisa"),
         lambda: c.set_style("7"),
         lambda: c.set_style_index(3),
-        lambda: c.set_smoothing(0.99),
+        lambda: c.set_stability(1.5),
         lambda: c.do("launch_rockets"),
     ):
         with pytest.raises(ActionError):
@@ -46,11 +46,11 @@ def test_strength_steps_clamp_and_unmixable_backends_refuse():
     assert c.state.strength == 2.0
     c.change_strength(0.1)
     assert c.state.strength == 2.0
-    c.cycle_smoothing()
-    c.cycle_smoothing()
-    assert c.state.smoothing == 0.8
-    c.cycle_smoothing()
-    assert c.state.smoothing == 0.0
+    c.cycle_stability()
+    c.cycle_stability()
+    assert c.state.stability == 0.8
+    c.cycle_stability()
+    assert c.state.stability == 0.0
     hub = Controller(["a"], mixable=False)
     with pytest.raises(ActionError, match="no style codes"):
         hub.set_strength(0.5)
@@ -107,7 +107,7 @@ def test_key_table_covers_help_and_actions():
     assert not kb.press(ord("z")) and not kb.press(-1)
     assert kb.press(ord("9"))  # no ninth style: logged, not raised
     s = c.state
-    assert s.style_index == 1 and s.strength == 1.1 and s.smoothing == 0.5 and s.paused and s.mirror
+    assert s.style_index == 1 and s.strength == 1.1 and s.stability == 0.5 and s.paused and s.mirror
 
 
 def test_status_has_state_and_provider_figures():

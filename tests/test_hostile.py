@@ -78,7 +78,9 @@ def run_main(argv, capsys):
     (["image", "a.png", "-o", "b.png", "--style", "x", "--strength", "nan"], "styles.strength"),
     (["image", "a.png", "-o", "b.png", "--style", "x", "--strength", "inf"], "styles.strength"),
     (["live", "--threads", "-1"], "engine.threads"),
-    (["live", "--smooth", "1.5"], "live.smoothing"),
+    (["live", "--stability", "1.5"], "live.stability"),
+    (["live", "--smooth", "1.5"], "live.stability"),  # the old name still checks like the new one
+    (["live", "--smooth", "0.5", "--stability", "0.5"], "--stability only"),
     (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--preset", "warp"], "video.preset"),
     (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--start", "nan"], "--start"),
     (["live", "--max-frames", "-1"], "live.max_frames"),
@@ -94,7 +96,8 @@ def test_values_that_make_no_sense_are_refused(no_jobs, capsys, argv, needle):
 @pytest.mark.parametrize("text, needle", [
     ("engine:\n  max_size: 0\n", "engine.max_size"),
     ("video:\n  preset: fastest\n", "video.preset"),
-    ("live:\n  smoothing: 2\n", "live.smoothing"),
+    ("live:\n  stability: 2\n", "live.stability"),
+    ("live:\n  smoothing: 0.5\n", "now 'live.stability'"),
     ("live: [1, 2]\n", "must be a mapping"),
     ("- just\n- a list\n", "mapping at the top level"),
     ("styles:\n  strength: .nan\n", "finite"),
@@ -153,8 +156,8 @@ def test_fuzz_config_files_work_or_fail_in_one_line(no_jobs, capsys, data):
 
 
 FLAGS = {
-    "live": ["--size", "--strength", "--smooth", "--threads", "--max-frames", "--fps", "--width", "--height"],
-    "video": ["--size", "--strength", "--smooth", "--crf", "--batch", "--preset", "--start", "--end", "--switch-every"],
+    "live": ["--size", "--strength", "--stability", "--threads", "--max-frames", "--fps", "--width", "--height"],
+    "video": ["--size", "--strength", "--stability", "--crf", "--batch", "--preset", "--start", "--end", "--switch-every"],
     "image": ["--size", "--strength", "--threads", "--backend", "--precision", "--device"],
 }
 FLAG_VALUES = st.one_of(

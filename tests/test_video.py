@@ -82,11 +82,14 @@ def test_switching_styles_changes_the_picture(models_dir, tmp_path):
     assert first < 3 and last > 10  # same style in second 0, the other style in second 1
 
 
-def test_smoothing_keeps_every_frame(models_dir, clip, tmp_path):
-    out = tmp_path / "smooth.mp4"
-    r = run(clip, "-o", out, "--style", "mosaic", "--size", "64", "--smooth", "0.8", "--preset", "ultrafast", "--quiet")
+def test_stability_keeps_every_frame_and_smooth_is_its_old_name(models_dir, clip, tmp_path):
+    out = tmp_path / "steady.mp4"
+    r = run(clip, "-o", out, "--style", "mosaic", "--size", "64", "--stability", "0.8", "--preset", "ultrafast", "--quiet")
     assert r.returncode == 0, r.stderr
     assert probe(out)["pts"] == probe(clip)["pts"]
+    old = tmp_path / "old.mp4"
+    r = run(clip, "-o", old, "--style", "mosaic", "--size", "64", "--smooth", "0.8", "--preset", "ultrafast", "--quiet")
+    assert r.returncode == 0 and "--smooth is deprecated: it is now --stability" in r.stderr
 
 
 def test_trim_start_end(models_dir, clip, tmp_path):

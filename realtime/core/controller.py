@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 STRENGTH_RANGE = (0.0, 2.0)
 STRENGTH_STEP = 0.1
-SMOOTHING_LEVELS = (0.0, 0.5, 0.8)  # what cycle_smoothing steps through
-SMOOTHING_MAX = 0.95
+STABILITY_LEVELS = (0.0, 0.5, 0.8)  # what cycle_stability steps through (off, the default, very steady)
 
 
 class ActionError(errors.UserError):
@@ -45,7 +44,7 @@ class LiveState:
 
     style_index: int = 0
     strength: float = 1.0
-    smoothing: float = 0.0
+    stability: float = 0.0  # flow-guided temporal stability 0..1 (realtime.effects.stability)
     paused: bool = False
     mirror: bool = False
     side_by_side: bool = False
@@ -247,14 +246,15 @@ class Controller:
         lo, hi = STRENGTH_RANGE
         return self.set_strength(min(hi, max(lo, round(self._state.strength + delta, 4))))
 
-    @action("temporal smoothing against flicker: 0 (off) .. 0.95", Param("value", float, 0.0, SMOOTHING_MAX))
-    def set_smoothing(self, value: float) -> float:
-        return self._set(smoothing=value)
+    @action("stability against flicker, textures held along the motion: 0 (off, the raw network) .. 1",
+            Param("value", float, 0.0, 1.0))
+    def set_stability(self, value: float) -> float:
+        return self._set(stability=value)
 
-    @action("step the smoothing through off / 0.5 / 0.8")
-    def cycle_smoothing(self) -> float:
-        higher = [v for v in SMOOTHING_LEVELS if v > self._state.smoothing + 1e-6]
-        return self._set(smoothing=higher[0] if higher else 0.0)
+    @action("step the stability through off / 0.5 / 0.8")
+    def cycle_stability(self) -> float:
+        higher = [v for v in STABILITY_LEVELS if v > self._state.stability + 1e-6]
+        return self._set(stability=higher[0] if higher else 0.0)
 
     @action("automatic style cycle: next style every N seconds (crossfaded); 0 = off", Param("seconds", float, 0.0, 86400.0))
     def set_cycle(self, seconds: float) -> float:
@@ -378,5 +378,5 @@ class Controller:
             raise ActionError(f"style index {s.style_index} out of range")
         if not STRENGTH_RANGE[0] <= s.strength <= STRENGTH_RANGE[1]:
             raise ActionError(f"strength must be in {STRENGTH_RANGE[0]:g}..{STRENGTH_RANGE[1]:g}")
-        if not 0.0 <= s.smoothing <= SMOOTHING_MAX:
-            raise ActionError(f"smoothing must be in 0..{SMOOTHING_MAX}")
+        if not 0.0 <= s.stability <= 1.0:
+            raise ActionError("stability must be in 0..1")

@@ -27,7 +27,7 @@ from ..model.styles import apply_strength
 
 
 class TemporalFilter(Protocol):
-    """Per-stream filter between consecutive stylized frames (see :mod:`realtime.effects.temporal`)."""
+    """Per-stream filter between consecutive stylized frames (see :mod:`realtime.effects.stability`)."""
 
     def __call__(self, content: np.ndarray, styled: np.ndarray) -> np.ndarray: ...
 

@@ -1,4 +1,5 @@
-"""Temporal smoothing: less flicker between stylized frames, as a control (0 = off).
+"""The old temporal smoothing (``--smooth`` before flow-guided stability), kept as the baseline
+that ``benchmarks/stability.py`` measures :mod:`realtime.effects.stability` against.
 
 The network stylizes each frame on its own, so camera noise and small movements make textures
 shimmer: the most common complaint about live style transfer.  Where the *input* pixel did not

@@ -27,7 +27,7 @@ from ..config import Config
 from ..core.stage import StylizeStage, check_mixable
 from ..core.workers import EOS, FrameQueue, Worker, join_all
 from ..effects.crossfade import StyleSchedule
-from ..effects.temporal import TemporalSmoother
+from ..effects.stability import FlowStabilizer
 from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
 from ..io.sources.file import VIDEO_EXTS, DecodedFrame, VideoFile
@@ -66,7 +66,7 @@ class VideoOptions:
     batch: int = 4
     queue_frames: int = 16
     audio: bool = True
-    smoothing: float = 0.0
+    stability: float = 0.0
     start: Optional[float] = None
     end: Optional[float] = None
 
@@ -326,10 +326,11 @@ class _Run:
     def _infer(self, q_in: FrameQueue, q_out: FrameQueue) -> None:
         opts = self.opts
         schedule = StyleSchedule(self.codes, opts.switch_every, opts.fade_s)
-        temporal = TemporalSmoother(opts.smoothing) if opts.smoothing > 0 else None
+        temporal = FlowStabilizer(opts.stability) if opts.stability > 0 else None
         stage = StylizeStage(self.engine.stylizer, opts.size, self.engine.cfg.engine.max_size, temporal)
         pending: list[Message] = []
         frames: list[DecodedFrame] = []
+        style_slot = 0
 
         def flush() -> None:
             nonlocal pending, frames
@@ -351,6 +352,12 @@ class _Run:
                     flush()  # size changed mid-stream: finish the batch at the old size
                 if self.t0 is None:
                     self.t0 = item.time
+                slot = int((item.time - self.t0) // opts.switch_every) if opts.switch_every > 0 else 0
+                if slot != style_slot:  # a style switch: the stabiliser starts again from the new style
+                    flush()
+                    if stage.temporal is not None:
+                        stage.temporal.reset()
+                    style_slot = slot
                 frames.append(item)
             pending.append(item)
             if len(frames) >= opts.batch:
@@ -540,7 +547,7 @@ def run_video(cfg: Config, job: VideoJob) -> int:
         batch=cfg.engine.batch_size,
         queue_frames=cfg.video.queue_frames,
         audio=job.audio,
-        smoothing=cfg.video.smoothing,
+        stability=cfg.video.stability,
         start=job.start,
         end=job.end,
     )

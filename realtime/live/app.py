@@ -188,7 +188,7 @@ class LiveApp:
             f"latency {st['latency_ms']:5.0f} ms   dropped {st['dropped']}"
             + (f"   reconnects {st['reconnects']}" if st.get("reconnects") else ""),
             f"style {st['style']} ({st['style_index'] + 1}/{st['styles']})   strength {strength}"
-            + (f"   smooth {st['smoothing']:.1f}" if st["smoothing"] else ""),
+            + (f"   stability {st['stability']:.1f}" if st["stability"] else ""),
         ]
         return lines
 
@@ -425,7 +425,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
         controller = Controller(
             [s.name for s in styles],
-            LiveState(strength=cfg.styles.strength, smoothing=live.smoothing, overlay=live.overlay and not kiosk,
+            LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
                       mirror=live.mirror, fullscreen=live.fullscreen or kiosk),
             mixable=engine.stylizer.mixable_codes,
         )

@@ -26,7 +26,7 @@ from ..core.motion import MotionMeter
 from ..core.stage import StylizeStage
 from ..core.workers import EOS, FrameQueue, LatestSlot, Stopped, Worker
 from ..effects.crossfade import CodeFader
-from ..effects.temporal import TemporalSmoother
+from ..effects.stability import FlowStabilizer
 from ..errors import UserError
 from ..io.sources import FrameSource
 
@@ -63,7 +63,7 @@ class LivePipeline:
         state = controller.state
         self.fader = CodeFader(self.codes[state.style_index], crossfade_s)
         self._style_index = state.style_index
-        self._smoothing = -1.0
+        self._stability = -1.0
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self._build()
         self.captured = 0
@@ -155,9 +155,14 @@ class LivePipeline:
         if state.style_index != self._style_index:
             self._style_index = state.style_index
             self.fader.set_target(self.codes[state.style_index])
-        if state.smoothing != self._smoothing:
-            self._smoothing = state.smoothing
-            self.stage.set_temporal(TemporalSmoother(state.smoothing) if state.smoothing > 0 else None)
+            if self.stage.temporal is not None:
+                self.stage.temporal.reset()  # a new style: nothing of the old one is carried along
+        if state.stability != self._stability:
+            if state.stability > 0 and isinstance(self.stage.temporal, FlowStabilizer):
+                self.stage.temporal.amount = state.stability  # a new level keeps what it holds
+            else:
+                self.stage.set_temporal(FlowStabilizer(state.stability) if state.stability > 0 else None)
+            self._stability = state.stability
         return state.style_index, state.strength
 
     def _infer_loop(self) -> None:

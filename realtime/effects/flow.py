@@ -1,0 +1,80 @@
+"""Optical flow building blocks shared by the stabiliser and the evaluation metric.
+
+Why DIS (Kroeger et al. 2016, in OpenCV): dense, CPU-only and fast enough to run per frame live
+(PITFALLS 17: about 4 ms at 640x480 on this machine with the ULTRAFAST preset, less on the small
+grey frames used here); the evaluation uses a slower, finer preset since it runs offline.
+
+Conventions: ``backward_flow(cur, prev)`` gives, for each pixel ``x`` of the current frame, the
+displacement ``f(x)`` with ``cur(x) ~ prev(x + f(x))``, so ``warp(prev_image, f)`` brings anything
+from the previous frame onto the current one.  Occlusion follows Sundaram et al. 2010: the forward
+flow at ``x + f(x)`` must bring the point back (``f(x) + g(x + f(x)) ~ 0``), else ``x`` was not
+visible in the previous frame (disoccluded) or the flow is wrong there.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import cv2
+import numpy as np
+
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+class Flow:
+    """A DIS flow estimator (one per thread: OpenCV's DIS object keeps state between calls)."""
+
+    def __init__(self, preset: str = "ultrafast") -> None:
+        self.preset = preset
+        self._local = threading.local()
+
+    def _dis(self) -> cv2.DISOpticalFlow:
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = cv2.DISOpticalFlow_create(PRESETS[self.preset])
+            self._local.dis = dis
+        return dis
+
+    def __call__(self, frm: np.ndarray, to: np.ndarray) -> np.ndarray:
+        """Flow [H, W, 2] float32 from grey uint8 ``frm`` to ``to``: ``frm(x) ~ to(x + flow(x))``."""
+        return self._dis().calc(frm, to, None)
+
+
+def grid(h: int, w: int) -> np.ndarray:
+    """Pixel coordinates [H, W, 2] (x, y) as float32."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.dstack([xs, ys])
+
+
+def warp(image: np.ndarray, flow: np.ndarray, base: Optional[np.ndarray] = None) -> np.ndarray:
+    """``image`` sampled at ``x + flow(x)`` (bilinear; outside the frame: the nearest edge pixel)."""
+    h, w = flow.shape[:2]
+    m = (base if base is not None else grid(h, w)) + flow
+    return cv2.remap(image, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def consistent(backward: np.ndarray, forward: np.ndarray, base: Optional[np.ndarray] = None) -> np.ndarray:
+    """Bool [H, W]: pixels of the current frame whose backward flow the forward flow undoes
+    (Sundaram et al.: ``|f + g(x+f)|^2 < 0.01 (|f|^2 + |g(x+f)|^2) + 0.5``), and that land inside
+    the previous frame."""
+    h, w = backward.shape[:2]
+    base = base if base is not None else grid(h, w)
+    back_at = warp(forward, backward, base)
+    err = np.sum((backward + back_at) ** 2, axis=-1)
+    tol = 0.01 * (np.sum(backward**2, axis=-1) + np.sum(back_at**2, axis=-1)) + 0.5
+    target = base + backward
+    inside = (target[..., 0] >= 0) & (target[..., 0] <= w - 1) & (target[..., 1] >= 0) & (target[..., 1] <= h - 1)
+    return (err < tol) & inside
+
+
+def to_grey(image_rgb: np.ndarray, size: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """uint8 grey, resized to ``size`` (w, h) with area averaging when given."""
+    grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY) if image_rgb.ndim == 3 else image_rgb
+    if size is not None and (grey.shape[1], grey.shape[0]) != size:
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return grey
