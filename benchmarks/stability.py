@@ -81,7 +81,7 @@ def main() -> int:
     logging.getLogger("realtime").setLevel(logging.WARNING)
 
     from realtime.config import load_config
-    from realtime.effects.metrics import consistency
+    from realtime.effects.metrics import ConsistencyMeter
     from realtime.effects.stability import DEFAULT, FlowStabilizer
     from realtime.effects.temporal import TemporalSmoother
     from realtime.model.engine import open_engine
@@ -95,32 +95,38 @@ def main() -> int:
         t0 = time.perf_counter()
         raw = [engine.stylizer.stylize(f[None], code)[0] for f in frames]
         net_ms = 1000 * (time.perf_counter() - t0) / len(frames)
-        floor = consistency(frames, frames).warping_error
-        base = consistency(frames, raw)
         variants = [("none", None), ("old smoothing 0.8", lambda: TemporalSmoother(0.8))]
         variants += [(f"stability {v:g}" + (" (default)" if v == DEFAULT else ""), (lambda v=v: FlowStabilizer(v))) for v in levels]
+        outputs: dict[str, list[np.ndarray]] = {"source": frames}
+        costs: dict[str, float] = {}
         for label, make in variants:
             if make is None:
-                out, cost = raw, 0.0
-            else:
-                filt = make()
-                t0 = time.perf_counter()
-                out = [filt(c, s) for c, s in zip(frames, raw)]
-                cost = 1000 * (time.perf_counter() - t0) / len(frames)
-            m = consistency(frames, out, raw)
-            above = base.warping_error - floor
-            removed = 100 * (base.warping_error - m.warping_error) / above if above > 0 else 0.0
+                outputs[label], costs[label] = raw, 0.0
+                continue
+            filt = make()
+            t0 = time.perf_counter()
+            outputs[label] = [filt(c, s) for c, s in zip(frames, raw)]
+            costs[label] = 1000 * (time.perf_counter() - t0) / len(frames)
+        meter = ConsistencyMeter()  # the source's flow once, for every variant and the floor
+        for i, frame in enumerate(frames):
+            meter.add(frame, {k: v[i] for k, v in outputs.items()}, tuple((label, "none") for label, _ in variants))
+        floor = meter.result("source").warping_error
+        base = meter.result("none").warping_error
+        for label, _ in variants:
+            m = meter.result(label, "none")
+            above = base - floor
+            removed = 100 * (base - m.warping_error) / above if above > 0 else 0.0
             rows.append({
                 "clip": name, "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "filter": label,
                 "warp_err_x1000": round(1000 * m.warping_error, 3), "floor_x1000": round(1000 * floor, 3),
                 "removed_above_floor_pct": round(removed, 1), "frame_diff_x1000": round(1000 * m.frame_difference, 3),
                 "psnr_vs_raw_db": round(m.psnr_db, 1) if np.isfinite(m.psnr_db) else "inf",
-                "filter_ms": round(cost, 2), "network_ms": round(net_ms, 1),
+                "filter_ms": round(costs[label], 2), "network_ms": round(net_ms, 1),
             })
             r = rows[-1]
             log.info("%-26s %-26s warp %.3f (floor %.3f, %5.1f%% removed)  fdiff %.3f  PSNR %s dB  %.1f ms",
                      name, label, r["warp_err_x1000"], r["floor_x1000"], removed, r["frame_diff_x1000"],
-                     r["psnr_vs_raw_db"], cost)
+                     r["psnr_vs_raw_db"], costs[label])
     data = {"env": bench.environment(), "style": args.style, "frames": args.frames, "default_level": DEFAULT,
             "backend": engine.stylizer.name, "results": rows}
     _, m = bench.write_results("stability", data, Path(args.out))

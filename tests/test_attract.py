@@ -259,3 +259,14 @@ def test_bad_installation_keys_name_the_key(tmp_path, bad):
     f.write_text(bad)
     with pytest.raises(ConfigError, match=r"idle_strength|log.backups|kiosk.keyz"):
         load_config(f)
+
+
+def test_a_bad_idle_clip_is_one_line_before_the_show(tmp_path, capsys):
+    import realtime.cli as cli
+
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"show:\n  idle_s: 30\n  idle_clip: {tmp_path / 'clip.mp4'}\n")
+    rc = cli.main(["live", "--config", str(cfg), "--headless", "--source", "synthetic:64x48", "--max-frames", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "clip.mp4" in err[0] and err[0].startswith("stylize: error:")

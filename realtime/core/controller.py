@@ -192,11 +192,7 @@ class Controller:
                 return self.style_names.index(name)
             self.style_names.append(name)
             index = len(self.style_names) - 1
-        for listener in list(self._listeners):
-            try:
-                listener("add_style", self._state)
-            except Exception:  # noqa: BLE001
-                log.debug("listener failed", exc_info=True)
+        self._notify("add_style", self._state)
         return index
 
     # -- the door for names (web, scripts, key table) ---------------------------------------------
@@ -366,12 +362,15 @@ class Controller:
             self._check_state(new)
             self._state = new
         name = next(iter(changes))
+        self._notify(name, new)
+        return changes[name]
+
+    def _notify(self, name: str, state: LiveState) -> None:
         for listener in list(self._listeners):
             try:
-                listener(name, new)
+                listener(name, state)
             except Exception:  # noqa: BLE001 - a listener must not break the action
                 log.debug("listener failed", exc_info=True)
-        return changes[name]
 
     def _check_state(self, s: LiveState) -> None:
         if not 0 <= s.style_index < len(self.style_names):

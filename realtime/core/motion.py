@@ -1,9 +1,10 @@
 """Is anybody there? A motion measure cheap enough to run on every captured frame.
 
 Why this measure: an installation only needs to know whether the scene changed, not where, so the
-frame is shrunk to a 32x24 grey thumbnail (about 0.2 ms for 720p with area averaging, which also
-averages sensor noise away) and compared with a thumbnail taken at least ``interval_s`` earlier:
-slow movements that change little between two consecutive frames still add up over that interval.
+frame is shrunk to a 32x24 grey thumbnail (area averaging, which also averages sensor noise away:
+0.2 ms at 640x480, 0.7 ms at 1280x720 here) and compared with a thumbnail taken ``interval_s``
+earlier: slow movements that change little between two consecutive frames still add up over that
+interval.  Only one frame per interval is shrunk at all; the others cost a clock comparison.
 """
 
 from __future__ import annotations
@@ -43,15 +44,14 @@ class MotionMeter:
 
     def update(self, image: np.ndarray, t: Optional[float] = None) -> float:
         t = self._clock() if t is None else t
+        if self._ref is not None and t - self._ref_t < self.interval_s:
+            return self.level  # most frames: nothing to do until the interval has passed
         thumb = thumbnail(image)
-        if self._ref is None or self._ref.shape != thumb.shape:
-            self._ref, self._ref_t = thumb, t
-            return self.level
-        if t - self._ref_t >= self.interval_s:
+        if self._ref is not None:
             self.level = float(np.mean(np.abs(thumb - self._ref)))
-            self._ref, self._ref_t = thumb, t
             if self.level >= self.threshold:
                 self.last_motion = t
+        self._ref, self._ref_t = thumb, t
         return self.level
 
     def quiet_s(self, now: Optional[float] = None) -> float:

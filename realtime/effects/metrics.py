@@ -13,7 +13,6 @@ not share the shortcuts of the real-time filter it judges.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,39 +29,54 @@ class Consistency:
     psnr_db: Optional[float] = None  # against the raw output, when given
 
 
-def _pairs(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    prev = None
-    for f in frames:
-        if prev is not None:
-            yield prev, f
-        prev = f
+class ConsistencyMeter:
+    """Streams a source video and any number of named outputs of it, frame by frame: the source's
+    flow and occlusion mask are computed once per frame pair and serve every output (the benchmark
+    judges seven filters and the source's own floor on the same flow; ``stylize evaluate`` reads
+    the videos in step instead of holding them in memory)."""
 
+    def __init__(self, preset: str = "medium") -> None:
+        self._flow = Flow(preset)
+        self._base: Optional[np.ndarray] = None
+        self._prev_grey: Optional[np.ndarray] = None
+        self._prev: dict[str, np.ndarray] = {}
+        self.frames = 0
+        self.warping: dict[str, list[float]] = {}
+        self.differences: dict[str, list[float]] = {}
+        self._squared: dict[tuple[str, str], list[float]] = {}
 
-def warping_errors(sources: list[np.ndarray], outputs: list[np.ndarray], preset: str = "medium") -> list[float]:
-    """Per frame pair (t-1, t): the masked mean squared difference of the warped previous output.
+    def add(self, source: np.ndarray, outputs: dict[str, np.ndarray], psnr_pairs: tuple[tuple[str, str], ...] = ()) -> None:
+        """One frame: RGB uint8 ``source`` and ``outputs`` of its size; ``psnr_pairs`` names (a, b)
+        outputs whose PSNR to accumulate."""
+        grey = to_grey(source)
+        scaled = {k: v.astype(np.float32) / 255.0 for k, v in outputs.items()}
+        if self._prev_grey is not None:
+            if self._base is None:
+                self._base = grid(*grey.shape[:2])
+            back = self._flow(grey, self._prev_grey)
+            mask = consistent(back, self._flow(self._prev_grey, grey), self._base)
+            for name, out in scaled.items():
+                prev = self._prev.get(name)
+                if prev is None:
+                    continue
+                if mask.any():
+                    carried = warp(prev, back, self._base)
+                    self.warping.setdefault(name, []).append(float((np.sum((out - carried) ** 2, axis=-1) / 3.0)[mask].mean()))
+                self.differences.setdefault(name, []).append(float(np.mean((out - prev) ** 2)))
+        for a, b in psnr_pairs:
+            self._squared.setdefault((a, b), []).append(float(np.mean((scaled[a] - scaled[b]) ** 2)))
+        self._prev_grey, self._prev = grey, scaled
+        self.frames += 1
 
-    ``sources`` and ``outputs``: RGB uint8 frames of one size (the caller resizes)."""
-    if len(sources) != len(outputs):
-        raise ValueError("one source frame per output frame")
-    flow = Flow(preset)
-    errors = []
-    base = None
-    for (s0, s1), (o0, o1) in zip(_pairs(sources), _pairs(outputs)):
-        g0, g1 = to_grey(s0), to_grey(s1)
-        if base is None:
-            base = grid(*g1.shape[:2])
-        back, fwd = flow(g1, g0), flow(g0, g1)
-        mask = consistent(back, fwd, base)
-        if not mask.any():
-            continue
-        carried = warp(o0.astype(np.float32) / 255.0, back, base)
-        diff = np.sum((o1.astype(np.float32) / 255.0 - carried) ** 2, axis=-1) / 3.0
-        errors.append(float(diff[mask].mean()))
-    return errors
-
-
-def frame_differences(outputs: list[np.ndarray]) -> list[float]:
-    return [float(np.mean(((b.astype(np.float32) - a.astype(np.float32)) / 255.0) ** 2)) for a, b in _pairs(outputs)]
+    def result(self, name: str, raw: Optional[str] = None) -> Consistency:
+        we, fd = self.warping.get(name, []), self.differences.get(name, [])
+        mse = float(np.mean(self._squared[(name, raw)])) if raw is not None else None
+        return Consistency(
+            frames=self.frames,
+            warping_error=float(np.mean(we)) if we else 0.0,
+            frame_difference=float(np.mean(fd)) if fd else 0.0,
+            psnr_db=None if mse is None else (float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))),
+        )
 
 
 def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -73,11 +87,11 @@ def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def consistency(sources: list[np.ndarray], outputs: list[np.ndarray], raw: Optional[list[np.ndarray]] = None,
                 preset: str = "medium") -> Consistency:
-    we = warping_errors(sources, outputs, preset)
-    fd = frame_differences(outputs)
-    return Consistency(
-        frames=len(outputs),
-        warping_error=float(np.mean(we)) if we else 0.0,
-        frame_difference=float(np.mean(fd)) if fd else 0.0,
-        psnr_db=psnr(outputs, raw) if raw is not None else None,
-    )
+    """The figures for one output sequence (lists in memory; see :class:`ConsistencyMeter` for more)."""
+    if len(sources) != len(outputs) or (raw is not None and len(raw) != len(outputs)):
+        raise ValueError("one source frame per output frame")
+    meter = ConsistencyMeter(preset)
+    for i, (src, out) in enumerate(zip(sources, outputs)):
+        frame = {"out": out} if raw is None else {"out": out, "raw": raw[i]}
+        meter.add(src, frame, (("out", "raw"),) if raw is not None else ())
+    return meter.result("out", "raw" if raw is not None else None)

@@ -9,8 +9,11 @@ same functions (:mod:`realtime.effects.metrics`).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,7 +21,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..effects.metrics import consistency
+from ..effects.metrics import ConsistencyMeter
 from ..errors import MediaError
 from ..io.sources.file import VideoFile
 
@@ -34,47 +37,56 @@ class EvaluateJob:
     json_path: Optional[str] = None
 
 
-def read_frames(path: str, limit: int, size: Optional[tuple[int, int]] = None) -> list[np.ndarray]:
-    """RGB uint8 frames from the start of a video, resized to ``size`` (w, h) when given."""
-    out = []
-    with VideoFile(path) as video:
-        for decoded in video.frames():
-            img = decoded.image
-            if size is not None and (img.shape[1], img.shape[0]) != size:
-                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-            out.append(np.ascontiguousarray(img[..., ::-1]))
-            if len(out) >= limit:
-                break
-    if len(out) < 2:
-        raise MediaError(f"{path}: at least two frames are needed to measure steadiness")
-    return out
+def _rgb_frames(video: VideoFile, size: Optional[tuple[int, int]] = None) -> Iterator[np.ndarray]:
+    """RGB uint8 frames, resized to ``size`` (w, h) when given and different."""
+    for decoded in video.frames():
+        img = decoded.image
+        if size is not None and (img.shape[1], img.shape[0]) != size:
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        yield np.ascontiguousarray(img[..., ::-1])
 
 
 def run_evaluate(job: EvaluateJob) -> int:
-    stylized = read_frames(job.stylized, job.frames)
-    size = (stylized[0].shape[1], stylized[0].shape[0])
-    source = read_frames(job.source, job.frames, size)  # the flow at the stylized video's size
-    raw = read_frames(job.raw, job.frames, size) if job.raw else None
-    n = min(len(stylized), len(source), len(raw) if raw is not None else len(stylized))
-    if len({len(stylized), len(source)} | ({len(raw)} if raw is not None else set())) > 1:
-        log.warning("the videos have different frame counts: comparing the first %d frames", n)
-    stylized, source = stylized[:n], source[:n]
-    raw = raw[:n] if raw is not None else None
-    floor = consistency(source, source).warping_error
-    m = consistency(source, stylized, raw)
+    with contextlib.ExitStack() as stack:
+        stylized_video = stack.enter_context(VideoFile(job.stylized))
+        source_video = stack.enter_context(VideoFile(job.source))
+        raw_video = stack.enter_context(VideoFile(job.raw)) if job.raw else None
+        stylized = _rgb_frames(stylized_video)
+        first = next(stylized, None)
+        if first is None:
+            raise MediaError(f"{job.stylized}: no frames to measure")
+        size = (first.shape[1], first.shape[0])  # the flow at the stylized video's size (as decoded)
+        streams = [_rgb_frames(source_video, size), itertools.chain([first], stylized)]
+        if raw_video is not None:
+            streams.append(_rgb_frames(raw_video, size))
+        meter = ConsistencyMeter()
+        for frames in itertools.islice(zip(*streams), job.frames):  # in step: never all in memory
+            outputs = {"source": frames[0], "stylized": frames[1]}
+            if raw_video is not None:
+                outputs["raw"] = frames[2]
+            meter.add(frames[0], outputs, (("stylized", "raw"),) if raw_video is not None else ())
+        counts = [v.frame_count() for v in (source_video, stylized_video, raw_video) if v is not None]
+    n = meter.frames
+    if n < 2:
+        raise MediaError(f"{job.stylized}: at least two frames are needed to measure steadiness")
+    if len(set(counts)) > 1 and n < job.frames:
+        log.warning("the videos have different frame counts (%s): compared the first %d frames",
+                    ", ".join(map(str, counts)), n)
+    floor = meter.result("source").warping_error
+    m = meter.result("stylized", "raw" if raw_video is not None else None)
     print(f"frames compared:            {n} at {size[0]}x{size[1]}")
     print(f"warping error (x1000):      {1000 * m.warping_error:.3f}   (lower is steadier)")
     print(f"  floor, the source itself: {1000 * floor:.3f}")
     print(f"frame difference (x1000):   {1000 * m.frame_difference:.3f}")
     report = {"frames": n, "size": list(size), "warping_error": m.warping_error, "floor": floor,
               "frame_difference": m.frame_difference}
-    if raw is not None:
-        base = consistency(source, raw)
-        above = base.warping_error - floor
-        removed = 100 * (base.warping_error - m.warping_error) / above if above > 0 else 0.0
-        print(f"raw warping error (x1000):  {1000 * base.warping_error:.3f}   -> {removed:.1f}% of it above the floor removed")
+    if raw_video is not None:
+        base = meter.result("raw").warping_error
+        above = base - floor
+        removed = 100 * (base - m.warping_error) / above if above > 0 else 0.0
+        print(f"raw warping error (x1000):  {1000 * base:.3f}   -> {removed:.1f}% of it above the floor removed")
         print(f"PSNR against raw:           {m.psnr_db:.1f} dB   (how much of the style was kept)")
-        report.update(raw_warping_error=base.warping_error, removed_pct=removed, psnr_db=m.psnr_db)
+        report.update(raw_warping_error=base, removed_pct=removed, psnr_db=m.psnr_db)
     if job.json_path:
         from ..io.paths import atomic_write_bytes
 

@@ -103,13 +103,12 @@ class LiveApp:
         self.outputs = Outputs()
         for out in outputs or []:
             self.outputs.add(out)
+        kiosk = kiosk or KioskConfig()
         self.window: Optional[WindowOutput] = None
         if not opts.headless:
-            self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate,
-                                       kiosk=bool(kiosk and kiosk.enabled))
+            self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate, kiosk=kiosk.enabled)
             self.outputs.add(self.window)
         self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
-        kiosk = kiosk or KioskConfig()
         self.keyboard = KeyboardControl(self.controller, enabled=kiosk.keys, exit_keys=kiosk.exit_keys)
         self.surfaces: list[Ticking] = list(surfaces or [])  # auto-cycle, status file, heartbeat, hours
         self.closed_picture = closed_picture  # BGR, shown while the schedule keeps the show closed

@@ -91,10 +91,11 @@ class AutoCycle:
         playlist entry's own time, else ``cycle_s``."""
         if self.controller.state.idle and self.idle_cycle_s > 0:
             return self.idle_cycle_s
-        own = self._entries()[self._pos][1] if self._pos >= 0 else 0.0
+        own = self.entries[self._pos][1] if self.entries and self._pos >= 0 else None
         return own or self.controller.state.cycle_s
 
     def _entries(self) -> list[tuple[int, Optional[float], Optional[float]]]:
+        """The playlist, or every style in order (built only when switching: styles may be added)."""
         return self.entries or [(i, None, None) for i in range(len(self.controller.style_names))]
 
     def _next_pos(self) -> int:
@@ -112,7 +113,9 @@ class AutoCycle:
         now = self._clock()
         if self._pos >= 0:
             period = self.period()
-            if period <= 0 or now - self._last < period or now < self._hold_until or len(self._entries()) < 2:
+            if period <= 0 or now - self._last < period or now < self._hold_until:
+                return
+            if len(self.entries or self.controller.style_names) < 2:
                 return
         self._pos = self._next_pos()
         index, _, strength = self._entries()[self._pos]

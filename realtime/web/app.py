@@ -61,6 +61,7 @@ def build_app(
 ) -> Starlette:
     """The ASGI app for one show."""
     snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
+    page_html = PAGE.read_text(encoding="utf-8")  # once: a missing page fails at start, not per visit
 
     def authorized(request: Request) -> bool:
         given = request.cookies.get(COOKIE) or request.query_params.get("token") or ""
@@ -94,7 +95,7 @@ def build_app(
             return response
         if not authorized(request):
             return HTMLResponse("<h1>401</h1><p>Open the URL printed by stylize (it carries the token).</p>", 401)
-        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(page_html, headers={"Cache-Control": "no-store"})
 
     async def status(request: Request) -> Response:
         if (denied := guard(request)) is not None:

@@ -114,7 +114,8 @@ class StyleLibrary:
         name = f"upload-{digest}"
         with self._lock:
             if name in self.controller.style_names:
-                return Added(name, self.controller.style_names.index(name), self.paths[self.controller.style_names.index(name)], False)
+                index = self.controller.style_names.index(name)
+                return Added(name, index, self.paths[index], False)
             path = self.folder / f"{name}{ext}"
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
