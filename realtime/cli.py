@@ -89,6 +89,12 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--config", help="YAML config file (only the keys it changes)")
     g.add_argument("--backend", help="tf (default) | tflite | hub")
+    g.add_argument(
+        "--model",
+        choices=("lite", "full"),
+        help="lite: the small TF Lite networks (default, fast on CPUs); full: the TF Hub model "
+        "(Inception-v3 style network, 12x the work per frame; same as --backend hub)",
+    )
     g.add_argument("--device", help="auto | cpu | gpu")
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
     g.add_argument("--precision", help="float32 | mixed (GPU half precision)")
@@ -98,9 +104,20 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never download model files")
 
 
+def _backend(args: argparse.Namespace) -> Optional[str]:
+    """--backend, or the backend --model names (lite: the default tf; full: hub)."""
+    backend, model = getattr(args, "backend", None), getattr(args, "model", None)
+    if model is None:
+        return backend
+    wanted = ("hub",) if model == "full" else ("tf", "tflite")
+    if backend is not None and backend not in wanted:
+        raise UserError(f"--model {model} and --backend {backend} disagree (--model {model} means --backend {' or '.join(wanted)})")
+    return backend or wanted[0]
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     o: dict[str, Any] = {
-        "engine.backend": getattr(args, "backend", None),
+        "engine.backend": _backend(args),
         "engine.device": getattr(args, "device", None),
         "engine.threads": getattr(args, "threads", None),
         "engine.precision": getattr(args, "precision", None),

@@ -52,6 +52,13 @@ def create_stylizer(cfg: Config, store: ModelStore | None = None, fixed_size: bo
     else:
         from .hub_backend import HubStylizer
 
-        stylizer = HubStylizer(cfg.models.hub_handle, cfg.cache_dir)
+        stylizer = HubStylizer(
+            cfg.models.hub_handle,
+            cfg.cache_dir,
+            eng.device,
+            eng.threads,
+            eng.precision,
+            jit=eng.xla == "always" or (eng.xla == "auto" and fixed_size),
+        )
     log.info("backend %s on %s", stylizer.name, stylizer.device)
     return stylizer
