@@ -88,7 +88,7 @@ def _fail(message: str) -> None:
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--config", help="YAML config file (only the keys it changes)")
-    g.add_argument("--backend", help="tf (default) | tflite | hub")
+    g.add_argument("--backend", help="auto (default: openvino for still images when installed, else tf) | tf | tflite | hub | openvino")
     g.add_argument(
         "--model",
         choices=("lite", "full"),
@@ -105,11 +105,11 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def _backend(args: argparse.Namespace) -> Optional[str]:
-    """--backend, or the backend --model names (lite: the default tf; full: hub)."""
+    """--backend, or the backend --model names (lite: the TF Lite networks on any engine; full: hub)."""
     backend, model = getattr(args, "backend", None), getattr(args, "model", None)
     if model is None:
         return backend
-    wanted = ("hub",) if model == "full" else ("tf", "tflite")
+    wanted = ("hub",) if model == "full" else ("auto", "tf", "tflite", "openvino")
     if backend is not None and backend not in wanted:
         raise UserError(f"--model {model} and --backend {backend} disagree (--model {model} means --backend {' or '.join(wanted)})")
     return backend or wanted[0]

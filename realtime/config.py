@@ -60,7 +60,8 @@ class ModelConfig:
 class EngineConfig:
     """How frames are stylized."""
 
-    backend: str = "tf"  # tf | tflite | hub
+    # auto (openvino for still images on a CPU when installed, else tf) | tf | tflite | hub | openvino
+    backend: str = "auto"
     device: str = "auto"  # auto | cpu | gpu
     threads: int = 0  # CPU threads for inference; 0 = all cores
     precision: str = "float32"  # float32 | mixed (float16 compute, GPU)
@@ -220,7 +221,7 @@ class Config:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "engine.backend": ("tf", "tflite", "hub"),
+    "engine.backend": ("auto", "tf", "tflite", "hub", "openvino"),
     "engine.device": ("auto", "cpu", "gpu"),
     "engine.precision": ("float32", "mixed"),
     "engine.xla": ("auto", "always", "never"),

@@ -30,7 +30,7 @@ def test_image_keeps_size_and_is_stylized(models_dir, tmp_path):
     img, ref = read_image(out), read_image(src)
     assert img.shape == ref.shape
     assert np.abs(img.astype(int) - ref.astype(int)).mean() > 10
-    assert "backend tf on CPU" in r.stderr
+    assert "backend openvino on CPU" in r.stderr  # auto: still images skip TensorFlow
 
 
 def test_image_real_photo_with_blend_and_strength_and_out_dir(models_dir, real_photo, real_painting, tmp_path):
@@ -126,12 +126,19 @@ def test_stylize_image_equals_the_plain_tflite_recipe(models_dir, real_photo, re
     photo = resize(read_image(real_photo), (384, 384))
     src = write_image(tmp_path / "square.png", photo)
     out = tmp_path / "out.png"
-    r = run("image", src, "--style", real_painting, "-o", out)
+    r = run("image", src, "--style", real_painting, "-o", out, "--backend", "tf")
     assert r.returncode == 0, r.stderr
     ours = read_image(out).astype(np.float32)
     ref = naive_tflite(models_dir, read_image(real_painting), photo) * 255.0
     assert np.abs(ours - ref).max() <= 1.5  # uint8 rounding
     assert np.abs(ref - photo).mean() > 12  # visibly stylized
+    # The default for still images (openvino) runs the same transfer within 2e-3; its int8 style
+    # network rounds one or two of the 100 code values a quantisation step apart from TF Lite's,
+    # which moves pixels by about 1.5 levels on average.
+    r = run("image", src, "--style", real_painting, "-o", tmp_path / "auto.png")
+    assert r.returncode == 0, r.stderr
+    diff = np.abs(read_image(tmp_path / "auto.png").astype(np.float32) - ref)
+    assert diff.mean() <= 2.5 and np.quantile(diff, 0.99) <= 12
 
 
 def test_hub_backend_from_the_command_line(tmp_path):

@@ -1,0 +1,92 @@
+"""The openvino backend: the same pictures as the tf backend (float32), any size, batches, and
+``stylize image`` without TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REQUIRED_FILES, content_image
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def ov_stylizer(models_dir, tmp_path_factory):
+    from realtime.model.backends.openvino_backend import OpenVINOStylizer
+
+    return OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], cache_dir=tmp_path_factory.mktemp("ov"))
+
+
+def _code(stylizer, seed=3):
+    rng = np.random.default_rng(seed)
+    style = (np.clip(rng.normal(0.5, 0.25, (64, 64, 3)), 0, 1) * 255).astype(np.uint8)
+    return stylizer.style_code(style)
+
+
+@pytest.mark.parametrize("size", [(384, 384), (160, 96)])
+def test_float32_matches_the_tf_backend(ov_stylizer, tf_stylizer, size):
+    w, h = size
+    code = _code(tf_stylizer)
+    images = content_image(w, h)[None].astype(np.float32) / 255
+    ours = ov_stylizer.transfer(images, code)
+    ref = tf_stylizer.transfer(images, code)
+    assert ours.shape == (1, h, w, 3)
+    assert np.abs(ours - ref).max() <= 2e-3  # the project's bound for float32 rewrites (measured 3e-4)
+    assert np.abs(ref - images).mean() > 0.05  # stylized: a pass-through could not match
+
+
+def test_uint8_path_batches_and_per_frame_codes(ov_stylizer):
+    a, b = _code(ov_stylizer, 1), _code(ov_stylizer, 2)
+    frames = np.stack([content_image(128, 96, 1), content_image(128, 96, 7)])
+    floats = ov_stylizer.transfer(frames.astype(np.float32) / 255, np.stack([a, b]))
+    out = ov_stylizer.stylize(frames, np.stack([a, b]))
+    assert out.dtype == np.uint8 and out.shape == frames.shape
+    assert np.abs(out.astype(np.float32) - np.clip(floats * 255 + 0.5, 0, 255).astype(np.uint8)).max() <= 1
+    one = ov_stylizer.stylize(frames[1:], b)
+    assert np.abs(one[0].astype(int) - out[1]).max() <= 1
+    for w in (64, 72, 80, 88):  # sizes come and go; only the newest few stay compiled
+        ov_stylizer.stylize(np.zeros((1, 48, w, 3), np.uint8), a)
+    assert len(ov_stylizer._compiled) <= 3
+
+
+def test_style_codes_agree_with_tflite_within_int8_rounding(ov_stylizer, tf_stylizer):
+    """Both run the int8 style network; runtimes round a few of the 100 values one or two
+    quantisation steps (0.0199) apart, so the caches are kept apart by model id."""
+    for seed in range(3):
+        assert np.abs(_code(ov_stylizer, seed) - _code(tf_stylizer, seed)).max() <= 0.041
+    assert ov_stylizer.style_model_id != tf_stylizer.style_model_id
+
+
+def test_auto_backend_picks_openvino_for_still_images_only(cfg_factory):
+    from realtime.model.backends.factory import resolve_backend
+
+    cfg = cfg_factory()
+    assert cfg.engine.backend == "auto"
+    gpu = os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version")
+    assert resolve_backend(cfg, fixed_size=False) == ("tf" if gpu else "openvino")
+    assert resolve_backend(cfg, fixed_size=True) == "tf"
+    assert resolve_backend(cfg_factory(**{"engine.backend": "tflite"}), fixed_size=False) == "tflite"
+    assert resolve_backend(cfg_factory(**{"engine.device": "gpu"}), fixed_size=False) == "tf"
+
+
+def test_stylize_image_never_imports_tensorflow(models_dir, tmp_path, real_photo):
+    out = tmp_path / "out.png"
+    code = (
+        "import sys; from realtime.cli import main; rc = main(sys.argv[1:]); "
+        "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF'); sys.exit(rc)"
+    )
+    args = ["image", str(real_photo), "--style", "waves", "-o", str(out), "--model-dir", str(models_dir), "--no-download"]
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "NO-TF" in r.stdout and "backend openvino" in r.stderr
+    from realtime.io.images import read_image
+
+    assert read_image(out).shape == read_image(real_photo).shape
+    r = subprocess.run([sys.executable, "-m", "realtime", *args[:-3], "--backend", "openvino", "--precision", "mixed", "--model-dir", str(models_dir), "--overwrite"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "runs float32" in r.stderr
