@@ -24,6 +24,7 @@ import numpy as np
 from ..io.images import inference_size, resize
 from ..model.backends.base import Stylizer, require_mixable
 from ..model.styles import apply_strength
+from .profile import Profile
 
 
 class TemporalFilter(Protocol):
@@ -67,8 +68,10 @@ class StylizeStage:
         short_side: int = 0,
         max_size: int = 0,
         temporal: Optional[TemporalFilter] = None,
+        profile: Optional[Profile] = None,
     ) -> None:
         self.stylizer = stylizer
+        self.profile = profile or Profile()
         self.short_side = short_side
         self.max_size = max_size
         self.temporal = temporal
@@ -124,5 +127,9 @@ class StylizeStage:
 
     def __call__(self, frames: Sequence[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
         """The whole path for a batch of BGR frames of one size; ``codes`` [100] or [B, 100]."""
-        batch = self.preprocess(frames)
-        return self.postprocess(batch, self.infer(batch, codes))
+        with self.profile.step("preprocess"):
+            batch = self.preprocess(frames)
+        with self.profile.step("infer"):
+            styled = self.infer(batch, codes)
+        with self.profile.step("postprocess"):
+            return self.postprocess(batch, styled)

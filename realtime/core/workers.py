@@ -115,8 +115,10 @@ class Worker(threading.Thread):
         self._on_exit = on_exit
         self._stop_event = stop
         self.error: Optional[BaseException] = None
+        self.cpu_s = 0.0  # CPU time this thread used (not its library's own helper threads)
 
     def run(self) -> None:
+        cpu0 = time.thread_time()
         try:
             self._body()
         except Stopped:
@@ -126,6 +128,7 @@ class Worker(threading.Thread):
             self._stop_event.set()
             log.debug("%s failed", self.name, exc_info=True)
         finally:
+            self.cpu_s = time.thread_time() - cpu0
             try:
                 self._on_exit()
             except Exception:  # noqa: BLE001 - never mask the real error

@@ -1,0 +1,151 @@
+"""`stylize video` end to end against the network alone at the same size, with a per-stage profile.
+
+    python benchmarks/video_speed.py [--frames 120] [--clips 640x272,1280x720] [--sides 384,0]
+
+For each generated clip (the real fox clip, cropped and scaled, where ../shared/media has it; the
+moving test pattern otherwise; AAC audio) and each inference short side (0 = the source's own):
+the network alone (``stylizer.stylize`` on batches of the job's size, frames already at the
+inference size, nothing else running) and the whole job with the configured defaults (decode,
+convert, resize, infer, stability, encode, audio), same process, same minute.  The goal (issue 16):
+end to end at least 80% of the network-only rate.  The job's own profile says where the rest went:
+ms per frame per step, summed on each thread (waits included), and each thread's CPU time.
+Writes benchmarks/results/<machine>-video-speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from realtime.jobs import bench  # noqa: E402
+
+log = logging.getLogger("video_speed")
+FOX = ROOT.parent / "shared" / "media" / "content" / "fox.mp4"
+
+
+def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
+    """H.264 + AAC clip: the fox clip cropped to the aspect and scaled, or the test pattern."""
+    import av
+    import cv2
+
+    from realtime.io.synthetic import pattern_frame, write_clip
+
+    if not FOX.is_file():
+        write_clip(path, frames=frames, width=width, height=height, fps=30, audio=True)
+        return path
+    src = []
+    with av.open(str(FOX)) as c:
+        for f in c.decode(video=0):
+            src.append(f.to_ndarray(format="rgb24"))
+            if len(src) >= frames:
+                break
+    write_clip(path, frames=0, width=width, height=height, fps=30, audio=False)  # validates the size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        aus = out.add_stream("aac", rate=48000)
+        aus.layout = "mono"
+        for i in range(frames):
+            img = src[i % len(src)] if src else pattern_frame(i, width, height)
+            h, w = img.shape[:2]
+            ch = min(h, round(w * height / width))
+            cw = min(w, round(ch * width / height))
+            img = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if cw > width else cv2.INTER_LINEAR)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        n = int(frames / 30 * 48000)
+        tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(n) / 48000)).astype(np.float32)
+        for s in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="flt", layout="mono")
+            af.sample_rate, af.pts = 48000, s
+            for p in aus.encode(af):
+                out.mux(p)
+        for p in aus.encode(None):
+            out.mux(p)
+    return path
+
+
+def network_fps(stylizer, code, size: tuple[int, int], batch: int, seconds: float) -> float:
+    rng = np.random.default_rng(0)
+    w, h = size
+    frames = rng.integers(0, 255, (batch, h, w, 3), dtype=np.uint8)
+    times = bench.timed(lambda: stylizer.stylize(frames, code), seconds)
+    return batch / statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", default="640x272,1280x720")
+    ap.add_argument("--sides", default="384,0", help="inference short sides (0 = the source's own)")
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--seconds", type=float, default=4.0, help="network-only timing per size")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for the job (e.g. video.preset=veryfast)")
+    ap.add_argument("--model-dir", default=os.environ.get("REALTIME_MODEL_DIR") or str(ROOT.parent / "shared" / "models"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--name", default="video-speed")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import yaml
+
+    from realtime.config import load_config
+    from realtime.io.images import inference_size
+    from realtime.jobs.video import VideoOptions, VideoStylizer
+    from realtime.model.engine import open_engine
+
+    overrides = {"models.model_dir": args.model_dir, "models.auto_download": False}
+    for item in args.set:
+        k, _, v = item.partition("=")
+        overrides[k] = yaml.safe_load(v)
+    cfg = load_config(None, overrides)
+    engine = open_engine(cfg)
+    code = engine.bank.code_for(engine.resolve_styles(["waves"])[0])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for w, h in bench.parse_sizes(args.clips):
+            clip = make_clip(Path(tmp) / f"clip_{w}x{h}.mp4", w, h, args.frames)
+            for side in (int(s) for s in args.sides.split(",")):
+                size = inference_size(w, h, min(side or min(w, h), min(w, h), cfg.engine.max_size))
+                net = network_fps(engine.stylizer, code, size, cfg.engine.batch_size, args.seconds)
+                opts = dataclasses.replace(VideoOptions.from_config(cfg, audio=True), size=side)
+                VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "warm.mp4", overwrite=True)  # compile at this size
+                t = time.perf_counter()
+                res = VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "out.mp4", overwrite=True)
+                wall = time.perf_counter() - t
+                e2e = res.frames / wall
+                row = {"clip": f"{w}x{h}", "inference": f"{size[0]}x{size[1]}", "network_fps": round(net, 1),
+                       "end_to_end_fps": round(e2e, 1), "ratio": round(e2e / net, 2),
+                       "profile_ms_per_frame": res.profile, "thread_cpu_s": res.thread_cpu_s,
+                       "process_cpu_s": round(res.process_cpu_s, 2), "wall_s": round(wall, 2)}
+                log.info("%s inference %s: network %.1f fps, end to end %.1f fps (%.0f%%)", row["clip"], row["inference"], net, e2e, 100 * e2e / net)
+                log.info("  profile: %s", res.profile)
+                log.info("  CPU s: %s, process %.1f of %.1f s wall", res.thread_cpu_s, res.process_cpu_s, wall)
+                rows.append(row)
+    table = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in rows]
+    data = {"env": bench.environment(), "config": {k: v for k, v in overrides.items() if k != "models.model_dir"},
+            "preset": cfg.video.preset, "stability": cfg.video.stability, "batch": cfg.engine.batch_size,
+            "results": table, "details": rows}
+    _, md = bench.write_results(args.name, data, Path(args.out))
+    log.info("wrote %s", md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
