@@ -236,6 +236,11 @@ def test_large_frames_are_capped_for_inference_and_kept_at_source_size(tmp_path)
     # One stylizer object runs many files in a row: no state carried over.
     res2 = vs.run(src, tmp_path / "again.mp4")
     assert res2.frames == 3 and probe(tmp_path / "again.mp4")["pts"] == probe(out)["pts"]
+    # Where the time went: every step of the path was timed, each thread's CPU counted.
+    for step in ("decode", "convert (decoder)", "preprocess", "infer", "postprocess", "encode", "wait: encoder starved"):
+        assert step in res2.profile and res2.profile[step] >= 0, step
+    assert res2.profile["preprocess"] > 0 and res2.profile["encode"] > 0  # 1600x1200 -> 160x120, H.264
+    assert set(res2.thread_cpu_s) == {"decoder", "inference", "encoder"} and res2.process_cpu_s > 0
 
 
 def test_worker_failure_leaves_no_file_and_no_thread(clip, tmp_path):
