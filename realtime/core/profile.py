@@ -37,4 +37,3 @@ class Profile:
 
     def summary(self, frames: int) -> str:
         return ", ".join(f"{k} {v:.1f}" for k, v in self.per_frame_ms(frames).items()) + " ms/frame"
-
