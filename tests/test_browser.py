@@ -86,6 +86,7 @@ def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
                 assert page.locator(".style").count() == 3
                 page.click("#record")
                 page.wait_for_function("document.getElementById('record-file').textContent.includes('.mp4')", timeout=15_000)
+                page.wait_for_timeout(1500)  # some frames into the file (a stop before any saves nothing)
                 page.click("#record")
                 message = page.wait_for_function(
                     "(() => { const t = document.getElementById('message').textContent;"
