@@ -41,7 +41,7 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
     import av
     import cv2
 
-    from realtime.io.synthetic import pattern_frame, write_clip
+    from realtime.io.synthetic import write_clip
 
     if not FOX.is_file():
         write_clip(path, frames=frames, width=width, height=height, fps=30, audio=True)
@@ -52,14 +52,15 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
             src.append(f.to_ndarray(format="rgb24"))
             if len(src) >= frames:
                 break
-    write_clip(path, frames=0, width=width, height=height, fps=30, audio=False)  # validates the size
+    if not src:
+        raise SystemExit(f"no frames decoded from {FOX}")
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=30)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         aus = out.add_stream("aac", rate=48000)
         aus.layout = "mono"
         for i in range(frames):
-            img = src[i % len(src)] if src else pattern_frame(i, width, height)
+            img = src[i % len(src)]
             h, w = img.shape[:2]
             ch = min(h, round(w * height / width))
             cw = min(w, round(ch * width / height))

@@ -108,7 +108,6 @@ class HubStylizer(Stylizer):
         threads: int = 0,
         precision: str = "float32",
         jit: bool = False,
-        allow_split: bool = True,
     ) -> None:
         import tensorflow as tf
 
@@ -116,7 +115,7 @@ class HubStylizer(Stylizer):
         self.handle = handle
         self._device = configure_tensorflow(device, threads)
         self._module = load_hub_module(handle, cache_dir)
-        split = find_split(handle, self._module) if allow_split else "split turned off"
+        split = find_split(handle, self._module)
         self.split: Optional[HubSplit] = split if isinstance(split, HubSplit) else None
         self.fallback_reason = "" if self.split else str(split)
         self.mixable_codes = self.split is not None
