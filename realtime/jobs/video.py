@@ -57,6 +57,23 @@ class VideoJob:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A part of a longer file, stylized on its own (a cluster work unit) yet exactly as the
+    whole-file run would stylize it there.
+
+    Frames in ``[start, end)`` are encoded.  The frames from ``warm`` on are stylized first and
+    dropped, so temporal state (stability) reaches what the whole-file run has at ``start``; the
+    style schedule and the strength control's content code start at ``origin``, the time of the
+    whole job's first frame.  Times are seconds from the stream's start, like ``DecodedFrame.time``.
+    """
+
+    start: float
+    end: Optional[float]
+    warm: float
+    origin: float
+
+
+@dataclass(frozen=True)
 class VideoOptions:
     size: int = 0  # inference short side (0 = source's own, capped by engine.max_size)
     strength: float = 1.0
@@ -70,6 +87,8 @@ class VideoOptions:
     stability: float = 0.0
     start: Optional[float] = None
     end: Optional[float] = None
+    span: Optional[Span] = None  # a segment of the file, video only (the cluster joins them)
+    encoder_threads: int = 0  # x264 threads; 0 = half the cores
 
     @classmethod
     def from_config(cls, cfg: Config, **job: Any) -> "VideoOptions":
@@ -98,6 +117,7 @@ class VideoResult:
     profile: dict[str, float] = field(default_factory=dict)  # ms per frame, per step (core.profile)
     thread_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each pipeline thread
     process_cpu_s: float = 0.0  # the whole process (codec and inference helper threads included)
+    first_pts: Optional[int] = None  # source pts of the first frame encoded (segments are joined by it)
 
     @property
     def fps(self) -> float:
@@ -145,7 +165,11 @@ class _Run:
         self.engine, self.codes, self.opts = job.engine, job.codes, job.opts
         self.src, self.dst, self.overwrite = src, dst, overwrite
         self.result = VideoResult()
-        self.t0: Optional[float] = None  # media time of the first frame stylized
+        span = self.opts.span
+        # The frames decoded: --start/--end, or a segment with its warm-up frames.
+        self.lo: Optional[float] = span.warm if span else self.opts.start
+        self.hi: Optional[float] = span.end if span else self.opts.end
+        self.t0: Optional[float] = span.origin if span else None  # media time the style schedule starts at
         self.truncated: Optional[str] = None
         self.decoded = 0
         self.last_t = 0.0
@@ -170,8 +194,8 @@ class _Run:
                 raise MediaError(f"cannot write {dst}: {exc}") from None
             if not {"libx264", "h264"} & set(out.supported_codecs):
                 raise MediaError(f"cannot write H.264 video into a {dst.suffix} file: use {', '.join(OUTPUT_EXTS)}")
-            audio_in = list(reader.container.streams.audio) if opts.audio else []
-            audio_map, self.result.audio_mode = self._audio_plan(out, audio_in)
+            audio_in = list(reader.container.streams.audio) if opts.audio and not opts.span else []
+            audio_map, self.result.audio_mode = plan_audio(out, audio_in)
             dropped = [f"{s.type} #{s.index}" for s in reader.container.streams
                        if s.type not in ("video", "audio") or (s.type == "video" and s is not reader.video)]
             if dropped:
@@ -206,7 +230,7 @@ class _Run:
             log.debug("%s: %s; CPU s: %s, process %.1f", src, self.profile.summary(self.result.frames),
                       self.result.thread_cpu_s, self.result.process_cpu_s)
             if self.result.frames == 0:
-                raise MediaError(f"{src}: no video frames decoded" + (" in the chosen --start/--end range" if opts.start or opts.end else ""))
+                raise MediaError(f"{src}: no video frames decoded" + (" in the chosen --start/--end range" if self.lo or self.hi is not None else ""))
             try:
                 out.close()  # writes the index: a full disk shows here
             except (av.error.FFmpegError, OSError) as exc:
@@ -230,51 +254,12 @@ class _Run:
             reader.close()
             tmp.unlink(missing_ok=True)
 
-    def _audio_plan(self, out, audio_in) -> tuple[dict, str]:
-        """Input audio stream index -> [input stream, copy?, output stream (made by the encoder)].
-
-        Copied when the output container accepts the codec, else re-encoded (AAC where possible).
-        """
-        mapping, modes = {}, set()
-        supported = getattr(out, "supported_codecs", None) or set()
-        if out.format.name == "mp4":
-            # FFmpeg accepts raw PCM in MP4, but players do not: only copy what players expect there.
-            supported = supported & MP4_AUDIO
-        for a in audio_in:
-            name = a.codec_context.name
-            copy = name in supported and bool(a.codec_context.sample_rate)
-            mapping[a.index] = [a, copy, None]
-            enc = "aac" if "aac" in supported else out.default_audio_codec
-            modes.add("copied" if copy else f"re-encoded {name}->{enc}")
-        return mapping, (", ".join(sorted(modes)) or "none")
-
-    @staticmethod
-    def _add_audio_streams(out, audio_map) -> None:
-        """Create the output audio streams (after the video stream, so video is stream 0)."""
-        supported = getattr(out, "supported_codecs", None) or set()
-        for entry in audio_map.values():
-            a, copy, _ = entry
-            if copy:
-                entry[2] = out.add_stream_from_template(a)
-                try:
-                    entry[2].metadata.update({k: v for k, v in a.metadata.items() if k in ("language", "title")})
-                except Exception:  # noqa: BLE001 - tags are nice to have
-                    pass
-            else:
-                enc = "aac" if "aac" in supported else out.default_audio_codec
-                o = out.add_stream(enc, rate=a.codec_context.sample_rate or 48000)
-                try:
-                    o.layout = a.codec_context.layout
-                except Exception:  # noqa: BLE001 - keep the encoder's default layout
-                    pass
-                entry[2] = o
-
     def _seek(self, reader: VideoFile) -> None:
         """Jump to the keyframe before --start; the decoder then skips frames before it."""
-        if not self.opts.start:
+        if not self.lo:
             return
         vs = reader.video
-        target = int(self.opts.start / vs.time_base) + (vs.start_time or 0)
+        target = int(self.lo / vs.time_base) + (vs.start_time or 0)
         try:
             reader.container.seek(target, stream=vs, backward=True, any_frame=False)
         except Exception:  # noqa: BLE001 - unseekable: decode from the start and skip
@@ -282,9 +267,9 @@ class _Run:
 
     def _in_range(self, t: float) -> int:
         """-1 before --start, 0 inside, 1 at/after --end."""
-        if self.opts.start and t < self.opts.start - 1e-6:
+        if self.lo and t < self.lo - 1e-6:
             return -1
-        if self.opts.end is not None and t >= self.opts.end - 1e-6:
+        if self.hi is not None and t >= self.hi - 1e-6:
             return 1
         return 0
 
@@ -339,7 +324,7 @@ class _Run:
             )
             log.warning("%s", self.truncated)
             return
-        if done or self.opts.start or self.opts.end is not None or not self.decoded:
+        if done or self.lo or self.hi is not None or not self.decoded:
             return
         # Cut-off recordings end without an error: compare with what the header promised.
         rate, expected_s = reader.fps, reader.duration
@@ -362,6 +347,11 @@ class _Run:
         pending: list[Message] = []
         frames: list[DecodedFrame] = []
         style_slot = 0
+        span = opts.span
+        if span is not None and opts.strength != 1.0 and self.engine.stylizer.mixable_codes:
+            # The whole-file run takes the content's own code from the job's first frame: so must a segment.
+            stage.strengthen(self.codes[0], opts.strength, _frame_at(self.src, span.origin).image)
+        warm_until = span.start - 1e-6 if span is not None else None
 
         def flush() -> None:
             nonlocal pending, frames
@@ -373,6 +363,8 @@ class _Run:
                 self.result.inference_size = stage.size or (0, 0)
             with prof.step("wait: inference blocked"):
                 for it in pending:
+                    if warm_until is not None and isinstance(it, DecodedFrame) and it.time < warm_until:
+                        continue  # a warm-up frame: it only brought the temporal state up to date
                     q_out.put(it)
             pending, frames = [], []
 
@@ -405,41 +397,11 @@ class _Run:
         ovs = None
         pts0 = 0
         last_pts = -1
-        audio_offsets: dict[int, int] = {}
+        sound: Optional[AudioMuxer] = None  # made with the video stream (the first frame sets t0)
         held: list[tuple[float, Message]] = []  # sound ahead of the picture, muxed once a frame covers it
-
-        def mux_audio(item: Message) -> None:
-            if isinstance(item, AudioPacket):
-                packet = item.packet
-                o = audio_map[packet.stream.index][2]
-                off = audio_offsets.setdefault(o.index, self._offset_in(packet.time_base, reader))
-                packet.pts -= off
-                if packet.dts is not None:
-                    packet.dts -= off
-                if off and packet.pts + (packet.duration or 0) <= 0:
-                    return  # wholly before --start (encoder priming at pts < 0 is kept otherwise)
-                packet.stream = o
-                out.mux(packet)
-            elif isinstance(item, AudioFrame):
-                af = item.frame
-                o = audio_map[item.stream_index][2]
-                off = audio_offsets.setdefault(o.index, self._offset_in(af.time_base, reader))
-                if af.pts is not None:
-                    af.pts -= off
-                    if off and af.pts + af.samples <= 0:
-                        return
-                for p in o.encode(af):
-                    out.mux(p)
-
         frame_s = 1.0 / (reader.fps or 30.0)
         video_end = float("-inf")  # end of the last frame encoded: sound after it waits, or is cut
         t_first = reader.start_time
-
-        def audio_time(item: Message) -> float:
-            if isinstance(item, AudioPacket):
-                return float(item.packet.pts * item.packet.time_base) - t_first
-            af = item.frame  # type: ignore[union-attr]
-            return float(af.pts * af.time_base) - t_first if af.pts is not None else video_end
 
         prof = self.profile
         while True:
@@ -448,16 +410,18 @@ class _Run:
             if item is EOS:
                 break
             if not isinstance(item, DecodedFrame):
-                t = audio_time(item)
-                if ovs is not None and t < video_end:
-                    mux_audio(item)
+                t = audio_time(item, t_first, video_end)
+                if sound is not None and t < video_end:
+                    sound.mux(item)
                 else:
                     held.append((t, item))
                 continue
             if ovs is None:
                 ovs = self._video_stream(out, vs, item.image)
-                self._add_audio_streams(out, audio_map)
+                add_audio_streams(out, audio_map)
+                sound = AudioMuxer(out, audio_map, (self.t0 or 0.0) + t_first)
                 pts0 = item.pts
+                self.result.first_pts = item.pts
             t_enc = time.perf_counter()
             frame = av.VideoFrame.from_ndarray(item.image, format="bgr24")
             if self._out_tb is None:
@@ -474,7 +438,7 @@ class _Run:
             waiting = []
             for t, a in held:
                 if t < video_end:
-                    mux_audio(a)
+                    sound.mux(a)
                 else:
                     waiting.append((t, a))
             held = waiting
@@ -483,13 +447,8 @@ class _Run:
         if ovs is not None:
             for p in ovs.encode(None):
                 out.mux(p)
-            for _, copy, o in audio_map.values():
-                if not copy:
-                    for p in o.encode(None):
-                        out.mux(p)
-
-    def _offset_in(self, time_base, reader: VideoFile) -> int:
-        return int(round(((self.t0 or 0.0) + reader.start_time) / float(time_base)))
+        if sound is not None:
+            sound.flush()
 
     def _video_stream(self, out, vs, image: np.ndarray):
         h, w = image.shape[:2]
@@ -512,12 +471,116 @@ class _Run:
         ovs.time_base = tb
         # Half the cores at most: the network wants the rest, and on two cores x264's own threads
         # only add overhead (15% more CPU per frame measured) while fighting the inference thread.
-        threads = max(1, (os.cpu_count() or 2) // 2)
+        threads = self.opts.encoder_threads or max(1, (os.cpu_count() or 2) // 2)
         ovs.options = {"crf": str(self.opts.crf), "preset": self.opts.preset, "threads": str(threads)}
         if self._out_tb is not None:
             ovs.options["bf"] = "0"  # AVI cannot reorder frames: no B-frames
         self.result.width, self.result.height = w, h
         return ovs
+
+
+def plan_audio(out, audio_in) -> tuple[dict, str]:
+    """Input audio stream index -> [input stream, copy?, output stream (made by the encoder)].
+
+    Copied when the output container accepts the codec, else re-encoded (AAC where possible).
+    """
+    mapping, modes = {}, set()
+    supported = getattr(out, "supported_codecs", None) or set()
+    if out.format.name == "mp4":
+        # FFmpeg accepts raw PCM in MP4, but players do not: only copy what players expect there.
+        supported = supported & MP4_AUDIO
+    for a in audio_in:
+        name = a.codec_context.name
+        copy = name in supported and bool(a.codec_context.sample_rate)
+        mapping[a.index] = [a, copy, None]
+        enc = "aac" if "aac" in supported else out.default_audio_codec
+        modes.add("copied" if copy else f"re-encoded {name}->{enc}")
+    return mapping, (", ".join(sorted(modes)) or "none")
+
+
+def add_audio_streams(out, audio_map) -> None:
+    """Create the output audio streams (after the video stream, so video is stream 0)."""
+    supported = getattr(out, "supported_codecs", None) or set()
+    for entry in audio_map.values():
+        a, copy, _ = entry
+        if copy:
+            entry[2] = out.add_stream_from_template(a)
+            try:
+                entry[2].metadata.update({k: v for k, v in a.metadata.items() if k in ("language", "title")})
+            except Exception:  # noqa: BLE001 - tags are nice to have
+                pass
+        else:
+            enc = "aac" if "aac" in supported else out.default_audio_codec
+            o = out.add_stream(enc, rate=a.codec_context.sample_rate or 48000)
+            try:
+                o.layout = a.codec_context.layout
+            except Exception:  # noqa: BLE001 - keep the encoder's default layout
+                pass
+            entry[2] = o
+
+
+def audio_time(item: Message, t_first: float, default: float) -> float:
+    """Seconds from the video stream's start (``t_first``: its start in the file's clock);
+    ``default`` for a frame without a timestamp."""
+    if isinstance(item, AudioPacket):
+        return float(item.packet.pts * item.packet.time_base) - t_first
+    af = item.frame  # type: ignore[union-attr]
+    return float(af.pts * af.time_base) - t_first if af.pts is not None else default
+
+
+class AudioMuxer:
+    """The source's sound into the output: packets copied, frames re-encoded, all shifted so that
+    ``t_zero`` (the first stylized frame, in the file's clock) is the output's time zero."""
+
+    def __init__(self, out, audio_map: dict, t_zero: float) -> None:
+        self.out, self.audio_map, self.t_zero = out, audio_map, t_zero
+        self._offsets: dict[int, int] = {}
+
+    def _offset(self, index: int, time_base) -> int:
+        return self._offsets.setdefault(index, int(round(self.t_zero / float(time_base))))
+
+    def mux(self, item: Message) -> None:
+        if isinstance(item, AudioPacket):
+            packet = item.packet
+            o = self.audio_map[packet.stream.index][2]
+            off = self._offset(o.index, packet.time_base)
+            packet.pts -= off
+            if packet.dts is not None:
+                packet.dts -= off
+            if off and packet.pts + (packet.duration or 0) <= 0:
+                return  # wholly before --start (encoder priming at pts < 0 is kept otherwise)
+            packet.stream = o
+            self.out.mux(packet)
+        elif isinstance(item, AudioFrame):
+            af = item.frame
+            o = self.audio_map[item.stream_index][2]
+            off = self._offset(o.index, af.time_base)
+            if af.pts is not None:
+                af.pts -= off
+                if off and af.pts + af.samples <= 0:
+                    return
+            for p in o.encode(af):
+                self.out.mux(p)
+
+    def flush(self) -> None:
+        """Drain the encoders of re-encoded streams."""
+        for _, copy, o in self.audio_map.values():
+            if not copy and o is not None:
+                for p in o.encode(None):
+                    self.out.mux(p)
+
+
+def _frame_at(src: Path, t: float) -> DecodedFrame:
+    """The first frame at or after ``t`` (seconds from the stream's start)."""
+    with VideoFile(src).open() as reader:
+        vs = reader.video
+        if t > 0:
+            reader.container.seek(int(t / vs.time_base) + (vs.start_time or 0), stream=vs, backward=True, any_frame=False)
+        for frame in reader.container.decode(vs):
+            decoded = reader.convert(frame)
+            if decoded.time >= t - 1e-6:
+                return decoded
+    raise MediaError(f"{src}: no frame at {t:.3f} s")
 
 
 def _write_error(exc: BaseException, dst: Path) -> Optional[OutputError]:
