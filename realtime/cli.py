@@ -233,6 +233,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     cfg = load_cfg(args, {
         "engine.batch_size": args.batch, "video.crf": args.crf, "video.stability": _stability(args),
         "video.preset": args.preset, "video.size": args.size, "styles.strength": args.strength,
+        "cluster.enabled": True if args.cluster is not None else None, "cluster.address": args.cluster or None,
     })
     job = VideoJob(
         inputs=tuple(args.inputs), styles=tuple(args.style), output=args.output, out_dir=args.out_dir,
@@ -352,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--end", type=float, default=None, help="end time in seconds")
     pv.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     pv.add_argument("--quiet", action="store_true", help="no progress bar")
+    pv.add_argument("--cluster", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help="spread the work over a Ray cluster: no ADDRESS = a local Ray on this machine, "
+                         "'auto' or ray://HOST:10001 = a running cluster (resumable: rerun to finish)")
     _engine_options(pv)
     pv.set_defaults(func=cmd_video)
 

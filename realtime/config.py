@@ -202,6 +202,19 @@ class ImageConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """``stylize video --cluster``: files and long files spread over a Ray cluster, resumable."""
+
+    enabled: bool = False  # the --cluster flag
+    address: Optional[str] = None  # null = a local Ray on this machine; "auto" or "ray://HOST:10001" = a running cluster
+    segment_s: float = 30.0  # long files are cut at keyframes into segments of about this many seconds; 0 = whole files
+    worker_cpus: int = 2  # CPU threads per worker where the cluster has no GPUs (one worker per GPU otherwise)
+    workers: int = 0  # 0 = as many as the cluster's GPUs, or its CPUs / worker_cpus
+    retries: int = 2  # times a unit is retried after its worker died
+    work_dir: Optional[str] = None  # finished segments + manifests; null = <output folder>/.realtime-work (shared storage)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -216,6 +229,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     virtual_camera: VirtualCameraConfig = field(default_factory=VirtualCameraConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def cache_dir(self) -> Path:
@@ -270,6 +284,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "web.upload_mb": (0.1, 1024.0, "megabytes"),
     "virtual_camera.fps": (0.0, 240.0, "0 = the source's"),
     "log.backups": (1, 1000, ""),
+    "cluster.segment_s": (0.0, 86400.0, "seconds; 0 = whole files only"),
+    "cluster.worker_cpus": (1, 1024, ""),
+    "cluster.workers": (0, 100000, "0 = all the cluster holds"),
+    "cluster.retries": (0, 100, ""),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 # Keys that changed name: an old config gets one line naming the new key.

@@ -108,9 +108,11 @@ def write_clip(
     vfr: bool = False,
     codec: str = "libx264",
     rotation: int = 0,
+    gop: int = 0,
 ) -> None:
     """Write a test clip with PyAV: the moving pattern, optional AAC sine-tone audio, optional
-    variable frame rate (alternating 1/fps and 2/fps gaps) and rotation metadata."""
+    variable frame rate (alternating 1/fps and 2/fps gaps), rotation metadata and a keyframe
+    every ``gop`` frames (0 = the encoder's choice)."""
     from fractions import Fraction
 
     import av
@@ -124,6 +126,9 @@ def write_clip(
         vs.time_base = tb
         if rotation:
             vs.set_display_rotation(rotation)
+        if gop:
+            vs.codec_context.gop_size = gop
+            vs.options = {"keyint_min": str(gop), "sc_threshold": "0"}
         aus = None
         if audio:
             aus = out.add_stream("aac", rate=48000)

@@ -9,6 +9,7 @@ and renamed only when complete, so an error or Ctrl-C never leaves a partial fil
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -153,16 +154,19 @@ class VideoStylizer:
         self.codes = list(codes)
         self.opts = opts
 
-    def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None, overwrite: bool = False) -> VideoResult:
-        """Stylize ``src`` into ``dst``; an existing ``dst`` is an error unless ``overwrite``."""
-        return _Run(self, Path(src), Path(dst), overwrite).execute(on_progress)
+    def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None, overwrite: bool = False,
+            span: Optional[Span] = None) -> VideoResult:
+        """Stylize ``src`` into ``dst``; an existing ``dst`` is an error unless ``overwrite``.
+        With ``span``, only that part of ``src``, video only (a cluster segment)."""
+        opts = dataclasses.replace(self.opts, span=span) if span is not None else self.opts
+        return _Run(self, opts, Path(src), Path(dst), overwrite).execute(on_progress)
 
 
 class _Run:
     """One file through the three-thread pipeline: decoder -> inference -> encoder."""
 
-    def __init__(self, job: VideoStylizer, src: Path, dst: Path, overwrite: bool) -> None:
-        self.engine, self.codes, self.opts = job.engine, job.codes, job.opts
+    def __init__(self, job: VideoStylizer, opts: VideoOptions, src: Path, dst: Path, overwrite: bool) -> None:
+        self.engine, self.codes, self.opts = job.engine, job.codes, opts
         self.src, self.dst, self.overwrite = src, dst, overwrite
         self.result = VideoResult()
         span = self.opts.span
@@ -624,6 +628,10 @@ def run_video(cfg: Config, job: VideoJob) -> int:
     """``stylize video``: several inputs in turn; one bad file does not stop the rest."""
     from tqdm import tqdm
 
+    if cfg.cluster.enabled:  # Ray is imported only here
+        from ..cluster.runner import run_cluster
+
+        return run_cluster(cfg, job)
     inputs = expand_inputs(job.inputs)
     # Where the outputs go is checked before the network loads: a wrong folder fails in a second.
     if job.output:

@@ -1,0 +1,382 @@
+"""``stylize video --cluster``: a batch of files spread over a Ray cluster, resumable.
+
+The driver (this process) plans the work, hands units to worker actors as they come free, joins
+each file's segments when its last one is done and publishes the output atomically.  It keeps
+the manifests, so it is the only writer of the work folder's bookkeeping.  Workers only write
+their unit file (temp + rename), so a worker killed half-way leaves nothing that looks finished.
+
+Failure rules: a worker that dies (its process or its machine) has its unit retried on a fresh
+worker, up to ``cluster.retries`` times; an input that fails (unreadable, damaged) fails alone
+and is listed in the summary; Ctrl-C kills the workers and leaves finished segments for a rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..config import Config
+from ..errors import MediaError, UserError
+from ..io.paths import check_output_dir, check_output_file, publish
+from ..jobs.video import OUTPUT_EXTS, VideoJob, VideoOptions, expand_inputs
+from ..model.styles import find_style_images
+from .join import join_segments
+from .manifest import Manifest
+from .plan import Unit, plan_units, probe, warmup_frames
+
+log = logging.getLogger(__name__)
+
+# Passed on to the workers: where the model files and caches are (a local cluster inherits the
+# environment anyway; a remote one gets them through Ray's runtime environment).
+FORWARDED_ENV = ("REALTIME_MODEL_DIR", "REALTIME_CACHE_DIR", "XDG_CACHE_HOME")
+
+
+@dataclass
+class _Input:
+    """One input file's progress through the batch."""
+
+    src: Path
+    dst: Path
+    manifest: Optional[Manifest] = None
+    status: str = "pending"  # pending | done | skipped | failed
+    error: str = ""
+    frames: int = 0
+    units_left: int = 0
+    seconds: float = 0.0
+    audio: str = ""
+    t_start: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Task:
+    item: _Input
+    unit: Unit
+    attempt: int = 0
+
+
+@dataclass
+class ClusterResult:
+    """What :func:`run_cluster` did, for the CLI's summary and the tests."""
+
+    inputs: list[_Input]
+    frames: int
+    seconds: float
+    workers: int
+    retried: int
+    load_s: list[float]
+
+    @property
+    def failed(self) -> list[_Input]:
+        return [i for i in self.inputs if i.status == "failed"]
+
+
+def settings_of(cfg: Config, job: VideoJob, style_files: list[Path], warmup: int) -> dict[str, Any]:
+    """Everything that decides an output's pixels, sound and cutting (for the work fingerprint)."""
+    return {
+        "engine": {k: v for k, v in dataclasses.asdict(cfg.engine).items() if k != "threads"},
+        "video": dataclasses.asdict(cfg.video),
+        "models": {"transfer": cfg.models.transfer, "hub": cfg.models.hub_handle},
+        "styles": {"strength": cfg.styles.strength, "crossfade_s": cfg.styles.crossfade_s,
+                   "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in style_files]},
+        "job": {"switch_every": job.switch_every, "audio": job.audio, "start": job.start, "end": job.end},
+        "cut": {"segment_s": cfg.cluster.segment_s, "warmup": warmup},
+    }
+
+
+def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path]]:
+    """The inputs, their outputs (checked before any work) and the style files."""
+    inputs = expand_inputs(job.inputs)
+    styles = [s for spec in job.styles for s in find_style_images(spec, cfg.styles.dir)]
+    if len(job.styles) == 1:
+        styles = styles[:1]
+    if not styles:
+        raise UserError("no style images found")
+    style_files = [Path(s.path) for s in styles]
+    if job.output:
+        if len(inputs) > 1:
+            raise UserError("-o takes one input; use --out-dir DIR for several")
+        dst = Path(job.output)
+        if dst.suffix.lower() not in OUTPUT_EXTS or dst.suffix.lower() == ".avi":
+            raise UserError(f"--cluster writes MP4, MOV or MKV files: {job.output}")
+        items = [_Input(inputs[0], dst)]
+    else:
+        out_dir = Path(job.out_dir)  # type: ignore[arg-type]
+        check_output_dir(out_dir)
+        items = [_Input(src, out_dir / f"{src.stem}-{styles[0].name}.mp4") for src in inputs]
+    for it in items:
+        if it.dst.resolve() == it.src.resolve():
+            raise UserError(f"output {it.dst} would overwrite the input")
+    return items, style_files
+
+
+def work_dir_for(cfg: Config, job: VideoJob) -> Path:
+    if cfg.cluster.work_dir:
+        return Path(cfg.cluster.work_dir)
+    base = Path(job.out_dir) if job.out_dir else Path(job.output).parent  # type: ignore[arg-type]
+    return base / ".realtime-work"
+
+
+class ClusterRun:
+    """One batch on a cluster: plan, schedule, retry, join, publish (see the module docstring)."""
+
+    def __init__(self, cfg: Config, job: VideoJob, on_dispatch: Optional[Callable[["ClusterRun", Any, _Task], None]] = None) -> None:
+        self.cfg, self.job = cfg, job
+        self.on_dispatch = on_dispatch  # tests: called as each unit is handed to a worker
+        self.actors: list[Any] = []
+        self.retried = 0
+        self._started_ray = False
+
+    # -- planning ------------------------------------------------------------------------------------
+    def plan(self) -> tuple[list[_Input], deque[_Task]]:
+        cfg, job = self.cfg, self.job
+        items, style_files = _plan(cfg, job)
+        warmup = warmup_frames(cfg.video.stability)
+        settings = settings_of(cfg, job, style_files, warmup)
+        work = work_dir_for(cfg, job)
+        tasks: deque[_Task] = deque()
+        for it in items:
+            try:
+                m = it.manifest = Manifest.open(work, it.src, it.dst, settings)
+                if m.output_current():
+                    it.status = "skipped"
+                    log.info("%s: already done (%s)", it.src, it.dst)
+                    continue
+                check_output_file(it.dst, job.overwrite)
+                if not m.units:
+                    m.units = plan_units(probe(it.src), cfg.cluster.segment_s, warmup, job.start, job.end)
+                    m.save()
+                todo = [u for u in m.units if not m.is_done(u)]
+                if len(todo) < len(m.units):
+                    log.info("%s: resuming, %d of %d units already done", it.src, len(m.units) - len(todo), len(m.units))
+                it.units_left = len(todo)
+                tasks.extend(_Task(it, u) for u in todo)
+                if not todo:
+                    self._finish(it)
+            except UserError as exc:
+                it.status, it.error = "failed", str(exc)
+                log.error("failed: %s: %s", it.src, exc)
+        return items, tasks
+
+    # -- the cluster ---------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        address = self.cfg.cluster.address
+        # Workers' own output (TensorFlow's start-up lines) only with -vv: their errors come back as results.
+        kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": {"env_vars": env} if env else None,
+                                  "logging_level": logging.ERROR, "log_to_driver": log.isEnabledFor(logging.DEBUG)}
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"cannot reach the Ray cluster at {address or 'this machine'}: {str(exc).splitlines()[0]}") from None
+        self._started_ray = True
+
+    def _worker_count(self, units: int) -> tuple[int, dict[str, float]]:
+        import ray
+
+        res = ray.cluster_resources()
+        gpus = int(res.get("GPU", 0))
+        if gpus and self.cfg.engine.device != "cpu":
+            per = {"num_gpus": 1, "num_cpus": 1}
+            n = gpus
+        else:
+            per = {"num_cpus": self.cfg.cluster.worker_cpus}
+            n = max(1, int(res.get("CPU", 1) // self.cfg.cluster.worker_cpus))
+        if self.cfg.cluster.workers:
+            n = self.cfg.cluster.workers
+        return max(1, min(n, units)), per
+
+    def _new_actor(self, per: dict[str, float], progress: Any) -> Any:
+        import ray
+
+        from .worker import UnitWorker
+
+        cfg = self.cfg
+        if "num_gpus" not in per:  # CPU workers: the network and x264 share the worker's cores
+            cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=int(per["num_cpus"])))
+        opts = VideoOptions.from_config(cfg, switch_every=self.job.switch_every, audio=self.job.audio,
+                                        start=self.job.start, end=self.job.end,
+                                        encoder_threads=max(1, int(per["num_cpus"]) // 2))
+        actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, list(self.job.styles), opts, progress)
+        self.actors.append(actor)
+        return actor
+
+    def _check_workers(self, actors: list[Any]) -> list[float]:
+        """Wait for the workers to load; one that cannot (no model files there) ends the run in one line."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        load_s = []
+        for actor in actors:
+            try:
+                info = ray.get(actor.info.remote())
+            except RayActorError as exc:
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                raise UserError(f"a cluster worker cannot start: {lines[-1].strip() if lines else type(exc).__name__}") from None
+            if info["error"]:
+                raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
+            load_s.append(info["load_s"])
+        return load_s
+
+    # -- the run -------------------------------------------------------------------------------------
+    def execute(self) -> ClusterResult:
+        from tqdm import tqdm
+
+        t0 = time.perf_counter()
+        items, tasks = self.plan()
+        if not tasks:
+            return ClusterResult(items, 0, time.perf_counter() - t0, 0, 0, [])
+        self._connect()
+        import ray
+
+        from .worker import Progress
+
+        try:
+            n, per = self._worker_count(len(tasks))
+            progress = ray.remote(num_cpus=0)(Progress).remote()
+            idle = deque(self._new_actor(per, progress) for _ in range(n))
+            load_s = self._check_workers(list(idle))
+            log.info("cluster: %d workers (%s each) for %d units of %d files", n,
+                     ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in per.items()), len(tasks), len(items))
+            total = sum(t.unit.frames for t in tasks)
+            show = self.job.progress and sys.stderr.isatty()
+            inflight: dict[Any, tuple[Any, _Task]] = {}
+            with tqdm(total=total, unit="frame", desc="cluster", disable=not show, file=sys.stderr) as bar:
+                while tasks or inflight:
+                    while tasks and idle:
+                        task = tasks.popleft()
+                        if task.item.status == "failed":
+                            continue
+                        actor = idle.popleft()
+                        m = task.item.manifest
+                        ref = actor.run.remote(str(task.item.src), str(m.unit_path(task.unit)), task.unit.span)  # type: ignore[union-attr]
+                        inflight[ref] = (actor, task)
+                        if self.on_dispatch:
+                            self.on_dispatch(self, actor, task)
+                    if not inflight:
+                        break
+                    ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+                    bar.n = min(total, ray.get(progress.total.remote()))
+                    bar.refresh()
+                    for ref in ready:
+                        actor, task = inflight.pop(ref)
+                        if self._collect(ref, task, tasks):
+                            idle.append(actor)
+                        else:
+                            self._drop(actor)
+                            idle.append(self._new_actor(per, progress))
+            frames = sum(i.frames for i in items)
+            return ClusterResult(items, frames, time.perf_counter() - t0, n, self.retried, load_s)
+        finally:
+            self.shutdown()
+
+    def _collect(self, ref: Any, task: _Task, tasks: deque[_Task]) -> bool:
+        """Take one finished unit; False when its worker is gone (the unit is queued again)."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        it, unit = task.item, task.unit
+        try:
+            res = ray.get(ref)
+        except RayActorError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if task.attempt < self.cfg.cluster.retries:
+                self.retried += 1
+                log.warning("%s %s: worker lost (%s); retrying on another worker", it.src.name, unit.name, reason)
+                tasks.appendleft(_Task(it, unit, task.attempt + 1))
+            else:
+                self._fail(it, f"{unit.name}: worker lost {task.attempt + 1} times ({reason})")
+            return False
+        except RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            msg = str(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {cause}"
+            self._fail(it, msg)
+            return True
+        if it.status == "failed":
+            return True
+        it.manifest.mark_done(unit, res.frames, res.first_pts)  # type: ignore[union-attr]
+        it.frames += res.frames
+        it.units_left -= 1
+        if res.audio_mode != "none":
+            it.audio = res.audio_mode
+        if it.units_left == 0:
+            try:
+                self._finish(it)
+            except UserError as exc:
+                self._fail(it, str(exc))
+        return True
+
+    def _finish(self, it: _Input) -> None:
+        """All units done: publish the whole-file unit, or join the segments, then tidy up."""
+        m = it.manifest
+        assert m is not None
+        units = m.units
+        if units[0].span is None:
+            publish(m.unit_path(units[0]), it.dst, self.job.overwrite)
+            it.frames = it.frames or m.done[units[0].name]["frames"]
+        else:
+            parts = [(m.unit_path(u), int(m.done[u.name]["first_pts"])) for u in units]
+            span0 = units[0].span
+            it.audio = join_segments(it.src, parts, it.dst, origin=span0.origin, start=self.job.start,
+                                     end=self.job.end, audio=self.job.audio, overwrite=self.job.overwrite)
+            it.frames = sum(int(m.done[u.name]["frames"]) for u in units)
+        m.mark_published()
+        it.status = "done"
+        it.seconds = time.perf_counter() - it.t_start
+        log.info("%s -> %s: %d frames in %d unit(s), audio %s", it.src, it.dst, it.frames, len(units), it.audio or "none")
+
+    def _fail(self, it: _Input, msg: str) -> None:
+        if it.status != "failed":
+            it.status, it.error = "failed", msg
+            log.error("failed: %s: %s", it.src, msg)
+
+    def _drop(self, actor: Any) -> None:
+        import ray
+
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        if actor in self.actors:
+            self.actors.remove(actor)
+
+    def shutdown(self) -> None:
+        """Kill the workers (Ctrl-C or the end) and leave Ray if this run started it."""
+        import ray
+
+        for actor in list(self.actors):
+            self._drop(actor)
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def run_cluster(cfg: Config, job: VideoJob) -> int:
+    """The ``--cluster`` path of ``stylize video``: exit status 2 when an input failed."""
+    res = ClusterRun(cfg, job).execute()
+    print_summary(res)
+    return 2 if res.failed else 0
+
+
+def print_summary(res: ClusterResult) -> None:
+    fps = res.frames / res.seconds if res.seconds > 0 else 0.0
+    log.info("summary: %d of %d videos done (%d skipped, %d failed), %d frames in %.1f s (%.1f frames/s) on %d workers%s",
+             sum(i.status in ("done", "skipped") for i in res.inputs), len(res.inputs),
+             sum(i.status == "skipped" for i in res.inputs), len(res.failed), res.frames, res.seconds, fps,
+             res.workers, f", {res.retried} units retried" if res.retried else "")
+    width = max((len(i.src.name) for i in res.inputs), default=5)
+    for i in res.inputs:
+        detail = i.error if i.status == "failed" else (f"{i.frames} frames -> {i.dst}" if i.status == "done" else str(i.dst))
+        log.info("  %-7s %-*s  %s", i.status, width, i.src.name, detail)
