@@ -17,13 +17,14 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..config import Config
-from ..errors import MediaError, UserError
+from ..errors import UserError
 from ..io.paths import check_output_dir, check_output_file, publish
 from ..jobs.video import OUTPUT_EXTS, VideoJob, VideoOptions, expand_inputs
 from ..model.styles import find_style_images
@@ -166,7 +167,7 @@ class ClusterRun:
 
     # -- the cluster ---------------------------------------------------------------------------------
     def _connect(self) -> None:
-        import ray
+        ray = require_ray()
 
         if ray.is_initialized():
             return
@@ -176,10 +177,9 @@ class ClusterRun:
         kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": {"env_vars": env} if env else None,
                                   "logging_level": logging.ERROR, "log_to_driver": log.isEnabledFor(logging.DEBUG)}
         try:
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(**kwargs)
+            with warnings.catch_warnings():  # Ray Client's timeout warning says what the error line says
+                warnings.simplefilter("ignore")
+                ray.init(address=address or None, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"cannot reach the Ray cluster at {address or 'this machine'}: {str(exc).splitlines()[0]}") from None
         self._started_ray = True
@@ -236,6 +236,7 @@ class ClusterRun:
         from tqdm import tqdm
 
         t0 = time.perf_counter()
+        require_ray()
         items, tasks = self.plan()
         if not tasks:
             return ClusterResult(items, 0, time.perf_counter() - t0, 0, 0, [])
@@ -361,6 +362,14 @@ class ClusterRun:
             self._drop(actor)
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--cluster needs Ray: pip install 'realtime[cluster]' (or the lock file)") from None
+    return ray
 
 
 def run_cluster(cfg: Config, job: VideoJob) -> int:
