@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -25,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from ..config import Config
 from ..errors import UserError
-from ..io.paths import check_output_dir, check_output_file, publish
+from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
 from ..jobs.video import OUTPUT_EXTS, VideoJob, VideoOptions, expand_inputs
 from ..model.styles import find_style_images
 from .join import join_segments
@@ -326,7 +327,7 @@ class ClusterRun:
         assert m is not None
         units = m.units
         if units[0].span is None:
-            publish(m.unit_path(units[0]), it.dst, self.job.overwrite)
+            _move_into(m.unit_path(units[0]), it.dst, self.job.overwrite)
             it.frames = it.frames or m.done[units[0].name]["frames"]
         else:
             parts = [(m.unit_path(u), int(m.done[u.name]["first_pts"])) for u in units]
@@ -362,6 +363,22 @@ class ClusterRun:
             self._drop(actor)
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def _move_into(done: Path, dst: Path, overwrite: bool) -> None:
+    """Publish a finished unit file as ``dst``: a rename on one file system, else a copy to a temp
+    file beside ``dst`` first (a work folder on other storage), so ``dst`` still appears whole."""
+    if done.stat().st_dev != dst.parent.stat().st_dev:
+        tmp = temp_path_for(dst)
+        try:
+            shutil.copyfile(done, tmp)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+        publish(tmp, dst, overwrite)
+        done.unlink(missing_ok=True)
+    else:
+        publish(done, dst, overwrite)
 
 
 def require_ray() -> Any:
