@@ -240,7 +240,7 @@ def test_large_frames_are_capped_for_inference_and_kept_at_source_size(tmp_path)
     for step in ("decode", "convert (decoder)", "preprocess", "infer", "postprocess", "encode", "wait: encoder starved"):
         assert step in res2.profile and res2.profile[step] >= 0, step
     assert res2.profile["preprocess"] > 0 and res2.profile["encode"] > 0  # 1600x1200 -> 160x120, H.264
-    assert set(res2.thread_cpu_s) == {"decoder", "inference", "encoder"} and res2.process_cpu_s > 0
+    assert set(res2.thread_cpu_s) == {"decoder", "inference", "finisher", "encoder"} and res2.process_cpu_s > 0
 
 
 def test_worker_failure_leaves_no_file_and_no_thread(clip, tmp_path):

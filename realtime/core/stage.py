@@ -79,6 +79,11 @@ class StylizeStage:
         self.size: Optional[tuple[int, int]] = None
         self._content_code: Optional[np.ndarray] = None
 
+    @property
+    def src_size(self) -> Optional[tuple[int, int]]:
+        """(width, height) of the frames :meth:`preprocess` saw last."""
+        return self._src_size
+
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         return pick_inference_size(width, height, self.short_side, self.max_size)
 
@@ -115,9 +120,12 @@ class StylizeStage:
     def infer(self, batch_rgb: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return self.stylizer.stylize(batch_rgb, codes)
 
-    def postprocess(self, content_rgb: np.ndarray, styled_rgb: np.ndarray) -> list[np.ndarray]:
-        """Temporal filter at the inference size, then BGR at the source size."""
-        w, h = self._src_size  # type: ignore[misc]
+    def postprocess(self, content_rgb: np.ndarray, styled_rgb: np.ndarray,
+                    src_size: Optional[tuple[int, int]] = None) -> list[np.ndarray]:
+        """Temporal filter at the inference size, then BGR at the source size.  ``src_size``
+        (width, height): the frames' own size, given when this runs on a thread of its own
+        (video files), since :meth:`preprocess` may already be at the next batch."""
+        w, h = src_size or self._src_size  # type: ignore[misc]
         out = []
         for c, s in zip(content_rgb, styled_rgb):
             if self.temporal is not None:

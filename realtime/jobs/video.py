@@ -144,6 +144,19 @@ class AudioFrame:
 Message = Union[DecodedFrame, AudioPacket, AudioFrame]
 
 
+@dataclass
+class _Batch:
+    """Inference -> finisher: stylized frames at the inference size, and every message (audio too)
+    in demux order, so the encoder still gets them in order."""
+
+    frames: list[DecodedFrame]
+    pending: list[Message]
+    reset: bool  # the stabiliser starts again at this batch (a style switch)
+    content: Any = None  # RGB uint8 [B, h, w, 3] at the inference size (what the stabiliser tracks)
+    styled: Any = None
+    src_size: Optional[tuple[int, int]] = None
+
+
 class VideoStylizer:
     """Stylizes files with one engine and one set of styles; holds no per-file state, so one
     object runs many files in a row (each :meth:`run` has its own :class:`_Run`)."""
@@ -206,10 +219,12 @@ class _Run:
                 log.warning("%s: not copied to the output: %s (only the first video stream and the audio are kept)", src, ", ".join(dropped))
             self._seek(reader)
             q_in = FrameQueue(opts.queue_frames, stop)
+            q_mid = FrameQueue(2, stop)  # batches
             q_out = FrameQueue(opts.queue_frames, stop)
             workers = [
                 Worker("decoder", lambda: self._decode(reader, audio_map, q_in), lambda: q_in.put(EOS), stop),
-                Worker("inference", lambda: self._infer(q_in, q_out), lambda: q_out.put(EOS), stop),
+                Worker("inference", lambda: self._infer(q_in, q_mid), lambda: q_mid.put(EOS), stop),
+                Worker("finisher", lambda: self._finish(q_mid, q_out), lambda: q_out.put(EOS), stop),
                 Worker("encoder", lambda: self._encode(out, reader, audio_map, q_out), lambda: None, stop),
             ]
             t_start, cpu_start = time.perf_counter(), time.process_time()
@@ -342,34 +357,38 @@ class _Run:
         if self.truncated:
             log.warning("%s", self.truncated)
 
-    def _infer(self, q_in: FrameQueue, q_out: FrameQueue) -> None:
+    def _infer(self, q_in: FrameQueue, q_mid: FrameQueue) -> None:
+        """Batches of frames -> the network; the finisher thread does the rest (stability, colour,
+        size), so the network's thread never waits for it."""
         opts = self.opts
         schedule = StyleSchedule(self.codes, opts.switch_every, opts.fade_s)
-        temporal = FlowStabilizer(opts.stability) if opts.stability > 0 else None
         prof = self.profile
-        stage = StylizeStage(self.engine.stylizer, opts.size, self.engine.cfg.engine.max_size, temporal, prof)
+        stage = StylizeStage(self.engine.stylizer, opts.size, self.engine.cfg.engine.max_size, None, prof)
         pending: list[Message] = []
         frames: list[DecodedFrame] = []
         style_slot = 0
+        reset = False
         span = opts.span
         if span is not None and opts.strength != 1.0 and self.engine.stylizer.mixable_codes:
             # The whole-file run takes the content's own code from the job's first frame: so must a segment.
             stage.strengthen(self.codes[0], opts.strength, _frame_at(self.src, span.origin).image)
-        warm_until = span.start - 1e-6 if span is not None else None
 
         def flush() -> None:
-            nonlocal pending, frames
+            nonlocal pending, frames, reset
+            batch = _Batch(frames, pending, reset)
             if frames:
                 with prof.step("style codes"):
                     codes = np.stack([stage.strengthen(schedule.code_at(f.time - self.t0), opts.strength, f.image) for f in frames])
-                for f, styled in zip(frames, stage([f.image for f in frames], codes)):
-                    f.image = styled
+                with prof.step("preprocess"):
+                    batch.content = stage.preprocess([f.image for f in frames])
+                with prof.step("infer"):
+                    batch.styled = stage.infer(batch.content, codes)
+                batch.src_size = stage.src_size
                 self.result.inference_size = stage.size or (0, 0)
-            with prof.step("wait: inference blocked"):
-                for it in pending:
-                    if warm_until is not None and isinstance(it, DecodedFrame) and it.time < warm_until:
-                        continue  # a warm-up frame: it only brought the temporal state up to date
-                    q_out.put(it)
+                reset = False
+            if pending:
+                with prof.step("wait: inference blocked"):
+                    q_mid.put(batch)
             pending, frames = [], []
 
         while True:
@@ -385,14 +404,39 @@ class _Run:
                 slot = int((item.time - self.t0) // opts.switch_every) if opts.switch_every > 0 else 0
                 if slot != style_slot:  # a style switch: the stabiliser starts again from the new style
                     flush()
-                    if stage.temporal is not None:
-                        stage.temporal.reset()
+                    reset = True
                     style_slot = slot
                 frames.append(item)
             pending.append(item)
             if len(frames) >= opts.batch:
                 flush()
         flush()
+
+    def _finish(self, q_mid: FrameQueue, q_out: FrameQueue) -> None:
+        """Stability at the inference size, then BGR at the source size, in stream order; drops a
+        segment's warm-up frames once they have brought the stabiliser's state up to date."""
+        opts, prof = self.opts, self.profile
+        temporal = FlowStabilizer(opts.stability) if opts.stability > 0 else None
+        post = StylizeStage(self.engine.stylizer, opts.size, self.engine.cfg.engine.max_size, temporal, prof)
+        warm_until = opts.span.start - 1e-6 if opts.span is not None else None
+        last_size = None
+        while True:
+            with prof.step("wait: finisher starved"):
+                batch = q_mid.get()
+            if batch is EOS:
+                break
+            if batch.frames:
+                if temporal is not None and (batch.reset or batch.src_size != last_size):
+                    temporal.reset()  # a style switch, or the source changed size
+                last_size = batch.src_size
+                with prof.step("postprocess"):
+                    for f, styled in zip(batch.frames, post.postprocess(batch.content, batch.styled, batch.src_size)):
+                        f.image = styled
+            with prof.step("wait: finisher blocked"):
+                for it in batch.pending:
+                    if warm_until is not None and isinstance(it, DecodedFrame) and it.time < warm_until:
+                        continue  # a warm-up frame
+                    q_out.put(it)
 
     def _encode(self, out, reader: VideoFile, audio_map, q_out: FrameQueue) -> None:
         import av
