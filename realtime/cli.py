@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -230,6 +231,9 @@ def cmd_video(args: argparse.Namespace) -> int:
             _check_seconds(name, v)
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
+    if args.cluster and (Path(args.cluster).exists() or not _CLUSTER_ADDRESS.match(args.cluster)):
+        raise UserError(f"--cluster {args.cluster!r}: the address is auto, HOST:PORT or ray://HOST:PORT "
+                        "(put the input files before --cluster)")
     cfg = load_cfg(args, {
         "engine.batch_size": args.batch, "video.crf": args.crf, "video.stability": _stability(args),
         "video.preset": args.preset, "video.size": args.size, "styles.strength": args.strength,
@@ -241,6 +245,9 @@ def cmd_video(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, progress=not args.quiet,
     )
     return run_video(cfg, job)
+
+
+_CLUSTER_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+|[\w.\-]+:\d+)$")
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -150,11 +150,13 @@ def test_batch_with_a_corrupt_file_and_a_killed_worker(ray_local, cfg_factory, t
             killed.append(task.unit)
             ray.kill(actor, no_restart=True)
 
-    res = ClusterRun(cluster_cfg(cfg_factory), job([folder], out_dir=str(out_dir)), on_dispatch=kill_first).execute()
+    missing = tmp_path / "gone.mp4"
+    res = ClusterRun(cluster_cfg(cfg_factory), job([folder, missing], out_dir=str(out_dir)), on_dispatch=kill_first).execute()
     status = {i.src.name: i.status for i in res.inputs}
-    assert status == {"broken.mp4": "failed", "clip0.mp4": "done", "clip1.mp4": "done", "clip2.mp4": "done"}
+    assert status == {"broken.mp4": "failed", "clip0.mp4": "done", "clip1.mp4": "done", "clip2.mp4": "done", "gone.mp4": "failed"}
     assert res.retried == 1 and killed
-    assert "broken.mp4" in {i.src.name for i in res.failed} and res.failed[0].error
+    errors = {i.src.name: i.error for i in res.failed}
+    assert "not a readable video" in errors["broken.mp4"] and errors["gone.mp4"] == f"video not found: {missing}"
     for i in range(3):
         d = decode(out_dir / f"clip{i}-mosaic.mp4")
         assert len(d["pts"]) == 12 + 4 * i
@@ -177,7 +179,7 @@ def test_interrupted_run_resumes_and_a_finished_one_is_skipped(ray_local, cfg_fa
     cfg = cluster_cfg(cfg_factory, **{"cluster.workers": 1})
     with pytest.raises(KeyboardInterrupt):
         ClusterRun(cfg, job([long_clip], output=out), on_dispatch=interrupt_at_third).execute()
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+    assert not out.exists() and not [p for p in tmp_path.rglob("*") if ".part" in p.name]  # the unit in flight too
     again = []
     res = ClusterRun(cfg, job([long_clip], output=out), on_dispatch=lambda r, a, t: again.append(t.unit.name)).execute()
     assert res.inputs[0].status == "done"
@@ -186,6 +188,30 @@ def test_interrupted_run_resumes_and_a_finished_one_is_skipped(ray_local, cfg_fa
     third = []
     res = ClusterRun(cfg, job([long_clip], output=out), on_dispatch=lambda r, a, t: third.append(t)).execute()
     assert res.inputs[0].status == "skipped" and not third
+
+
+def test_sources_in_a_coarse_time_base_join_with_their_own_timing(ray_local, cfg_factory, tmp_path):
+    """MKV counts in milliseconds, MP4 segments in finer ticks: the join re-times every packet."""
+    from realtime.cluster.runner import ClusterRun
+
+    src = tmp_path / "clip.mkv"
+    write_clip(src, frames=60, width=96, height=64, fps=24, audio=True, gop=12)
+    out = tmp_path / "out.mkv"
+    res = ClusterRun(cluster_cfg(cfg_factory, **{"cluster.segment_s": 0.5}), job([src], output=out)).execute()
+    assert res.inputs[0].status == "done" and len(res.inputs[0].manifest.units) == 5
+    single = tmp_path / "single.mkv"
+    assert run_video(cfg_factory(**{"video.size": 64}), job([src], output=single)) == 0
+    a, b = decode(single), decode(out)
+    assert b["pts"] == a["pts"] and len(b["pts"]) == 60
+    with av.open(str(out)) as c, av.open(str(single)) as d:
+        assert abs(c.duration - d.duration) < 0.05 * 1e6  # no frame lasts longer than it did
+    assert b["pcm"].size == a["pcm"].size
+
+
+def test_cluster_address_that_is_a_file_is_refused(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "realtime", "video", "--cluster", "a.mp4", "b.mp4", "--out-dir", str(tmp_path),
+                        "--style", "mosaic"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "put the input files before --cluster" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_cluster_end_to_end_and_ray_only_with_the_flag(models_dir, tmp_path):

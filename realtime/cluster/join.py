@@ -101,6 +101,8 @@ def _video_packets(parts: Sequence[tuple[Path, int]], tb: Fraction, pts0: int, o
                     dts = last_dts + 1  # a segment's reordering delay overlaps its neighbour's by a tick
                 if pts is not None and dts is not None and dts > pts:
                     raise MediaError(f"{path}: segment timestamps cannot be joined")
+                if p.duration:
+                    p.duration = _rescale(p.duration, s.time_base, tb)
                 p.pts, p.dts, p.time_base = pts, dts, tb
                 last_dts = dts
                 yield origin + float((dts if dts is not None else 0) * tb), 0, p

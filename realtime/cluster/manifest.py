@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
+from ..io.paths import glob_escape
 from ..jobs.video import Span
 from .plan import Unit
 
@@ -46,6 +47,7 @@ class Manifest:
     @classmethod
     def open(cls, work: Path, src: Path, dst: Path, settings: dict[str, Any]) -> "Manifest":
         m = cls(work / f"{src.stem}-{fingerprint(src, dst, settings)}", src, dst)
+        m._drop_outdated(work)
         if m.path.is_file():
             try:
                 data = json.loads(m.path.read_text(encoding="utf-8"))
@@ -57,6 +59,20 @@ class Manifest:
                 log.warning("%s: unreadable manifest, starting this input again (%s)", m.path, exc)
                 m.units, m.done, m.published = [], {}, None
         return m
+
+    def _drop_outdated(self, work: Path) -> None:
+        """Remove this input's work from runs with other settings (or an older source): it can
+        never be used again, and segments of a film take gigabytes."""
+        for old in work.glob(f"{glob_escape(self.src.stem)}-*"):
+            if old == self.folder or not (old / "manifest.json").is_file():
+                continue
+            try:
+                data = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if data.get("source") == str(self.src) and data.get("output") == str(self.dst):
+                log.info("%s: removing the work of a run with other settings (%s)", self.src, old.name)
+                shutil.rmtree(old, ignore_errors=True)
 
     # -- state ---------------------------------------------------------------------------------------
     def unit_path(self, unit: Unit) -> Path:
@@ -73,8 +89,11 @@ class Manifest:
         pub = self.published
         return bool(pub) and self.dst.is_file() and self.dst.stat().st_size == pub.get("bytes")
 
-    def mark_done(self, unit: Unit, frames: int, first_pts: Optional[int]) -> None:
-        self.done[unit.name] = {"frames": frames, "first_pts": first_pts, "bytes": self.unit_path(unit).stat().st_size}
+    def mark_done(self, unit: Unit, frames: int, first_pts: Optional[int], short: bool = False, audio: str = "") -> None:
+        """``short``: fewer frames decoded than planned (damaged input); ``audio``: how a whole
+        file's sound went.  Raises OSError when the unit's file is not where it should be."""
+        self.done[unit.name] = {"frames": frames, "first_pts": first_pts, "bytes": self.unit_path(unit).stat().st_size,
+                                "short": short, "audio": audio}
         self.save()
 
     def mark_published(self) -> None:

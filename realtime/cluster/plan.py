@@ -53,8 +53,8 @@ def probe(path: Path) -> Probe:
         entries: list[tuple[float, bool]] = []
         try:
             for packet in reader.container.demux(vs):
-                if packet.pts is None or packet.size == 0:
-                    continue
+                if packet.pts is None or packet.size == 0 or packet.is_discard:
+                    continue  # discarded by an edit list (a cut without re-encoding): never decoded
                 entries.append((float(packet.pts * vs.time_base) - start, bool(packet.is_keyframe)))
         except av.error.FFmpegError:
             pass  # a damaged tail: the units cover what demuxed, the decoder reports the rest

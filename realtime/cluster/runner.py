@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .. import __version__
 from ..config import Config
 from ..errors import UserError
 from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
@@ -34,6 +35,8 @@ from .manifest import Manifest
 from .plan import Unit, plan_units, probe, warmup_frames
 
 log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 300.0  # no worker started and nothing running for this long: the cluster cannot hold one
 
 # Passed on to the workers: where the model files and caches are (a local cluster inherits the
 # environment anyway; a remote one gets them through Ray's runtime environment).
@@ -89,6 +92,7 @@ def settings_of(cfg: Config, job: VideoJob, style_files: list[Path], warmup: int
                    "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in style_files]},
         "job": {"switch_every": job.switch_every, "audio": job.audio, "start": job.start, "end": job.end},
         "cut": {"segment_s": cfg.cluster.segment_s, "warmup": warmup},
+        "version": __version__,
     }
 
 
@@ -107,22 +111,20 @@ def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path]]:
         dst = Path(job.output)
         if dst.suffix.lower() not in OUTPUT_EXTS or dst.suffix.lower() == ".avi":
             raise UserError(f"--cluster writes MP4, MOV or MKV files: {job.output}")
-        items = [_Input(inputs[0], dst)]
+        items = [_Input(inputs[0].absolute(), dst.absolute())]
     else:
-        out_dir = Path(job.out_dir)  # type: ignore[arg-type]
+        out_dir = Path(job.out_dir).absolute()  # type: ignore[arg-type]
         check_output_dir(out_dir)
-        items = [_Input(src, out_dir / f"{src.stem}-{styles[0].name}.mp4") for src in inputs]
-    for it in items:
-        if it.dst.resolve() == it.src.resolve():
-            raise UserError(f"output {it.dst} would overwrite the input")
-    return items, style_files
+        items = [_Input(src.absolute(), out_dir / f"{src.stem}-{styles[0].name}.mp4") for src in inputs]
+    # Absolute paths: the workers of a cluster do not run in this folder.
+    return items, [p.absolute() for p in style_files]
 
 
 def work_dir_for(cfg: Config, job: VideoJob) -> Path:
     if cfg.cluster.work_dir:
-        return Path(cfg.cluster.work_dir)
+        return Path(cfg.cluster.work_dir).absolute()
     base = Path(job.out_dir) if job.out_dir else Path(job.output).parent  # type: ignore[arg-type]
-    return base / ".realtime-work"
+    return base.absolute() / ".realtime-work"
 
 
 class ClusterRun:
@@ -133,18 +135,25 @@ class ClusterRun:
         self.on_dispatch = on_dispatch  # tests: called as each unit is handed to a worker
         self.actors: list[Any] = []
         self.retried = 0
+        self.style_files: list[Path] = []
+        self._inflight: dict[Any, tuple[Any, _Task]] = {}
         self._started_ray = False
 
     # -- planning ------------------------------------------------------------------------------------
     def plan(self) -> tuple[list[_Input], deque[_Task]]:
         cfg, job = self.cfg, self.job
         items, style_files = _plan(cfg, job)
+        self.style_files = style_files
         warmup = warmup_frames(cfg.video.stability)
         settings = settings_of(cfg, job, style_files, warmup)
         work = work_dir_for(cfg, job)
         tasks: deque[_Task] = deque()
         for it in items:
             try:
+                if it.dst.resolve() == it.src.resolve():
+                    raise UserError(f"output {it.dst} would overwrite the input")
+                if not it.src.is_file():
+                    raise UserError(f"video not found: {it.src}" if not it.src.exists() else f"not a file: {it.src}")
                 m = it.manifest = Manifest.open(work, it.src, it.dst, settings)
                 if m.output_current():
                     it.status = "skipped"
@@ -162,8 +171,9 @@ class ClusterRun:
                 if not todo:
                     self._finish(it)
             except UserError as exc:
-                it.status, it.error = "failed", str(exc)
-                log.error("failed: %s: %s", it.src, exc)
+                self._fail(it, str(exc))
+            except OSError as exc:  # unreadable input, a work folder we cannot write
+                self._fail(it, f"{exc.strerror or exc}: {exc.filename or it.src}")
         return items, tasks
 
     # -- the cluster ---------------------------------------------------------------------------------
@@ -211,26 +221,25 @@ class ClusterRun:
         opts = VideoOptions.from_config(cfg, switch_every=self.job.switch_every, audio=self.job.audio,
                                         start=self.job.start, end=self.job.end,
                                         encoder_threads=max(1, int(per["num_cpus"]) // 2))
-        actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, list(self.job.styles), opts, progress)
+        styles = [str(p) for p in self.style_files]
+        actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, styles, opts, progress)
         self.actors.append(actor)
         return actor
 
-    def _check_workers(self, actors: list[Any]) -> list[float]:
-        """Wait for the workers to load; one that cannot (no model files there) ends the run in one line."""
+    def _ready(self, ref: Any) -> float:
+        """A worker's start finished: its load time, or a one-line error ending the run when it
+        cannot work at all (no model files on that machine, its process died while loading)."""
         import ray
         from ray.exceptions import RayActorError
 
-        load_s = []
-        for actor in actors:
-            try:
-                info = ray.get(actor.info.remote())
-            except RayActorError as exc:
-                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-                raise UserError(f"a cluster worker cannot start: {lines[-1].strip() if lines else type(exc).__name__}") from None
-            if info["error"]:
-                raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
-            load_s.append(info["load_s"])
-        return load_s
+        try:
+            info = ray.get(ref)
+        except RayActorError as exc:
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            raise UserError(f"a cluster worker cannot start: {lines[-1].strip() if lines else type(exc).__name__}") from None
+        if info["error"]:
+            raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
+        return float(info["load_s"])
 
     # -- the run -------------------------------------------------------------------------------------
     def execute(self) -> ClusterResult:
@@ -240,24 +249,41 @@ class ClusterRun:
         require_ray()
         items, tasks = self.plan()
         if not tasks:
-            return ClusterResult(items, 0, time.perf_counter() - t0, 0, 0, [])
+            return ClusterResult(items, sum(i.frames for i in items), time.perf_counter() - t0, 0, 0, [])
         self._connect()
         import ray
+        from ray.exceptions import RayError
 
         from .worker import Progress
 
         try:
             n, per = self._worker_count(len(tasks))
             progress = ray.remote(num_cpus=0)(Progress).remote()
-            idle = deque(self._new_actor(per, progress) for _ in range(n))
-            load_s = self._check_workers(list(idle))
+            starting: dict[Any, Any] = {}  # info() ref -> a worker still loading
+            idle: deque[Any] = deque()
+            inflight = self._inflight
+            load_s: list[float] = []
+
+            def start_worker() -> None:
+                actor = self._new_actor(per, progress)
+                starting[actor.info.remote()] = actor
+
+            for _ in range(n):
+                start_worker()
             log.info("cluster: %d workers (%s each) for %d units of %d files", n,
                      ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in per.items()), len(tasks), len(items))
             total = sum(t.unit.frames for t in tasks)
             show = self.job.progress and sys.stderr.isatty()
-            inflight: dict[Any, tuple[Any, _Task]] = {}
+            last_news = time.monotonic()
             with tqdm(total=total, unit="frame", desc="cluster", disable=not show, file=sys.stderr) as bar:
                 while tasks or inflight:
+                    if starting:  # workers that finished loading join the idle ones
+                        ready, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
+                        for ref in ready:
+                            actor = starting.pop(ref)
+                            load_s.append(self._ready(ref))
+                            idle.append(actor)
+                            last_news = time.monotonic()
                     while tasks and idle:
                         task = tasks.popleft()
                         if task.item.status == "failed":
@@ -268,18 +294,35 @@ class ClusterRun:
                         inflight[ref] = (actor, task)
                         if self.on_dispatch:
                             self.on_dispatch(self, actor, task)
+                    if not tasks:  # nothing left to hand out: free the cluster for other work
+                        for actor in list(idle) + list(starting.values()):
+                            self._drop(actor)
+                        idle.clear()
+                        starting.clear()
                     if not inflight:
-                        break
-                    ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
-                    bar.n = min(total, ray.get(progress.total.remote()))
-                    bar.refresh()
+                        if not starting:
+                            break
+                        if time.monotonic() - last_news > START_TIMEOUT_S:
+                            need = "GPU" if "num_gpus" in per else f"{per['num_cpus']:g} CPUs"
+                            raise UserError(f"no cluster worker could start in {START_TIMEOUT_S:.0f} s: "
+                                            f"the cluster has no free {need} for one")
+                    ready, _ = ray.wait(list(inflight) + list(starting), num_returns=1, timeout=0.5)
+                    try:
+                        bar.n = min(total, ray.get(progress.total.remote(), timeout=5))
+                        bar.refresh()
+                    except RayError:  # the progress counter went with its machine: the bar pauses
+                        pass
                     for ref in ready:
+                        if ref not in inflight:
+                            continue
                         actor, task = inflight.pop(ref)
+                        last_news = time.monotonic()
                         if self._collect(ref, task, tasks):
                             idle.append(actor)
                         else:
                             self._drop(actor)
-                            idle.append(self._new_actor(per, progress))
+                            if tasks:
+                                start_worker()
             frames = sum(i.frames for i in items)
             return ClusterResult(items, frames, time.perf_counter() - t0, n, self.retried, load_s)
         finally:
@@ -309,11 +352,18 @@ class ClusterRun:
             return True
         if it.status == "failed":
             return True
-        it.manifest.mark_done(unit, res.frames, res.first_pts)  # type: ignore[union-attr]
-        it.frames += res.frames
+        short = res.frames < unit.frames
+        if res.truncated:
+            log.warning("%s: %s", it.src, res.truncated)
+        elif short:
+            log.warning("%s %s: decoded %d of %d frames: the input is damaged there", it.src.name, unit.name, res.frames, unit.frames)
+        try:
+            it.manifest.mark_done(unit, res.frames, res.first_pts, short, res.audio_mode)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._fail(it, f"{unit.name}: the worker's file is not here ({exc.strerror or exc}): "
+                           "the work folder must be on storage every machine shares")
+            return True
         it.units_left -= 1
-        if res.audio_mode != "none":
-            it.audio = res.audio_mode
         if it.units_left == 0:
             try:
                 self._finish(it)
@@ -322,19 +372,32 @@ class ClusterRun:
         return True
 
     def _finish(self, it: _Input) -> None:
-        """All units done: publish the whole-file unit, or join the segments, then tidy up."""
+        """All units done: publish the whole-file unit, or join the segments, then tidy up.
+
+        Like the one-process path, a file damaged part-way ends where it stops decoding: segments
+        after a short one are left out (the output never jumps over a hole)."""
         m = it.manifest
         assert m is not None
         units = m.units
         if units[0].span is None:
             _move_into(m.unit_path(units[0]), it.dst, self.job.overwrite)
-            it.frames = it.frames or m.done[units[0].name]["frames"]
+            it.frames = int(m.done[units[0].name]["frames"])
         else:
-            parts = [(m.unit_path(u), int(m.done[u.name]["first_pts"])) for u in units]
-            span0 = units[0].span
-            it.audio = join_segments(it.src, parts, it.dst, origin=span0.origin, start=self.job.start,
+            kept = []
+            for u in units:
+                if int(m.done[u.name]["frames"]):
+                    kept.append(u)
+                if m.done[u.name].get("short"):
+                    break
+            if len(kept) < len(units):
+                log.warning("%s: stylized up to the damage: %d of %d segments kept", it.src, len(kept), len(units))
+            if not kept:
+                raise UserError(f"{it.src}: no video frames decoded")
+            parts = [(m.unit_path(u), int(m.done[u.name]["first_pts"])) for u in kept]
+            it.audio = join_segments(it.src, parts, it.dst, origin=units[0].span.origin, start=self.job.start,  # type: ignore[union-attr]
                                      end=self.job.end, audio=self.job.audio, overwrite=self.job.overwrite)
-            it.frames = sum(int(m.done[u.name]["frames"]) for u in units)
+            it.frames = sum(int(m.done[u.name]["frames"]) for u in kept)
+        it.audio = it.audio or m.done[units[0].name].get("audio", "")
         m.mark_published()
         it.status = "done"
         it.seconds = time.perf_counter() - it.t_start
@@ -356,11 +419,18 @@ class ClusterRun:
             self.actors.remove(actor)
 
     def shutdown(self) -> None:
-        """Kill the workers (Ctrl-C or the end) and leave Ray if this run started it."""
+        """Kill the workers (Ctrl-C or the end), remove the temp files of the units they were
+        writing, and leave Ray if this run started it."""
         import ray
 
         for actor in list(self.actors):
             self._drop(actor)
+        for _, task in self._inflight.values():
+            m = task.item.manifest
+            if m is not None and m.folder.is_dir():
+                for part in m.folder.glob(f".{task.unit.name}.*.part*"):
+                    part.unlink(missing_ok=True)
+        self._inflight.clear()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
 
@@ -375,6 +445,9 @@ def _move_into(done: Path, dst: Path, overwrite: bool) -> None:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+        except BaseException:  # Ctrl-C mid-copy: no partial file beside the outputs
+            tmp.unlink(missing_ok=True)
+            raise
         publish(tmp, dst, overwrite)
         done.unlink(missing_ok=True)
     else:

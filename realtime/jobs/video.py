@@ -119,6 +119,7 @@ class VideoResult:
     thread_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each pipeline thread
     process_cpu_s: float = 0.0  # the whole process (codec and inference helper threads included)
     first_pts: Optional[int] = None  # source pts of the first frame encoded (segments are joined by it)
+    truncated: Optional[str] = None  # the input ended early or was damaged: what was stylized
 
     @property
     def fps(self) -> float:
@@ -243,6 +244,7 @@ class _Run:
             if on_progress and self.frames_done != last:
                 on_progress(self.frames_done - last)
             self.result.seconds = time.perf_counter() - t_start
+            self.result.truncated = self.truncated
             self.result.process_cpu_s = time.process_time() - cpu_start
             self.result.thread_cpu_s = {w.name.removeprefix("realtime-"): round(w.cpu_s, 3) for w in workers}
             self.result.profile = self.profile.per_frame_ms(self.result.frames)
@@ -623,7 +625,10 @@ def _frame_at(src: Path, t: float) -> DecodedFrame:
     with VideoFile(src).open() as reader:
         vs = reader.video
         if t > 0:
-            reader.container.seek(int(t / vs.time_base) + (vs.start_time or 0), stream=vs, backward=True, any_frame=False)
+            try:
+                reader.container.seek(int(t / vs.time_base) + (vs.start_time or 0), stream=vs, backward=True, any_frame=False)
+            except Exception:  # noqa: BLE001 - unseekable: decode from the start
+                pass
         for frame in reader.container.decode(vs):
             decoded = reader.convert(frame)
             if decoded.time >= t - 1e-6:
