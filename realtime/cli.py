@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
     pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
     pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 16)")
-    pv.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.5)")
+    pv.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55)")
     pv.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
     pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default veryfast)")
     pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
     pl.add_argument("--size", type=int, default=None, help="inference short side (default 384)")
     pl.add_argument("--strength", type=float, default=None, help="initial style strength")
-    pl.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.5; key t)")
+    pl.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55; key t)")
     pl.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
     pl.add_argument("--record", nargs="?", const="", default=None, metavar="FILE", help="record from the start (optionally to FILE)")
     pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")

@@ -101,7 +101,7 @@ class LiveConfig:
     loop: bool = False  # repeat a file source
     keep_pace: bool = False  # file source: keep real time, dropping frames like a camera
     max_frames: int = 0  # stop after N shown frames; 0 = run until quit
-    stability: float = 0.5  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
+    stability: float = 0.55  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
     record: bool = False  # record from the start
     record_path: Optional[str] = None  # recording file; null = timestamped file in record_dir
     record_dir: str = "recordings"
@@ -121,7 +121,7 @@ class VideoConfig:
     # a third of the encoding CPU and files about 18% larger (benchmarks/video_speed.py).
     crf: int = 16
     preset: str = "veryfast"
-    stability: float = 0.5  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
+    stability: float = 0.55  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
     queue_frames: int = 16
 
 

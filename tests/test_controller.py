@@ -107,7 +107,7 @@ def test_key_table_covers_help_and_actions():
     assert not kb.press(ord("z")) and not kb.press(-1)
     assert kb.press(ord("9"))  # no ninth style: logged, not raised
     s = c.state
-    assert s.style_index == 1 and s.strength == 1.1 and s.stability == 0.5 and s.paused and s.mirror
+    assert s.style_index == 1 and s.strength == 1.1 and s.stability == 0.55 and s.paused and s.mirror
 
 
 def test_status_has_state_and_provider_figures():

@@ -80,7 +80,7 @@ def test_hotkeys_change_style_strength_record_and_snapshot(tmp_path):
     assert 28 <= stats.shown < 40  # q ended the run
     assert s.style_index == 2
     assert abs(s.strength - 1.2) < 1e-6
-    assert s.stability == 0.5
+    assert s.stability == 0.55
     assert s.side_by_side and s.mirror and not s.overlay
     assert len(app.recordings) == 1 and app.recordings[0].exists()
     frames = decoded_frames(app.recordings[0])

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 STRENGTH_RANGE = (0.0, 2.0)
 STRENGTH_STEP = 0.1
-STABILITY_LEVELS = (0.0, 0.5, 0.8)  # what cycle_stability steps through (off, the default, very steady)
+STABILITY_LEVELS = (0.0, 0.55, 0.8)  # what cycle_stability steps through (off, the default, very steady)
 
 
 class ActionError(errors.UserError):
@@ -247,7 +247,7 @@ class Controller:
     def set_stability(self, value: float) -> float:
         return self._set(stability=value)
 
-    @action("step the stability through off / 0.5 / 0.8")
+    @action("step the stability through off / 0.55 / 0.8")
     def cycle_stability(self) -> float:
         higher = [v for v in STABILITY_LEVELS if v > self._state.stability + 1e-6]
         return self._set(stability=higher[0] if higher else 0.0)

@@ -52,7 +52,7 @@ KEYMAP: tuple[Binding, ...] = (
     Binding(_keys("f"), "toggle_fullscreen", "f", "fullscreen"),
     Binding(_keys("m"), "toggle_mirror", "m", "mirror"),
     Binding(_keys("c"), "toggle_side_by_side", "c", "side by side (original | stylized)"),
-    Binding(_keys("t"), "cycle_stability", "t", "stability against flicker: off / 0.5 / 0.8"),
+    Binding(_keys("t"), "cycle_stability", "t", "stability against flicker: off / 0.55 / 0.8"),
     Binding(_keys("h"), "toggle_help", "h", "this help"),
     Binding(_keys("q", ESC), "quit", "q / Esc", "quit"),
 )
