@@ -14,14 +14,16 @@ from conftest import ROOT
 
 from realtime.cluster.plan import Probe, plan_units, probe, warmup_frames
 from realtime.io.synthetic import write_clip
-from realtime.jobs.video import VideoJob, run_video
+from realtime.jobs.video import VideoJob
 
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """One local Ray for every cluster test (PITFALLS 16); the runs find it and leave it running."""
+    """One local Ray for every cluster test (PITFALLS 16); the runs find it and leave it running.
+    Shut down after this module: its driver threads must not run on under the other tests (the
+    memory soak test measures this process's RSS)."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
@@ -33,6 +35,13 @@ def decode(path: Path) -> dict:
     with av.open(str(path)) as c:
         pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]) if c.streams.audio else None
     return {"pts": [p for p, _ in frames], "frames": [f for _, f in frames], "pcm": pcm}
+
+
+def single(src: Path, out: Path, *flags) -> None:
+    """The one-process output to compare with (a subprocess: TensorFlow stays out of this one)."""
+    r = subprocess.run([sys.executable, "-m", "realtime", "video", str(src), "-o", str(out), "--size", "64", "--quiet",
+                        *map(str, flags)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
 
 
 def cluster_cfg(cfg_factory, **extra):
@@ -96,16 +105,16 @@ def test_long_file_in_segments_equals_the_single_process_output(ray_local, cfg_f
     from realtime.cluster.runner import ClusterRun
 
     settings = {"video.crf": 0, "video.stability": 0.5, "styles.strength": 0.7, "styles.crossfade_s": 0.5}
-    single = tmp_path / "single.mp4"
-    assert run_video(cfg_factory(**settings, **{"video.size": 64}), job([long_clip], output=single,
-                     styles=("mosaic", "waves"), switch_every=1.5)) == 0
+    single_out = tmp_path / "single.mp4"
+    single(long_clip, single_out, "--crf", 0, "--stability", 0.5, "--strength", 0.7, "--style", "mosaic", "--style", "waves",
+           "--switch-every", 1.5)
     out = tmp_path / "cluster.mp4"
     res = ClusterRun(cluster_cfg(cfg_factory, **settings), job([long_clip], output=out, styles=("mosaic", "waves"),
                                                               switch_every=1.5)).execute()
     assert [i.status for i in res.inputs] == ["done"] and res.workers == 2
     m = res.inputs[0].manifest
     assert len(m.units) == 4 and m.published and not m.done  # segments dropped after publishing
-    a, b, src = decode(single), decode(out), decode(long_clip)
+    a, b, src = decode(single_out), decode(out), decode(long_clip)
     assert b["pts"] == a["pts"] == src["pts"]  # exactly the source's frames and timestamps
     assert b["pcm"].size == a["pcm"].size and np.abs(b["pcm"] - a["pcm"]).max() < 1e-6  # sound copied once
     diffs = [np.abs(x - y) for x, y in zip(a["frames"], b["frames"])]
@@ -124,12 +133,12 @@ def test_without_warm_up_the_border_shows(ray_local, cfg_factory, long_clip, tmp
     from realtime.cluster.runner import ClusterRun
 
     settings = {"video.crf": 0, "video.stability": 0.8}
-    single = tmp_path / "single.mp4"
-    assert run_video(cfg_factory(**settings, **{"video.size": 64}), job([long_clip], output=single)) == 0
+    single_out = tmp_path / "single.mp4"
+    single(long_clip, single_out, "--crf", 0, "--stability", 0.8, "--style", "mosaic")
     monkeypatch.setattr(runner, "warmup_frames", lambda s: 0)
     out = tmp_path / "cold.mp4"
     ClusterRun(cluster_cfg(cfg_factory, **settings), job([long_clip], output=out, audio=False)).execute()
-    a, b = decode(single), decode(out)
+    a, b = decode(single_out), decode(out)
     assert np.abs(a["frames"][24] - b["frames"][24]).mean() > 0.5
     assert b["pcm"] is None
 
@@ -199,11 +208,11 @@ def test_sources_in_a_coarse_time_base_join_with_their_own_timing(ray_local, cfg
     out = tmp_path / "out.mkv"
     res = ClusterRun(cluster_cfg(cfg_factory, **{"cluster.segment_s": 0.5}), job([src], output=out)).execute()
     assert res.inputs[0].status == "done" and len(res.inputs[0].manifest.units) == 5
-    single = tmp_path / "single.mkv"
-    assert run_video(cfg_factory(**{"video.size": 64}), job([src], output=single)) == 0
-    a, b = decode(single), decode(out)
+    single_out = tmp_path / "single.mkv"
+    single(src, single_out, "--style", "mosaic")
+    a, b = decode(single_out), decode(out)
     assert b["pts"] == a["pts"] and len(b["pts"]) == 60
-    with av.open(str(out)) as c, av.open(str(single)) as d:
+    with av.open(str(out)) as c, av.open(str(single_out)) as d:
         assert abs(c.duration - d.duration) < 0.05 * 1e6  # no frame lasts longer than it did
     assert b["pcm"].size == a["pcm"].size
 

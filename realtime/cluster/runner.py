@@ -200,12 +200,16 @@ class ClusterRun:
 
         res = ray.cluster_resources()
         gpus = int(res.get("GPU", 0))
+        cpus = self.cfg.cluster.worker_cpus
+        by_cpu = max(1, int(res.get("CPU", 1) // cpus))
         if gpus and self.cfg.engine.device != "cpu":
-            per = {"num_gpus": 1, "num_cpus": 1}
-            n = gpus
+            # The network runs on the GPU; the worker's CPUs decode, convert and encode (x264 at
+            # 720p needs a few cores to keep up with a GPU).
+            per = {"num_gpus": 1, "num_cpus": cpus}
+            n = min(gpus, by_cpu)
         else:
-            per = {"num_cpus": self.cfg.cluster.worker_cpus}
-            n = max(1, int(res.get("CPU", 1) // self.cfg.cluster.worker_cpus))
+            per = {"num_cpus": cpus}
+            n = by_cpu
         if self.cfg.cluster.workers:
             n = self.cfg.cluster.workers
         return max(1, min(n, units)), per
@@ -220,7 +224,7 @@ class ClusterRun:
             cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=int(per["num_cpus"])))
         opts = VideoOptions.from_config(cfg, switch_every=self.job.switch_every, audio=self.job.audio,
                                         start=self.job.start, end=self.job.end,
-                                        encoder_threads=max(1, int(per["num_cpus"]) // 2))
+                                        encoder_threads=int(per["num_cpus"]) if "num_gpus" in per else max(1, int(per["num_cpus"]) // 2))
         styles = [str(p) for p in self.style_files]
         actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, styles, opts, progress)
         self.actors.append(actor)
