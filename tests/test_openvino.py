@@ -62,6 +62,17 @@ def test_style_codes_agree_with_tflite_within_int8_rounding(ov_stylizer, tf_styl
     assert ov_stylizer.style_model_id != tf_stylizer.style_model_id
 
 
+def test_style_network_is_compiled_only_when_a_code_is_needed(models_dir, tmp_path):
+    """A show whose style codes are cached never loads the style network (memory on small boxes)."""
+    from realtime.model.backends.openvino_backend import OpenVINOStylizer
+
+    ov = OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], cache_dir=tmp_path)
+    frames = np.ascontiguousarray(content_image(64, 48)[None])
+    assert ov.stylize(frames, np.zeros(100, np.float32)).shape == (1, 48, 64, 3)
+    assert ov._predict is None
+    assert _code(ov).shape == (100,) and ov._predict is not None
+
+
 def test_auto_backend_picks_openvino_for_still_images_only(cfg_factory):
     from realtime.model.backends.factory import resolve_backend
 

@@ -1,9 +1,10 @@
 """``stylize video``: recorded clips in, stylized clips out, with the same length, frame rate,
 timestamps and sound.
 
-Three threads overlap the work: a decoder (PyAV demux + decode, audio packets passed along in
-demux order), the inference worker (batched), and an encoder (libx264 + muxing); the main thread
-shows progress and handles Ctrl-C.  The output is written to a hidden temp file beside the target
+Four threads overlap the work: a decoder (PyAV demux + decode, audio packets passed along in
+demux order), the inference worker (batched: resize in, the network), a finisher (stability,
+colour and size back out) and an encoder (libx264 + muxing); the main thread shows progress and
+handles Ctrl-C.  The output is written to a hidden temp file beside the target
 and renamed only when complete, so an error or Ctrl-C never leaves a partial file.
 """
 
@@ -177,7 +178,7 @@ class VideoStylizer:
 
 
 class _Run:
-    """One file through the three-thread pipeline: decoder -> inference -> encoder."""
+    """One file (or a span of it) through the pipeline: decoder -> inference -> finisher -> encoder."""
 
     def __init__(self, job: VideoStylizer, opts: VideoOptions, src: Path, dst: Path, overwrite: bool) -> None:
         self.engine, self.codes, self.opts = job.engine, job.codes, opts

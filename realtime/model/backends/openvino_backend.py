@@ -17,8 +17,11 @@ next start skips most of the compile).
 
 from __future__ import annotations
 
+import ctypes
+
 import logging
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
@@ -44,6 +47,18 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def lean_malloc() -> None:
+    """At most two malloc arenas: this backend is the one for small boxes (installations), and
+    glibc's default (up to 8 per core, each keeping the freed frame buffers of the threads that used
+    it) held memory for nothing.  Measured, live 720p at 384: 301 -> 295 MB peak, and faster, 7.2 ->
+    8.0 fps shown (p95 latency 176 -> 156 ms).  Trimming freed memory as well (M_TRIM_THRESHOLD)
+    reached 282 MB but cost 15% of the frame rate: not done.  A no-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 class OpenVINOStylizer(Stylizer):
     """Style prediction and transfer on OpenVINO's CPU plugin."""
 
@@ -61,6 +76,7 @@ class OpenVINOStylizer(Stylizer):
             import openvino as ov
         except ImportError:
             raise UserError("--backend openvino needs the OpenVINO runtime: pip install openvino") from None
+        lean_malloc()
         self._ov = ov
         self._core = ov.Core()
         if cache_dir is not None:
@@ -78,8 +94,12 @@ class OpenVINOStylizer(Stylizer):
             "INFERENCE_NUM_THREADS": self.threads,
         }
         self._transfer_path = transfer_path
+        self._prediction_path = prediction_path
         self._prediction_id = prediction_path.name
-        self._predict = self._core.compile_model(self._core.read_model(str(prediction_path)), "CPU", self._config)
+        # The style network is compiled on first use: with the style codes cached on disk a show
+        # never needs it, and it would hold memory for nothing (small boxes).
+        self._predict: Any = None
+        self._predict_lock = threading.Lock()
         self._compiled: "OrderedDict[tuple[bool, int, int, int], Any]" = OrderedDict()
         cpu = self._core.get_property("CPU", "FULL_DEVICE_NAME")
         self._device = f"CPU {cpu.strip()} via OpenVINO {ov.get_version().split('-')[0]} ({self.threads} threads)"
@@ -95,8 +115,11 @@ class OpenVINOStylizer(Stylizer):
         return "openvino:" + self._prediction_id
 
     def style_code(self, style_rgb: np.ndarray) -> np.ndarray:
-        out = self._predict([style_input(style_rgb)])
-        return np.asarray(out[self._predict.output(0)], np.float32).reshape(CODE_SIZE).copy()
+        with self._predict_lock:  # uploads (web thread) and the strength's content code (inference) meet here
+            if self._predict is None:
+                self._predict = self._core.compile_model(self._core.read_model(str(self._prediction_path)), "CPU", self._config)
+            out = self._predict([style_input(style_rgb)])
+            return np.asarray(out[self._predict.output(0)], np.float32).reshape(CODE_SIZE).copy()
 
     # -- transfer ------------------------------------------------------------------------------
 
