@@ -102,6 +102,7 @@ def main() -> int:
     ap.add_argument("--model-dir", default=os.environ.get("REALTIME_MODEL_DIR") or str(ROOT.parent / "shared" / "models"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--name", default="video-speed")
+    ap.add_argument("--encoder-threads", type=int, default=0, help="x264 threads (0 = the job's default: half the cores)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import yaml
@@ -125,7 +126,7 @@ def main() -> int:
             for side in (int(s) for s in args.sides.split(",")):
                 size = inference_size(w, h, min(side or min(w, h), min(w, h), cfg.engine.max_size))
                 net = network_fps(engine.stylizer, code, size, cfg.engine.batch_size, args.seconds)
-                opts = dataclasses.replace(VideoOptions.from_config(cfg, audio=True), size=side)
+                opts = dataclasses.replace(VideoOptions.from_config(cfg, audio=True, encoder_threads=args.encoder_threads), size=side)
                 VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "warm.mp4", overwrite=True)  # compile at this size
                 t = time.perf_counter()
                 res = VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "out.mp4", overwrite=True)

@@ -240,3 +240,44 @@ def test_cli_cluster_end_to_end_and_ray_only_with_the_flag(models_dir, tmp_path)
     r = subprocess.run([sys.executable, "-c", code, "video", str(src), "-o", str(tmp_path / "b.mp4"), "--style", "mosaic",
                         "--size", "64", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_ctrl_c_on_the_command_stops_the_cluster_and_leaves_nothing_half_written(models_dir, tmp_path):
+    import signal
+    import time
+
+    def raylets() -> int:
+        r = subprocess.run(["pgrep", "-c", "-f", "raylet"], capture_output=True, text=True)
+        return int(r.stdout.strip() or 0)
+
+    src = tmp_path / "long.mp4"
+    write_clip(src, frames=240, width=128, height=96, fps=24, audio=True, gop=24)  # 10 units of 1 s
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cluster:\n  worker_cpus: 1\n  workers: 1\n  segment_s: 1.0\n")
+    out_dir = tmp_path / "o"
+    before = raylets()
+    p = subprocess.Popen([sys.executable, "-m", "realtime", "video", str(src), "--out-dir", str(out_dir), "--style", "mosaic",
+                          "--size", "64", "--quiet", "--cluster", "--config", str(cfg)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, REALTIME_MODEL_DIR=str(models_dir)))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the first segment is done
+            if [m for m in out_dir.rglob("manifest.json") if '"seg-00000": {' in m.read_text()]:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no segment finished")
+        assert raylets() > before  # the command started its own Ray
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert [x.name for x in out_dir.iterdir()] == [".realtime-work"]  # no output, finished or not
+    assert not [x for x in out_dir.rglob("*") if ".part" in x.name]
+    assert [m.name for m in out_dir.rglob("seg-*.mp4")]  # the finished segments stay, for a rerun
+    deadline = time.monotonic() + 20
+    while raylets() > before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert raylets() <= before  # the Ray it started is gone
