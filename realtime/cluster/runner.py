@@ -12,6 +12,7 @@ and is listed in the summary; Ctrl-C kills the workers and leaves finished segme
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -248,6 +249,7 @@ class ClusterRun:
     # -- the run -------------------------------------------------------------------------------------
     def execute(self) -> ClusterResult:
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         t0 = time.perf_counter()
         require_ray()
@@ -279,7 +281,9 @@ class ClusterRun:
             total = sum(t.unit.frames for t in tasks)
             show = self.job.progress and sys.stderr.isatty()
             last_news = time.monotonic()
-            with tqdm(total=total, unit="frame", desc="cluster", disable=not show, file=sys.stderr) as bar:
+            # Log lines (a file done, a worker lost) print above the bar instead of through it.
+            quiet_bar = logging_redirect_tqdm([logging.getLogger("realtime")]) if show else contextlib.nullcontext()
+            with quiet_bar, tqdm(total=total, unit="frame", desc="cluster", disable=not show, file=sys.stderr) as bar:
                 while tasks or inflight:
                     if starting:  # workers that finished loading join the idle ones
                         ready, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
