@@ -81,6 +81,8 @@ class Manifest:
     def is_done(self, unit: Unit) -> bool:
         """Done in the manifest and its file still there, whole (same size)."""
         rec = self.done.get(unit.name)
+        if rec is not None and rec.get("frames") == 0:
+            return True  # decoded nothing (damaged there): no file to keep
         p = self.unit_path(unit)
         return rec is not None and p.is_file() and p.stat().st_size == rec.get("bytes")
 
@@ -92,8 +94,8 @@ class Manifest:
     def mark_done(self, unit: Unit, frames: int, first_pts: Optional[int], short: bool = False, audio: str = "") -> None:
         """``short``: fewer frames decoded than planned (damaged input); ``audio``: how a whole
         file's sound went.  Raises OSError when the unit's file is not where it should be."""
-        self.done[unit.name] = {"frames": frames, "first_pts": first_pts, "bytes": self.unit_path(unit).stat().st_size,
-                                "short": short, "audio": audio}
+        size = self.unit_path(unit).stat().st_size if frames else None  # a segment that decoded nothing has no file
+        self.done[unit.name] = {"frames": frames, "first_pts": first_pts, "bytes": size, "short": short, "audio": audio}
         self.save()
 
     def mark_published(self) -> None:

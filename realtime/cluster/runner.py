@@ -27,9 +27,9 @@ from typing import Any, Callable, Optional
 
 from .. import __version__
 from ..config import Config
-from ..errors import UserError
+from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
-from ..jobs.video import OUTPUT_EXTS, VideoJob, VideoOptions, expand_inputs
+from ..jobs.video import OUTPUT_EXTS, VideoJob, VideoOptions, VideoResult, expand_inputs
 from ..model.styles import find_style_images
 from .join import join_segments
 from .manifest import Manifest
@@ -138,13 +138,16 @@ class ClusterRun:
         self.retried = 0
         self.style_files: list[Path] = []
         self._inflight: dict[Any, tuple[Any, _Task]] = {}
+        self._items: list[_Input] = []
+        self._progress: Any = None
+        self._load_failure = ""
         self._started_ray = False
 
     # -- planning ------------------------------------------------------------------------------------
     def plan(self) -> tuple[list[_Input], deque[_Task]]:
         cfg, job = self.cfg, self.job
         items, style_files = _plan(cfg, job)
-        self.style_files = style_files
+        self.style_files, self._items = style_files, items
         warmup = warmup_frames(cfg.video.stability)
         settings = settings_of(cfg, job, style_files, warmup)
         work = work_dir_for(cfg, job)
@@ -231,17 +234,20 @@ class ClusterRun:
         self.actors.append(actor)
         return actor
 
-    def _ready(self, ref: Any) -> float:
-        """A worker's start finished: its load time, or a one-line error ending the run when it
-        cannot work at all (no model files on that machine, its process died while loading)."""
+    def _ready(self, ref: Any) -> Optional[float]:
+        """A worker's start finished: its load time; None when it died while loading (its machine
+        went away: another is started); a one-line error ending the run when it cannot work at all
+        (no model files on that machine, a style it cannot read)."""
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayError
 
         try:
             info = ray.get(ref)
-        except RayActorError as exc:
+        except RayError as exc:
             lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-            raise UserError(f"a cluster worker cannot start: {lines[-1].strip() if lines else type(exc).__name__}") from None
+            self._load_failure = lines[-1].strip() if lines else type(exc).__name__
+            log.warning("a cluster worker was lost while loading: %s", self._load_failure)
+            return None
         if info["error"]:
             raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
         return float(info["load_s"])
@@ -264,7 +270,7 @@ class ClusterRun:
 
         try:
             n, per = self._worker_count(len(tasks))
-            progress = ray.remote(num_cpus=0)(Progress).remote()
+            progress = self._progress = ray.remote(num_cpus=0)(Progress).remote()
             starting: dict[Any, Any] = {}  # info() ref -> a worker still loading
             idle: deque[Any] = deque()
             inflight = self._inflight
@@ -281,15 +287,27 @@ class ClusterRun:
             total = sum(t.unit.frames for t in tasks)
             show = self.job.progress and sys.stderr.isatty()
             last_news = time.monotonic()
+            lost_loading = 0
             # Log lines (a file done, a worker lost) print above the bar instead of through it.
             quiet_bar = logging_redirect_tqdm([logging.getLogger("realtime")]) if show else contextlib.nullcontext()
             with quiet_bar, tqdm(total=total, unit="frame", desc="cluster", disable=not show, file=sys.stderr) as bar:
                 while tasks or inflight:
+                    if any(t.item.status == "failed" for t in tasks):  # a failed input's other units are not run
+                        tasks = deque(t for t in tasks if t.item.status != "failed")
                     if starting:  # workers that finished loading join the idle ones
                         ready, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
                         for ref in ready:
                             actor = starting.pop(ref)
-                            load_s.append(self._ready(ref))
+                            loaded = self._ready(ref)
+                            if loaded is None:
+                                self._drop(actor)
+                                lost_loading += 1
+                                if lost_loading > n * (self.cfg.cluster.retries + 1) and not load_s:
+                                    raise UserError(f"no cluster worker could start: {self._load_failure}")
+                                if tasks:
+                                    start_worker()
+                                continue
+                            load_s.append(loaded)
                             idle.append(actor)
                             last_news = time.monotonic()
                     while tasks and idle:
@@ -339,25 +357,32 @@ class ClusterRun:
     def _collect(self, ref: Any, task: _Task, tasks: deque[_Task]) -> bool:
         """Take one finished unit; False when its worker is gone (the unit is queued again)."""
         import ray
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import RayError, RayTaskError
 
         it, unit = task.item, task.unit
         try:
             res = ray.get(ref)
-        except RayActorError as exc:
+        except RayTaskError as exc:  # the unit's own error (a damaged file): the worker is fine
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            if isinstance(cause, MediaError) and unit.span is not None and "no video frames decoded" in str(cause):
+                # A segment that decodes nothing: the file is damaged from there on; the output ends there.
+                log.warning("%s %s: no frame decoded: the input is damaged there", it.src.name, unit.name)
+                res = VideoResult(truncated=f"{unit.name}: no frame decoded")
+            else:
+                msg = str(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {cause}"
+                self._fail(it, msg)
+                return True
+        except RayError as exc:  # the worker died: its process, its machine, out of memory
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if task.attempt < self.cfg.cluster.retries:
+            if it.status == "failed":
+                pass
+            elif task.attempt < self.cfg.cluster.retries:
                 self.retried += 1
                 log.warning("%s %s: worker lost (%s); retrying on another worker", it.src.name, unit.name, reason)
                 tasks.appendleft(_Task(it, unit, task.attempt + 1))
             else:
                 self._fail(it, f"{unit.name}: worker lost {task.attempt + 1} times ({reason})")
             return False
-        except RayTaskError as exc:
-            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            msg = str(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {cause}"
-            self._fail(it, msg)
-            return True
         if it.status == "failed":
             return True
         short = res.frames < unit.frames
@@ -365,18 +390,21 @@ class ClusterRun:
             log.warning("%s: %s", it.src, res.truncated)
         elif short:
             log.warning("%s %s: decoded %d of %d frames: the input is damaged there", it.src.name, unit.name, res.frames, unit.frames)
-        try:
-            it.manifest.mark_done(unit, res.frames, res.first_pts, short, res.audio_mode)  # type: ignore[union-attr]
-        except OSError as exc:
-            self._fail(it, f"{unit.name}: the worker's file is not here ({exc.strerror or exc}): "
+        m = it.manifest
+        assert m is not None
+        if res.frames and not m.unit_path(unit).is_file():
+            self._fail(it, f"{unit.name}: the worker's file is not here ({m.unit_path(unit)}): "
                            "the work folder must be on storage every machine shares")
             return True
-        it.units_left -= 1
-        if it.units_left == 0:
-            try:
+        try:
+            m.mark_done(unit, res.frames, res.first_pts, short, res.audio_mode)
+            it.units_left -= 1
+            if it.units_left == 0:
                 self._finish(it)
-            except UserError as exc:
-                self._fail(it, str(exc))
+        except UserError as exc:
+            self._fail(it, str(exc))
+        except OSError as exc:  # a full or read-only disk under the work folder or the output
+            self._fail(it, f"cannot write {exc.filename or m.folder}: {exc.strerror or exc}")
         return True
 
     def _finish(self, it: _Input) -> None:
@@ -431,12 +459,16 @@ class ClusterRun:
         writing, and leave Ray if this run started it."""
         import ray
 
-        for actor in list(self.actors):
+        busy = bool(self._inflight)
+        for actor in list(self.actors) + ([self._progress] if self._progress is not None else []):
             self._drop(actor)
-        for _, task in self._inflight.values():
-            m = task.item.manifest
+        self._progress = None
+        if busy:
+            time.sleep(0.5)  # ray.kill does not wait: let the killed workers go before tidying after them
+        for it in self._items:  # temp files of units whose worker was killed (now, or lost earlier)
+            m = it.manifest
             if m is not None and m.folder.is_dir():
-                for part in m.folder.glob(f".{task.unit.name}.*.part*"):
+                for part in m.folder.glob(".seg-*.part*"):
                     part.unlink(missing_ok=True)
         self._inflight.clear()
         if self._started_ray and ray.is_initialized():
