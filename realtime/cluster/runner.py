@@ -21,16 +21,15 @@ import sys
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .. import __version__
 from ..config import Config
 from ..errors import MediaError, UserError
-from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
-from ..jobs.video import OUTPUT_EXTS, VideoJob, VideoOptions, VideoResult, expand_inputs
-from ..model.styles import find_style_images
+from ..io.paths import OutputError, check_output_file, publish, temp_path_for
+from ..jobs.video import VideoJob, VideoOptions, VideoResult, expand_inputs, job_styles, output_pairs
 from .join import join_segments
 from .manifest import Manifest
 from .plan import Unit, plan_units, probe, warmup_frames
@@ -55,9 +54,7 @@ class _Input:
     error: str = ""
     frames: int = 0
     units_left: int = 0
-    seconds: float = 0.0
     audio: str = ""
-    t_start: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -100,25 +97,12 @@ def settings_of(cfg: Config, job: VideoJob, style_files: list[Path], warmup: int
 def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path]]:
     """The inputs, their outputs (checked before any work) and the style files."""
     inputs = expand_inputs(job.inputs)
-    styles = [s for spec in job.styles for s in find_style_images(spec, cfg.styles.dir)]
-    if len(job.styles) == 1:
-        styles = styles[:1]
-    if not styles:
-        raise UserError("no style images found")
-    style_files = [Path(s.path) for s in styles]
-    if job.output:
-        if len(inputs) > 1:
-            raise UserError("-o takes one input; use --out-dir DIR for several")
-        dst = Path(job.output)
-        if dst.suffix.lower() not in OUTPUT_EXTS or dst.suffix.lower() == ".avi":
-            raise UserError(f"--cluster writes MP4, MOV or MKV files: {job.output}")
-        items = [_Input(inputs[0].absolute(), dst.absolute())]
-    else:
-        out_dir = Path(job.out_dir).absolute()  # type: ignore[arg-type]
-        check_output_dir(out_dir)
-        items = [_Input(src.absolute(), out_dir / f"{src.stem}-{styles[0].name}.mp4") for src in inputs]
+    styles = job_styles(cfg, job)
+    if job.output and Path(job.output).suffix.lower() == ".avi":
+        raise UserError(f"--cluster writes MP4, MOV or MKV files (segments are joined by their timestamps): {job.output}")
     # Absolute paths: the workers of a cluster do not run in this folder.
-    return items, [p.absolute() for p in style_files]
+    items = [_Input(src.absolute(), dst.absolute()) for src, dst in output_pairs(job, inputs, styles[0].name)]
+    return items, [Path(s.path).absolute() for s in styles]
 
 
 def work_dir_for(cfg: Config, job: VideoJob) -> Path:
@@ -436,7 +420,6 @@ class ClusterRun:
         it.audio = it.audio or m.done[units[0].name].get("audio", "")
         m.mark_published()
         it.status = "done"
-        it.seconds = time.perf_counter() - it.t_start
         log.info("%s -> %s: %d frames in %d unit(s), audio %s", it.src, it.dst, it.frames, len(units), it.audio or "none")
 
     def _fail(self, it: _Input, msg: str) -> None:

@@ -39,6 +39,7 @@ class UnitWorker:
     """One engine, its style codes and the video options; :meth:`run` stylizes one unit."""
 
     def __init__(self, cfg: Config, styles: list[str], opts: VideoOptions, progress: Any = None) -> None:
+        """``styles``: the style image files, absolute (the driver resolved the job's --style values)."""
         from ..model.engine import open_engine
         from ..model.styles import find_style_images
 
@@ -48,8 +49,7 @@ class UnitWorker:
         self.video: Optional[VideoStylizer] = None
         try:
             engine = open_engine(cfg)
-            found = [s for spec in styles for s in find_style_images(spec, cfg.styles.dir)]
-            codes = [engine.bank.code_for(s) for s in (found[:1] if len(styles) == 1 else found)]
+            codes = [engine.bank.code_for(s) for path in styles for s in find_style_images(path)]
             self.video = VideoStylizer(engine, codes, opts)
         except UserError as exc:  # missing model files, a style this machine cannot read: said once, by the driver
             self.error = str(exc)

@@ -35,6 +35,7 @@ from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_dir, check_output_file, publish, temp_path_for
 from ..io.sources.file import VIDEO_EXTS, DecodedFrame, VideoFile
 from ..model.engine import Engine, open_engine
+from ..model.styles import Style, find_style_images
 
 log = logging.getLogger(__name__)
 
@@ -674,6 +675,26 @@ def _frames_estimate(path: Path, opts: VideoOptions) -> Optional[int]:
         return n or None
 
 
+def job_styles(cfg: Config, job: VideoJob) -> list[Style]:
+    """The job's styles (one --style may name a folder: its first image is used, as for naming)."""
+    styles = [s for spec in job.styles for s in find_style_images(spec, cfg.styles.dir)]
+    return styles[:1] if len(job.styles) == 1 else styles
+
+
+def output_pairs(job: VideoJob, inputs: Sequence[Path], style_name: str) -> list[tuple[Path, Path]]:
+    """(input, output) for each input, with the checks that need neither the network nor the
+    files' contents (a wrong folder fails in a second, before anything loads)."""
+    if job.output:
+        if len(inputs) > 1:
+            raise UserError("-o takes one input; use --out-dir DIR for several")
+        if Path(job.output).suffix.lower() not in OUTPUT_EXTS:
+            raise UserError(f"output must be an H.264 video file ({', '.join(OUTPUT_EXTS)}): {job.output}")
+        return [(inputs[0], Path(job.output))]
+    out_dir = Path(job.out_dir)  # type: ignore[arg-type]
+    check_output_dir(out_dir)
+    return [(src, out_dir / f"{src.stem}-{style_name}.mp4") for src in inputs]
+
+
 def run_video(cfg: Config, job: VideoJob) -> int:
     """``stylize video``: several inputs in turn; one bad file does not stop the rest."""
     from tqdm import tqdm
@@ -683,30 +704,20 @@ def run_video(cfg: Config, job: VideoJob) -> int:
 
         return run_cluster(cfg, job)
     inputs = expand_inputs(job.inputs)
-    # Where the outputs go is checked before the network loads: a wrong folder fails in a second.
+    styles = job_styles(cfg, job)
+    pairs = output_pairs(job, inputs, styles[0].name)
     if job.output:
-        if Path(job.output).resolve() in {p.resolve() for p in inputs}:
+        if Path(job.output).resolve() == inputs[0].resolve():
             raise UserError(f"output {job.output} would overwrite the input")
         check_output_file(Path(job.output), job.overwrite)
-    else:
-        check_output_dir(Path(job.out_dir))  # type: ignore[arg-type]
-    if job.output and len(inputs) > 1:
-        raise UserError("-o takes one input; use --out-dir DIR for several")
-    if job.output and Path(job.output).suffix.lower() not in OUTPUT_EXTS:
-        raise UserError(f"output must be an H.264 video file ({', '.join(OUTPUT_EXTS)}): {job.output}")
     engine = open_engine(cfg)
-    styles = engine.resolve_styles(job.styles)
-    if len(job.styles) == 1:
-        styles = styles[:1]
     codes = [engine.bank.code_for(s) for s in styles]
     opts = VideoOptions.from_config(cfg, switch_every=job.switch_every, audio=job.audio, start=job.start, end=job.end)
     stylizer = VideoStylizer(engine, codes, opts)
     show = job.progress and sys.stderr.isatty()
     failed: list[str] = []
     done: list[tuple[Path, VideoResult]] = []
-    out_dir = Path(job.out_dir) if job.out_dir else None
-    for src in inputs:
-        dst = Path(job.output) if job.output else out_dir / f"{src.stem}-{styles[0].name}.mp4"  # type: ignore[operator]
+    for src, dst in pairs:
         try:
             if dst.resolve() == src.resolve():
                 raise UserError(f"output {dst} would overwrite the input")
