@@ -493,6 +493,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         _fail(f"stylize: error: {exc.strerror or exc}{where}")
         return 2
+    except Exception:  # a bug: Python prints it; the log file an unattended show is read by gets it too
+        if _file_handler is not None:
+            _file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, "stylize: unexpected error",
+                                                   None, sys.exc_info()))
+        raise
     finally:
         _close_log_file()
         if previous is not None:

@@ -270,3 +270,23 @@ def test_a_bad_idle_clip_is_one_line_before_the_show(tmp_path, capsys):
     rc = cli.main(["live", "--config", str(cfg), "--headless", "--source", "synthetic:64x48", "--max-frames", "3"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "clip.mp4" in err[0] and err[0].startswith("stylize: error:")
+
+
+def test_an_unexpected_error_reaches_the_log_file_with_its_traceback(tmp_path, monkeypatch):
+    import pytest
+
+    import realtime.cli as cli
+
+    def broken(args):  # a bug inside a command, after its config (and log file) are set up
+        cli.load_cfg(args)
+        raise RuntimeError("boom in the show")
+
+    monkeypatch.setattr(cli, "cmd_live", broken)
+    log_file = tmp_path / "show.log"
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(f"log:\n  file: {log_file}\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["live", "--config", str(cfg_file), "--headless"])
+    text = log_file.read_text()
+    assert "stylize: unexpected error" in text and "Traceback" in text and "boom in the show" in text
+    assert cli._file_handler is None

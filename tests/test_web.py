@@ -321,3 +321,27 @@ def test_port_in_use_is_one_line(tmp_path):
         blocker.stop()
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("stylize: error: cannot listen on")
     assert "Traceback" not in r.stderr
+
+
+def test_an_upload_the_style_network_refuses_is_a_clear_error_and_not_kept(tmp_path):
+    from realtime.errors import MediaError
+    from realtime.web.library import UploadError
+
+    def refuse(style):
+        raise MediaError("style network cannot read it")
+
+    c = Controller(["red"])
+    lib = StyleLibrary(c, [tmp_path / "red.png"], tmp_path / "styles", refuse, lambda code: None)
+    ok, png = cv2.imencode(".png", np.full((32, 32, 3), 128, np.uint8))
+    with pytest.raises(UploadError) as err:
+        lib.add(png.tobytes())
+    assert err.value.status == 422 and "cannot use this image as a style" in str(err.value)
+    assert not list((tmp_path / "styles").glob("upload-*")) and c.style_names == ["red"]
+
+
+def test_the_printed_url_carries_any_token_intact():
+    server = WebServer("127.0.0.1", 0)
+    try:
+        assert server.url("a+b#c&d").endswith("/?token=a%2Bb%23c%26d")
+    finally:
+        server.stop()

@@ -55,7 +55,8 @@ def warp(image: np.ndarray, flow: np.ndarray, base: Optional[np.ndarray] = None)
     """``image`` sampled at ``x + flow(x)`` (bilinear; outside the frame: the nearest edge pixel)."""
     h, w = flow.shape[:2]
     m = (base if base is not None else grid(h, w)) + flow
-    return cv2.remap(image, m[..., 0], m[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # One two-channel map: OpenCV would copy the two strided channel views on every call.
+    return cv2.remap(image, m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistent(backward: np.ndarray, forward: np.ndarray, base: Optional[np.ndarray] = None) -> np.ndarray:
@@ -66,7 +67,7 @@ def consistent(backward: np.ndarray, forward: np.ndarray, base: Optional[np.ndar
     base = base if base is not None else grid(h, w)
     target = base + backward
     tx, ty = target[..., 0], target[..., 1]
-    back_at = cv2.remap(forward, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    back_at = cv2.remap(forward, target, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     err = _norm2(backward + back_at)
     tol = 0.01 * (_norm2(backward) + _norm2(back_at)) + 0.5
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)

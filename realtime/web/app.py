@@ -171,7 +171,8 @@ def build_app(
     async def thumb(request: Request) -> Response:
         if (denied := guard(request)) is not None:
             return denied
-        data = library.thumbnail(request.path_params["index"]) if library is not None else None
+        # Reading and shrinking an upload takes a while: off the event loop, or every preview stream stalls.
+        data = await asyncio.to_thread(library.thumbnail, request.path_params["index"]) if library is not None else None
         if data is None:
             return _error(404, "no such style")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..core.controller import Controller
+from ..errors import UserError
 from ..io.paths import atomic_write_bytes
 from ..model.styles import Style
 
@@ -123,7 +124,11 @@ class StyleLibrary:
                     atomic_write_bytes(path, data)
             except OSError as exc:
                 raise UploadError(f"cannot store the style: {exc.strerror or exc}", 507) from None
-            code = self._code_for(Style(name, path))
+            try:
+                code = self._code_for(Style(name, path))
+            except UserError as exc:  # decoded above, yet the style network refused it: not kept
+                path.unlink(missing_ok=True)
+                raise UploadError(f"cannot use this image as a style: {exc}", 422) from None
             self._add_code(code)  # the pipeline has the code before the controller has the name
             self.paths.append(path)
             index = self.controller.add_style(name)

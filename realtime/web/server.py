@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from typing import Any, Optional
+from urllib.parse import quote
 
 from ..errors import UserError
 
@@ -125,7 +126,7 @@ class WebServer:
             host = lan_address() or "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/" + (f"?token={token}" if token else "")
+        return f"http://{host}:{self.port}/" + (f"?token={quote(token, safe='')}" if token else "")
 
     def __enter__(self) -> "WebServer":
         return self

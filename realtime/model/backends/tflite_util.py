@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -47,11 +48,15 @@ class StylePredictor:
         self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]["index"]
         self._out = self._it.get_output_details()[0]["index"]
+        # One interpreter, called from the web thread (uploads) and the inference thread (the
+        # strength's content code): a TF Lite interpreter is not thread-safe.
+        self._lock = threading.Lock()
 
     def __call__(self, style_rgb: np.ndarray) -> np.ndarray:
-        self._it.set_tensor(self._in, style_input(style_rgb))
-        self._it.invoke()
-        return self._it.get_tensor(self._out).reshape(-1).astype(np.float32).copy()
+        with self._lock:
+            self._it.set_tensor(self._in, style_input(style_rgb))
+            self._it.invoke()
+            return self._it.get_tensor(self._out).reshape(-1).astype(np.float32).copy()
 
 
 RESIZE_SIZE_TENSORS = (
