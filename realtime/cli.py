@@ -110,7 +110,9 @@ def _backend(args: argparse.Namespace) -> Optional[str]:
     backend, model = getattr(args, "backend", None), getattr(args, "model", None)
     if model is None:
         return backend
-    wanted = ("hub",) if model == "full" else ("auto", "tf", "tflite", "openvino")
+    from .config import CHOICES
+
+    wanted = ("hub",) if model == "full" else tuple(b for b in CHOICES["engine.backend"] if b != "hub")
     if backend is not None and backend not in wanted:
         raise UserError(f"--model {model} and --backend {backend} disagree (--model {model} means --backend {' or '.join(wanted)})")
     return backend or wanted[0]

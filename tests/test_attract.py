@@ -151,7 +151,9 @@ def test_an_empty_room_shows_the_idle_clip_and_rests_the_network_until_somebody_
         time.sleep(0.2)
         calls = stylizer.calls
         live = len(shown_live)
+        clip0 = app.clip_frames
         time.sleep(0.5)
+        seen["clip_in_half_s"] = app.clip_frames - clip0
         seen["calls_while_idle"] = stylizer.calls - calls
         seen["live_while_idle"] = len(shown_live) - live
         seen["clip_frames"] = app.clip_frames
@@ -173,6 +175,7 @@ def test_an_empty_room_shows_the_idle_clip_and_rests_the_network_until_somebody_
     assert 0.6 <= seen["idle_after_s"] < 5
     assert seen["calls_while_idle"] <= 1 and seen["live_while_idle"] == 0  # the network rests, the clip plays
     assert seen["clip_frames"] >= 10
+    assert seen["clip_in_half_s"] >= 30, seen  # at the clip's own 100 fps, not held back by the network's empty queue
     assert seen["woke_in_s"] < 1.0 and not c.state.idle  # motion brings the live show back at once
     assert clip.closed
 

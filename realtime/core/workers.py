@@ -63,12 +63,17 @@ class FrameQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return self._q.get(timeout=POLL_S)
+                return self._q.get(timeout=_poll(deadline))
             except queue.Empty:
                 if self._stop.is_set():
                     raise Stopped() from None
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() >= deadline:
                     raise
+
+
+def _poll(deadline: Optional[float]) -> float:
+    """How long one wait may block: the poll interval (to notice ``stop``), or less, to keep ``deadline``."""
+    return POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
 
 
 class LatestSlot:
@@ -97,9 +102,9 @@ class LatestSlot:
             while not self._has:
                 if self._stop.is_set():
                     raise Stopped()
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() >= deadline:
                     raise queue.Empty()
-                self._cond.wait(POLL_S)
+                self._cond.wait(_poll(deadline))
             item = self._item
             if item is not EOS:  # EOS stays so every later get sees it too
                 self._item, self._has = None, False

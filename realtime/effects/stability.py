@@ -29,7 +29,6 @@ import numpy as np
 
 from .flow import Flow, consistent, grid, to_grey, warp
 
-LEVELS = (0.0, 0.55, 0.8)  # what the live key cycles through (off, the default, very steady)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 DEFAULT = 0.55  # the lowest level that meets the goal on every clip in benchmarks/stability.py (README)
 

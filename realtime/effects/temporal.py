@@ -15,7 +15,6 @@ from typing import Optional
 import cv2
 import numpy as np
 
-LEVELS = (0.0, 0.5, 0.8)  # what the live key cycles through
 
 
 class TemporalSmoother:

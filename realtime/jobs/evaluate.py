@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
 from ..effects.metrics import ConsistencyMeter
 from ..errors import MediaError
+from ..io.images import resize
 from ..io.sources.file import VideoFile
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ def _rgb_frames(video: VideoFile, size: Optional[tuple[int, int]] = None) -> Ite
     """RGB uint8 frames, resized to ``size`` (w, h) when given and different."""
     for decoded in video.frames():
         img = decoded.image
-        if size is not None and (img.shape[1], img.shape[0]) != size:
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        if size is not None:
+            img = resize(img, size)
         yield np.ascontiguousarray(img[..., ::-1])
 
 

@@ -226,7 +226,11 @@ class LiveApp:
                     log.info("show open: reopening %s", self.p.source.describe())
                     self.p.reopen()
                     running = True
-                item = self.p.get(timeout=0.05)
+                wait = 0.05
+                if self.idle_clip is not None and self.controller.state.idle:
+                    # the network rests while the clip plays: wait only until its next frame is due
+                    wait = min(wait, max(0.0, self._clip_next - time.monotonic()))
+                item = self.p.get(timeout=wait)
                 if item is EOS:
                     break
                 state = self.controller.state

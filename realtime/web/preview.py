@@ -36,7 +36,6 @@ class _Client:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.ready = asyncio.Event()
-        self.sent = 0
 
 
 class MjpegPreview(Output):
@@ -156,7 +155,6 @@ class MjpegPreview(Output):
                 jpeg = self.latest
                 if jpeg is None or self._stop.is_set():
                     continue
-                client.sent += 1
                 yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
         finally:
             self.unregister(client)

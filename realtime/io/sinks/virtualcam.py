@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import UserError
+from ..images import resize
 from .base import Output
 
 log = logging.getLogger(__name__)
@@ -58,18 +59,12 @@ class VirtualCamera(Output):
             raise VirtualCameraError(f"no virtual camera{' ' + self.device if self.device else ''}: {why}; {install_hint()}") from None
         log.info("virtual camera: %s, %dx%d @ %g fps", self._cam.device, width, height, self.fps)
 
-    @property
-    def device_name(self) -> Optional[str]:
-        return self._cam.device if self._cam is not None else None
-
     def write(self, frame: np.ndarray, t: float) -> None:
         h, w = frame.shape[:2]
         if self._cam is None:
             self.open(w, h)
-        if (w, h) != (self._cam.width, self._cam.height):  # side by side changes the view's size
-            import cv2
-
-            frame = cv2.resize(frame, (self._cam.width, self._cam.height), interpolation=cv2.INTER_AREA)
+        # The camera keeps the size it opened with; the idle clip may come at another.
+        frame = resize(frame, (self._cam.width, self._cam.height))
         self._cam.send(np.ascontiguousarray(frame))
         self.sent += 1
 

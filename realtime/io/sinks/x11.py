@@ -25,7 +25,6 @@ class X11Kiosk:
         self._display: Any = None
         self._cursor: Any = None
         self.failed = False
-        self.applied = 0
 
     def _connect(self) -> bool:
         if self._display is not None:
@@ -85,8 +84,6 @@ class X11Kiosk:
         except Exception as exc:  # noqa: BLE001
             log.debug("kiosk: %s", exc)
             return False
-        if windows:
-            self.applied += 1
         return bool(windows)
 
     def screen_size(self) -> tuple[int, ...]:
