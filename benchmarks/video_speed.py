@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from realtime.jobs import bench  # noqa: E402
 
 log = logging.getLogger("video_speed")
-FOX = ROOT.parent / "shared" / "media" / "content" / "fox.mp4"
+FOX = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media") / "content" / "fox.mp4"
 
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> Path:

@@ -64,7 +64,7 @@ class EngineConfig:
     backend: str = "auto"
     device: str = "auto"  # auto | cpu | gpu
     threads: int = 0  # CPU threads for inference; 0 = all cores
-    precision: str = "float32"  # float32 | mixed (float16 compute, GPU)
+    precision: str = "float32"  # float32 | mixed (float16 compute, GPU) | bf16 (bfloat16 compute, CPU: lower precision)
     # XLA-compile the transfer graph: auto = for live and video (fixed frame size: one ~1 s
     # compile, then 10-15% faster on CPU), not for still images of many sizes | always | never
     xla: str = "auto"
@@ -239,7 +239,7 @@ class Config:
 CHOICES: dict[str, tuple[str, ...]] = {
     "engine.backend": ("auto", "tf", "tflite", "hub", "openvino"),
     "engine.device": ("auto", "cpu", "gpu"),
-    "engine.precision": ("float32", "mixed"),
+    "engine.precision": ("float32", "mixed", "bf16"),
     "engine.xla": ("auto", "always", "never"),
     "models.transfer": ("fp16", "int8"),
     "video.preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),

@@ -312,6 +312,10 @@ def test_live_cli_headless_record(models_dir, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert "20 frames shown" in r.stderr
+    import re
+
+    peak = re.search(r"peak memory (\d+) MB", r.stderr)  # this process's own peak, for small boxes
+    assert peak and 50 < int(peak[1]) < 4000, r.stderr
     assert len(decoded_frames(rec)) == 20
     r = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", "5", "--headless", "--max-frames", "1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))

@@ -41,14 +41,18 @@ def transfer_gflop(width: int, height: int) -> float:
     return total / 1e9
 
 
-def machine_name() -> str:
-    """A file-name-safe machine label: GPU name when TensorFlow sees one, else CPU model and cores."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return re.sub(r"[^a-z0-9]+", "-", out.stdout.splitlines()[0].lower()).strip("-")
-    except (OSError, subprocess.SubprocessError):
-        pass
+def machine_name(cpu_only: bool = False) -> str:
+    """A file-name-safe machine label: the GPU's name where there is one (unless ``cpu_only``),
+    else the CPU model and cores, with ``-amx`` where the CPU has AMX (bf16 figures differ 3x)."""
+    if not cpu_only:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return re.sub(r"[^a-z0-9]+", "-", out.stdout.splitlines()[0].lower()).strip("-")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    from ..model.backends.base import cpu_bf16
+
     model = platform.processor() or "cpu"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -58,7 +62,7 @@ def machine_name() -> str:
     except OSError:
         pass
     slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(.*?\)", "", model).lower()).strip("-")
-    return f"cpu-{os.cpu_count()}core-{slug}"
+    return f"cpu-{os.cpu_count()}core-{slug}" + ("-amx" if cpu_bf16() == "amx" else "")
 
 
 def timed(fn: Callable[[], object], seconds: float, min_runs: int = 3, warmup: int = 2) -> list[float]:
@@ -113,14 +117,16 @@ def bench_model(stylizer, backend: str, sizes: Sequence[tuple[int, int]], batche
 
 
 def environment() -> dict:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        import tensorflow as tf
+    except ImportError:  # an OpenVINO-only box
+        tf = None
+    gpus = tf.config.list_physical_devices("GPU") if tf else []
     return {
         "machine": machine_name(),
         "cpu_count": os.cpu_count(),
-        "gpu": [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus],
-        "tensorflow": tf.__version__,
+        "gpu": [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus] if tf else [],
+        "tensorflow": tf.__version__ if tf else "not installed",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

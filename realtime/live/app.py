@@ -34,7 +34,7 @@ from ..io.sources import FileSource, FrameSource, open_source
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
-from .show import Ticking, show_surfaces
+from .show import Ticking, memory_mb, show_surfaces
 
 log = logging.getLogger(__name__)
 
@@ -465,8 +465,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
         log.info(
-            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped",
-            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped,
+            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped, peak memory %.0f MB",
+            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped, memory_mb(peak=True),
         )
         for p in app.recordings:
             print(f"recording: {p}")

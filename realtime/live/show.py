@@ -285,12 +285,15 @@ class OpeningHours:
         return {"schedule_open": self.schedule.is_open(now), "next_change": nxt.isoformat() if nxt else None}
 
 
-def memory_mb() -> float:
-    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
+def memory_mb(peak: bool = False) -> float:
+    """Resident memory of this process in MB, now or at its peak (Linux /proc; peak RSS elsewhere).
+    /proc's peak (VmHWM) is this program's own: getrusage's also counts the parent that started it
+    (Linux carries the parent's peak across fork and exec), so it overstates a child's."""
+    key = "VmHWM:" if peak else "VmRSS:"
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
