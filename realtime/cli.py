@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 16)")
     pv.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55)")
     pv.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
-    pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default veryfast)")
+    pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default superfast)")
     pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
     pv.add_argument("--no-audio", action="store_true", help="drop the sound")
     pv.add_argument("--start", type=float, default=None, help="start time in seconds")

@@ -301,7 +301,7 @@ def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: P
     from .video import VideoOptions, VideoStylizer
 
     t0 = time.perf_counter()
-    res = VideoStylizer(engine, [code], VideoOptions(size=short_side, batch=batch, preset="veryfast")).run(clip, out_dir / "ours.mp4")
+    res = VideoStylizer(engine, [code], VideoOptions(size=short_side, batch=batch)).run(clip, out_dir / "ours.mp4")
     ours_s = time.perf_counter() - t0
 
     cap = cv2.VideoCapture(str(clip))

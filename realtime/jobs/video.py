@@ -83,7 +83,7 @@ class VideoOptions:
     switch_every: float = 0.0
     fade_s: float = 0.5
     crf: int = 16
-    preset: str = "veryfast"
+    preset: str = "superfast"
     batch: int = 4
     queue_frames: int = 16
     audio: bool = True
