@@ -316,6 +316,8 @@ def test_live_cli_headless_record(models_dir, tmp_path):
 
     peak = re.search(r"peak memory (\d+) MB", r.stderr)  # this process's own peak, for small boxes
     assert peak and 50 < int(peak[1]) < 4000, r.stderr
+    first = re.search(r"first frame ([\d.]+) s after start", r.stderr)  # start-up, from the process's own birth
+    assert first and 0.1 < float(first[1]) < 120, r.stderr
     assert len(decoded_frames(rec)) == 20
     r = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", "5", "--headless", "--max-frames", "1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))

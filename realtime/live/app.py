@@ -34,7 +34,7 @@ from ..io.sources import FileSource, FrameSource, open_source
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
-from .show import Ticking, memory_mb, show_surfaces
+from .show import Ticking, memory_mb, process_age_s, show_surfaces
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,11 @@ class Stats:
     latency_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
     last_index: int = -1
     repeats: int = 0
+    first_frame_s: Optional[float] = None  # process age when the first stylized frame was shown
 
     def record(self, item: Styled, now: float) -> None:
+        if self.shown == 0:
+            self.first_frame_s = process_age_s()
         self.shown += 1
         self.t_shown.append(now)
         self.infer_s.append(item.infer_s)
@@ -464,9 +467,10 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if not live.headless:
             print_help()
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
+        first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""
         log.info(
-            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped, peak memory %.0f MB",
-            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped, memory_mb(peak=True),
+            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped, peak memory %.0f MB%s",
+            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped, memory_mb(peak=True), first,
         )
         for p in app.recordings:
             print(f"recording: {p}")

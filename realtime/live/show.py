@@ -285,6 +285,18 @@ class OpeningHours:
         return {"schedule_open": self.schedule.is_open(now), "next_change": nxt.isoformat() if nxt else None}
 
 
+def process_age_s() -> Optional[float]:
+    """Seconds since this process started (Linux /proc, 10 ms steps), so start-up figures count
+    the interpreter and the imports too; None elsewhere."""
+    try:
+        with open("/proc/self/stat") as fh:
+            started = int(fh.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")  # field 22
+        with open("/proc/uptime") as fh:
+            return max(0.0, float(fh.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def memory_mb(peak: bool = False) -> float:
     """Resident memory of this process in MB, now or at its peak (Linux /proc; peak RSS elsewhere).
     /proc's peak (VmHWM) is this program's own: getrusage's also counts the parent that started it
