@@ -110,6 +110,31 @@ def test_rotation_is_honoured(models_dir, tmp_path):
     assert (b["w"], b["h"]) == (64, 128)
 
 
+@pytest.mark.parametrize("rotation", [0, 90, 270])
+def test_frames_are_decoded_straight_to_the_inference_size(tmp_path, rotation):
+    """The shrink happens in the decoder's colour conversion (one swscale pass); the picture, its
+    orientation and the source size it came from are those of the full-size path."""
+    import cv2
+
+    from realtime.core.stage import pick_inference_size
+    from realtime.io.sources.file import VideoFile
+
+    src = tmp_path / "rot.mp4"
+    write_clip(src, frames=3, width=320, height=176, fps=10, audio=False, rotation=rotation)
+    fit = lambda w, h: pick_inference_size(w, h, 96)  # noqa: E731
+    with VideoFile(src).open() as reader:
+        frame = next(reader.container.decode(reader.video))
+        full, small = reader.convert(frame), reader.convert(frame, fit)
+    w, h = full.source_size
+    assert (w, h) == ((176, 320) if rotation else (320, 176)) and full.src_size is None
+    assert small.source_size == (w, h) and small.image.shape[:2][::-1] == fit(w, h)
+    ref = cv2.resize(full.image, fit(w, h), interpolation=cv2.INTER_AREA)
+    assert np.abs(ref.astype(int) - small.image).mean() < 3  # the same picture, the same way up
+    with VideoFile(src).open() as reader:
+        frame = next(reader.container.decode(reader.video))
+        assert reader.convert(frame, lambda w, h: (w, h)).src_size is None  # no shrink: as before
+
+
 def test_truncated_file_finishes_with_what_decoded(models_dir, tmp_path):
     src = tmp_path / "rec.mkv"  # a recording cut off mid-stream (Matroska keeps its index up front)
     write_clip(src, frames=24, width=128, height=96, fps=24, audio=True)

@@ -26,7 +26,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..config import Config
-from ..core.stage import StylizeStage, check_mixable
+from ..core.stage import StylizeStage, check_mixable, pick_inference_size
 from ..core.profile import Profile
 from ..core.workers import EOS, FrameQueue, Worker, join_all
 from ..effects.crossfade import StyleSchedule
@@ -196,6 +196,10 @@ class _Run:
         self.frames_done = 0
         self._out_tb: Optional[Fraction] = None  # output time base when it differs from the input's (AVI)
         self.profile = Profile()
+        max_size = self.engine.cfg.engine.max_size
+        # Frames are decoded straight to the inference size (the output is scaled up from the
+        # stylized picture anyway): one swscale pass instead of a full-size conversion and a resize.
+        self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: pick_inference_size(w, h, opts.size, max_size)
 
     def execute(self, on_progress: Optional[Callable[[int], None]]) -> VideoResult:
         import av
@@ -333,7 +337,7 @@ class _Run:
                         done = True
                         break
                     with prof.step("convert (decoder)"):
-                        decoded = reader.convert(frame)
+                        decoded = reader.convert(frame, self._fit)
                     self.decoded += 1
                     self.last_t = decoded.time
                     with prof.step("wait: decoder blocked"):
@@ -375,7 +379,7 @@ class _Run:
         span = opts.span
         if span is not None and opts.strength != 1.0 and self.engine.stylizer.mixable_codes:
             # The whole-file run takes the content's own code from the job's first frame: so must a segment.
-            stage.strengthen(self.codes[0], opts.strength, _frame_at(self.src, span.origin).image)
+            stage.strengthen(self.codes[0], opts.strength, _frame_at(self.src, span.origin, self._fit).image)
 
         def flush() -> None:
             nonlocal pending, frames, reset
@@ -387,7 +391,7 @@ class _Run:
                     batch.content = stage.preprocess([f.image for f in frames])
                 with prof.step("infer"):
                     batch.styled = stage.infer(batch.content, codes)
-                batch.src_size = stage.src_size
+                batch.src_size = frames[0].source_size
                 self.result.inference_size = stage.size or (0, 0)
                 reset = False
             if pending:
@@ -401,7 +405,7 @@ class _Run:
             if item is EOS:
                 break
             if isinstance(item, DecodedFrame):
-                if frames and item.image.shape != frames[0].image.shape:
+                if frames and (item.source_size, item.image.shape) != (frames[0].source_size, frames[0].image.shape):
                     flush()  # size changed mid-stream: finish the batch at the old size
                 if self.t0 is None:
                     self.t0 = item.time
@@ -622,8 +626,8 @@ class AudioMuxer:
                     self.out.mux(p)
 
 
-def _frame_at(src: Path, t: float) -> DecodedFrame:
-    """The first frame at or after ``t`` (seconds from the stream's start)."""
+def _frame_at(src: Path, t: float, fit: Optional[Callable[[int, int], tuple[int, int]]] = None) -> DecodedFrame:
+    """The first frame at or after ``t`` (seconds from the stream's start), made as the job makes it."""
     with VideoFile(src).open() as reader:
         vs = reader.video
         if t > 0:
@@ -632,7 +636,7 @@ def _frame_at(src: Path, t: float) -> DecodedFrame:
             except Exception:  # noqa: BLE001 - unseekable: decode from the start
                 pass
         for frame in reader.container.decode(vs):
-            decoded = reader.convert(frame)
+            decoded = reader.convert(frame, fit)
             if decoded.time >= t - 1e-6:
                 return decoded
     raise MediaError(f"{src}: no frame at {t:.3f} s")

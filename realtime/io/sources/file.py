@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -26,11 +26,18 @@ VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", 
 
 @dataclass
 class DecodedFrame:
-    """A decoded video frame: BGR uint8 (rotation applied), its pts and its time from the start (s)."""
+    """A decoded video frame: BGR uint8 (rotation applied), its pts and its time from the start (s).
+    ``src_size`` (w, h): the source's size when ``image`` was already shrunk while decoding."""
 
     image: np.ndarray
     pts: int
     time: float
+    src_size: Optional[tuple[int, int]] = None
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(w, h) of the frame as the file holds it (rotation applied)."""
+        return self.src_size or (self.image.shape[1], self.image.shape[0])
 
 
 def rotate(img: np.ndarray, rotation: int) -> np.ndarray:
@@ -121,10 +128,25 @@ class VideoFile:
         return (self.container.duration or 0) / 1e6
 
     # -- decoding ----------------------------------------------------------------------------------
-    def convert(self, frame: Any) -> DecodedFrame:
-        """A PyAV video frame -> BGR with rotation applied, and its time from the stream's start."""
+    def convert(self, frame: Any, fit: Optional[Callable[[int, int], tuple[int, int]]] = None) -> DecodedFrame:
+        """A PyAV video frame -> BGR with rotation applied, and its time from the stream's start.
+
+        ``fit(w, h)`` -> the (w, h) wanted (the inference size, when the output is made at the
+        source size from a smaller stylized picture anyway): a smaller size is made in the same
+        swscale pass as the colour conversion, area-filtered, and ``src_size`` keeps the source's.
+        That costs 2.5 ms for a 720p frame to 684x384, against 4.8 ms for the conversion at full
+        size and OpenCV's area filter after it."""
         t = float(frame.pts * self.video.time_base) - self.start_time if frame.pts is not None else 0.0
-        return DecodedFrame(rotate(frame.to_ndarray(format="bgr24"), frame.rotation or 0), frame.pts or 0, t)
+        rotation = frame.rotation or 0
+        if fit is not None:
+            quarter = int(round(rotation / 90.0)) % 2  # a quarter turn swaps width and height
+            shown = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+            w, h = fit(*shown)
+            if w < shown[0] and h < shown[1]:
+                cw, ch = (h, w) if quarter else (w, h)
+                small = frame.reformat(width=cw, height=ch, format="bgr24", interpolation="AREA").to_ndarray()
+                return DecodedFrame(rotate(small, rotation), frame.pts or 0, t, shown)
+        return DecodedFrame(rotate(frame.to_ndarray(format="bgr24"), rotation), frame.pts or 0, t)
 
     def frames(self) -> Iterator[DecodedFrame]:
         """Every video frame in order (damaged data ends the iteration with a MediaError)."""
