@@ -100,8 +100,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
     g.add_argument(
         "--precision",
-        help="float32 (default) | mixed (GPU half precision) | bf16 (bfloat16, tf and openvino backends: about 3x "
-        "faster on CPUs with AMX, slower without; lower precision, about 0.002 mean error on photos)",
+        help="float32 (default) | mixed (GPU half precision) | bf16 (bfloat16 on the CPU, tf and openvino backends: "
+        "openvino about 3x faster on CPUs with AMX, slower without; lower precision, about 0.002 mean error on photos)",
     )
     g.add_argument("--xla", choices=("auto", "always", "never"), help="XLA-compile the transfer graph (default auto)")
     g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")

@@ -300,17 +300,20 @@ def test_live_and_video_pick_the_same_inference_size(tmp_path, width, height, si
     assert stage.size == expected
 
 
-def test_live_and_video_commands_report_the_same_inference_size(models_dir, tmp_path):
+@pytest.mark.parametrize("side,expect", [("72", "120x72"), ("70", "116x72")])
+def test_live_and_video_commands_report_the_same_inference_size(models_dir, tmp_path, side, expect):
+    """One size rule everywhere; 70 rounds up to 72, and the rule must not be applied again to
+    frames the decoder already shrank (that gave 112x72)."""
     import re
 
     clip = tmp_path / "c.mp4"
     write_clip(clip, frames=4, width=160, height=96, fps=10, audio=False)
-    rv = run(clip, "-o", tmp_path / "o.mp4", "--style", "mosaic", "--size", "72", "--quiet")
-    rl = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", str(clip), "--headless", "--size", "72",
+    rv = run(clip, "-o", tmp_path / "o.mp4", "--style", "mosaic", "--size", side, "--quiet")
+    rl = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", str(clip), "--headless", "--size", side,
                          "--style", "mosaic"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert rv.returncode == 0 and rl.returncode == 0, rv.stderr + rl.stderr
     sizes = [re.search(r"inference (\d+x\d+)", r.stderr).group(1) for r in (rv, rl)]
-    assert sizes[0] == sizes[1] == "120x72"
+    assert sizes[0] == sizes[1] == expect
 
 
 def test_ctrl_c_leaves_no_partial_file(models_dir, tmp_path):

@@ -108,14 +108,17 @@ class StylizeStage:
         return apply_strength(code, self._content_code, strength)
 
     # -- the path ------------------------------------------------------------------------------------
-    def preprocess(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR frames (one size) -> RGB uint8 [B, h, w, 3] at the inference size."""
+    def preprocess(self, frames: Sequence[np.ndarray], src_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+        """BGR frames (one size) -> RGB uint8 [B, h, w, 3] at the inference size.  ``src_size``
+        (w, h): the source's size when the frames were already shrunk while decoding; the size
+        rule is applied to it, not to the shrunk frames (rounding to multiples of 4 would drift)."""
         h, w = frames[0].shape[:2]
-        if (w, h) != self._src_size:  # first frame, or the source changed resolution
+        src = src_size or (w, h)
+        if src != self._src_size:  # first frame, or the source changed resolution
             if self._src_size is not None and self.temporal is not None:
                 self.temporal.reset()
-            self._src_size = (w, h)
-            self.size = self.size_for(w, h)
+            self._src_size = src
+            self.size = self.size_for(*src)
         w, h = self.size
         batch = np.empty((len(frames), h, w, 3), np.uint8)
         for i, f in enumerate(frames):  # OpenCV's channel swap: 40x numpy's reversed-stride copy

@@ -377,9 +377,16 @@ class _Run:
         style_slot = 0
         reset = False
         span = opts.span
-        if span is not None and opts.strength != 1.0 and self.engine.stylizer.mixable_codes:
-            # The whole-file run takes the content's own code from the job's first frame: so must a segment.
-            stage.strengthen(self.codes[0], opts.strength, _frame_at(self.src, span.origin, self._fit).image)
+        if opts.strength != 1.0 and self.engine.stylizer.mixable_codes:
+            import av
+
+            # The content's own code comes from the job's first frame at full size, as in live and
+            # image mode (the decoder's frames may be shrunk), and a segment takes the whole file's.
+            try:
+                first = _frame_at(self.src, span.origin if span is not None else (opts.start or 0.0))
+                stage.strengthen(self.codes[0], opts.strength, first.image)
+            except (MediaError, av.error.FFmpegError):  # nothing decodes there: the first decoded frame will do
+                pass
 
         def flush() -> None:
             nonlocal pending, frames, reset
@@ -388,10 +395,10 @@ class _Run:
                 with prof.step("style codes"):
                     codes = np.stack([stage.strengthen(schedule.code_at(f.time - self.t0), opts.strength, f.image) for f in frames])
                 with prof.step("preprocess"):
-                    batch.content = stage.preprocess([f.image for f in frames])
+                    batch.content = stage.preprocess([f.image for f in frames], frames[0].source_size)
                 with prof.step("infer"):
                     batch.styled = stage.infer(batch.content, codes)
-                batch.src_size = frames[0].source_size
+                batch.src_size = stage.src_size
                 self.result.inference_size = stage.size or (0, 0)
                 reset = False
             if pending:

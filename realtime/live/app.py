@@ -59,7 +59,7 @@ class Stats:
     first_frame_s: Optional[float] = None  # process age when the first stylized frame was shown
 
     def record(self, item: Styled, now: float) -> None:
-        if self.shown == 0:
+        if self.first_frame_s is None and not item.placeholder:
             self.first_frame_s = process_age_s()
         self.shown += 1
         self.t_shown.append(now)

@@ -121,14 +121,14 @@ class HubStylizer(Stylizer):
         self.mixable_codes = self.split is not None
         self.jit = jit and self.split is not None
         self.precision = precision
+        if precision == "bf16":
+            log.warning("--precision bf16 is for the lite model (tf and openvino backends); the full model runs float32")
+            self.precision = precision = "float32"
         if self.split is None:
             log.warning("full model: %s; running its style network on every frame (no strength, blends or crossfades)", split)
             self._style_src: Optional[np.ndarray] = None  # the code the cached tensor was made from
             self._style_tensor = None
             return
-        if precision == "bf16":
-            log.warning("--precision bf16 is for the lite model (tf and openvino backends); the full model runs float32")
-            self.precision = "float32"
         if precision == "mixed":
             if self._device.startswith("GPU"):
                 # The pruned graph is float32; TensorFlow's graph rewrite runs it in float16 on the GPU.

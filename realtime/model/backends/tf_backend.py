@@ -64,7 +64,10 @@ class TFStylizer(Stylizer):
         if precision == "mixed" and not self._device.startswith("GPU"):
             log.warning("mixed precision needs a GPU; running float32 on %s", self._device)
             precision = "float32"
-        if precision == "bf16" and self._device.startswith("CPU") and not cpu_bf16():
+        if precision == "bf16" and not self._device.startswith("CPU"):
+            log.warning("--precision bf16 is for CPUs; on a GPU use --precision mixed; running float32")
+            precision = "float32"
+        elif precision == "bf16" and not cpu_bf16():
             log.warning("this CPU has no bfloat16 instructions (AMX or AVX512-BF16); running float32")
             precision = "float32"
         self.precision = precision
@@ -72,9 +75,10 @@ class TFStylizer(Stylizer):
         self._predictor = StylePredictor(prediction_path, threads)
         self._prediction_id = prediction_path.name
         weights = TransferWeights.from_tflite(transfer_path)
-        # bf16: convolutions in bfloat16 (oneDNN on CPUs with AMX/AVX512-BF16, tensor cores on GPUs),
-        # instance-norm statistics in float32; a lower-precision mode the user picks (about 2e-3 mean,
-        # 3e-2 max abs from float32 on real photos), never chosen automatically.
+        # bf16: convolutions in bfloat16 (oneDNN on CPUs with AMX/AVX512-BF16), instance-norm
+        # statistics in float32; a lower-precision mode the user picks (about 2e-3 mean, 3e-2 max abs
+        # from float32 on real photos), never chosen automatically.  Slower on our AVX512-BF16 VM
+        # (0.9x); on AMX measured with OpenVINO only (3.4x), not with TensorFlow.
         dtype = {"mixed": "float16", "bf16": "bfloat16"}.get(precision, "float32")
         build = build_transfer_fn if reference else build_fast_transfer_fn
         self._float_fn, self._uint8_fn = build(weights, dtype, jit)
