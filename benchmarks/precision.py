@@ -8,7 +8,8 @@ in ``--precision bf16``, the speed-up, and bf16's error against float32 (max and
 scale) on real photos with real style codes (../shared/media where present; the repo's styles and
 the moving test pattern otherwise).  Then ``stylize live`` on a 1280x720 H.264 file played as a
 30 fps camera (``--keep-pace --headless``, inference at 384 short side) in both precisions: shown
-fps, p50/p95 capture-to-display latency, frames dropped and the process's peak memory.  bf16 only
+fps, p50/p95 capture-to-display latency, frames dropped, the process's peak memory and how long
+after the command the first stylized frame was shown (style codes cached after the first run).  bf16 only
 pays where the CPU has AMX (Sapphire Rapids and later); with AVX512-BF16 alone it is slower.
 Writes benchmarks/results/<cpu>-precision[-TAG].{json,md}.
 """
@@ -34,7 +35,8 @@ from realtime.jobs import bench  # noqa: E402
 
 log = logging.getLogger("precision")
 MEDIA = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media")  # env: the media elsewhere
-LIVE_LINE = re.compile(r"(\d+) frames shown, display ([\d.]+) fps, latency p50 (\d+) ms / p95 (\d+) ms, (\d+) dropped, peak memory (\d+) MB")
+LIVE_LINE = re.compile(r"(\d+) frames shown, display ([\d.]+) fps, latency p50 (\d+) ms / p95 (\d+) ms, (\d+) dropped, peak memory (\d+) MB"
+                       r"(?:, first frame ([\d.]+) s after start)?")
 
 
 def pictures(width: int, height: int) -> list[np.ndarray]:
@@ -106,7 +108,8 @@ def live(backend: str, precision: str, clip: Path, threads: int, frames: int, mo
     if r.returncode or not m:
         raise SystemExit(f"live {backend} {precision} failed ({r.returncode}): {text[-800:]}")
     row = {"backend": backend, "precision": precision, "threads": threads or os.cpu_count(), "shown": int(m[1]),
-           "fps": float(m[2]), "p50_ms": int(m[3]), "p95_ms": int(m[4]), "dropped": int(m[5]), "peak_mb": int(m[6])}
+           "fps": float(m[2]), "p50_ms": int(m[3]), "p95_ms": int(m[4]), "dropped": int(m[5]), "peak_mb": int(m[6]),
+           "first_frame_s": float(m[7]) if m[7] else None}
     log.info("live %s %s: %.1f fps shown, p50 %d ms, p95 %d ms, %d dropped, %d MB", backend, precision, row["fps"],
              row["p50_ms"], row["p95_ms"], row["dropped"], row["peak_mb"])
     return row
