@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from realtime.jobs import bench  # noqa: E402
+from video_speed import MEDIA, make_clip  # noqa: E402  (this folder is on sys.path when run as a script)
 
 log = logging.getLogger("precision")
-MEDIA = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media")  # env: the media elsewhere
 LIVE_LINE = re.compile(r"(\d+) frames shown, display ([\d.]+) fps, latency p50 (\d+) ms / p95 (\d+) ms, (\d+) dropped, peak memory (\d+) MB"
                        r"(?:, first frame ([\d.]+) s after start)?")
 
@@ -145,9 +145,6 @@ def main() -> int:
         rows += network(b, bench.parse_sizes(args.sizes), args.threads, args.seconds, args.model_dir)
     lives = []
     if args.live_frames:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from video_speed import make_clip
-
         with tempfile.TemporaryDirectory(prefix="precision-") as tmp:
             clip = make_clip(Path(tmp) / "clip720.mp4", 1280, 720, 300)
             for b in backends:

@@ -33,39 +33,48 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from realtime.jobs import bench  # noqa: E402
 
 log = logging.getLogger("video_speed")
-FOX = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media") / "content" / "fox.mp4"
+MEDIA = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media")  # env: the media elsewhere
+FOX = MEDIA / "content" / "fox.mp4"
 
 
-def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
-    """H.264 + AAC clip: the fox clip cropped to the aspect and scaled, or the test pattern."""
+def source_frames(width: int, height: int, frames: int) -> list[np.ndarray]:
+    """RGB frames: the fox clip cropped to the aspect and scaled (repeated to ``frames``), or the
+    moving test pattern where ../shared/media is absent."""
     import av
     import cv2
 
-    from realtime.io.synthetic import write_clip
+    from realtime.io.synthetic import pattern_frame
 
-    if not FOX.is_file():
-        write_clip(path, frames=frames, width=width, height=height, fps=30, audio=True)
-        return path
-    src = []
-    with av.open(str(FOX)) as c:
-        for f in c.decode(video=0):
-            src.append(f.to_ndarray(format="rgb24"))
-            if len(src) >= frames:
-                break
+    src: list[np.ndarray] = []
+    if FOX.is_file():
+        with av.open(str(FOX)) as c:
+            for f in c.decode(video=0):
+                src.append(f.to_ndarray(format="rgb24"))
+                if len(src) >= frames:
+                    break
     if not src:
-        raise SystemExit(f"no frames decoded from {FOX}")
+        return [cv2.cvtColor(pattern_frame(i, width, height), cv2.COLOR_BGR2RGB) for i in range(frames)]
+    out = []
+    for i in range(frames):
+        img = src[i % len(src)]
+        h, w = img.shape[:2]
+        ch = min(h, round(w * height / width))
+        cw = min(w, round(ch * width / height))
+        img = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        out.append(cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if cw > width else cv2.INTER_LINEAR))
+    return out
+
+
+def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
+    """H.264 + AAC clip of :func:`source_frames` at 30 fps."""
+    import av
+
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=30)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         aus = out.add_stream("aac", rate=48000)
         aus.layout = "mono"
-        for i in range(frames):
-            img = src[i % len(src)]
-            h, w = img.shape[:2]
-            ch = min(h, round(w * height / width))
-            cw = min(w, round(ch * width / height))
-            img = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if cw > width else cv2.INTER_LINEAR)
+        for i, img in enumerate(source_frames(width, height, frames)):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
             vf.pts = i
             for p in vs.encode(vf):

@@ -28,32 +28,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from realtime.jobs import bench  # noqa: E402
+from video_speed import source_frames  # noqa: E402  (this folder is on sys.path when run as a script)
 
 log = logging.getLogger("x264_presets")
-FOX = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media") / "content" / "fox.mp4"
 CASES = [("veryfast", 16), ("superfast", 16), ("superfast", 15), ("veryfast", 17), ("ultrafast", 16), ("faster", 16)]
-
-
-def content(frames: int, width: int, height: int) -> list[np.ndarray]:
-    import av
-    import cv2
-
-    from realtime.io.synthetic import pattern_frame
-
-    out: list[np.ndarray] = []
-    if FOX.is_file():
-        with av.open(str(FOX)) as c:
-            for f in c.decode(video=0):
-                img = f.to_ndarray(format="rgb24")
-                h, w = img.shape[:2]
-                ch = min(h, round(w * height / width))
-                img = img[(h - ch) // 2:(h - ch) // 2 + ch]
-                out.append(cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA))
-                if len(out) >= frames:
-                    break
-    while len(out) < frames:
-        out.append(cv2.cvtColor(pattern_frame(len(out), width, height), cv2.COLOR_BGR2RGB))
-    return out
 
 
 def encode(frames: np.ndarray, preset: str, crf: int) -> dict:
@@ -98,7 +76,7 @@ def main() -> int:
     from realtime.model.engine import open_engine
 
     engine = open_engine(load_config(None, {"models.model_dir": args.model_dir, "models.auto_download": False}), fixed_size=True)
-    src = content(args.frames, 640, 272)
+    src = source_frames(640, 272, args.frames)
     rows = []
     for style in args.styles.split(","):
         code = engine.bank.code_for(engine.resolve_styles([style])[0])

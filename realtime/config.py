@@ -117,11 +117,11 @@ class VideoConfig:
     """Offline video files."""
 
     size: int = 0  # inference short side; 0 = source short side, capped by engine.max_size
-    # x264: superfast takes 55% of veryfast's encoding CPU on stylized frames (640x272: 3.7 against
-    # 6.9 ms a frame) for the same quality per byte within 0.2 dB (at CRF 16: -0.4..-0.7 dB and
-    # 2-8% smaller at the inference size, +0.1..+0.2 dB and 6-8% larger upscaled to 720p); on two
-    # cores that is +4 points end to end.  veryfast in turn matched medium at CRF 18 for a third of
-    # medium's CPU (benchmarks/video_speed.py, README).
+    # x264: superfast takes 55% of veryfast's encoding CPU on stylized frames (640x272: 3.6 against
+    # 6.7 ms a frame) for the same quality per byte within 0.2 dB (at CRF 16: -0.3..-0.7 dB and
+    # 2-7% smaller at the inference size, +0.0..+0.2 dB and 5-7% larger upscaled to 720p;
+    # benchmarks/x264_presets.py); on two cores that is +3 to +8 points end to end
+    # (benchmarks/video_speed.py, README).
     crf: int = 16
     preset: str = "superfast"
     stability: float = 0.55  # flow-guided stability against flicker: 0 (off, the raw network) .. 1

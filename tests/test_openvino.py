@@ -103,6 +103,12 @@ def test_stylize_image_never_imports_tensorflow(models_dir, tmp_path):
     r = subprocess.run([sys.executable, "-m", "realtime", *args[:-3], "--backend", "openvino", "--precision", "mixed", "--model-dir", str(models_dir), "--overwrite"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "runs float32" in r.stderr
+    from realtime.model.backends.base import cpu_bf16
+
+    r = subprocess.run([sys.executable, "-m", "realtime", *args[:-3], "--backend", "openvino", "--precision", "bf16", "--model-dir", str(models_dir), "--overwrite"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ("bf16 (lower precision)" if cpu_bf16() else "running float32") in r.stderr
 
 
 def test_cpu_bf16_reads_the_flags(tmp_path):

@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 
 
-
 class TemporalSmoother:
     """``out = styled + a * exp(-|dI| / tau) * (prev_out - styled)`` per pixel.
 

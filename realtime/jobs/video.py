@@ -633,8 +633,8 @@ class AudioMuxer:
                     self.out.mux(p)
 
 
-def _frame_at(src: Path, t: float, fit: Optional[Callable[[int, int], tuple[int, int]]] = None) -> DecodedFrame:
-    """The first frame at or after ``t`` (seconds from the stream's start), made as the job makes it."""
+def _frame_at(src: Path, t: float) -> DecodedFrame:
+    """The first frame at or after ``t`` (seconds from the stream's start), at full size."""
     with VideoFile(src).open() as reader:
         vs = reader.video
         if t > 0:
@@ -643,7 +643,7 @@ def _frame_at(src: Path, t: float, fit: Optional[Callable[[int, int], tuple[int,
             except Exception:  # noqa: BLE001 - unseekable: decode from the start
                 pass
         for frame in reader.container.decode(vs):
-            decoded = reader.convert(frame, fit)
+            decoded = reader.convert(frame)
             if decoded.time >= t - 1e-6:
                 return decoded
     raise MediaError(f"{src}: no frame at {t:.3f} s")

@@ -21,7 +21,6 @@ next start skips most of the compile).
 from __future__ import annotations
 
 import ctypes
-
 import logging
 import os
 import threading
@@ -84,9 +83,10 @@ class OpenVINOStylizer(Stylizer):
         caps = self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if precision == "mixed":
             log.warning("--precision mixed is for GPUs; the openvino backend runs float32 (or --precision bf16)")
-        if precision == "bf16" and ("BF16" not in caps or not cpu_bf16()):
+        has_bf16 = "BF16" in caps and bool(cpu_bf16())
+        if precision == "bf16" and not has_bf16:
             log.warning("this CPU has no bfloat16 instructions (AMX or AVX512-BF16); running float32")
-        self.precision = "bf16" if precision == "bf16" and "BF16" in caps and cpu_bf16() else "float32"
+        self.precision = "bf16" if precision == "bf16" and has_bf16 else "float32"
         self.threads = threads or os.cpu_count() or 1
         self._config = {
             # float32 unless the user picks bf16: never a lower precision behind the user's back
