@@ -21,6 +21,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import ConfigError
+from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
@@ -299,8 +300,6 @@ RENAMED = {"live.smoothing": "live.stability", "video.smoothing": "video.stabili
 
 def _check_text(key: str, val: Any) -> None:
     """Keys whose text has a grammar of its own (opening hours, dates)."""
-    from .core.schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
-
     parser = {"show.open_hours": parse_hours, "show.closed_dates": parse_dates, "show.playlist": parse_playlist}.get(key)
     if parser is not None:
         try:

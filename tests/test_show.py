@@ -158,7 +158,7 @@ def test_opening_hours_grammar_and_days():
 
     import pytest
 
-    from realtime.core.schedule import Schedule, ScheduleError
+    from realtime.schedule import Schedule, ScheduleError
 
     s = Schedule.parse("mon-fri 09:00-18:00; sat,sun 10:00-12:00, 14:00-16:00; fri 22:00-02:00", "2026-12-25")
     at = lambda d, hm: dt.datetime.fromisoformat(f"{d}T{hm}")  # noqa: E731
@@ -196,7 +196,7 @@ def test_a_scripted_day_closes_and_reopens_the_show(tmp_path):
     import av
     from fakes import FakeCamera, fake_codes
 
-    from realtime.core.schedule import Schedule
+    from realtime.schedule import Schedule
     from realtime.core.stage import StylizeStage
     from realtime.io.sources import SupervisedSource
     from realtime.config import LiveConfig
@@ -313,7 +313,7 @@ def test_soak_memory_and_threads_stay_flat():
 def test_playlist_gives_each_painting_its_own_time_and_strength():
     import pytest
 
-    from realtime.core.schedule import PlaylistEntry, ScheduleError, parse_playlist
+    from realtime.schedule import PlaylistEntry, ScheduleError, parse_playlist
     from realtime.errors import ConfigError
     from realtime.live.show import resolve_playlist
 

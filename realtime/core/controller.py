@@ -51,7 +51,7 @@ class LiveState:
     overlay: bool = True
     help: bool = False
     fullscreen: bool = False
-    open: bool = True  # within opening hours: camera and network run (see realtime.core.schedule)
+    open: bool = True  # within opening hours: camera and network run (see realtime.schedule)
     cycle_s: float = 0.0  # automatic style cycle: next style every N seconds; 0 = off
     idle: bool = False  # attract mode: nobody in front of the camera (see realtime.live.show.Attract)
     running: bool = True

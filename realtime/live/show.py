@@ -32,7 +32,7 @@ from typing import Any, Optional, Protocol
 
 from ..core.controller import Controller, LiveState
 from ..core.motion import MotionMeter
-from ..core.schedule import Schedule, parse_playlist
+from ..schedule import Schedule, parse_playlist
 from ..errors import ConfigError
 from ..io.paths import atomic_write_bytes
 
