@@ -38,7 +38,7 @@ def main() -> int:
         build_fast_transfer_fn,
         build_transfer_fn,
     )
-    from realtime.jobs.bench import machine_name, transfer_gflop
+    from realtime.bench import machine_name, transfer_gflop
 
     configure_tensorflow("cpu", 0)
     w, h = (int(v) for v in args.size.split("x"))

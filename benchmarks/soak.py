@@ -42,7 +42,7 @@ def main() -> int:
 
     from realtime.config import load_config
     from realtime.core.controller import Controller
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sources import SupervisedSource, SyntheticSource
     from realtime.config import LiveConfig
     from realtime.live.app import LiveApp

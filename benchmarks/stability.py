@@ -35,7 +35,7 @@ def clips(media: Path, frames: int, short: int) -> dict[str, list[np.ndarray]]:
     """RGB uint8 frames at the inference size: the real clip (if present), a pan, a moving object."""
     import cv2
 
-    from realtime.io.sources.file import VideoFile
+    from realtime.io.media.decode import VideoFile
     from realtime.io.synthetic import pattern_frame
 
     out: dict[str, list[np.ndarray]] = {}

@@ -117,8 +117,8 @@ def main() -> int:
     import yaml
 
     from realtime.config import load_config
-    from realtime.io.images import inference_size
-    from realtime.jobs.video import VideoOptions, VideoStylizer
+    from realtime.pipeline.stage import pick_inference_size
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
     from realtime.model.engine import open_engine
 
     overrides = {"models.model_dir": args.model_dir, "models.auto_download": False}
@@ -133,7 +133,7 @@ def main() -> int:
         for w, h in bench.parse_sizes(args.clips):
             clip = make_clip(Path(tmp) / f"clip_{w}x{h}.mp4", w, h, args.frames)
             for side in (int(s) for s in args.sides.split(",")):
-                size = inference_size(w, h, min(side or min(w, h), min(w, h), cfg.engine.max_size))
+                size = pick_inference_size(w, h, side, cfg.engine.max_size)
                 net = network_fps(engine.stylizer, code, size, cfg.engine.batch_size, args.seconds)
                 opts = dataclasses.replace(VideoOptions.from_config(cfg, audio=True, encoder_threads=args.encoder_threads), size=side)
                 VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "warm.mp4", overwrite=True)  # compile at this size

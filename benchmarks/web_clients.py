@@ -45,7 +45,7 @@ def main() -> int:
 
     from realtime.config import LiveConfig, load_config
     from realtime.core.controller import Controller
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sinks.base import Output
     from realtime.io.sources import SyntheticSource
     from realtime.live.app import LiveApp

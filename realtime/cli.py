@@ -250,6 +250,10 @@ def cmd_video(args: argparse.Namespace) -> int:
         switch_every=args.switch_every, audio=not args.no_audio, start=args.start, end=args.end,
         overwrite=args.overwrite, progress=not args.quiet,
     )
+    if cfg.cluster.enabled:  # Ray is imported only here
+        from .cluster.runner import run_cluster
+
+        return run_cluster(cfg, job)
     return run_video(cfg, job)
 
 
@@ -296,7 +300,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .jobs.bench import parse_bench_job, run_bench
+    from .bench import parse_bench_job, run_bench
 
     job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json)
     return run_bench(load_cfg(args), job)

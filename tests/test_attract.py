@@ -11,7 +11,7 @@ from fakes import FakeStylizer, fake_codes
 from realtime.config import KioskConfig, LiveConfig
 from realtime.core.controller import Controller
 from realtime.core.motion import MotionMeter
-from realtime.core.stage import StylizeStage
+from realtime.pipeline.stage import StylizeStage
 from realtime.io.sources.base import FrameSource, Pacer
 from realtime.live.app import LiveApp
 from realtime.live.keymap import KeyboardControl

@@ -50,7 +50,7 @@ def no_jobs(monkeypatch):
             return 0
         return run
 
-    import realtime.jobs.bench
+    import realtime.bench
     import realtime.jobs.image
     import realtime.jobs.video
     import realtime.live.app
@@ -58,7 +58,7 @@ def no_jobs(monkeypatch):
     monkeypatch.setattr(realtime.live.app, "run_live", fake("live"))
     monkeypatch.setattr(realtime.jobs.video, "run_video", fake("video"))
     monkeypatch.setattr(realtime.jobs.image, "run_image", fake("image"))
-    monkeypatch.setattr(realtime.jobs.bench, "run_bench", fake("bench"))
+    monkeypatch.setattr(realtime.bench, "run_bench", fake("bench"))
     return calls
 
 
@@ -324,7 +324,7 @@ def test_read_only_and_full_disks_fail_in_one_line_and_leave_nothing(tiny_fs, tm
     write_clip(clip, frames=40, width=320, height=240, fps=30, audio=False)
     from fakes import fake_engine
 
-    from realtime.jobs.video import VideoStylizer, VideoOptions
+    from realtime.pipeline.video import VideoStylizer, VideoOptions
     from realtime.errors import UserError
 
     engine = fake_engine(tmp_path)

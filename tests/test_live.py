@@ -12,7 +12,7 @@ from fakes import FakeCamera, FakeStylizer, fake_codes
 
 from realtime.config import LiveConfig
 from realtime.core.controller import Controller, LiveState
-from realtime.core.stage import StylizeStage
+from realtime.pipeline.stage import StylizeStage
 from realtime.errors import MediaError
 from realtime.io.sinks import Output
 from realtime.io.sources import FileSource, SupervisedSource, SyntheticSource, open_source

@@ -108,7 +108,7 @@ def test_installation_config_is_valid_and_builds_its_surfaces():
 
 def test_auto_cycle_drives_a_running_show(tmp_path):
     """Through the live loop: the cycle's switches reach the picture (the crossfaded code changes)."""
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sources import SyntheticSource
     from realtime.config import LiveConfig
     from realtime.live.app import LiveApp
@@ -197,7 +197,7 @@ def test_a_scripted_day_closes_and_reopens_the_show(tmp_path):
     from fakes import FakeCamera, fake_codes
 
     from realtime.schedule import Schedule
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sources import SupervisedSource
     from realtime.config import LiveConfig
     from realtime.live.app import LiveApp
@@ -260,7 +260,7 @@ def soak() -> dict:
 
     from fakes import fake_codes
 
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sources import SupervisedSource, SyntheticSource
     from realtime.config import LiveConfig
     from realtime.live.app import LiveApp

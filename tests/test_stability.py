@@ -110,7 +110,7 @@ def test_the_live_pipeline_resets_on_a_style_switch_and_keeps_state_on_a_new_lev
 
     from realtime.core.controller import Controller, LiveState
     from realtime.core.frames import Frame
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sources import SyntheticSource
     from realtime.live.pipeline import LivePipeline
 

@@ -116,8 +116,8 @@ def test_frames_are_decoded_straight_to_the_inference_size(tmp_path, rotation):
     orientation and the source size it came from are those of the full-size path."""
     import cv2
 
-    from realtime.core.stage import pick_inference_size
-    from realtime.io.sources.file import VideoFile
+    from realtime.pipeline.stage import pick_inference_size
+    from realtime.io.media.decode import VideoFile
 
     src = tmp_path / "rot.mp4"
     write_clip(src, frames=3, width=320, height=176, fps=10, audio=False, rotation=rotation)
@@ -245,8 +245,8 @@ def test_bad_single_inputs(models_dir, clip, tmp_path, case, needle):
 def test_large_frames_are_capped_for_inference_and_kept_at_source_size(tmp_path):
     from fakes import fake_engine
 
-    from realtime.core.stage import pick_inference_size
-    from realtime.jobs.video import VideoOptions, VideoStylizer
+    from realtime.pipeline.stage import pick_inference_size
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
 
     src = tmp_path / "big.mp4"
     write_clip(src, frames=3, width=1600, height=1200, fps=10, audio=False)
@@ -271,7 +271,7 @@ def test_large_frames_are_capped_for_inference_and_kept_at_source_size(tmp_path)
 def test_worker_failure_leaves_no_file_and_no_thread(clip, tmp_path):
     from fakes import fake_engine
 
-    from realtime.jobs.video import VideoOptions, VideoStylizer
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
 
     engine = fake_engine(tmp_path)
     code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
@@ -289,7 +289,7 @@ def test_live_and_video_pick_the_same_inference_size(tmp_path, width, height, si
     """The one size rule: the same source and --size give the same network input in every mode."""
     from fakes import FakeStylizer
 
-    from realtime.core.stage import StylizeStage, pick_inference_size
+    from realtime.pipeline.stage import StylizeStage, pick_inference_size
 
     expected = pick_inference_size(width, height, size, 1080)
     assert expected[0] % 4 == 0 and expected[1] % 4 == 0
@@ -338,7 +338,7 @@ def test_audio_longer_than_the_picture_is_cut_and_extra_streams_are_named(tmp_pa
     from fakes import fake_engine
 
     from realtime.io.synthetic import pattern_frame
-    from realtime.jobs.video import VideoOptions, VideoStylizer
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
 
     src = tmp_path / "long_audio.mkv"
     with av.open(str(src), "w") as o:
@@ -380,7 +380,7 @@ def test_avi_output_claims_the_real_frame_rate(tmp_path):
     """AVI has no timestamps: its header rate comes from the time base (once 600 fps for 24)."""
     from fakes import fake_engine
 
-    from realtime.jobs.video import VideoOptions, VideoStylizer
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
 
     src = tmp_path / "in.mp4"
     write_clip(src, frames=12, width=64, height=48, fps=24, audio=True)

@@ -46,7 +46,7 @@ except Exception:  # noqa: BLE001 - already registered by an earlier collection
 def test_the_shown_picture_goes_to_the_virtual_camera():
     from realtime.config import LiveConfig
     from realtime.core.controller import Controller
-    from realtime.core.stage import StylizeStage
+    from realtime.pipeline.stage import StylizeStage
     from realtime.io.sinks.virtualcam import VirtualCamera
     from realtime.io.sources import SyntheticSource
     from realtime.live.app import LiveApp

@@ -19,7 +19,7 @@ from fakes import FakeStylizer, fake_codes
 
 from realtime.config import LiveConfig
 from realtime.core.controller import Controller
-from realtime.core.stage import StylizeStage
+from realtime.pipeline.stage import StylizeStage
 from realtime.io.images import read_image
 from realtime.io.sources import SyntheticSource
 from realtime.live.app import LiveApp

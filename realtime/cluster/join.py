@@ -5,7 +5,7 @@ so their H.264 packets follow each other as they are (no second encode, no quali
 for a film).  Each segment's packets are shifted by where its first frame sits in the source, so
 the output has exactly the source's timestamps, like the single-machine path.  The sound takes
 the single-machine path's rules (copied or re-encoded, cut at the picture's end) through the same
-:class:`~realtime.jobs.video.AudioMuxer`.
+:mod:`realtime.io.media.audio` and :class:`~realtime.io.media.h264.H264Writer`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import MediaError
-from ..io.paths import publish, temp_path_for
-from ..io.sources.file import VideoFile
-from ..jobs.video import AudioFrame, AudioMuxer, AudioPacket, _format_for, add_audio_streams, plan_audio
+from ..io.media.audio import AudioRoute, demux_sound, plan_audio
+from ..io.media.decode import VideoFile, stream_time
+from ..io.media.h264 import H264Writer
 
 log = logging.getLogger(__name__)
 
@@ -33,43 +33,27 @@ def join_segments(src: Path, parts: Sequence[tuple[Path, int]], dst: Path, *, or
     first frame's time.  Returns how the sound went (copied / re-encoded / none)."""
     import av
 
-    tmp = temp_path_for(dst)
-    out = None
     try:
-        with VideoFile(src).open() as reader:
+        with VideoFile(src).open() as reader, H264Writer(dst) as writer:
             vs = reader.video
-            out = av.open(str(tmp), "w", format=_format_for(dst))
-            audio_map, mode = plan_audio(out, list(reader.container.streams.audio) if audio else [])
+            routes, mode = plan_audio(writer.container, list(reader.container.streams.audio) if audio else [])
             pts0 = parts[0][1]
             frame_s = 1.0 / (reader.fps or 30.0)
             with av.open(str(parts[0][0])) as first:
-                ovs = out.add_stream_from_template(first.streams.video[0])
-            ovs.time_base = vs.time_base
-            add_audio_streams(out, audio_map)
-            sound = AudioMuxer(out, audio_map, origin + reader.start_time)
+                writer.copy_stream(first.streams.video[0], vs.time_base, audio=routes, audio_zero=origin + reader.start_time)
             video_end = _video_end(parts, vs.time_base, pts0, origin, frame_s)
             for _, kind, item in heapq.merge(_video_packets(parts, vs.time_base, pts0, origin),
-                                             _audio_items(reader, audio_map, start, video_end if end is None else min(video_end, end)),
+                                             _audio_items(reader, routes, start, video_end if end is None else min(video_end, end)),
                                              key=lambda e: (e[0], e[1])):
                 if kind == 0:
-                    item.stream = ovs
-                    out.mux(item)
+                    writer.mux_packet(item)
                 else:
-                    sound.mux(item)
-            sound.flush()
-            out.close()
-            out = None
-        publish(tmp, dst, overwrite)
+                    writer.mux_sound(item)
+            writer.finish()
+            writer.publish(overwrite=overwrite)
         return mode
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot join the segments of {src}: {exc}") from None
-    finally:
-        if out is not None:
-            try:
-                out.close()
-            except Exception:  # noqa: BLE001 - the temp file goes anyway
-                pass
-        tmp.unlink(missing_ok=True)
 
 
 def _video_end(parts: Sequence[tuple[Path, int]], tb: Fraction, pts0: int, origin: float, frame_s: float) -> float:
@@ -108,23 +92,18 @@ def _video_packets(parts: Sequence[tuple[Path, int]], tb: Fraction, pts0: int, o
                 yield origin + float((dts if dts is not None else 0) * tb), 0, p
 
 
-def _audio_items(reader: VideoFile, audio_map: dict, start: Optional[float], stop: float) -> Iterator[tuple[float, int, Any]]:
+def _audio_items(reader: VideoFile, routes: dict[int, AudioRoute], start: Optional[float], stop: float) -> Iterator[tuple[float, int, Any]]:
     """(time, 1, AudioPacket/AudioFrame) for the source's sound in [start, stop) (decode order)."""
-    if not audio_map:
+    if not routes:
         return
-    t_first = reader.start_time
-    streams = [s for s in reader.container.streams.audio if s.index in audio_map]
-    for packet in reader.container.demux(*streams):
+    for packet in reader.container.demux(*(r.source for r in routes.values())):
         if packet.size == 0 or packet.pts is None:
             continue
-        t = float(packet.pts * packet.time_base) - t_first
+        t = stream_time(packet.pts, packet.time_base, reader.start_time)
         if (start is not None and t < start - 1e-6) or t >= stop - 1e-6:
             continue
-        if audio_map[packet.stream.index][1]:
-            yield t, 1, AudioPacket(packet)
-        else:
-            for af in packet.decode():
-                yield t, 1, AudioFrame(af, packet.stream.index)
+        for item in demux_sound(packet, routes[packet.stream.index]):
+            yield t, 1, item
 
 
 def _rescale(v: int, src_tb: Fraction, dst_tb: Fraction) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..io.paths import glob_escape
-from ..jobs.video import Span
+from ..pipeline.video import Span
 from .plan import Unit
 
 log = logging.getLogger(__name__)

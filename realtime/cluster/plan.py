@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import MediaError
-from ..io.sources.file import VideoFile
-from ..jobs.video import Span
+from ..io.media.decode import VideoFile, stream_time
+from ..pipeline.video import Span
 
 MAX_WARMUP = 120  # frames; stability 1.0 never forgets, so a border can only be made invisible
 
@@ -55,7 +55,7 @@ def probe(path: Path) -> Probe:
             for packet in reader.container.demux(vs):
                 if packet.pts is None or packet.size == 0 or packet.is_discard:
                     continue  # discarded by an edit list (a cut without re-encoding): never decoded
-                entries.append((float(packet.pts * vs.time_base) - start, bool(packet.is_keyframe)))
+                entries.append((stream_time(packet.pts, vs.time_base, start), bool(packet.is_keyframe)))
         except av.error.FFmpegError:
             pass  # a damaged tail: the units cover what demuxed, the decoder reports the rest
         fps = reader.fps

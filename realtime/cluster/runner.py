@@ -29,7 +29,8 @@ from .. import __version__
 from ..config import Config
 from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_file, publish, temp_path_for
-from ..jobs.video import VideoJob, VideoOptions, VideoResult, expand_inputs, job_styles, output_pairs
+from ..jobs.video import VideoJob, expand_inputs, job_styles, output_pairs
+from ..pipeline.video import VideoOptions, VideoResult
 from .join import join_segments
 from .manifest import Manifest
 from .plan import Unit, plan_units, probe, warmup_frames

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ..config import Config
 from ..errors import UserError
-from ..jobs.video import Span, VideoOptions, VideoResult, VideoStylizer
+from ..pipeline.video import Span, VideoOptions, VideoResult, VideoStylizer
 
 log = logging.getLogger(__name__)
 

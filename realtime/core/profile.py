@@ -3,7 +3,8 @@
 Why built in rather than a profiler run: the video job's threads overlap, so "slow" means one stage
 holds the others up; per-step sums (decode, convert, resize, infer, encode, and the waits on the
 queues between threads) next to each thread's CPU time show which one, on any machine, at a cost
-of two clock reads per step.  Each step name is written by one thread only, so no lock is needed.
+of two clock reads per step.  Each thread keeps its own profile (no lock, nothing shared); a run
+merges them at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ class Profile:
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] += seconds
+
+    @classmethod
+    def merged(cls, *profiles: "Profile") -> "Profile":
+        """One table from several threads' profiles (each thread keeps its own while it runs)."""
+        out = cls()
+        for p in profiles:
+            for k, v in p.seconds.items():
+                out.seconds[k] += v
+        return out
 
     def per_frame_ms(self, frames: int) -> dict[str, float]:
         n = max(frames, 1)

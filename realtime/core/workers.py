@@ -114,18 +114,19 @@ class LatestSlot:
 class Worker(threading.Thread):
     """A pipeline stage: runs ``body()``, always calls ``on_exit()`` (sends EOS), keeps its exception."""
 
-    def __init__(self, name: str, body: Callable[[], None], on_exit: Callable[[], None], stop: threading.Event) -> None:
+    def __init__(self, name: str, body: Callable[[], Any], on_exit: Callable[[], None], stop: threading.Event) -> None:
         super().__init__(name=f"realtime-{name}", daemon=True)
         self._body = body
         self._on_exit = on_exit
         self._stop_event = stop
         self.error: Optional[BaseException] = None
+        self.result: Any = None  # what ``body`` returned (read after join: a thread's facts as a message)
         self.cpu_s = 0.0  # CPU time this thread used (not its library's own helper threads)
 
     def run(self) -> None:
         cpu0 = time.thread_time()
         try:
-            self._body()
+            self.result = self._body()
         except Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread

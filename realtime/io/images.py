@@ -25,8 +25,9 @@ MULTIPLE = 4  # the transfer network needs H and W divisible by 4
 MIN_SIDE = 16  # below this the network's reflect padding runs out of pixels after two stride-2 layers
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3]; a clear MediaError for anything else."""
+def read_image(path: str | os.PathLike, bgr: bool = False) -> np.ndarray:
+    """Read an image file as RGB (``bgr``: OpenCV's BGR, as the stylize stage takes frames) uint8
+    [H, W, 3]; a clear MediaError for anything else."""
     p = Path(path)
     if not p.exists():
         raise MediaError(f"image not found: {p}")
@@ -45,30 +46,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         log.warning("%s has an alpha channel: the network works on colour only, the result is opaque", p)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # grey, 16-bit or alpha: as 8-bit BGR
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img if bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray, overwrite: bool = True) -> Path:
-    """Write RGB uint8 atomically: encode in memory, temp file in the same folder, publish
-    (without ``overwrite``, a file that appeared meanwhile is never replaced)."""
+def write_image(path: str | os.PathLike, rgb: np.ndarray, overwrite: bool = True, bgr: bool = False) -> Path:
+    """Write RGB (``bgr``: BGR) uint8 atomically: encode in memory, temp file in the same folder,
+    publish (without ``overwrite``, a file that appeared meanwhile is never replaced)."""
     p = Path(path)
     ext = p.suffix.lower() or ".png"
     if ext not in IMAGE_EXTS:
         raise MediaError(f"unsupported output image type '{ext}' for {p} (use one of {', '.join(IMAGE_EXTS)})")
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode(ext, rgb if bgr else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise MediaError(f"could not encode {p}")
     return atomic_write_bytes(p, buf.tobytes(), overwrite)
-
-
-def round_to(x: float, multiple: int = MULTIPLE) -> int:
-    return max(MIN_SIDE, int(round(x / multiple)) * multiple)
-
-
-def inference_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) with the given short side (at least 16), the source's aspect ratio, multiples of 4."""
-    scale = max(short_side, MIN_SIDE) / min(width, height)
-    return round_to(width * scale), round_to(height * scale)
 
 
 def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

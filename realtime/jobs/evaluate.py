@@ -23,7 +23,7 @@ import numpy as np
 from ..effects.metrics import ConsistencyMeter
 from ..errors import MediaError
 from ..io.images import resize
-from ..io.sources.file import VideoFile
+from ..io.media.decode import VideoFile
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 
 from ..config import Config
-from ..core.stage import StylizeStage, check_mixable
+from ..pipeline.stage import StylizeStage, check_mixable
+from ..pipeline.state import StreamState
 from ..errors import MediaError, UserError
 from ..io.images import read_image, write_image
 from ..io.paths import check_output_dir, check_output_file
@@ -62,11 +62,11 @@ def run_image(cfg: Config, job: ImageJob) -> int:
             if out.exists() and out.resolve() == c.resolve():
                 raise UserError(f"output {out} would overwrite the input")
             check_output_file(out, job.overwrite)
-            bgr = np.ascontiguousarray(read_image(c)[..., ::-1])
-            stage.reset()  # each image is its own stream: its own content code for the strength
-            result = stage([bgr], stage.strengthen(code, strength, bgr))[0]
-            write_image(out, np.ascontiguousarray(result[..., ::-1]), overwrite=job.overwrite)
-            w, h = stage.size or (0, 0)
+            bgr = read_image(c, bgr=True)  # BGR in and out, as the stage takes frames: two colour swaps in all
+            state = StreamState()  # each image is its own stream: its own content code for the strength
+            result = stage([bgr], stage.strengthen(state, code, strength, bgr), state)[0]
+            write_image(out, result, overwrite=job.overwrite, bgr=True)
+            w, h = stage.size_for(bgr.shape[1], bgr.shape[0])
             log.info("%s -> %s (inference %dx%d, style %s)", c, out, w, h, style.name)
         except UserError as exc:
             if len(contents) == 1:

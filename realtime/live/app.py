@@ -24,7 +24,7 @@ from ..config import Config, KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
 from ..core.frames import Styled
 from ..core.motion import MotionMeter
-from ..core.stage import StylizeStage, check_mixable
+from ..pipeline.stage import StylizeStage, check_mixable
 from ..core.workers import EOS
 from ..io.images import read_image, write_image
 from ..io.paths import OutputError, check_output_dir

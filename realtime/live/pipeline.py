@@ -6,7 +6,9 @@ counted), a file feeds a small blocking queue so nothing is dropped; every worke
 ``finally``; a worker's exception is re-raised on the main thread by :meth:`LivePipeline.stop`.
 The inference worker reads the controller's state once per frame, so a change from any control
 surface takes effect on the next frame, and runs the frame through the one
-:class:`~realtime.core.stage.StylizeStage`.
+:class:`~realtime.pipeline.stage.StylizeStage` with the show's own
+:class:`~realtime.pipeline.state.StreamState` (content code, stability), which only this class
+touches: every reason to start over is a :meth:`~realtime.pipeline.state.StreamState.cut`.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import numpy as np
 from ..core.controller import Controller
 from ..core.frames import Frame, Styled
 from ..core.motion import MotionMeter
-from ..core.stage import StylizeStage
 from ..core.workers import EOS, FrameQueue, LatestSlot, Stopped, Worker
 from ..effects.crossfade import CodeFader
-from ..effects.stability import FlowStabilizer
 from ..errors import UserError
 from ..io.sources import FrameSource
+from ..pipeline.stage import StylizeStage
+from ..pipeline.state import PLACEHOLDER, STREAM, STYLE, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class LivePipeline:
         state = controller.state
         self.fader = CodeFader(self.codes[state.style_index], crossfade_s)
         self._style_index = state.style_index
-        self._stability = -1.0
+        self.state = StreamState(state.stability)  # the show's stream: only the inference thread uses it
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self._build()
         self.captured = 0
@@ -98,7 +100,7 @@ class LivePipeline:
         """After :meth:`stop` (closing hours): reopen the source and start new worker threads."""
         self._dropped_before = self.dropped
         getattr(self.source, "reopen", self.source.open)()  # a supervised camera may still be away
-        self.stage.reset()
+        self.state.cut(STREAM)
         if self.motion is not None:
             self.motion.reset()
         self._build()
@@ -155,14 +157,9 @@ class LivePipeline:
         if state.style_index != self._style_index:
             self._style_index = state.style_index
             self.fader.set_target(self.codes[state.style_index])
-            if self.stage.temporal is not None:
-                self.stage.temporal.reset()  # a new style: nothing of the old one is carried along
-        if state.stability != self._stability:
-            if state.stability > 0 and isinstance(self.stage.temporal, FlowStabilizer):
-                self.stage.temporal.amount = state.stability  # a new level keeps what it holds
-            else:
-                self.stage.set_temporal(FlowStabilizer(state.stability) if state.stability > 0 else None)
-            self._stability = state.stability
+            self.state.cut(STYLE)  # a new style: nothing of the old one is carried along
+        if state.stability != self.state.stability:
+            self.state.set_stability(state.stability)  # a new level keeps what it holds
         return state.style_index, state.strength
 
     def _infer_loop(self) -> None:
@@ -186,12 +183,11 @@ class LivePipeline:
         index, strength = self._follow_controller()
         t0 = time.perf_counter()
         if frame.placeholder:  # the source is away: show its stand-in as it is
-            if self.stage.temporal is not None:
-                self.stage.temporal.reset()
+            self.state.cut(PLACEHOLDER)
             styled = frame.image
         else:
-            code = self.stage.strengthen(self.fader.current(), strength, frame.image)
-            styled = self.stage([frame.image], code)[0]
+            code = self.stage.strengthen(self.state, self.fader.current(), strength, frame.image)
+            styled = self.stage([frame.image], code, self.state)[0]
         return styled, time.perf_counter() - t0, index, strength
 
     def _may_restart(self, exc: Exception) -> bool:
@@ -210,5 +206,5 @@ class LivePipeline:
         self.restart_count += 1
         log.warning("inference failed (%s: %s); restarted with the same style and strength (%d of %d this hour)",
                     type(exc).__name__, exc, len(self.restarts), self.restarts_per_hour)
-        self.stage.reset()
+        self.state.cut(STREAM)
         return True

@@ -2,7 +2,7 @@
 
 Why one place: ``image``, ``video``, ``live`` and ``bench`` all need the same start-up (resolve and
 verify model files, build the backend, log the device, open the style-code cache).  The per-frame
-path is :class:`realtime.core.stage.StylizeStage`, shared the same way.
+path is :class:`realtime.pipeline.stage.StylizeStage`, shared the same way.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ stalls the display (frames it cannot keep up with are dropped and counted, never
 bound).  Each frame keeps its real capture time as its timestamp, so a recording plays back at the
 speed things happened even when the frame rate varied.  The file is written under a temp name and
 renamed when the recorder is closed: on the r key, on quit, on Ctrl-C, and when the inference worker
-fails, so a recording is never lost and never half-written under its final name.
+fails, so a recording is never lost and never half-written under its final name.  The file is the
+one :class:`~realtime.io.media.h264.H264Writer` every mode uses, fragmented: the temp file is
+playable at any instant, even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
 from ...core.workers import EOS, Worker
-from ..paths import OutputError, publish, temp_path_for
+from ..media.h264 import H264Writer
+from ..paths import OutputError
 from .base import Output
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class VideoRecorder(Output):
         self.dropped = 0
         self._q: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
-        self._tmp = temp_path_for(self.path)
+        self._writer: Optional[H264Writer] = None  # made by the encoder thread at the first frame
         self._t0: Optional[float] = None
         self._last_pts = -1
         self._closed = False
@@ -74,10 +76,6 @@ class VideoRecorder(Output):
             self.dropped += 1
 
     def _run(self) -> None:
-        import av
-
-        out = None
-        stream = None
         try:
             while True:
                 try:
@@ -89,31 +87,18 @@ class VideoRecorder(Output):
                 if item is EOS:
                     break
                 frame_bgr, pts = item
-                h, w = frame_bgr.shape[:2]
-                if out is None:
-                    out = av.open(str(self._tmp), "w", format="mp4")
-                    stream = out.add_stream("libx264", rate=Fraction(self.fps_hint).limit_denominator(1000))
-                    stream.width, stream.height = w - w % 2, h - h % 2
-                    stream.pix_fmt = "yuv420p"
-                    stream.codec_context.time_base = self.TIME_BASE
-                    stream.time_base = self.TIME_BASE
-                    stream.options = {"crf": str(self.crf), "preset": self.preset}
-                if (w - w % 2, h - h % 2) == (stream.width, stream.height):
-                    img = frame_bgr[: stream.height, : stream.width]  # odd sizes lose one pixel row/column
-                else:  # the view changed mid-recording (side by side): scale into the file's size
-                    img = cv2.resize(frame_bgr, (stream.width, stream.height), interpolation=cv2.INTER_AREA)
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
-                vf.pts, vf.time_base = pts, self.TIME_BASE
-                for p in stream.encode(vf):
-                    out.mux(p)
+                if self._writer is None:
+                    h, w = frame_bgr.shape[:2]
+                    self._writer = H264Writer(self.path, fragmented=True)
+                    self._writer.start(w, h, Fraction(self.fps_hint).limit_denominator(1000), self.TIME_BASE,
+                                       crf=self.crf, preset=self.preset)
+                # A view that changes mid-recording (side by side) is scaled into the file's size
+                # by the encoder's own conversion.
+                self._writer.write(frame_bgr, pts)
                 self.frames += 1
         finally:
-            if out is not None:
-                try:
-                    for p in stream.encode(None):
-                        out.mux(p)
-                finally:
-                    out.close()
+            if self._writer is not None:
+                self._writer.finish()
 
     def close(self) -> Optional[Path]:
         if self._closed:
@@ -129,13 +114,18 @@ class VideoRecorder(Output):
             self._worker.join(10)
         if self._worker.error is not None:
             log.error("recording failed: %s", self._worker.error)
-        if self.frames and self._tmp.exists() and self._worker.error is None:
-            try:
-                publish(self._tmp, self.path)
-            except OutputError:  # a file of that name appeared meanwhile: keep both, lose nothing
+        writer = self._writer
+        if writer is None:
+            return None
+        if self.frames and writer.tmp.exists() and self._worker.error is None:
+            if self.path.exists():  # a file of that name appeared meanwhile: keep both, lose nothing
                 self.path = timestamped_path(self.path.parent, self.path.stem)
-                publish(self._tmp, self.path)
+            try:
+                writer.publish(self.path)
+            except OutputError:
+                writer.discard()
+                raise
             log.info("saved recording %s (%d frames%s)", self.path, self.frames, f", {self.dropped} dropped" if self.dropped else "")
             return self.path
-        self._tmp.unlink(missing_ok=True)
+        writer.discard()
         return None

@@ -9,7 +9,8 @@ from __future__ import annotations
 from ...errors import MediaError
 from .base import FrameSource
 from .camera import CameraSource, StreamSource
-from .file import FileSource, VideoFile
+from ..media.decode import VideoFile
+from .file import FileSource
 from .supervised import SupervisedSource
 from .synthetic import SyntheticSource
 

@@ -51,7 +51,7 @@ def machine_name(cpu_only: bool = False) -> str:
                 return re.sub(r"[^a-z0-9]+", "-", out.stdout.splitlines()[0].lower()).strip("-")
         except (OSError, subprocess.SubprocessError):
             pass
-    from ..model.backends.base import cpu_bf16
+    from .model.backends.base import cpu_bf16
 
     model = platform.processor() or "cpu"
     try:
@@ -170,7 +170,7 @@ class BenchJob:
 
 
 def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, json_path: Optional[str]) -> BenchJob:
-    from ..errors import UserError
+    from .errors import UserError
 
     try:
         size_list = parse_sizes(sizes)
@@ -206,7 +206,7 @@ def variant_config(cfg, name: str):
 
 def run_bench(cfg, job: BenchJob) -> int:
     """``stylize bench``: model throughput of the chosen backends on this machine."""
-    from ..model.backends import create_stylizer
+    from .model.backends import create_stylizer
 
     sizes, batches = list(job.sizes), list(job.batches)
     mm = matmul_gflops()
@@ -220,7 +220,7 @@ def run_bench(cfg, job: BenchJob) -> int:
     for r in results:
         print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
     if job.json:
-        from ..io.paths import atomic_write_bytes
+        from .io.paths import atomic_write_bytes
 
         atomic_write_bytes(Path(job.json), (json.dumps(data, indent=2) + "\n").encode())
     return 0
@@ -231,12 +231,12 @@ def run_bench(cfg, job: BenchJob) -> int:
 def bench_live(stylizer, naive_stylizer, code: np.ndarray, clip: Path, short_side: int, frames: int) -> dict:
     """Our threaded pipeline vs a naive one-thread loop (TF Lite fp16, the tutorial recipe), both on
     the same clip paced at its own frame rate."""
-    from ..config import LiveConfig
-    from ..core.controller import Controller
-    from ..core.stage import StylizeStage
-    from ..io.sources import FileSource
-    from ..live.app import LiveApp
-    from ..live.pipeline import LivePipeline
+    from .config import LiveConfig
+    from .core.controller import Controller
+    from .pipeline.stage import StylizeStage
+    from .io.sources import FileSource
+    from .live.app import LiveApp
+    from .live.pipeline import LivePipeline
 
     src = FileSource(clip, loop=True, keep_pace=True)  # delivered like a camera: newest frame wins
     src.open()
@@ -261,8 +261,9 @@ def bench_live_naive(stylizer, code, clip: Path, short_side: int, frames: int) -
     """read (paced) -> stylize -> show, one thread: what a first attempt looks like."""
     import cv2
 
-    from ..io.images import inference_size, resize
-    from ..io.sources import FileSource
+    from .io.images import resize
+    from .pipeline.stage import pick_inference_size
+    from .io.sources import FileSource
 
     src = FileSource(clip, loop=True)
     src.open()
@@ -273,7 +274,7 @@ def bench_live_naive(stylizer, code, clip: Path, short_side: int, frames: int) -
             img = src.read()
             t_cap = time.monotonic()
             h, w = img.shape[:2]
-            size = inference_size(w, h, short_side)
+            size = pick_inference_size(w, h, short_side)
             out = stylizer.stylize(resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size)[None], code)[0]
             cv2.cvtColor(resize(out, (w, h)), cv2.COLOR_RGB2BGR)
             lat.append(time.monotonic() - t_cap)
@@ -297,8 +298,9 @@ def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: P
     frame -> cv2 write, one thread: what a first attempt looks like) at the same inference size."""
     import cv2
 
-    from ..io.images import inference_size, resize
-    from .video import VideoOptions, VideoStylizer
+    from .io.images import resize
+    from .pipeline.stage import pick_inference_size
+    from .pipeline.video import VideoOptions, VideoStylizer
 
     t0 = time.perf_counter()
     res = VideoStylizer(engine, [code], VideoOptions(size=short_side, batch=batch)).run(clip, out_dir / "ours.mp4")
@@ -308,7 +310,7 @@ def bench_video(engine, naive_stylizer, code: np.ndarray, clip: Path, out_dir: P
     fps = cap.get(cv2.CAP_PROP_FPS) or 30
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     writer = cv2.VideoWriter(str(out_dir / "naive.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    size = inference_size(w, h, short_side)
+    size = pick_inference_size(w, h, short_side)
     n = 0
     t0 = time.perf_counter()
     while True:

@@ -1,0 +1,197 @@
+"""One H.264 writer for every file we make: ``stylize video``, its cluster join, live recordings.
+
+Why one: the questions every H.264 file answers (odd sizes, timestamps a container can hold, where
+the bytes go until the file is complete, what a full disk says) used to be answered twice, two ways.
+Here, once:
+
+* **odd sizes** keep their exact size as H.264 4:4:4 (4:2:0 needs even sides), with a warning that
+  some players need even sizes;
+* **timestamps** are the caller's, in its time base, kept strictly increasing; AVI, which has no
+  timestamps, is re-timed into frame counts of the nominal rate with no B-frames;
+* the file is written under a hidden **temp name** beside its target and **published** atomically
+  (:mod:`realtime.io.paths`); until then the target does not exist, and :meth:`discard` removes
+  the temp file;
+* ``fragmented=True`` (live recordings) writes fragmented MP4: a moov up front and a fragment
+  every second, so what has been written is playable at any instant, even after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ...errors import MediaError
+from ..paths import OutputError, publish, temp_path_for
+from .audio import AudioMuxer, AudioRoute, Sound
+
+log = logging.getLogger(__name__)
+
+OUTPUT_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000"}
+
+
+def format_for(path: Path) -> Optional[str]:
+    """The muxer for an output name (FFmpeg guesses the rest from the extension)."""
+    return {".m4v": "mp4", ".mov": "mov"}.get(path.suffix.lower())
+
+
+def write_error(exc: BaseException, dst: Path) -> Optional[OutputError]:
+    """A full or read-only disk, said as such (None for other errors)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+        return OutputError(f"cannot write {dst}: {os.strerror(exc.errno)}")
+    return None
+
+
+def pixel_format(width: int, height: int) -> str:
+    """4:2:0 where the sides are even; 4:4:4 keeps an odd size exact (said once, as a warning)."""
+    if width % 2 or height % 2:
+        log.warning("%dx%d has an odd dimension: encoded as H.264 4:4:4 to keep the exact size "
+                    "(some players need even sizes)", width, height)
+        return "yuv444p"
+    return "yuv420p"
+
+
+class H264Writer:
+    """An H.264 file being written: open it, :meth:`start` the video stream (with the sound's
+    routes), :meth:`write` frames, :meth:`finish`, :meth:`publish`.  A writer that is left
+    (an error, Ctrl-C) before :meth:`publish` removes its temp file in :meth:`discard`."""
+
+    def __init__(self, dst: Path, fragmented: bool = False) -> None:
+        import av
+
+        self.dst = Path(dst)
+        self.tmp = temp_path_for(self.dst)
+        self.fragmented = fragmented
+        self.stream: Any = None
+        self.sound: Optional[AudioMuxer] = None
+        self.frames = 0
+        self._retime: Optional[Fraction] = None  # output time base when re-timed (AVI)
+        self._in_tb: Fraction = Fraction(1, 1000)
+        self._last_pts = -1
+        self._encoding = False  # a stream of ours to drain at the end (not a copied one)
+        self._published = False
+        try:
+            self.container: Any = av.open(str(self.tmp), "w", format="mp4" if fragmented else format_for(self.dst),
+                                          options=dict(FRAGMENTED) if fragmented else None)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise MediaError(f"cannot write {self.dst}: {exc}") from None
+        except OSError as exc:
+            raise write_error(exc, self.dst) or MediaError(f"cannot write {self.dst}: {exc}") from None
+        if not {"libx264", "h264"} & set(self.container.supported_codecs):
+            self.discard()
+            raise MediaError(f"cannot write H.264 video into a {self.dst.suffix} file: use {', '.join(OUTPUT_EXTS)}")
+
+    # -- streams ---------------------------------------------------------------------------------
+    def start(self, width: int, height: int, rate: Fraction, time_base: Fraction, *, crf: int, preset: str,
+              threads: int = 0, audio: Optional[dict[int, AudioRoute]] = None, audio_zero: float = 0.0) -> None:
+        """The video stream (``time_base``: the one :meth:`write`'s timestamps are in), then the
+        sound's streams; ``audio_zero``: the first frame's time in the source file's clock."""
+        ovs = self.container.add_stream("libx264", rate=rate)
+        ovs.width, ovs.height = width, height
+        ovs.pix_fmt = pixel_format(width, height)
+        self._in_tb = tb = time_base
+        if self.container.format.name == "avi":
+            # AVI has no timestamps, only a frame rate derived from the time base (1/12800 would
+            # claim 12800 fps): count in frames of the nominal rate instead; VFR is lost there.
+            tb = self._retime = Fraction(1) / Fraction(rate).limit_denominator(1001)
+        ovs.codec_context.time_base = tb
+        ovs.time_base = tb
+        options = {"crf": str(crf), "preset": preset}
+        if threads:
+            options["threads"] = str(threads)
+        if self._retime is not None:
+            options["bf"] = "0"  # AVI cannot reorder frames: no B-frames
+        ovs.options = options
+        self.stream = ovs
+        self._encoding = True
+        self.sound = AudioMuxer(self.container, audio or {}, audio_zero) if audio is not None else None
+
+    def copy_stream(self, template: Any, time_base: Fraction, audio: Optional[dict[int, AudioRoute]] = None,
+                    audio_zero: float = 0.0) -> None:
+        """A video stream for packets copied from ``template`` (segments joined without re-encoding)."""
+        self.stream = self.container.add_stream_from_template(template)
+        self.stream.time_base = time_base
+        self.sound = AudioMuxer(self.container, audio or {}, audio_zero) if audio is not None else None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.stream.width, self.stream.height
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, image_bgr: np.ndarray, pts: int) -> None:
+        """One BGR frame at ``pts`` (in :meth:`start`'s time base; made strictly increasing)."""
+        import av
+
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")
+        if self._retime is None:
+            pts = max(pts, self._last_pts + 1)
+            frame.pts, frame.time_base = pts, self._in_tb
+        else:  # re-timed into frame counts (AVI); strictly increasing
+            pts = max(self._last_pts + 1, int(round(pts * self._in_tb / self._retime)))
+            frame.pts, frame.time_base = pts, self._retime
+        self._last_pts = pts
+        for p in self.stream.encode(frame):
+            self.container.mux(p)
+        self.frames += 1
+
+    def mux_packet(self, packet: Any) -> None:
+        """A packet copied as it is (already in the copied stream's time base)."""
+        packet.stream = self.stream
+        self.container.mux(packet)
+
+    def mux_sound(self, item: Sound) -> None:
+        assert self.sound is not None, "start() the writer with audio routes first"
+        self.sound.mux(item)
+
+    # -- the end ---------------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Flush the encoders (the last frames x264 held back, the re-encoded sound's tail)."""
+        if self._encoding:
+            for p in self.stream.encode(None):
+                self.container.mux(p)
+            self._encoding = False
+        if self.sound is not None:
+            self.sound.flush()
+            self.sound = None
+
+    def finish(self) -> None:
+        """Drain and close the file (its index is written here: a full disk shows here)."""
+        import av
+
+        try:
+            self.drain()
+            self.container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            raise write_error(exc, self.dst) or MediaError(f"cannot finish {self.dst}: {exc}") from None
+        finally:
+            self.container = None
+
+    def publish(self, dst: Optional[Path] = None, overwrite: bool = False) -> Path:
+        """The finished temp file under its name (``dst``: another name than the one it was opened for)."""
+        path = publish(self.tmp, Path(dst) if dst is not None else self.dst, overwrite)
+        self._published = True
+        return path
+
+    def discard(self) -> None:
+        """Close without finishing and remove the temp file (an error, Ctrl-C)."""
+        container, self.container = self.container, None
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - the temp file goes anyway
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "H264Writer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._published:
+            self.discard()
