@@ -290,14 +290,16 @@ def test_live_and_video_pick_the_same_inference_size(tmp_path, width, height, si
     from fakes import FakeStylizer
 
     from realtime.pipeline.stage import StylizeStage, pick_inference_size
+    from realtime.pipeline.state import StreamState
 
     expected = pick_inference_size(width, height, size, 1080)
     assert expected[0] % 4 == 0 and expected[1] % 4 == 0
     assert min(expected) <= max(min(width, height), 16) + 3  # never upscaled
     stage = StylizeStage(FakeStylizer(), size, 1080)
     frame = np.zeros((height, width, 3), np.uint8)
-    assert stage([frame], np.zeros(100, np.float32))[0].shape == frame.shape
-    assert stage.size == expected
+    assert stage([frame], np.zeros(100, np.float32), StreamState())[0].shape == frame.shape
+    assert stage.size_for(width, height) == expected
+    assert stage.preprocess([frame]).shape[1:3] == expected[::-1]
 
 
 @pytest.mark.parametrize("side,expect", [("72", "120x72"), ("70", "116x72")])
