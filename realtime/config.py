@@ -111,6 +111,9 @@ class LiveConfig:
     reconnect: bool = True  # cameras and streams: reopen when they stall or vanish (placeholder meanwhile)
     stall_s: float = 5.0  # seconds without a frame that count as a stall
     reconnect_max_s: float = 10.0  # longest wait between reconnection attempts (backoff doubles up to it)
+    # An inference call with no result after this long is a hang: logged, counted, and the inference
+    # worker restarted like a crash (show.worker_restarts_per_hour), else the show ends; 0 = off.
+    hang_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "live.crf": (0, 51, "lower = better"),
     "live.stall_s": (0.5, 3600.0, "seconds"),
     "live.reconnect_max_s": (0.5, 3600.0, "seconds"),
+    "live.hang_s": (0.0, 3600.0, "seconds; 0 = off"),
     "video.size": (0, 8192, "0 = the source's own; else at least 16"),
     "video.crf": (0, 51, "lower = better; 18 looks lossless"),
     "video.stability": (0.0, 1.0, "0 = off"),

@@ -60,6 +60,35 @@ class FakeStylizer(Stylizer):
         return np.clip(0.35 * images + 0.65 * tint, 0, 1).astype(np.float32)
 
 
+class HangingStylizer(FakeStylizer):
+    """A backend that stops answering, like a stuck driver: the calls numbered in ``hang_calls``
+    (counted as they begin, 1 = the first), or every call from ``hang_from`` on, block until
+    ``release`` is set.  Tests set it in teardown, so the abandoned thread ends with the test.
+    ``hung`` is set when a call starts to hang."""
+
+    def __init__(self, release: threading.Event, hang_calls: tuple[int, ...] = (), hang_from: int = 0, **kw) -> None:
+        super().__init__(**kw)
+        self.release = release
+        self.hang_calls = set(hang_calls)
+        self.hang_from = hang_from
+        self.hung = threading.Event()
+        self.entered = 0
+        self.late = 0  # hung calls that returned (after ``release``)
+        self.hung_at = 0.0  # monotonic time the last hang began
+
+    def transfer(self, images: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.entered += 1
+            n = self.entered
+        if n in self.hang_calls or (self.hang_from and n >= self.hang_from):
+            self.hung_at = time.monotonic()
+            self.hung.set()
+            self.release.wait(60)  # a bound, so a broken test cannot hold the run forever
+            with self._lock:
+                self.late += 1
+        return super().transfer(images, codes)
+
+
 def fake_codes(n: int = 4) -> list[np.ndarray]:
     """n clearly different style codes."""
     rng = np.random.default_rng(3)
@@ -104,12 +133,12 @@ class FakeCamera(FrameSource):
         self._open = False
 
 
-def fake_engine(tmp_path, **overrides):
+def fake_engine(tmp_path, stylizer: Optional[FakeStylizer] = None, **overrides):
     """An Engine around the fake stylizer, with the shipped styles: pipeline tests with no model files."""
     from realtime.config import load_config
     from realtime.model.engine import Engine
     from realtime.model.styles import StyleBank, StyleCodeCache
 
     cfg = load_config(None, overrides)
-    stylizer = FakeStylizer()
+    stylizer = stylizer or FakeStylizer()
     return Engine(cfg, stylizer, StyleBank(stylizer, StyleCodeCache(tmp_path / "codes")))

@@ -117,18 +117,19 @@ def test_the_live_pipeline_resets_on_a_style_switch_and_keeps_state_on_a_new_lev
     c = Controller(["a", "b"], LiveState(stability=0.5))
     p = LivePipeline(SyntheticSource(96, 64), StylizeStage(FakeStylizer(), 32), c, fake_codes(2), 0.0)
     img = np.ascontiguousarray(textured(64, 96)[..., ::-1])
-    p._stylize(Frame(0, img, 0.0))
-    stab = p.stage.temporal
+    p._stylize(Frame(0, img, 0.0), p.state)
+    stab = p.state.temporal
     assert isinstance(stab, FlowStabilizer) and stab._prev_out is not None
     c.set_stability(0.8)
-    p._stylize(Frame(1, img, 0.0))
-    assert p.stage.temporal is stab and stab.amount == 0.8 and stab._prev_out is not None
+    p._stylize(Frame(1, img, 0.0), p.state)
+    assert p.state.temporal is stab and stab.amount == 0.8 and stab._prev_out is not None
     c.next_style()
-    p._follow_controller()
+    p._follow_controller(p.state)
     assert stab._prev_out is None  # nothing of the old style is carried into the new one
+    assert p.state.cuts == {"style": 1}
     c.set_stability(0.0)
-    p._follow_controller()
-    assert p.stage.temporal is None
+    p._follow_controller(p.state)
+    assert p.state.temporal is None
 
 
 def test_evaluate_command_on_stylized_files(models_dir, tmp_path):

@@ -178,6 +178,7 @@ class LiveApp:
             "source": self.p.source.describe(),
             "source_away": bool(self._last is not None and self._last.placeholder),
             "worker_restarts": self.p.restart_count,
+            "worker_hangs": self.p.hangs,
             **self.p.source.counters(),
         }
 
@@ -438,7 +439,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
-                                motion=motion, rest_while_idle=idle_clip is not None)
+                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s)
         w, h = source.size
         if w and h:
             engine.stylizer.warmup(*stage.size_for(w, h))
