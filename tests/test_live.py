@@ -96,7 +96,7 @@ def test_style_switch_crossfades(tmp_path):
     codes = p.codes
     c0 = p.fader.current()
     app.controller.next_style()
-    p._follow_controller()  # what the inference worker does before each frame
+    p._follow_controller(p.state)  # what the inference worker does before each frame
     time.sleep(0.05)
     mid = p.fader.current()
     time.sleep(0.6)

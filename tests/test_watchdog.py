@@ -17,7 +17,7 @@ from fakes import HangingStylizer, fake_codes, fake_engine
 
 from realtime.config import LiveConfig, load_config
 from realtime.core.controller import Controller, LiveState
-from realtime.core.stage import StylizeStage
+from realtime.pipeline.stage import StylizeStage
 from realtime.errors import ConfigError
 from realtime.io.sources import SyntheticSource
 from realtime.live.app import LiveApp
