@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import yaml
 
+from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS
 from .errors import ConfigError
 from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
 
@@ -61,9 +62,9 @@ class ModelConfig:
 class EngineConfig:
     """How frames are stylized."""
 
-    # auto (openvino for still images on a CPU when installed, else tf) | tf | tflite | hub | openvino
+    # auto or a backend of realtime/backends_table.py (`stylize image --help` lists them)
     backend: str = "auto"
-    device: str = "auto"  # auto | cpu | gpu
+    device: str = "auto"  # auto | cpu | gpu (each backend's devices: realtime/backends_table.py)
     threads: int = 0  # CPU threads for inference; 0 = all cores
     precision: str = "float32"  # float32 | mixed (float16 compute, GPU) | bf16 (bfloat16 compute, CPU: lower precision)
     # XLA-compile the transfer graph: auto = for live and video (fixed frame size: one ~1 s
@@ -241,9 +242,9 @@ class Config:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "engine.backend": ("auto", "tf", "tflite", "hub", "openvino"),
-    "engine.device": ("auto", "cpu", "gpu"),
-    "engine.precision": ("float32", "mixed", "bf16"),
+    "engine.backend": BACKEND_CHOICES,  # the backends, their devices and precisions: realtime/backends_table.py
+    "engine.device": DEVICES,
+    "engine.precision": PRECISIONS,
     "engine.xla": ("auto", "always", "never"),
     "models.transfer": ("fp16", "int8"),
     "video.preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
