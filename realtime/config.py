@@ -22,10 +22,8 @@ import yaml
 
 from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS
 from .errors import ConfigError
+from .resources import DEFAULT_CONFIG_PATH
 from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
 
 
 def default_cache_dir() -> str:
@@ -401,7 +399,8 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults from configs/default.yaml, then ``path``, then ``overrides`` ("section.key": value)."""
+    """Defaults from the shipped configs/default.yaml (:mod:`realtime.resources`: the checkout's or
+    the installed package's), then ``path``, then ``overrides`` ("section.key": value)."""
     data: dict = {}
     if DEFAULT_CONFIG_PATH.is_file():
         data = _read_yaml(DEFAULT_CONFIG_PATH)
