@@ -87,16 +87,18 @@ def _fail(message: str) -> None:
 # -- shared options ------------------------------------------------------------------------------
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
+    from .backends_table import DEVICES, backend_help
+
     g = p.add_argument_group("engine")
     g.add_argument("--config", help="YAML config file (only the keys it changes)")
-    g.add_argument("--backend", help="auto (default: openvino for still images when installed, else tf) | tf | tflite | hub | openvino")
+    g.add_argument("--backend", help=backend_help())
     g.add_argument(
         "--model",
         choices=("lite", "full"),
         help="lite: the small TF Lite networks (default, fast on CPUs); full: the TF Hub model "
         "(Inception-v3 style network, 12x the work per frame; same as --backend hub)",
     )
-    g.add_argument("--device", help="auto | cpu | gpu")
+    g.add_argument("--device", help=" | ".join(DEVICES))
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
     g.add_argument(
         "--precision",
@@ -114,9 +116,9 @@ def _backend(args: argparse.Namespace) -> Optional[str]:
     backend, model = getattr(args, "backend", None), getattr(args, "model", None)
     if model is None:
         return backend
-    from .config import CHOICES
+    from .backends_table import backends_for_model
 
-    wanted = ("hub",) if model == "full" else tuple(b for b in CHOICES["engine.backend"] if b != "hub")
+    wanted = backends_for_model(model)
     if backend is not None and backend not in wanted:
         raise UserError(f"--model {model} and --backend {backend} disagree (--model {model} means --backend {' or '.join(wanted)})")
     return backend or wanted[0]

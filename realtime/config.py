@@ -20,11 +20,10 @@ from typing import Any, Optional
 
 import yaml
 
+from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS
 from .errors import ConfigError
+from .resources import DEFAULT_CONFIG_PATH
 from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
 
 
 def default_cache_dir() -> str:
@@ -61,9 +60,9 @@ class ModelConfig:
 class EngineConfig:
     """How frames are stylized."""
 
-    # auto (openvino for still images on a CPU when installed, else tf) | tf | tflite | hub | openvino
+    # auto or a backend of realtime/backends_table.py (`stylize image --help` lists them)
     backend: str = "auto"
-    device: str = "auto"  # auto | cpu | gpu
+    device: str = "auto"  # auto | cpu | gpu (each backend's devices: realtime/backends_table.py)
     threads: int = 0  # CPU threads for inference; 0 = all cores
     precision: str = "float32"  # float32 | mixed (float16 compute, GPU) | bf16 (bfloat16 compute, CPU: lower precision)
     # XLA-compile the transfer graph: auto = for live and video (fixed frame size: one ~1 s
@@ -244,9 +243,9 @@ class Config:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "engine.backend": ("auto", "tf", "tflite", "hub", "openvino"),
-    "engine.device": ("auto", "cpu", "gpu"),
-    "engine.precision": ("float32", "mixed", "bf16"),
+    "engine.backend": BACKEND_CHOICES,  # the backends, their devices and precisions: realtime/backends_table.py
+    "engine.device": DEVICES,
+    "engine.precision": PRECISIONS,
     "engine.xla": ("auto", "always", "never"),
     "models.transfer": ("fp16", "int8"),
     "video.preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
@@ -404,7 +403,8 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults from configs/default.yaml, then ``path``, then ``overrides`` ("section.key": value)."""
+    """Defaults from the shipped configs/default.yaml (:mod:`realtime.resources`: the checkout's or
+    the installed package's), then ``path``, then ``overrides`` ("section.key": value)."""
     data: dict = {}
     if DEFAULT_CONFIG_PATH.is_file():
         data = _read_yaml(DEFAULT_CONFIG_PATH)

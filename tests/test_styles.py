@@ -48,10 +48,9 @@ def test_codes_are_cached_by_content_and_model(tmp_path):
 
 
 def test_real_style_codes_differ_between_styles(tf_stylizer, tmp_path):
-    from realtime.config import PROJECT_ROOT
-    from realtime.model.styles import list_styles
+    from realtime.model.styles import SHIPPED_STYLES, list_styles
 
-    styles = list_styles(PROJECT_ROOT / "styles")
+    styles = list_styles(SHIPPED_STYLES)
     assert len(styles) >= 3
     bank = StyleBank(tf_stylizer, StyleCodeCache(tmp_path))
     bank.add(styles)

@@ -9,14 +9,13 @@ from typing import Optional
 
 import yaml
 
-from ..config import PROJECT_ROOT
-from .download import download
 from ..errors import ConfigError, MediaError, UserError
 from ..io.images import read_image
+from ..resources import DEFAULT_CATALOG
+from .download import download
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CATALOG = PROJECT_ROOT / "styles" / "catalog.yaml"
 MIN_STYLE_SIDE = 64
 
 

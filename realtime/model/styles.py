@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import MediaError, UserError
 from ..io.images import IMAGE_EXTS, read_image
 from ..io.paths import glob_escape
+from ..resources import SHIPPED_STYLES  # the styles/ folder we ship (checkout or installed package)
 from .backends.base import Stylizer, require_mixable
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,12 @@ class Style:
     path: Path
 
 
-SHIPPED_STYLES = Path(__file__).resolve().parent.parent.parent / "styles"  # the styles/ folder we ship
 
 
 def style_dirs(styles_dir: str | os.PathLike | None) -> list[Path]:
-    """Where style names are looked up: the configured folder (relative to the current folder),
-    then the styles that ship with the program, so names work from any folder."""
+    """Where style names are looked up: the configured folder (relative to the current folder: a
+    user's own ``styles/``), then the styles that ship with the program (the checkout's ``styles/`` or
+    the installed package's copy), so names work from any folder."""
     dirs = [Path(styles_dir)] if styles_dir is not None else []
     if SHIPPED_STYLES.is_dir() and all(d.resolve() != SHIPPED_STYLES for d in dirs if d.exists()):
         dirs.append(SHIPPED_STYLES)

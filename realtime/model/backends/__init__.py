@@ -1,9 +1,13 @@
-"""Stylizer backends: one interface (:class:`~realtime.backends.base.Stylizer`), three engines.
+"""Stylizer backends: one interface (:class:`~realtime.model.backends.base.Stylizer`), four engines.
 
-``tf``     the transfer network rebuilt as a TensorFlow graph from the fp16 TF Lite weights
-           (default; runs on a GPU when TensorFlow sees one, any size, any batch).
-``tflite`` both stages on the TF Lite interpreter (int8 or fp16 transfer).
-``hub``    a SavedModel with the TF Hub calling convention, loaded by ``tensorflow_hub.load``.
+``tf``       the transfer network rebuilt as a TensorFlow graph from the fp16 TF Lite weights
+             (runs on a GPU when TensorFlow sees one, any size, any batch).
+``tflite``   both stages on the TF Lite interpreter (int8 or fp16 transfer).
+``hub``      a SavedModel with the TF Hub calling convention, loaded by ``tensorflow_hub.load``.
+``openvino`` the TF Lite files on OpenVINO (CPU; never imports TensorFlow).
+
+What each needs, where it runs and what ``auto`` picks: :mod:`realtime.backends_table`; how each is
+built: :mod:`.registry`.
 """
 
 from __future__ import annotations

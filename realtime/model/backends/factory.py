@@ -1,18 +1,25 @@
-"""Builds the configured stylizer backend and logs where it runs."""
+"""Builds the configured stylizer backend and logs where it runs.
+
+What a backend needs, where it runs and which precisions it honours are rows of
+:mod:`realtime.backends_table`; how it is built is its factory in :mod:`.registry`.  This module only
+applies them in order: resolve ``auto``, then the checks that make a wrong choice one line (missing
+module, device), then the precision fallback, then the factory.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
+from ...backends_table import BACKEND_CHOICES, choose_auto, device_message, missing_message, missing_modules, precision_message
 from ...config import Config
 from ...errors import ConfigError, UserError
 from ..files import ModelStore
 from .base import Stylizer, cpu_bf16
+from .registry import REGISTRY
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "tf", "tflite", "hub", "openvino")
 
 
 def model_store(cfg: Config) -> ModelStore:
@@ -29,28 +36,15 @@ def _gpu_present() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/version").exists()
 
 
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-NEEDS_TENSORFLOW = ("tf", "tflite", "hub")
-
-
 def resolve_backend(cfg: Config, fixed_size: bool) -> str:
-    """``auto``: ``openvino`` for still images on a CPU when it is installed (a process that never
-    imports TensorFlow starts about 2 s sooner, and one image is all start-up), else ``tf`` (the
-    fastest per frame on the CPUs we measured, and the GPU path); ``openvino`` too wherever
-    TensorFlow is not installed (a small box may carry OpenVINO alone)."""
-    backend = cfg.engine.backend
-    if backend != "auto" or not _installed("openvino"):
-        return "tf" if backend == "auto" else backend
-    if not _installed("tensorflow"):
-        return "openvino"  # the only runtime there
-    if not fixed_size and cfg.engine.device != "gpu" and cfg.engine.precision in ("float32", "bf16") and not _gpu_present():
-        return "openvino"
-    return "tf"
+    """The configured backend, with ``auto`` chosen by the table (:func:`choose_auto`): ``openvino``
+    for still images on a CPU when it is installed (a process that never imports TensorFlow starts
+    about 2 s sooner, and one image is all start-up), else ``tf`` (the fastest per frame on the CPUs
+    we measured, and the GPU path); ``openvino`` too wherever TensorFlow is not installed."""
+    eng = cfg.engine
+    if eng.backend != "auto":
+        return eng.backend
+    return choose_auto(fixed_size, eng.device, eng.precision, _gpu_present())
 
 
 def create_stylizer(cfg: Config, store: ModelStore | None = None, fixed_size: bool = True) -> Stylizer:
@@ -58,53 +52,22 @@ def create_stylizer(cfg: Config, store: ModelStore | None = None, fixed_size: bo
 
     ``fixed_size``: frames will all have one size (live, video), so XLA's per-shape compile pays off.
     """
-    backend = resolve_backend(cfg, fixed_size)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend '{backend}' (choose one of {', '.join(BACKENDS)})")
-    if backend in NEEDS_TENSORFLOW and not _installed("tensorflow"):
-        hint = "--backend openvino" if _installed("openvino") else "pip install openvino and use --backend openvino"
-        raise UserError(f"--backend {backend} needs TensorFlow, which is not installed (pip install tensorflow, or {hint})")
-    store = store or model_store(cfg)
+    name = resolve_backend(cfg, fixed_size)
+    backend = REGISTRY.get(name)
+    if backend is None:
+        raise ConfigError(f"unknown backend '{name}' (choose one of {', '.join(BACKEND_CHOICES)})")
+    missing = missing_modules(name)
+    if missing:
+        raise UserError(missing_message(name, missing))
     eng = cfg.engine
-    if backend == "openvino" and eng.device == "gpu":
-        raise UserError("--device gpu needs the tf backend (TensorFlow with CUDA); openvino runs on the CPU")
-    if eng.precision == "float32" and cpu_bf16() == "amx" and backend in ("tf", "openvino") and not _gpu_present():
+    if eng.device != "auto" and eng.device not in backend.spec.devices:
+        raise UserError(device_message(name, eng.device))
+    if eng.precision not in backend.spec.precisions:
+        log.warning("%s", precision_message(name, eng.precision))
+        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(eng, precision="float32"))
+    elif eng.precision == "float32" and "bf16" in backend.spec.precisions and cpu_bf16() == "amx" and not _gpu_present():
         log.info("this CPU has AMX: --backend openvino --precision bf16 runs the network about 3x faster "
                  "(lower precision: about 0.002 mean error on photos)")
-    if backend == "tf":
-        from .tf_backend import TFStylizer
-
-        stylizer: Stylizer = TFStylizer(
-            store.path("int8_prediction"),
-            store.path("fp16_transfer"),
-            eng.device,
-            eng.threads,
-            eng.precision,
-            jit=eng.xla == "always" or (eng.xla == "auto" and fixed_size),
-        )
-    elif backend == "tflite":
-        from .tflite_backend import TFLiteStylizer
-
-        if eng.precision != "float32":
-            log.warning("--precision %s is not for the tflite backend (it runs the %s file as it is)", eng.precision, cfg.models.transfer)
-        transfer = store.path(f"{cfg.models.transfer}_transfer")
-        stylizer = TFLiteStylizer(store.path("int8_prediction"), transfer, eng.threads, cfg.models.transfer)
-    elif backend == "openvino":
-        from .openvino_backend import OpenVINOStylizer
-
-        stylizer = OpenVINOStylizer(
-            store.path("int8_prediction"), store.path("fp16_transfer"), eng.threads, eng.precision, cfg.cache_dir
-        )
-    else:
-        from .hub_backend import HubStylizer
-
-        stylizer = HubStylizer(
-            cfg.models.hub_handle,
-            cfg.cache_dir,
-            eng.device,
-            eng.threads,
-            eng.precision,
-            jit=eng.xla == "always" or (eng.xla == "auto" and fixed_size),
-        )
+    stylizer = backend.create(cfg, store or model_store(cfg), fixed_size)
     log.info("backend %s on %s", stylizer.name, stylizer.device)
     return stylizer

@@ -1,0 +1,157 @@
+"""One backend registry: the table (realtime/backends_table.py) and its factories drive the config's
+choices, the CLI's help, ``auto``, and the missing-module, device and precision checks.  No model
+files are needed: every check runs before a model file is opened."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+import yaml
+from fakes import FakeStylizer
+
+from realtime import backends_table as table
+from realtime.backends_table import BACKEND_CHOICES, BACKENDS, BackendSpec
+from realtime.config import CHOICES, DEFAULT_CONFIG_PATH, load_config
+from realtime.errors import ConfigError, UserError
+from realtime.model.backends import factory as factory_mod
+from realtime.model.backends import registry
+
+
+def _only(monkeypatch, *modules: str) -> None:
+    """Pretend only ``modules`` are installed (the table's one question to the environment)."""
+    monkeypatch.setattr(table, "installed", lambda m: m in modules)
+
+
+def _cfg(**overrides):
+    return load_config(None, {"models.auto_download": False, **overrides})
+
+
+def test_every_row_has_a_factory_and_every_factory_a_row(monkeypatch):
+    assert list(registry.REGISTRY) == list(BACKENDS)
+    assert all(registry.REGISTRY[n].spec is BACKENDS[n] for n in BACKENDS)
+    monkeypatch.setitem(BACKENDS, "torch", BackendSpec("torch", "a row without a factory", (), ("cpu",), ("float32",)))
+    with pytest.raises(RuntimeError, match="torch"):
+        registry._join()
+    with pytest.raises(RuntimeError, match="no such backend"):
+        registry.factory("nonesuch")(lambda cfg, store, fixed: FakeStylizer())
+
+
+def test_config_choices_and_cli_help_come_from_the_table(capsys):
+    assert CHOICES["engine.backend"] == BACKEND_CHOICES == ("auto", *BACKENDS)
+    assert CHOICES["engine.device"] == table.DEVICES and CHOICES["engine.precision"] == table.PRECISIONS
+    for name in BACKEND_CHOICES:
+        assert load_config(None, {"engine.backend": name}).engine.backend == name
+    with pytest.raises(ConfigError, match=r"engine\.backend' must be one of auto\|tf\|tflite\|hub\|openvino"):
+        load_config(None, {"engine.backend": "torch"})
+    from realtime.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["image", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for spec in BACKENDS.values():
+        assert f"{spec.name}: {' '.join(spec.description.split())}" in help_text
+
+
+def test_the_default_yaml_comment_lists_the_backends():
+    """configs/default.yaml is what users read: its backend comment names exactly the table's backends."""
+    line = next(l for l in DEFAULT_CONFIG_PATH.read_text().splitlines() if l.strip().startswith("backend:"))
+    comment = re.sub(r"\([^)]*\)", "", line.split("#", 1)[1])
+    assert [w.strip() for w in comment.split("|")] == list(BACKEND_CHOICES)
+    assert yaml.safe_load(line)["backend"] == "auto"
+
+
+@pytest.mark.parametrize("model, backend, expect", [
+    ("lite", None, "auto"), ("full", None, "hub"), ("lite", "openvino", "openvino"), ("full", "tflite", None),
+])
+def test_model_flag_maps_to_the_tables_backends(model, backend, expect):
+    import argparse
+
+    from realtime.cli import _backend
+
+    args = argparse.Namespace(model=model, backend=backend)
+    if expect is None:
+        with pytest.raises(UserError, match="disagree"):
+            _backend(args)
+    else:
+        assert _backend(args) == expect
+
+
+@pytest.mark.parametrize("installed, fixed, device, precision, gpu, expect", [
+    (("tensorflow", "openvino"), False, "auto", "float32", False, "openvino"),  # still image on a CPU
+    (("tensorflow", "openvino"), False, "cpu", "bf16", False, "openvino"),
+    (("tensorflow", "openvino"), True, "auto", "float32", False, "tf"),  # live and video
+    (("tensorflow", "openvino"), False, "auto", "float32", True, "tf"),  # a GPU
+    (("tensorflow", "openvino"), False, "gpu", "float32", False, "tf"),
+    (("tensorflow", "openvino"), False, "auto", "mixed", False, "tf"),  # a precision openvino does not honour
+    (("openvino",), True, "auto", "float32", False, "openvino"),  # the only runtime there
+    (("tensorflow",), False, "auto", "float32", False, "tf"),
+    ((), False, "auto", "float32", False, "tf"),  # nothing: tf, whose missing module is the error
+])
+def test_auto_reads_the_table(monkeypatch, installed, fixed, device, precision, gpu, expect):
+    _only(monkeypatch, *installed)
+    monkeypatch.setattr(factory_mod, "_gpu_present", lambda: gpu)
+    cfg = _cfg(**{"engine.device": device, "engine.precision": precision})
+    assert factory_mod.resolve_backend(cfg, fixed_size=fixed) == expect
+
+
+@pytest.mark.parametrize("installed, backend, message", [
+    (("openvino",), "tf", "--backend tf needs TensorFlow, which is not installed (pip install tensorflow, or --backend openvino)"),
+    ((), "tflite", "--backend tflite needs TensorFlow, which is not installed "
+                   "(pip install tensorflow, or pip install openvino and use --backend openvino)"),
+    (("tensorflow",), "hub", "--backend hub needs TensorFlow Hub, which is not installed "
+                             "(pip install tensorflow-hub, or --backend tf or --backend tflite)"),
+    (("tensorflow",), "openvino", "--backend openvino needs OpenVINO, which is not installed "
+                                  "(pip install openvino, or --backend tf or --backend tflite)"),
+])
+def test_a_missing_module_is_one_line_naming_what_to_install(monkeypatch, installed, backend, message):
+    _only(monkeypatch, *installed)
+    with pytest.raises(UserError) as err:
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": backend}))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("backend", [n for n, s in BACKENDS.items() if "gpu" not in s.devices])
+def test_a_device_the_backend_cannot_use_is_an_error(monkeypatch, backend):
+    monkeypatch.setattr(table, "installed", lambda m: True)
+    with pytest.raises(UserError) as err:
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": backend, "engine.device": "gpu"}))
+    assert str(err.value) == (f"--device gpu needs the tf backend (or hub; TensorFlow with CUDA); "
+                              f"{backend} runs on the CPU")
+
+
+def test_a_precision_the_backend_does_not_honour_runs_float32_with_a_warning(monkeypatch, caplog):
+    """The factory gets a config that says float32; the warning says what the backend takes."""
+    monkeypatch.setattr(table, "installed", lambda m: True)
+    seen = []
+
+    def fake(cfg, store, fixed_size):
+        seen.append(cfg.engine.precision)
+        return FakeStylizer()
+
+    for name in BACKENDS:
+        monkeypatch.setitem(registry.REGISTRY, name, registry.Backend(BACKENDS[name], fake))
+    with caplog.at_level(logging.WARNING, logger="realtime"):
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": "tflite", "engine.precision": "bf16"}))
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": "openvino", "engine.precision": "mixed"}))
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": "openvino", "engine.precision": "bf16"}))
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": "hub", "engine.precision": "mixed"}))
+    assert seen == ["float32", "float32", "bf16", "mixed"]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert lines == [
+        "--precision bf16 is not for the tflite backend (it takes float32); it runs the models.transfer file as it is",
+        "--precision mixed is not for the openvino backend (it takes float32|bf16); it runs float32",
+    ]
+
+
+def test_a_new_row_reaches_help_auto_and_the_model_flag(monkeypatch):
+    """What adding a backend means: a row (and a factory); help, --model and auto follow by themselves."""
+    row = BackendSpec("onnx", "ONNX Runtime on the CPU", needs=("openvino",), devices=("cpu",),
+                      precisions=("float32",), auto="default")
+    monkeypatch.setattr(table, "BACKENDS", {"onnx": row, **BACKENDS})
+    monkeypatch.setattr(table, "BACKEND_CHOICES", ("auto", "onnx", *BACKENDS))
+    _only(monkeypatch, "openvino")
+    assert "onnx: ONNX Runtime on the CPU" in table.backend_help()
+    assert table.backends_for_model("lite")[:2] == ("auto", "onnx")
+    assert table.choose_auto(True, "auto", "float32", False) == "onnx"
