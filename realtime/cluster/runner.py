@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import sys
 import time
-import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +28,13 @@ from ..config import Config
 from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_file, publish, temp_path_for
 from ..jobs.video import VideoJob, expand_inputs, job_styles, output_pairs
-from ..pipeline.video import VideoOptions, VideoResult
+from ..pipeline.video import VideoResult
 from .join import join_segments
 from .manifest import Manifest
 from .plan import Unit, plan_units, probe, warmup_frames
+from .pool import WorkerPool, require_ray
 
 log = logging.getLogger(__name__)
-
-START_TIMEOUT_S = 300.0  # no worker started and nothing running for this long: the cluster cannot hold one
-
-# Passed on to the workers: where the model files and caches are (a local cluster inherits the
-# environment anyway; a remote one gets them through Ray's runtime environment).
-FORWARDED_ENV = ("REALTIME_MODEL_DIR", "REALTIME_CACHE_DIR", "XDG_CACHE_HOME")
-
 
 @dataclass
 class _Input:
@@ -119,14 +111,14 @@ class ClusterRun:
     def __init__(self, cfg: Config, job: VideoJob, on_dispatch: Optional[Callable[["ClusterRun", Any, _Task], None]] = None) -> None:
         self.cfg, self.job = cfg, job
         self.on_dispatch = on_dispatch  # tests: called as each unit is handed to a worker
-        self.actors: list[Any] = []
         self.retried = 0
         self.style_files: list[Path] = []
-        self._inflight: dict[Any, tuple[Any, _Task]] = {}
         self._items: list[_Input] = []
-        self._progress: Any = None
-        self._load_failure = ""
-        self._started_ray = False
+        self.pool = WorkerPool(cfg, job)
+
+    @property
+    def _inflight(self) -> dict[Any, tuple[Any, _Task]]:
+        return self.pool.inflight
 
     # -- planning ------------------------------------------------------------------------------------
     def plan(self) -> tuple[list[_Input], deque[_Task]]:
@@ -165,78 +157,6 @@ class ClusterRun:
                 self._fail(it, f"{exc.strerror or exc}: {exc.filename or it.src}")
         return items, tasks
 
-    # -- the cluster ---------------------------------------------------------------------------------
-    def _connect(self) -> None:
-        ray = require_ray()
-
-        if ray.is_initialized():
-            return
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        address = self.cfg.cluster.address
-        # Workers' own output (TensorFlow's start-up lines) only with -vv: their errors come back as results.
-        kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": {"env_vars": env} if env else None,
-                                  "logging_level": logging.ERROR, "log_to_driver": log.isEnabledFor(logging.DEBUG)}
-        try:
-            with warnings.catch_warnings():  # Ray Client's timeout warning says what the error line says
-                warnings.simplefilter("ignore")
-                ray.init(address=address or None, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"cannot reach the Ray cluster at {address or 'this machine'}: {str(exc).splitlines()[0]}") from None
-        self._started_ray = True
-
-    def _worker_count(self, units: int) -> tuple[int, dict[str, float]]:
-        import ray
-
-        res = ray.cluster_resources()
-        gpus = int(res.get("GPU", 0))
-        cpus = self.cfg.cluster.worker_cpus
-        by_cpu = max(1, int(res.get("CPU", 1) // cpus))
-        if gpus and self.cfg.engine.device != "cpu":
-            # The network runs on the GPU; the worker's CPUs decode, convert and encode (x264 at
-            # 720p needs a few cores to keep up with a GPU).
-            per = {"num_gpus": 1, "num_cpus": cpus}
-            n = min(gpus, by_cpu)
-        else:
-            per = {"num_cpus": cpus}
-            n = by_cpu
-        if self.cfg.cluster.workers:
-            n = self.cfg.cluster.workers
-        return max(1, min(n, units)), per
-
-    def _new_actor(self, per: dict[str, float], progress: Any) -> Any:
-        import ray
-
-        from .worker import UnitWorker
-
-        cfg = self.cfg
-        if "num_gpus" not in per:  # CPU workers: the network and x264 share the worker's cores
-            cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=int(per["num_cpus"])))
-        opts = VideoOptions.from_config(cfg, switch_every=self.job.switch_every, audio=self.job.audio,
-                                        start=self.job.start, end=self.job.end,
-                                        encoder_threads=int(per["num_cpus"]) if "num_gpus" in per else max(1, int(per["num_cpus"]) // 2))
-        styles = [str(p) for p in self.style_files]
-        actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, styles, opts, progress)
-        self.actors.append(actor)
-        return actor
-
-    def _ready(self, ref: Any) -> Optional[float]:
-        """A worker's start finished: its load time; None when it died while loading (its machine
-        went away: another is started); a one-line error ending the run when it cannot work at all
-        (no model files on that machine, a style it cannot read)."""
-        import ray
-        from ray.exceptions import RayError
-
-        try:
-            info = ray.get(ref)
-        except RayError as exc:
-            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-            self._load_failure = lines[-1].strip() if lines else type(exc).__name__
-            log.warning("a cluster worker was lost while loading: %s", self._load_failure)
-            return None
-        if info["error"]:
-            raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
-        return float(info["load_s"])
-
     # -- the run -------------------------------------------------------------------------------------
     def execute(self) -> ClusterResult:
         from tqdm import tqdm
@@ -247,97 +167,57 @@ class ClusterRun:
         items, tasks = self.plan()
         if not tasks:
             return ClusterResult(items, sum(i.frames for i in items), time.perf_counter() - t0, 0, 0, [])
-        self._connect()
-        import ray
-        from ray.exceptions import RayError
-
-        from .worker import Progress
-
+        pool = self.pool
+        pool.connect()
         try:
-            n, per = self._worker_count(len(tasks))
-            progress = self._progress = ray.remote(num_cpus=0)(Progress).remote()
-            starting: dict[Any, Any] = {}  # info() ref -> a worker still loading
-            idle: deque[Any] = deque()
-            inflight = self._inflight
-            load_s: list[float] = []
-
-            def start_worker() -> None:
-                actor = self._new_actor(per, progress)
-                starting[actor.info.remote()] = actor
-
-            for _ in range(n):
-                start_worker()
-            log.info("cluster: %d workers (%s each) for %d units of %d files", n,
-                     ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in per.items()), len(tasks), len(items))
+            pool.open(len(tasks), self.style_files)
+            log.info("cluster: %d workers (%s each) for %d units of %d files", pool.n,
+                     ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in pool.per.items()), len(tasks), len(items))
             total = sum(t.unit.frames for t in tasks)
             show = self.job.progress and sys.stderr.isatty()
-            last_news = time.monotonic()
-            lost_loading = 0
             # Log lines (a file done, a worker lost) print above the bar instead of through it.
             quiet_bar = logging_redirect_tqdm([logging.getLogger("realtime")]) if show else contextlib.nullcontext()
             with quiet_bar, tqdm(total=total, unit="frame", desc="cluster", disable=not show, file=sys.stderr) as bar:
-                while tasks or inflight:
-                    if any(t.item.status == "failed" for t in tasks):  # a failed input's other units are not run
-                        tasks = deque(t for t in tasks if t.item.status != "failed")
-                    if starting:  # workers that finished loading join the idle ones
-                        ready, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
-                        for ref in ready:
-                            actor = starting.pop(ref)
-                            loaded = self._ready(ref)
-                            if loaded is None:
-                                self._drop(actor)
-                                lost_loading += 1
-                                if lost_loading > n * (self.cfg.cluster.retries + 1) and not load_s:
-                                    raise UserError(f"no cluster worker could start: {self._load_failure}")
-                                if tasks:
-                                    start_worker()
-                                continue
-                            load_s.append(loaded)
-                            idle.append(actor)
-                            last_news = time.monotonic()
-                    while tasks and idle:
-                        task = tasks.popleft()
-                        if task.item.status == "failed":
-                            continue
-                        actor = idle.popleft()
-                        m = task.item.manifest
-                        ref = actor.run.remote(str(task.item.src), str(m.unit_path(task.unit)), task.unit.span)  # type: ignore[union-attr]
-                        inflight[ref] = (actor, task)
-                        if self.on_dispatch:
-                            self.on_dispatch(self, actor, task)
-                    if not tasks:  # nothing left to hand out: free the cluster for other work
-                        for actor in list(idle) + list(starting.values()):
-                            self._drop(actor)
-                        idle.clear()
-                        starting.clear()
-                    if not inflight:
-                        if not starting:
-                            break
-                        if time.monotonic() - last_news > START_TIMEOUT_S:
-                            need = "GPU" if "num_gpus" in per else f"{per['num_cpus']:g} CPUs"
-                            raise UserError(f"no cluster worker could start in {START_TIMEOUT_S:.0f} s: "
-                                            f"the cluster has no free {need} for one")
-                    ready, _ = ray.wait(list(inflight) + list(starting), num_returns=1, timeout=0.5)
-                    try:
-                        bar.n = min(total, ray.get(progress.total.remote(), timeout=5))
-                        bar.refresh()
-                    except RayError:  # the progress counter went with its machine: the bar pauses
-                        pass
-                    for ref in ready:
-                        if ref not in inflight:
-                            continue
-                        actor, task = inflight.pop(ref)
-                        last_news = time.monotonic()
-                        if self._collect(ref, task, tasks):
-                            idle.append(actor)
-                        else:
-                            self._drop(actor)
-                            if tasks:
-                                start_worker()
+                while tasks or pool.inflight:
+                    if not self._step(pool, tasks, bar, total):
+                        break
             frames = sum(i.frames for i in items)
-            return ClusterResult(items, frames, time.perf_counter() - t0, n, self.retried, load_s)
+            return ClusterResult(items, frames, time.perf_counter() - t0, pool.n, self.retried, pool.load_s)
         finally:
             self.shutdown()
+
+    def _step(self, pool: WorkerPool, tasks: deque[_Task], bar: Any, total: int) -> bool:
+        """One turn of the scheduler: admit loaded workers, hand out units, collect finished ones.
+        False when nothing is left to wait for."""
+        if any(t.item.status == "failed" for t in tasks):  # a failed input's other units are not run
+            kept = [t for t in tasks if t.item.status != "failed"]
+            tasks.clear()
+            tasks.extend(kept)
+        pool.admit(bool(tasks))
+        while tasks and pool.idle:
+            task = tasks.popleft()
+            if task.item.status == "failed":
+                continue
+            actor = pool.idle.popleft()
+            m = task.item.manifest
+            ref = actor.run.remote(str(task.item.src), str(m.unit_path(task.unit)), task.unit.span)  # type: ignore[union-attr]
+            pool.inflight[ref] = (actor, task)
+            if self.on_dispatch:
+                self.on_dispatch(self, actor, task)
+        if not tasks:  # nothing left to hand out: free the cluster for other work
+            pool.release_waiting()
+        if not pool.inflight:
+            if not pool.starting:
+                return False
+            pool.check_starting()
+        for ref, actor, task in pool.finished(bar, total):
+            if self._collect(ref, task, tasks):
+                pool.idle.append(actor)
+            else:
+                pool.drop(actor)
+                if tasks:
+                    pool.start_worker()
+        return True
 
     def _collect(self, ref: Any, task: _Task, tasks: deque[_Task]) -> bool:
         """Take one finished unit; False when its worker is gone (the unit is queued again)."""
@@ -428,35 +308,17 @@ class ClusterRun:
             it.status, it.error = "failed", msg
             log.error("failed: %s: %s", it.src, msg)
 
-    def _drop(self, actor: Any) -> None:
-        import ray
-
-        try:
-            ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-        if actor in self.actors:
-            self.actors.remove(actor)
-
     def shutdown(self) -> None:
         """Kill the workers (Ctrl-C or the end), remove the temp files of the units they were
         writing, and leave Ray if this run started it."""
-        import ray
-
-        busy = bool(self._inflight)
-        for actor in list(self.actors) + ([self._progress] if self._progress is not None else []):
-            self._drop(actor)
-        self._progress = None
-        if busy:
+        if self.pool.stop_workers():
             time.sleep(0.5)  # ray.kill does not wait: let the killed workers go before tidying after them
         for it in self._items:  # temp files of units whose worker was killed (now, or lost earlier)
             m = it.manifest
             if m is not None and m.folder.is_dir():
                 for part in m.folder.glob(".seg-*.part*"):
                     part.unlink(missing_ok=True)
-        self._inflight.clear()
-        if self._started_ray and ray.is_initialized():
-            ray.shutdown()
+        self.pool.leave()
 
 
 def _move_into(done: Path, dst: Path, overwrite: bool) -> None:
@@ -476,14 +338,6 @@ def _move_into(done: Path, dst: Path, overwrite: bool) -> None:
         done.unlink(missing_ok=True)
     else:
         publish(done, dst, overwrite)
-
-
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--cluster needs Ray: pip install 'realtime[cluster]' (or the lock file)") from None
-    return ray
 
 
 def run_cluster(cfg: Config, job: VideoJob) -> int:
