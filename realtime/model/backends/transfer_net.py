@@ -244,124 +244,151 @@ def subpixel_kernel(w: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pad(x, p, mode):
+    import tensorflow as tf
+
+    return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode=mode)
+
+
+def _conv(x, k):
+    import tensorflow as tf
+
+    return tf.nn.conv2d(x, k, strides=1, padding="VALID")
+
+
+def _s2d_reflect_pad4(x):
+    """s2d(reflect_pad(d2s(x), 4)) without leaving the s2d view (half the copies).
+
+    Full-res rows -1..-4 reflect to rows 1..4; as cells of two rows that is cell -1 = (row 2,
+    row 1) = (phase 0 of cell 1, phase 1 of cell 0) and cell -2 = (phase 0 of cell 2, phase 1 of
+    cell 1); at the far end cell n = (phase 0 of n-1, phase 1 of n-2), cell n+1 one further in.
+    """
+    import tensorflow as tf
+
+    s = tf.shape(x)
+    c = x.shape[-1] // 4
+    x6 = tf.reshape(x, [s[0], s[1], s[2], 2, 2, c])  # [B, h, w, row phase, column phase, C]
+
+    def rev(t, axis):
+        return tf.reverse(t, [axis])
+
+    top = tf.concat([rev(x6[:, 1:3, :, 0:1], 1), rev(x6[:, 0:2, :, 1:2], 1)], 3)
+    bottom = tf.concat([rev(x6[:, -2:, :, 0:1], 1), rev(x6[:, -3:-1, :, 1:2], 1)], 3)
+    x6 = tf.concat([top, x6, bottom], 1)
+    left = tf.concat([rev(x6[:, :, 1:3, :, 0:1], 2), rev(x6[:, :, 0:2, :, 1:2], 2)], 4)
+    right = tf.concat([rev(x6[:, :, -2:, :, 0:1], 2), rev(x6[:, :, -3:-1, :, 1:2], 2)], 4)
+    x6 = tf.concat([left, x6, right], 2)
+    return tf.reshape(x6, [s[0], s[1] + 4, s[2] + 4, 4 * c])
+
+
+def _reflect_pad_concat(x, p):
+    """Reflect padding by slicing and concatenation (MirrorPad is slow on uint8)."""
+    import tensorflow as tf
+
+    x = tf.concat([tf.reverse(x[:, 1 : p + 1], [1]), x, tf.reverse(x[:, -p - 1 : -1], [1])], 1)
+    return tf.concat([tf.reverse(x[:, :, 1 : p + 1], [2]), x, tf.reverse(x[:, :, -p - 1 : -1], [2])], 2)
+
+
+def _cin(x, gamma, beta, eps, cdt, phases=1):
+    """Conditional instance norm; with phases=4, x is an s2d view and stats span the phases.
+
+    For one image it uses the fused batch-norm kernel in training mode, which computes exactly
+    the instance statistics over H and W (biased variance) in one pass instead of moments'
+    three (2.7x faster at full resolution here).  The batch size is static (one trace each).
+    """
+    import tensorflow as tf
+
+    c = gamma.shape[-1]
+    xf = tf.cast(x, tf.float32)
+    s = tf.shape(xf)
+    if phases > 1:  # [B, h, w, 4C] -> [B, h, 4w, C]: the phases join the spatial axes (free)
+        xf = tf.reshape(xf, [s[0], s[1], s[2] * phases, c])
+    b = xf.shape[0]
+    if b == 1:
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(xf, gamma[0], beta[0], epsilon=eps, is_training=True)
+    else:  # per-image fused calls or a transpose into channels measured slower here
+        mean, var = tf.nn.moments(xf, axes=[1, 2], keepdims=True)
+        scale = gamma[:, None, None, :] * tf.math.rsqrt(var + eps)
+        y = xf * scale + (beta[:, None, None, :] - mean * scale)
+    if phases > 1:
+        y = tf.reshape(y, s)
+    return tf.cast(y, cdt) if cdt != tf.float32 else y
+
+
+class _FastNet:
+    """The transfer network on space-to-depth views: its constants, made once, and the graph."""
+
+    def __init__(self, weights: TransferWeights, cdt) -> None:
+        import tensorflow as tf
+
+        cv = weights.convs
+        c1, c2, c3 = (f"transformer/contract/{c}" for c in CONTRACT)
+        self.k_c1 = tf.constant(s2d_same_kernel(cv[c1]), cdt)
+        self.b_c1 = tf.constant(np.tile(weights.biases[c1], 4), cdt)
+        self.k_c2 = tf.constant(s2d_stride2_kernel(cv[c2]), cdt)
+        self.b_c2 = tf.constant(weights.biases[c2], cdt)
+        self.k_c3 = tf.constant(cv[c3], cdt)
+        self.b_c3 = tf.constant(weights.biases[c3], cdt)
+        self.k_res = {r: (tf.constant(cv[f"transformer/residual/{r}/conv1"], cdt), tf.constant(cv[f"transformer/residual/{r}/conv2"], cdt)) for r in RESIDUALS}
+        self.k_e1 = tf.constant(subpixel_kernel(cv["transformer/expand/conv1/conv"]), cdt)
+        self.k_e2 = tf.constant(subpixel_kernel(cv["transformer/expand/conv2/conv"]), cdt)
+        self.k_e3 = tf.constant(s2d_same_kernel(cv["transformer/expand/conv3/conv"]), cdt)
+        self.gw, self.gb = tf.constant(weights.gamma_w), tf.constant(weights.gamma_b)
+        self.bw, self.bb = tf.constant(weights.beta_w), tf.constant(weights.beta_b)
+        self.splits = list(weights.channels)
+        self.eps, self.cdt = weights.eps, cdt
+
+    def __call__(self, x_s2d_input, codes):
+        """x: s2d view of the reflect-4-padded input, already scaled to [0,1]. Returns the s2d
+        view of the pre-sigmoid output (12 channels)."""
+        import tensorflow as tf
+
+        eps, cdt = self.eps, self.cdt
+        gammas = tf.split(tf.matmul(codes, self.gw) + self.gb, self.splits, axis=1)
+        betas = tf.split(tf.matmul(codes, self.bw) + self.bb, self.splits, axis=1)
+        with tf.name_scope("contract_conv1"):
+            x = tf.nn.relu(_conv(x_s2d_input, self.k_c1) + self.b_c1)  # s2d view of conv1's output
+        with tf.name_scope("contract_conv2"):
+            x = tf.nn.relu(_conv(tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="SYMMETRIC"), self.k_c2) + self.b_c2)
+        with tf.name_scope("contract_conv3"):
+            x = tf.nn.relu(tf.nn.conv2d(_pad(x, 1, "REFLECT"), self.k_c3, strides=2, padding="VALID") + self.b_c3)
+        k = 0
+        for r in RESIDUALS:
+            with tf.name_scope(r):
+                k1, k2 = self.k_res[r]
+                h = tf.nn.relu(_cin(_conv(_pad(x, 1, "REFLECT"), k1), gammas[k], betas[k], eps, cdt))
+                h = _cin(_conv(_pad(h, 1, "REFLECT"), k2), gammas[k + 1], betas[k + 1], eps, cdt)
+                x = x + h
+            k += 2
+        with tf.name_scope("expand_conv1"):
+            x = _conv(_pad(x, 1, "SYMMETRIC"), self.k_e1)  # 4 phases of expand1's output
+            x = tf.nn.relu(_cin(x, gammas[k], betas[k], eps, cdt, phases=4))
+            x = tf.nn.depth_to_space(x, 2)
+        with tf.name_scope("expand_conv2"):
+            x = _conv(_pad(x, 1, "SYMMETRIC"), self.k_e2)  # 4 phases of expand2's output (full res)
+            x = tf.nn.relu(_cin(x, gammas[k + 1], betas[k + 1], eps, cdt, phases=4))
+        with tf.name_scope("expand_conv3"):
+            x = _conv(_s2d_reflect_pad4(x), self.k_e3)  # 4 phases of expand3's output
+            return _cin(x, gammas[k + 2], betas[k + 2], eps, cdt, phases=4)
+
+
 def build_fast_transfer_fn(weights: TransferWeights, compute_dtype: str = "float32", jit: bool = False):
     """Same contract as :func:`build_transfer_fn`, with the full-resolution layers run on
     space-to-depth views (see above).  Matches the reference within float rounding."""
     import tensorflow as tf
 
     cdt = tf.dtypes.as_dtype(compute_dtype)
-    cv = weights.convs
-    c1, c2, c3 = (f"transformer/contract/{c}" for c in CONTRACT)
-    k_c1 = tf.constant(s2d_same_kernel(cv[c1]), cdt)
-    b_c1 = tf.constant(np.tile(weights.biases[c1], 4), cdt)
-    k_c2 = tf.constant(s2d_stride2_kernel(cv[c2]), cdt)
-    b_c2 = tf.constant(weights.biases[c2], cdt)
-    k_c3 = tf.constant(cv[c3], cdt)
-    b_c3 = tf.constant(weights.biases[c3], cdt)
-    k_res = {r: (tf.constant(cv[f"transformer/residual/{r}/conv1"], cdt), tf.constant(cv[f"transformer/residual/{r}/conv2"], cdt)) for r in RESIDUALS}
-    k_e1 = tf.constant(subpixel_kernel(cv["transformer/expand/conv1/conv"]), cdt)
-    k_e2 = tf.constant(subpixel_kernel(cv["transformer/expand/conv2/conv"]), cdt)
-    k_e3 = tf.constant(s2d_same_kernel(cv["transformer/expand/conv3/conv"]), cdt)
-    gw, gb = tf.constant(weights.gamma_w), tf.constant(weights.gamma_b)
-    bw, bb = tf.constant(weights.beta_w), tf.constant(weights.beta_b)
-    splits = list(weights.channels)
-    eps = weights.eps
-
-    def pad(x, p, mode):
-        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode=mode)
-
-    def s2d_reflect_pad4(x):
-        """s2d(reflect_pad(d2s(x), 4)) without leaving the s2d view (half the copies).
-
-        Full-res rows -1..-4 reflect to rows 1..4; as cells of two rows that is cell -1 = (row 2,
-        row 1) = (phase 0 of cell 1, phase 1 of cell 0) and cell -2 = (phase 0 of cell 2, phase 1 of
-        cell 1); at the far end cell n = (phase 0 of n-1, phase 1 of n-2), cell n+1 one further in.
-        """
-        s = tf.shape(x)
-        c = x.shape[-1] // 4
-        x6 = tf.reshape(x, [s[0], s[1], s[2], 2, 2, c])  # [B, h, w, row phase, column phase, C]
-
-        def rev(t, axis):
-            return tf.reverse(t, [axis])
-
-        top = tf.concat([rev(x6[:, 1:3, :, 0:1], 1), rev(x6[:, 0:2, :, 1:2], 1)], 3)
-        bottom = tf.concat([rev(x6[:, -2:, :, 0:1], 1), rev(x6[:, -3:-1, :, 1:2], 1)], 3)
-        x6 = tf.concat([top, x6, bottom], 1)
-        left = tf.concat([rev(x6[:, :, 1:3, :, 0:1], 2), rev(x6[:, :, 0:2, :, 1:2], 2)], 4)
-        right = tf.concat([rev(x6[:, :, -2:, :, 0:1], 2), rev(x6[:, :, -3:-1, :, 1:2], 2)], 4)
-        x6 = tf.concat([left, x6, right], 2)
-        return tf.reshape(x6, [s[0], s[1] + 4, s[2] + 4, 4 * c])
-
-    def conv(x, k):
-        return tf.nn.conv2d(x, k, strides=1, padding="VALID")
-
-    def cin(x, gamma, beta, phases=1):
-        """Conditional instance norm; with phases=4, x is an s2d view and stats span the phases.
-
-        For one image it uses the fused batch-norm kernel in training mode, which computes exactly
-        the instance statistics over H and W (biased variance) in one pass instead of moments'
-        three (2.7x faster at full resolution here).  The batch size is static (one trace each).
-        """
-        c = gamma.shape[-1]
-        xf = tf.cast(x, tf.float32)
-        s = tf.shape(xf)
-        if phases > 1:  # [B, h, w, 4C] -> [B, h, 4w, C]: the phases join the spatial axes (free)
-            xf = tf.reshape(xf, [s[0], s[1], s[2] * phases, c])
-        b = xf.shape[0]
-        if b == 1:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(xf, gamma[0], beta[0], epsilon=eps, is_training=True)
-        else:  # per-image fused calls or a transpose into channels measured slower here
-            mean, var = tf.nn.moments(xf, axes=[1, 2], keepdims=True)
-            scale = gamma[:, None, None, :] * tf.math.rsqrt(var + eps)
-            y = xf * scale + (beta[:, None, None, :] - mean * scale)
-        if phases > 1:
-            y = tf.reshape(y, s)
-        return tf.cast(y, cdt) if cdt != tf.float32 else y
-
-    def net_s2d(x_s2d_input, codes):
-        """x: s2d view of the reflect-4-padded input, already scaled to [0,1]. Returns the s2d
-        view of the pre-sigmoid output (12 channels)."""
-        gammas = tf.split(tf.matmul(codes, gw) + gb, splits, axis=1)
-        betas = tf.split(tf.matmul(codes, bw) + bb, splits, axis=1)
-        with tf.name_scope("contract_conv1"):
-            x = tf.nn.relu(conv(x_s2d_input, k_c1) + b_c1)  # s2d view of conv1's output
-        with tf.name_scope("contract_conv2"):
-            x = tf.nn.relu(conv(tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode="SYMMETRIC"), k_c2) + b_c2)
-        with tf.name_scope("contract_conv3"):
-            x = tf.nn.relu(tf.nn.conv2d(pad(x, 1, "REFLECT"), k_c3, strides=2, padding="VALID") + b_c3)
-        k = 0
-        for r in RESIDUALS:
-            with tf.name_scope(r):
-                k1, k2 = k_res[r]
-                h = tf.nn.relu(cin(conv(pad(x, 1, "REFLECT"), k1), gammas[k], betas[k]))
-                h = cin(conv(pad(h, 1, "REFLECT"), k2), gammas[k + 1], betas[k + 1])
-                x = x + h
-            k += 2
-        with tf.name_scope("expand_conv1"):
-            x = conv(pad(x, 1, "SYMMETRIC"), k_e1)  # 4 phases of expand1's output
-            x = tf.nn.relu(cin(x, gammas[k], betas[k], phases=4))
-            x = tf.nn.depth_to_space(x, 2)
-        with tf.name_scope("expand_conv2"):
-            x = conv(pad(x, 1, "SYMMETRIC"), k_e2)  # 4 phases of expand2's output (full res)
-            x = tf.nn.relu(cin(x, gammas[k + 1], betas[k + 1], phases=4))
-        with tf.name_scope("expand_conv3"):
-            x = conv(s2d_reflect_pad4(x), k_e3)  # 4 phases of expand3's output
-            return cin(x, gammas[k + 2], betas[k + 2], phases=4)
-
-    def reflect_pad_concat(x, p):
-        """Reflect padding by slicing and concatenation (MirrorPad is slow on uint8)."""
-        x = tf.concat([tf.reverse(x[:, 1 : p + 1], [1]), x, tf.reverse(x[:, -p - 1 : -1], [1])], 1)
-        return tf.concat([tf.reverse(x[:, :, 1 : p + 1], [2]), x, tf.reverse(x[:, :, -p - 1 : -1], [2])], 2)
+    net_s2d = _FastNet(weights, cdt)
 
     @tf.function(jit_compile=jit)
     def float_fn(images, codes):
-        x = tf.nn.space_to_depth(pad(tf.cast(images, cdt), 4, "REFLECT"), 2)
+        x = tf.nn.space_to_depth(_pad(tf.cast(images, cdt), 4, "REFLECT"), 2)
         y = net_s2d(x, codes)
         return tf.nn.depth_to_space(tf.sigmoid(tf.cast(y, tf.float32)), 2)
 
     @tf.function(jit_compile=jit)
     def uint8_fn(frames, codes):
-        x = tf.nn.space_to_depth(reflect_pad_concat(frames, 4), 2)  # pad and shuffle bytes, not floats
+        x = tf.nn.space_to_depth(_reflect_pad_concat(frames, 4), 2)  # pad and shuffle bytes, not floats
         y = net_s2d(tf.cast(x, cdt) * tf.constant(1.0 / 255.0, cdt), codes)
         y = tf.clip_by_value(tf.sigmoid(tf.cast(y, tf.float32)) * 255.0 + 0.5, 0.0, 255.0)
         return tf.nn.depth_to_space(tf.cast(y, tf.uint8), 2)
