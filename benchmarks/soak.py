@@ -65,7 +65,7 @@ def main() -> int:
                 raise OSError("simulated unplug")
             return super().read()
 
-    src = SupervisedSource(lambda: Flaky(w, h, fps=1000), stall_s=1.0, backoff_s=0.05, backoff_max_s=0.1, name="soak camera")
+    src = SupervisedSource(lambda: Flaky(w, h, fps=1000), stall_s=1.0, backoff_s=0.05, reconnect_max_s=0.1, name="soak camera")
     src.open()
     c = Controller([s.name for s in styles])
     p = LivePipeline(src, StylizeStage(engine.stylizer, min(w, h)), c, codes, crossfade_s=0.2, restarts_per_hour=0)

@@ -2,7 +2,7 @@
 
 Why this shape: every default lives in ``configs/default.yaml`` (and, identically, in the dataclass
 defaults below, which a test keeps in sync), a user's ``--config FILE`` only needs the keys it
-changes, and command-line flags override both through :func:`with_overrides`.  Mistyped keys are
+changes, and command-line flags override both through :func:`load_config`'s ``overrides``.  Mistyped keys are
 the most common config bug, so they are errors that name the key, never silently ignored.
 """
 

@@ -149,7 +149,7 @@ def test_outputs_check_frames_and_detach_failures():
 def test_supervised_source_counts_stalls_and_backs_off():
     plug = threading.Event()
     plug.set()
-    src = SupervisedSource(lambda: FakeCamera(plug, fps=100), stall_s=0.5, backoff_s=0.05, backoff_max_s=0.2)
+    src = SupervisedSource(lambda: FakeCamera(plug, fps=100), stall_s=0.5, backoff_s=0.05, reconnect_max_s=0.2)
     src.open()
     try:
         assert src.read() is not None and not src.away
@@ -172,7 +172,7 @@ def test_supervised_source_counts_stalls_and_backs_off():
 def test_supervised_source_reopened_while_the_camera_is_away_waits_for_it():
     plug = threading.Event()
     plug.set()
-    src = SupervisedSource(lambda: FakeCamera(plug, fps=100), stall_s=0.5, backoff_s=0.05, backoff_max_s=0.1)
+    src = SupervisedSource(lambda: FakeCamera(plug, fps=100), stall_s=0.5, backoff_s=0.05, reconnect_max_s=0.1)
     src.open()
     src.close()  # closing hours
     plug.clear()

@@ -166,7 +166,7 @@ def test_a_failing_output_is_detached_and_the_show_goes_on(tmp_path):
 def test_unplugged_camera_shows_placeholder_reconnects_and_records_one_file(tmp_path):
     plug = threading.Event()
     plug.set()
-    src = SupervisedSource(lambda: FakeCamera(plug), stall_s=0.5, backoff_s=0.1, backoff_max_s=0.2, name="camera fake")
+    src = SupervisedSource(lambda: FakeCamera(plug), stall_s=0.5, backoff_s=0.1, reconnect_max_s=0.2, name="camera fake")
     src.open()
     rec = tmp_path / "across.mp4"
     collector = CollectingOutput()

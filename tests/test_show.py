@@ -274,7 +274,7 @@ def soak() -> dict:
                 raise OSError("simulated unplug")
             return super().read()
 
-    src = SupervisedSource(lambda: Flaky(32, 24, fps=20000), stall_s=1.0, backoff_s=0.01, backoff_max_s=0.02)
+    src = SupervisedSource(lambda: Flaky(32, 24, fps=20000), stall_s=1.0, backoff_s=0.01, reconnect_max_s=0.02)
     src.open()
     c = Controller([f"s{i}" for i in range(4)])
     p = LivePipeline(src, StylizeStage(FakeStylizer(), 16), c, fake_codes(4), crossfade_s=0.05)

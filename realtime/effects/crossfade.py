@@ -26,10 +26,10 @@ def mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 class CodeFader:
     """Live code with crossfades: ``set_target`` from any thread, ``current`` from the worker."""
 
-    def __init__(self, code: np.ndarray, duration_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, code: np.ndarray, crossfade_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self.duration_s = duration_s
+        self.crossfade_s = crossfade_s
         self._from = self._to = np.asarray(code, np.float32)
         self._t0 = -1e9
 
@@ -41,9 +41,9 @@ class CodeFader:
             self._t0 = now
 
     def _value(self, now: float) -> np.ndarray:
-        if self.duration_s <= 0:
+        if self.crossfade_s <= 0:
             return self._to
-        a = smoothstep((now - self._t0) / self.duration_s)
+        a = smoothstep((now - self._t0) / self.crossfade_s)
         return self._to if a >= 1.0 else mix(self._from, self._to, a)
 
     def current(self) -> np.ndarray:
@@ -54,12 +54,12 @@ class CodeFader:
 class StyleSchedule:
     """Video files: style k for ``switch_every`` seconds each, in a loop, crossfading at each change."""
 
-    def __init__(self, codes: Sequence[np.ndarray], switch_every: float, fade_s: float) -> None:
+    def __init__(self, codes: Sequence[np.ndarray], switch_every: float, crossfade_s: float) -> None:
         if not codes:
             raise ValueError("at least one style code")
         self.codes = [np.asarray(c, np.float32) for c in codes]
         self.switch_every = switch_every
-        self.fade_s = min(fade_s, switch_every) if switch_every > 0 else 0.0
+        self.crossfade_s = min(crossfade_s, switch_every) if switch_every > 0 else 0.0
 
     def code_at(self, t: float) -> np.ndarray:
         n = len(self.codes)
@@ -68,6 +68,6 @@ class StyleSchedule:
         k = int(t // self.switch_every)
         into = t - k * self.switch_every
         cur = self.codes[k % n]
-        if k > 0 and self.fade_s > 0 and into < self.fade_s:
-            return mix(self.codes[(k - 1) % n], cur, smoothstep(into / self.fade_s))
+        if k > 0 and self.crossfade_s > 0 and into < self.crossfade_s:
+            return mix(self.codes[(k - 1) % n], cur, smoothstep(into / self.crossfade_s))
         return cur

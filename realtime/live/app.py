@@ -347,7 +347,7 @@ def open_live_source(cfg: Config) -> FrameSource:
         keep_pace=live.keep_pace,
         reconnect=live.reconnect,
         stall_s=live.stall_s,
-        backoff_max_s=live.reconnect_max_s,
+        reconnect_max_s=live.reconnect_max_s,
     )
 
 

@@ -64,7 +64,7 @@ class VideoOptions:
     size: int = 0  # inference short side (0 = source's own, capped by engine.max_size)
     strength: float = 1.0
     switch_every: float = 0.0
-    fade_s: float = 0.5
+    crossfade_s: float = 0.5
     crf: int = 16
     preset: str = "superfast"
     batch: int = 4
@@ -82,7 +82,7 @@ class VideoOptions:
         return cls(
             size=cfg.video.size,
             strength=cfg.styles.strength,
-            fade_s=cfg.styles.crossfade_s,
+            crossfade_s=cfg.styles.crossfade_s,
             crf=cfg.video.crf,
             preset=cfg.video.preset,
             batch=cfg.engine.batch_size,

@@ -163,7 +163,7 @@ class Infer:
     def __init__(self, stage: StylizeStage, state: StreamState, codes: Sequence[np.ndarray], opts: Any,
                  window: Window, src: Path) -> None:
         self.stage, self.state, self.opts, self.src = stage, state, opts, src
-        self.schedule = StyleSchedule(list(codes), opts.switch_every, opts.fade_s)
+        self.schedule = StyleSchedule(list(codes), opts.switch_every, opts.crossfade_s)
         self.first_code = codes[0]
         self.t0 = window.origin  # media time the style schedule starts at (None: the first frame's)
         self.content_at = window.origin if window.origin is not None else (opts.start or 0.0)

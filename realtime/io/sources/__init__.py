@@ -29,7 +29,7 @@ def open_source(
     keep_pace: bool = False,
     reconnect: bool = False,
     stall_s: float = 5.0,
-    backoff_max_s: float = 10.0,
+    reconnect_max_s: float = 10.0,
 ) -> FrameSource:
     """A source from a --source value: index, /dev/videoN, rtsp/http URL, 'synthetic[:WxH]', or a file.
 
@@ -62,4 +62,4 @@ def open_source(
         return FileSource(spec, loop=loop, fps=fps, keep_pace=keep_pace)
     if not reconnect:
         return make()
-    return SupervisedSource(make, stall_s=stall_s, backoff_max_s=backoff_max_s, name=name)
+    return SupervisedSource(make, stall_s=stall_s, reconnect_max_s=reconnect_max_s, name=name)

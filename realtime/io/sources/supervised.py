@@ -89,13 +89,13 @@ class SupervisedSource(FrameSource):
         factory: Callable[[], FrameSource],
         stall_s: float = 5.0,
         backoff_s: float = 0.5,
-        backoff_max_s: float = 10.0,
+        reconnect_max_s: float = 10.0,
         name: str = "camera",
     ) -> None:
         self._factory = factory
         self.stall_s = stall_s
         self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        self.reconnect_max_s = reconnect_max_s
         self.name = name
         self.reconnects = 0
         self.stalls = 0
@@ -190,7 +190,7 @@ class SupervisedSource(FrameSource):
                 pass
             log.info("%s still away (%s); next try in %.1f s", self.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._delay)
             self._retry_at = time.monotonic() + self._delay
-            self._delay = min(self._delay * 2, self.backoff_max_s)
+            self._delay = min(self._delay * 2, self.reconnect_max_s)
             return
         self.reconnects += 1
         log.warning("%s is back (reconnect %d)", self.name, self.reconnects)
