@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import Config, KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
+from ..core.events import SHOW
 from ..core.frames import Styled
 from ..core.motion import MotionMeter
 from ..core.stage import StylizeStage, check_mixable
@@ -252,7 +253,7 @@ class LiveApp:
                 if running:
                     self.p.stop()  # re-raises a worker's error, after ...
             finally:
-                self.controller.quit()
+                self.controller.quit(origin=SHOW)
                 self.controller.cancel_main_tasks()
                 self.recorder = None
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
@@ -285,7 +286,7 @@ class LiveApp:
             self.window.write(picture, time.monotonic())
         self._between_frames(wait_ms=100)
         if self.window is not None and self.window.closed:
-            self.controller.quit()
+            self.controller.quit(origin=SHOW)
 
     def _show(self, item: Styled, state: LiveState) -> None:
         self._last = item

@@ -29,6 +29,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from ..core.controller import ACTIONS, ActionError, Controller
+from ..core.events import WEB
 from .library import StyleLibrary, UploadError
 from .preview import BOUNDARY, MjpegPreview, TooManyClients
 
@@ -128,7 +129,7 @@ def build_app(
         if NOT_FROM_THE_WEB.get(name) in args:
             return _error(400, f"{name}: '{NOT_FROM_THE_WEB[name]}' cannot be chosen from the web (files go to the configured folder)")
         try:
-            result = controller.do(name, **args)
+            result = controller.do(name, origin=WEB, **args)
             if isinstance(result, Future):
                 result = await asyncio.wait_for(asyncio.wrap_future(result), MAIN_THREAD_TIMEOUT_S)
         except ActionError as exc:
