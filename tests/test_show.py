@@ -98,7 +98,7 @@ def test_installation_config_is_valid_and_builds_its_surfaces():
     from realtime.core.motion import MotionMeter
 
     kinds = {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), cfg, motion=MotionMeter())}
-    assert kinds == {"Attract", "AutoCycle", "StatusFile", "Heartbeat"}
+    assert kinds == {"Attract", "AutoCycle", "StatusFile", "Heartbeat", "ShowMemory"}
     # The shipped file is always open, so the documented command shows a picture at any hour;
     # hours in the same grammar as its comment build the schedule surface.
     assert cfg.show.open_hours == ""

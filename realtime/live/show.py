@@ -321,8 +321,10 @@ def memory_mb(peak: bool = False) -> float:
 
 
 def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time.monotonic,
-                  motion: Optional[MotionMeter] = None) -> list[Ticking]:
-    """The surfaces ``show:`` in the config asks for (``motion`` feeds attract mode)."""
+                  motion: Optional[MotionMeter] = None, fresh: bool = False) -> list[Ticking]:
+    """The surfaces ``show:`` in the config asks for (``motion`` feeds attract mode).  With
+    ``show.remember``, the saved state is put back last (after the cycle took the config's interval),
+    unless ``fresh``: call this before the pipeline reads the state, so it starts on the saved style."""
     show = cfg.show
     out: list[Ticking] = []
     if show.idle_s > 0 and motion is not None:
@@ -338,4 +340,10 @@ def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time
     schedule = Schedule.parse(show.open_hours, show.closed_dates)
     if not schedule.always_open:
         out.append(OpeningHours(controller, schedule))
+    if show.remember:
+        from .memory import ShowMemory, state_file
+
+        path = state_file(cfg)
+        check_output_dir(path.parent, "show state folder")  # one line now, not a warning per change
+        out.append(ShowMemory(controller, path, fresh=fresh, clock=clock))
     return out
