@@ -345,6 +345,9 @@ def test_events_push_each_change_with_its_origin_to_every_page(tmp_path):
         while hub.pages > 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert hub.pages == 2
+        hub.max_pages = 2
+        full = requests.get(f"{show.url}/api/events", headers=AUTH, timeout=10)
+        assert full.status_code == 503 and "2 pages" in full.json()["error"]
         kind, figures = read_events(pages[0], 1)[0]
         assert kind == "status" and figures["action"] is None and figures["status"]["shown"] > 0
     finally:

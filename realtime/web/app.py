@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from ..core.controller import ACTIONS, ActionError, Controller
 from ..core.events import WEB
-from .events import EventHub, TooManyPages
+from .events import EventHub
 from .library import StyleLibrary, UploadError
 from .preview import BOUNDARY, MjpegPreview, TooManyClients
 
@@ -210,12 +210,7 @@ def build_app(
     async def events(request: Request) -> Response:
         if (denied := guard(request)) is not None:
             return denied
-        try:
-            page = hub.register()
-        except TooManyPages as exc:
-            return _error(503, str(exc))
-        return StreamingResponse(hub.stream(page), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return hub.response()
 
     async def on_error(request: Request, exc: Exception) -> Response:
         log.error("web request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)

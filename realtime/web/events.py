@@ -23,6 +23,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any, Optional
 
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
 from ..core.controller import Controller
 from ..core.events import ControlEvent
 
@@ -137,6 +139,15 @@ class EventHub:
     def unregister(self, page: _Page) -> None:
         with self._lock:
             self._pages.discard(page)
+
+    def response(self) -> Response:
+        """``GET /api/events`` for a new page, after the token check (call on the loop); 503 past the limit."""
+        try:
+            page = self.register()
+        except TooManyPages as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        return StreamingResponse(self.stream(page), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def stream(self, page: _Page) -> AsyncIterator[bytes]:
         """The body for one page: the status at once, then each change; ends with the show."""
