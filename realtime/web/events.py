@@ -159,9 +159,9 @@ class EventHub:
                 try:
                     message = await asyncio.wait_for(page.queue.get(), self.figures_every_s)
                 except asyncio.TimeoutError:
-                    if self._closed or not self.controller.state.running:
-                        return  # the end was missed (closed before this page's loop was known)
-                    message = self._message("status", None)  # fresh figures; nothing changed
+                    # Fresh figures; nothing changed.  Never an end here: the quit event may be on its
+                    # way to the loop, and every page must hear it (the None after it ends the stream).
+                    message = self._message("status", None)
                 if message is None:
                     return  # after the quit event itself: every page hears that the show ended
                 yield message
