@@ -290,7 +290,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         extra["live.record"] = True
         extra["live.record_path"] = args.record or None
     cfg = load_cfg(args, extra)
-    return run_live(cfg, LiveJob(tuple(args.style or ())))
+    return run_live(cfg, LiveJob(tuple(args.style or ()), fresh=args.fresh))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -398,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--width", type=int, default=None, help="requested capture width")
     pl.add_argument("--height", type=int, default=None, help="requested capture height")
     pl.add_argument("--fps", type=float, default=None, help="requested capture fps (file/synthetic pacing)")
+    pl.add_argument("--fresh", action="store_true", help="start from the config, not from the show state saved by show.remember")
     pl.add_argument("--no-reconnect", action="store_true", help="end the show when the camera or stream is lost (default: reconnect)")
     _engine_options(pl)
     pl.set_defaults(func=cmd_live)

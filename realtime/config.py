@@ -143,6 +143,10 @@ class ShowConfig:
     playlist: str = ""
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
     status_every_s: float = 5.0
+    # Style (by name), strength, stability, cycle and overlay survive a restart (stylize live --fresh
+    # starts from the config instead); kept in state_file, null = <cache>/show-state.json.
+    remember: bool = False
+    state_file: Optional[str] = None
     heartbeat_min: float = 0.0  # one log line (fps, latency, drops, reconnects, memory) every N minutes; 0 = off
     worker_restarts_per_hour: int = 0  # restart a failed inference step up to N times an hour; 0 = a failure ends the show
     open_hours: str = ""  # e.g. "mon-fri 09:00-18:00; sat,sun 10:00-16:00"; empty = always open
@@ -297,6 +301,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "cluster.retries": (0, 100, ""),
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
+# Paths where an empty text would mean the current folder by accident: null says "the default".
+NON_EMPTY_KEYS = ("show.state_file",)
 # Keys that changed name: an old config gets one line naming the new key.
 RENAMED = {"live.smoothing": "live.stability", "video.smoothing": "video.stability"}
 
@@ -313,6 +319,8 @@ def _check_text(key: str, val: Any) -> None:
 
 def _check_value(key: str, val: Any) -> None:
     _check_text(key, val)
+    if key in NON_EMPTY_KEYS and not str(val).strip():
+        raise ConfigError(f"config key '{key}' must be a file path, or null for the default")
     if key in CHOICES and val not in CHOICES[key]:
         raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}, got {val!r}")
     if isinstance(val, float) and not math.isfinite(val):

@@ -107,3 +107,66 @@ def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+# Records when the page's DOM shows a text (Date.now(), the same wall clock as Python's time.time()).
+WATCH_DOM = """() => {
+  window.__seen = [];
+  for (const id of ["current-style", "strength-value"]) {
+    const el = document.getElementById(id);
+    new MutationObserver(() => window.__seen.push({id, text: el.textContent, t: Date.now()}))
+      .observe(el, {childList: true, characterData: true, subtree: true});
+  }
+}"""
+
+
+def test_a_key_at_the_show_reaches_the_open_page_within_200_ms(tmp_path):
+    """Server-sent events: a key pressed at the installation (through the key table, on the live
+    loop) shows on an open page at once, measured from the press to the page's DOM; and the page
+    no longer polls /api/status."""
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from liveshow import TOKEN as SHOW_TOKEN, Show
+
+    show = Show(tmp_path)
+    stopped = False
+    latencies: list[tuple[str, float]] = []
+    requested: list[str] = []
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 412, "height": 900})
+                page.on("request", lambda req: requested.append(req.url))
+                page.goto(f"{show.url}/?token={SHOW_TOKEN}", wait_until="domcontentloaded")
+                page.wait_for_selector("body[data-events='open']", timeout=15_000)
+                page.wait_for_function("document.getElementById('current-style').textContent === 'red'", timeout=10_000)
+                page.evaluate(WATCH_DOM)
+                presses = [("n", "current-style", "blue"), ("+", "strength-value", "1.10"), ("p", "current-style", "red"),
+                           ("-", "strength-value", "1.00")] * 3
+                for key, element, text in presses:
+                    page.evaluate("window.__seen = []")
+                    t0 = time.time()
+                    show.keys.press(key)
+                    shown = page.wait_for_function(
+                        f"window.__seen.find(s => s.id === '{element}' && s.text === '{text}') || null", timeout=5_000).json_value()
+                    latencies.append((key, shown["t"] / 1000.0 - t0))
+                    page.wait_for_timeout(150)
+                page.wait_for_timeout(2500)  # long enough for the old page to have polled twice
+                show.stop()  # the quit event reaches the page before its stream ends
+                stopped = True
+                page.wait_for_function("document.getElementById('message').textContent === 'the show has ended'", timeout=5_000)
+            finally:
+                browser.close()
+    finally:
+        if not stopped:
+            show.stop()
+    worst = max(s for _, s in latencies)
+    median = sorted(s for _, s in latencies)[len(latencies) // 2]
+    print(f"key -> page DOM: median {median * 1000:.1f} ms, worst {worst * 1000:.1f} ms over {len(latencies)} presses")
+    (tmp_path / "push-latency.txt").write_text("\n".join(f"{k} {s * 1000:.1f} ms" for k, s in latencies) + "\n")
+    assert worst < 0.2, latencies
+    assert all(s > -0.01 for _, s in latencies), latencies  # the clocks agree: nothing seen before it happened
+    assert not [u for u in requested if "/api/status" in u], "the page still polls the status"
+    assert len([u for u in requested if u.endswith("/api/events")]) == 1  # one stream, kept open

@@ -59,7 +59,7 @@ def test_strength_steps_clamp_and_unmixable_backends_refuse():
 def test_state_changes_from_many_threads_stay_consistent():
     c = Controller([f"s{i}" for i in range(5)])
     seen = []
-    c.subscribe(lambda name, state: seen.append(name))
+    c.subscribe(lambda event: seen.append(event.action))
 
     def hammer():
         for _ in range(200):
@@ -187,3 +187,74 @@ def test_supervised_source_reopened_while_the_camera_is_away_waits_for_it():
         assert not src.away and src.counters()["reconnects"] == 1
     finally:
         src.close()
+
+
+def test_every_change_is_one_event_with_its_action_fields_and_origin():
+    from realtime.core.events import ORIGINS, ControlEvent
+
+    c = Controller(["wave", "ink", "dots"])
+    events: list[ControlEvent] = []
+    c.subscribe(events.append)
+    c.do("next_style", origin="key")
+    c.set_strength(0.5, origin="web")
+    c.change_strength(0.1, origin="key")
+    c.toggle_mirror()  # Python callers that name no surface
+    assert [(e.action, e.changed, e.origin) for e in events] == [
+        ("next_style", frozenset({"style_index"}), "key"),
+        ("set_strength", frozenset({"strength"}), "web"),
+        ("change_strength", frozenset({"strength"}), "key"),
+        ("toggle_mirror", frozenset({"mirror"}), "api"),
+    ]
+    assert events[0].state.style_index == 1 and events[2].state.strength == 0.6 and events[3].state.mirror
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[1].to_json() == {"action": "set_strength", "changed": ["strength"], "origin": "web", "seq": 2}
+    with pytest.raises(ActionError, match="unknown origin 'osc'"):
+        c.do("next_style", origin="osc")
+    with pytest.raises(ActionError, match="unknown origin"):
+        c.toggle_pause(origin="visitor")
+    assert len(events) == 4 and not c.state.paused  # a refused call is no change and no event
+    # Main-thread actions: the event comes when the live loop has done the work, with the caller's origin.
+    c.bind_main("snapshot", lambda: ["a.png"])
+    c.bind_main("toggle_recording", lambda: "rec.mp4")
+    c.bind_main("stop_recording", lambda: 1 / 0)
+    fut = c.snapshot(origin="web")
+    c.toggle_recording(origin="key")
+    c.stop_recording(origin="web")
+    assert len(events) == 4
+    c.run_main_tasks()
+    assert fut.result(0) == ["a.png"]
+    assert [(e.action, e.changed, e.origin) for e in events[4:]] == [
+        ("snapshot", frozenset(), "web"), ("toggle_recording", frozenset({"recording"}), "key")]  # the failure: none
+    assert c.add_style("new", origin="web") == 3
+    assert (events[-1].action, events[-1].changed, events[-1].origin) == ("add_style", frozenset({"styles"}), "web")
+    c.unsubscribe(events.append)
+    c.next_style()
+    assert events[-1].action == "add_style"
+    assert {"key", "web", "schedule", "auto", "attract", "restore", "show", "api"} == ORIGINS
+
+
+def test_events_from_many_threads_arrive_with_the_states_in_order():
+    """Relative changes (next style, toggles) are worked out under the lock: none is lost, and the
+    events' sequence numbers put the states in the order they were made."""
+    c = Controller([f"s{i}" for i in range(5)])
+    seen = []
+    lock = threading.Lock()
+
+    def note(event):
+        with lock:
+            seen.append((event.seq, event.state.style_index))
+
+    c.subscribe(note)
+
+    def hammer():
+        for _ in range(300):
+            c.do("next_style", origin="web")
+
+    threads = [threading.Thread(target=hammer, name=f"realtime-test-{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen.sort()
+    assert [s for s, _ in seen] == list(range(1, 1201))
+    assert [i for _, i in seen] == [n % 5 for n in range(1, 1201)]

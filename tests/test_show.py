@@ -98,7 +98,7 @@ def test_installation_config_is_valid_and_builds_its_surfaces():
     from realtime.core.motion import MotionMeter
 
     kinds = {type(s).__name__ for s in show_surfaces(Controller(["a", "b"]), cfg, motion=MotionMeter())}
-    assert kinds == {"Attract", "AutoCycle", "StatusFile", "Heartbeat"}
+    assert kinds == {"Attract", "AutoCycle", "StatusFile", "Heartbeat", "ShowMemory"}
     # The shipped file is always open, so the documented command shows a picture at any hour;
     # hours in the same grammar as its comment build the schedule surface.
     assert cfg.show.open_hours == ""
@@ -343,3 +343,40 @@ def test_playlist_gives_each_painting_its_own_time_and_strength():
     cfg = load_config(overrides={"show.playlist": "ink 10s; dots 5s"})
     kinds = [type(s).__name__ for s in show_surfaces(Controller(["dots", "ink"]), cfg)]
     assert kinds == ["AutoCycle"]
+
+
+def test_auto_cycle_tells_a_persons_change_from_others_by_the_events_origin():
+    import threading
+
+    clock = Clock()
+    c = Controller(["a", "b", "c", "d"])
+    origins: list[str] = []
+    c.subscribe(lambda e: origins.append(e.origin) if "style_index" in e.changed else None)
+    cycle = AutoCycle(c, cycle_s=20, resume_s=120, clock=clock)
+
+    def step(seconds):
+        for _ in range(seconds // 10):
+            clock.t += 10
+            cycle.tick()
+
+    step(20)
+    assert c.state.style_index == 1 and origins == ["auto"]
+    c.set_style("d", origin="restore")  # not a person: the cycle carries on from there at its pace
+    step(20)
+    assert c.state.style_index == 0  # d -> a after 20 s, no hold
+    c.set_strength(0.5, origin="web")  # not a style change: nothing to do with the cycle
+    step(20)
+    assert c.state.style_index == 1
+    t = threading.Thread(target=lambda: c.do("set_style_index", index=3, origin="web"), name="realtime-test-web")
+    t.start()
+    t.join()
+    step(110)
+    assert c.state.style_index == 3  # a person's choice from another thread holds for resume_s
+    step(10)
+    assert c.state.style_index == 0
+    c.do("next_style", origin="key")
+    step(110)
+    assert c.state.style_index == 1
+    step(10)
+    assert c.state.style_index == 2
+    assert origins.count("auto") == cycle.switches

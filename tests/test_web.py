@@ -15,67 +15,11 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from fakes import FakeStylizer, fake_codes
+from liveshow import AUTH, TOKEN, Show
 
-from realtime.config import LiveConfig
 from realtime.core.controller import Controller
-from realtime.pipeline.stage import StylizeStage
-from realtime.io.images import read_image
-from realtime.io.sources import SyntheticSource
-from realtime.live.app import LiveApp
-from realtime.live.pipeline import LivePipeline
-from realtime.web.app import build_app
 from realtime.web.library import StyleLibrary
-from realtime.web.preview import MjpegPreview
 from realtime.web.server import WebServer, parse_web, pick_token
-
-TOKEN = "test-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Show:
-    """A headless show on a worker thread with the web server in front of it."""
-
-    def __init__(self, tmp_path: Path, max_clients: int = 8, upload_bytes: int = 200_000, fps: float = 60.0) -> None:
-        styles = tmp_path / "styles"
-        styles.mkdir()
-        paths = []
-        for name, colour in (("red", (40, 40, 220)), ("blue", (220, 60, 30))):
-            p = styles / f"{name}.png"
-            cv2.imwrite(str(p), np.full((64, 64, 3), colour, np.uint8))
-            paths.append(p)
-        self.styles_dir = styles
-        self.stylizer = FakeStylizer()
-        self.controller = Controller(["red", "blue"])
-        self.pipeline = LivePipeline(SyntheticSource(96, 64, fps=fps), StylizeStage(self.stylizer, 32), self.controller,
-                                     fake_codes(2), crossfade_s=0.0)
-        self.preview = MjpegPreview(width=96, quality=70, max_fps=30, max_clients=max_clients)
-        self.controller.add_status(self.preview.status)
-        self.library = StyleLibrary(self.controller, paths, styles,
-                                    lambda s: self.stylizer.style_code(read_image(s.path)), self.pipeline.add_code, upload_bytes)
-        opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snaps"))
-        self.app = LiveApp(self.pipeline, opts, outputs=[self.preview])
-        self.server = WebServer("127.0.0.1", 0)
-        self.server.start(build_app(self.controller, TOKEN, self.preview, self.library, tmp_path / "snaps"))
-        self.url = f"http://127.0.0.1:{self.server.port}"
-        self.error: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, name="realtime-test-show")
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while self.app.stats.shown < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def _run(self) -> None:
-        try:
-            self.app.run()
-        except BaseException as exc:  # noqa: BLE001
-            self.error.append(exc)
-
-    def stop(self) -> None:
-        self.controller.quit()
-        self.thread.join(15)
-        self.server.stop()
-        assert not self.thread.is_alive() and not self.error, self.error
 
 
 @pytest.fixture
@@ -111,7 +55,7 @@ def read_parts(resp, n: int, timeout_s: float = 10.0, pause_s: float = 0.0) -> l
 
 
 def test_every_route_needs_the_token(show):
-    for path in ("/api/status", "/api/actions", "/api/styles", "/api/styles/0/thumb.jpg", "/stream.mjpg", "/"):
+    for path in ("/api/status", "/api/events", "/api/actions", "/api/styles", "/api/styles/0/thumb.jpg", "/stream.mjpg", "/"):
         assert requests.get(show.url + path, timeout=10).status_code == 401, path
         assert requests.get(show.url + path, headers={"Authorization": "Bearer wrong-token"}, timeout=10).status_code == 401
     r = requests.post(f"{show.url}/api/actions/next_style", timeout=10)
@@ -345,3 +289,122 @@ def test_the_printed_url_carries_any_token_intact():
         assert server.url("a+b#c&d").endswith("/?token=a%2Bb%23c%26d")
     finally:
         server.stop()
+
+
+def read_events(resp, n: int, timeout_s: float = 10.0) -> list[tuple[str, dict]]:
+    """The next ``n`` server-sent events of a streamed response as (kind, data), bounded in bytes and
+    time (the request's read timeout bounds each wait); fewer when the stream ends."""
+    import json
+
+    out: list[tuple[str, dict]] = []
+    buf, deadline = getattr(resp, "_sse_buf", b""), time.monotonic() + timeout_s
+    chunks = getattr(resp, "_sse_chunks", None) or resp.iter_content(None)  # as it arrives, not 4 KB at a time
+    resp._sse_chunks = chunks
+    while len(out) < n and time.monotonic() < deadline and len(buf) < 1_000_000:
+        while b"\n\n" in buf and len(out) < n:
+            block, buf = buf.split(b"\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in block.decode().splitlines() if ": " in line)
+            if "data" in fields:
+                out.append((fields.get("event", "message"), json.loads(fields["data"])))
+        if len(out) >= n:
+            break
+        chunk = next(chunks, None)
+        if chunk is None:
+            break  # the stream ended
+        buf += chunk
+    resp._sse_buf = buf
+    return out
+
+
+def test_events_push_each_change_with_its_origin_to_every_page(tmp_path):
+    show = Show(tmp_path)
+    try:
+        pages = [requests.get(f"{show.url}/api/events", headers=AUTH, stream=True, timeout=(5, 10)) for _ in range(2)]
+        for r in pages:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            (kind, hello), = read_events(r, 1)
+            assert kind == "status" and hello["action"] is None and hello["status"]["style"] == "red"
+        assert post(show, "set_style", {"style": "blue"}).status_code == 200
+        t0 = time.monotonic()
+        show.keys.press("+")  # through the key table, on the live loop: origin "key"
+        for r in pages:
+            (k1, web), (k2, key) = read_events(r, 2)
+            assert (k1, web["action"], web["origin"], web["changed"], web["status"]["style"]) == (
+                "control", "set_style", "web", ["style_index"], "blue")
+            assert (k2, key["action"], key["origin"], key["changed"], key["status"]["strength"]) == (
+                "control", "change_strength", "key", ["strength"], 1.1)
+            assert key["seq"] > web["seq"] and "display_fps" in key["status"]
+        assert time.monotonic() - t0 < 1.0
+        hub = show.web.state.events
+        hub.figures_every_s = 0.2  # the live figures between changes; a page that left is noticed at the next send
+        assert hub.pages == 2
+        gone = requests.get(f"{show.url}/api/events", headers=AUTH, stream=True, timeout=(5, 10))
+        (_, hello), (kind, figures) = read_events(gone, 2)
+        assert kind == "status" and figures["action"] is None and figures["status"]["shown"] > hello["status"]["shown"]
+        assert hub.pages == 3
+        gone.close()
+        deadline = time.monotonic() + 5
+        while hub.pages > 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hub.pages == 2
+        hub.max_pages = 2
+        full = requests.get(f"{show.url}/api/events", headers=AUTH, timeout=10)
+        assert full.status_code == 503 and "2 pages" in full.json()["error"]
+    finally:
+        t0 = time.monotonic()
+        show.stop()  # the quit event ends every stream: the server stops at once, nothing left behind
+        stopped_s = time.monotonic() - t0
+    for r in pages:
+        rest = read_events(r, 10_000, timeout_s=5)  # to the end of the stream (figures came every 0.2 s meanwhile)
+        assert rest and rest[-1][1]["action"] == "quit" and rest[-1][1]["status"]["running"] is False
+        r.close()
+    assert stopped_s < 1.5  # uvicorn would wait 2 s for streams that do not end, then cancel them
+
+
+def test_a_page_that_reads_nothing_loses_old_events_and_never_slows_the_show():
+    """Per-page bounded queues on the server's loop: 500 changes from another thread take no longer
+    with a stalled page, the page keeps the newest 32, and closing the hub ends its stream."""
+    import asyncio
+    import json
+
+    from realtime.web.events import QUEUE_MESSAGES, EventHub, TooManyPages
+
+    c = Controller(["red", "blue", "green"])
+    result = {}
+
+    async def main():
+        hub = EventHub(c, max_pages=1)
+        page = hub.register()
+        with pytest.raises(TooManyPages):
+            hub.register()
+
+        def keys():
+            t0 = time.perf_counter()
+            for _ in range(500):
+                c.do("next_style", origin="key")
+            result["s"] = time.perf_counter() - t0
+
+        t = threading.Thread(target=keys, name="realtime-test-keys")
+        t.start()
+        while t.is_alive():
+            await asyncio.sleep(0.01)  # the loop keeps running: the events are handed to it meanwhile
+        await asyncio.sleep(0.05)
+        result["queued"], result["dropped"] = page.queue.qsize(), page.dropped
+        result["last"] = [page.queue.get_nowait() for _ in range(page.queue.qsize())][-1]
+
+        async def read_all():
+            return [m async for m in hub.stream(page)]
+
+        reader = asyncio.create_task(read_all())  # a page waiting for the next change ...
+        await asyncio.sleep(0.05)
+        hub.close()  # ... when the server stops: its stream ends
+        result["body"] = await asyncio.wait_for(reader, 2)
+        result["pages"] = hub.pages
+
+    asyncio.run(main())
+    assert result["queued"] == QUEUE_MESSAGES and result["dropped"] == 500 - QUEUE_MESSAGES
+    assert result["s"] < 2.0
+    last = json.loads(result["last"].decode().split("data: ", 1)[1])
+    assert last["seq"] == 500 and last["origin"] == "key" and last["status"]["style_index"] == 500 % 3
+    body = result["body"]
+    assert len(body) == 1 and body[0].startswith(b"retry: ") and b"event: status" in body[0] and result["pages"] == 0

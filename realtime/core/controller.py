@@ -3,7 +3,9 @@
 Why one place (Frigate's command dispatcher): keys, a schedule, a web page and tests all steer the
 same show, so they must go through the same door, with the same validation, and never disagree.
 Each action is a method registered in :data:`ACTIONS` with typed, range-checked parameters;
-``controller.do(name, **args)`` is the door for anything that speaks names (web, config, scripts).
+``controller.do(name, origin=..., **args)`` is the door for anything that speaks names (web, config,
+scripts).  Every call says where it came from (``origin``, one of :data:`~realtime.core.events.ORIGINS`),
+and every change reaches the subscribers as one :class:`~realtime.core.events.ControlEvent`.
 
 Thread safety: the state is one frozen :class:`LiveState`, replaced under a lock, so any thread
 may read a consistent snapshot or act.  Actions that touch files or the window (recording,
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import errors
+from .events import API, ORIGINS, ControlEvent
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,23 @@ STABILITY_LEVELS = (0.0, 0.55, 0.8)  # what cycle_stability steps through (off, 
 
 class ActionError(errors.UserError):
     """An unknown action or a bad argument: the caller gets one line naming it."""
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Which action is running and who asked: handed to the action's body, so the change it makes
+    is reported with both (no thread-local guessing)."""
+
+    action: str
+    origin: str
+
+
+# What a finished main-thread action changed (they touch files, not the LiveState).
+MAIN_CHANGES: dict[str, frozenset[str]] = {
+    "toggle_recording": frozenset({"recording"}),
+    "start_recording": frozenset({"recording"}),
+    "stop_recording": frozenset({"recording"}),
+}
 
 
 @dataclass(frozen=True)
@@ -102,14 +122,19 @@ ACTIONS: dict[str, Action] = {}
 
 
 def action(doc: str, *params: Param, main_thread: bool = False):
-    """Register a Controller method as an action; calls are validated against ``params``."""
+    """Register a Controller method as an action; calls are validated against ``params`` and take a
+    keyword-only ``origin`` (default :data:`~realtime.core.events.API`); the method's body gets a
+    :class:`Cause` first."""
+    assert all(p.name != "origin" for p in params), "'origin' is every action's own argument"
 
     def wrap(method: Callable) -> Callable:
         spec = Action(method.__name__, doc, tuple(params), main_thread)
         ACTIONS[spec.name] = spec
 
         @functools.wraps(method)
-        def checked(self: Controller, *args: Any, **kwargs: Any) -> Any:
+        def checked(self: Controller, *args: Any, origin: str = API, **kwargs: Any) -> Any:
+            if origin not in ORIGINS:
+                raise ActionError(f"{spec.name}: unknown origin {origin!r} (known: {', '.join(sorted(ORIGINS))})")
             if len(args) > len(spec.params):
                 raise ActionError(f"{spec.name} takes {len(spec.params)} argument(s)")
             values = dict(zip((p.name for p in spec.params), args))
@@ -123,7 +148,7 @@ def action(doc: str, *params: Param, main_thread: bool = False):
                         raise ActionError(f"{spec.name}: missing argument '{p.name}'")
                     values[p.name] = None
                 values[p.name] = p.check(spec.name, values[p.name])
-            return method(self, **values)
+            return method(self, Cause(spec.name, origin), **values)
 
         checked.action = spec  # type: ignore[attr-defined]
         return checked
@@ -148,10 +173,11 @@ class Controller:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = state or LiveState()
-        self._tasks: queue.Queue[tuple[str, dict, Future]] = queue.Queue()
+        self._tasks: queue.Queue[tuple[Cause, dict, Future]] = queue.Queue()
         self._main_handlers: dict[str, Callable[..., Any]] = {}
         self._status: list[Callable[[], dict[str, Any]]] = []
-        self._listeners: list[Callable[[str, LiveState], None]] = []
+        self._listeners: list[Callable[[ControlEvent], None]] = []
+        self._seq = 0
         self.started = clock()
         self._check_state(self._state)
 
@@ -181,39 +207,46 @@ class Controller:
         """Add figures to :meth:`status` (the live loop's fps and latency, a source's reconnects)."""
         self._status.append(provider)
 
-    def subscribe(self, listener: Callable[[str, LiveState], None]) -> None:
-        """Call ``listener(action_name, new_state)`` after every state change (on the acting thread)."""
+    def subscribe(self, listener: Callable[[ControlEvent], None]) -> None:
+        """Call ``listener(event)`` after every change, on the thread that made it: it must be quick
+        and must not block (hand slow work to a queue or to the live loop)."""
         self._listeners.append(listener)
 
-    def add_style(self, name: str) -> int:
+    def unsubscribe(self, listener: Callable[[ControlEvent], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def add_style(self, name: str, origin: str = API) -> int:
         """A style added while the show runs (an upload): its code must already be in the pipeline."""
+        if origin not in ORIGINS:
+            raise ActionError(f"add_style: unknown origin {origin!r}")
         with self._lock:
             if name in self.style_names:
                 return self.style_names.index(name)
             self.style_names.append(name)
             index = len(self.style_names) - 1
-        self._notify("add_style", self._state)
+        self._emit(Cause("add_style", origin), frozenset({"styles"}))
         return index
 
     # -- the door for names (web, scripts, key table) ---------------------------------------------
-    def do(self, name: str, **args: Any) -> Any:
+    def do(self, name: str, origin: str = API, **args: Any) -> Any:
         """Run the action called ``name`` with keyword arguments, validated like a direct call."""
         spec = ACTIONS.get(name)
         if spec is None:
             raise ActionError(f"unknown action '{name}' (known: {', '.join(sorted(ACTIONS))})")
-        return getattr(self, name)(**args)
+        return getattr(self, name)(origin=origin, **args)
 
     # -- state actions -----------------------------------------------------------------------------
     @action("show the next style (with a crossfade)")
-    def next_style(self) -> int:
-        return self._set(style_index=(self._state.style_index + 1) % len(self.style_names))
+    def next_style(self, cause: Cause) -> int:
+        return self._set(cause, style_index=lambda s: (s.style_index + 1) % len(self.style_names))
 
     @action("show the previous style")
-    def previous_style(self) -> int:
-        return self._set(style_index=(self._state.style_index - 1) % len(self.style_names))
+    def previous_style(self, cause: Cause) -> int:
+        return self._set(cause, style_index=lambda s: (s.style_index - 1) % len(self.style_names))
 
     @action("show a style by name or 0-based index", Param("style", str), )
-    def set_style(self, style: str) -> int:
+    def set_style(self, cause: Cause, style: str) -> int:
         if style in self.style_names:
             index = self.style_names.index(style)
         elif style.lstrip("-").isdigit():
@@ -222,97 +255,98 @@ class Controller:
                 raise ActionError(f"set_style: index {index} out of range 0..{len(self.style_names) - 1}")
         else:
             raise ActionError(f"set_style: unknown style '{style}' (known: {', '.join(self.style_names)})")
-        return self._set(style_index=index)
+        return self._set(cause, style_index=index)
 
     @action("show style number N (0-based)", Param("index", int, 0))
-    def set_style_index(self, index: int) -> int:
+    def set_style_index(self, cause: Cause, index: int) -> int:
         if index >= len(self.style_names):
             raise ActionError(f"set_style_index: index {index} out of range 0..{len(self.style_names) - 1}")
-        return self._set(style_index=index)
+        return self._set(cause, style_index=index)
 
     @action("style strength: 0 = the content's own look, 1 = the style, 2 = exaggerated",
             Param("value", float, *STRENGTH_RANGE))
-    def set_strength(self, value: float) -> float:
-        if not self.mixable and value != 1.0:
-            raise ActionError("set_strength: this backend has no style codes to mix (use --backend tf or tflite)")
-        return self._set(strength=round(value, 4))
+    def set_strength(self, cause: Cause, value: float) -> float:
+        return self._set(cause, strength=round(value, 4))
 
     @action("raise or lower the strength by a step (clamped to 0..2)", Param("delta", float, -2.0, 2.0))
-    def change_strength(self, delta: float) -> float:
+    def change_strength(self, cause: Cause, delta: float) -> float:
         lo, hi = STRENGTH_RANGE
-        return self.set_strength(min(hi, max(lo, round(self._state.strength + delta, 4))))
+        return self._set(cause, strength=lambda s: min(hi, max(lo, round(s.strength + delta, 4))))
 
     @action("stability against flicker, textures held along the motion: 0 (off, the raw network) .. 1",
             Param("value", float, 0.0, 1.0))
-    def set_stability(self, value: float) -> float:
-        return self._set(stability=value)
+    def set_stability(self, cause: Cause, value: float) -> float:
+        return self._set(cause, stability=value)
 
     @action("step the stability through off / 0.55 / 0.8")
-    def cycle_stability(self) -> float:
-        higher = [v for v in STABILITY_LEVELS if v > self._state.stability + 1e-6]
-        return self._set(stability=higher[0] if higher else 0.0)
+    def cycle_stability(self, cause: Cause) -> float:
+        def step(s: LiveState) -> float:
+            higher = [v for v in STABILITY_LEVELS if v > s.stability + 1e-6]
+            return higher[0] if higher else 0.0
+
+        return self._set(cause, stability=step)
 
     @action("automatic style cycle: next style every N seconds (crossfaded); 0 = off", Param("seconds", float, 0.0, 86400.0))
-    def set_cycle(self, seconds: float) -> float:
-        return self._set(cycle_s=seconds)
+    def set_cycle(self, cause: Cause, seconds: float) -> float:
+        return self._set(cause, cycle_s=seconds)
 
     @action("pause or resume the picture")
-    def toggle_pause(self) -> bool:
-        return self._set(paused=not self._state.paused)
+    def toggle_pause(self, cause: Cause) -> bool:
+        return self._set(cause, paused=lambda s: not s.paused)
 
     @action("pause (true) or resume (false)", Param("paused", bool))
-    def set_paused(self, paused: bool) -> bool:
-        return self._set(paused=paused)
+    def set_paused(self, cause: Cause, paused: bool) -> bool:
+        return self._set(cause, paused=paused)
 
     @action("mirror the picture like a selfie")
-    def toggle_mirror(self) -> bool:
-        return self._set(mirror=not self._state.mirror)
+    def toggle_mirror(self, cause: Cause) -> bool:
+        return self._set(cause, mirror=lambda s: not s.mirror)
 
     @action("original | stylized side by side")
-    def toggle_side_by_side(self) -> bool:
-        return self._set(side_by_side=not self._state.side_by_side)
+    def toggle_side_by_side(self, cause: Cause) -> bool:
+        return self._set(cause, side_by_side=lambda s: not s.side_by_side)
 
     @action("fps / latency / style overlay on or off")
-    def toggle_overlay(self) -> bool:
-        return self._set(overlay=not self._state.overlay)
+    def toggle_overlay(self, cause: Cause) -> bool:
+        return self._set(cause, overlay=lambda s: not s.overlay)
 
     @action("the key help card on or off")
-    def toggle_help(self) -> bool:
-        return self._set(help=not self._state.help)
+    def toggle_help(self, cause: Cause) -> bool:
+        return self._set(cause, help=lambda s: not s.help)
 
     @action("fullscreen window on or off")
-    def toggle_fullscreen(self) -> bool:
-        return self._set(fullscreen=not self._state.fullscreen)
+    def toggle_fullscreen(self, cause: Cause) -> bool:
+        return self._set(cause, fullscreen=lambda s: not s.fullscreen)
 
     @action("open (true) or close (false) the show: closed releases the camera and idles the network",
             Param("open", bool))
-    def set_open(self, open: bool) -> bool:  # noqa: A002 - the action's public name
-        return self._set(open=open)
+    def set_open(self, cause: Cause, open: bool) -> bool:  # noqa: A002 - the action's public name
+        return self._set(cause, open=open)
 
     @action("attract mode on (true) or off (false); motion in front of the camera ends it", Param("idle", bool))
-    def set_idle(self, idle: bool) -> bool:
-        return self._set(idle=idle)
+    def set_idle(self, cause: Cause, idle: bool) -> bool:
+        return self._set(cause, idle=idle)
 
     @action("end the show (files are finished first)")
-    def quit(self) -> bool:
-        return self._set(running=False)
+    def quit(self, cause: Cause) -> bool:
+        return self._set(cause, running=False)
 
     # -- main-thread actions (files and the window) ----------------------------------------------
     @action("start or stop recording; returns the file when one is finished", main_thread=True)
-    def toggle_recording(self) -> Future:
-        return self._queue("toggle_recording")
+    def toggle_recording(self, cause: Cause) -> Future:
+        return self._queue(cause)
 
     @action("start recording (to PATH, or a timestamped file)", Param("path", str, optional=True), main_thread=True)
-    def start_recording(self, path: Optional[str]) -> Future:
-        return self._queue("start_recording", path=path)
+    def start_recording(self, cause: Cause, path: Optional[str]) -> Future:
+        return self._queue(cause, path=path)
 
     @action("stop recording; returns the finished file", main_thread=True)
-    def stop_recording(self) -> Future:
-        return self._queue("stop_recording")
+    def stop_recording(self, cause: Cause) -> Future:
+        return self._queue(cause)
 
     @action("save the shown picture and its original as PNGs; returns their paths", main_thread=True)
-    def snapshot(self) -> Future:
-        return self._queue("snapshot")
+    def snapshot(self, cause: Cause) -> Future:
+        return self._queue(cause)
 
     def bind_main(self, name: str, handler: Callable[..., Any]) -> None:
         """The live loop says how it runs a main-thread action."""
@@ -323,20 +357,23 @@ class Controller:
         n = 0
         while True:
             try:
-                name, args, fut = self._tasks.get_nowait()
+                cause, args, fut = self._tasks.get_nowait()
             except queue.Empty:
                 return n
             n += 1
             if not fut.set_running_or_notify_cancel():
                 continue
-            handler = self._main_handlers.get(name)
+            handler = self._main_handlers.get(cause.action)
             try:
                 if handler is None:
-                    raise ActionError(f"{name} is not available in this show")
-                fut.set_result(handler(**args))
+                    raise ActionError(f"{cause.action} is not available in this show")
+                result = handler(**args)
             except Exception as exc:  # noqa: BLE001 - handed to the caller, logged for keys
-                log.error("%s failed: %s", name, exc)
+                log.error("%s failed: %s", cause.action, exc)
                 fut.set_exception(exc)
+                continue
+            self._emit(cause, MAIN_CHANGES.get(cause.action, frozenset()))  # before the caller hears
+            fut.set_result(result)
 
     def cancel_main_tasks(self) -> None:
         """At the end of the show: nobody will run what is still queued."""
@@ -348,27 +385,40 @@ class Controller:
             fut.cancel()
 
     # -- internals ---------------------------------------------------------------------------------
-    def _queue(self, name: str, **args: Any) -> Future:
+    def _queue(self, cause: Cause, **args: Any) -> Future:
         fut: Future = Future()
         if not self._state.running:
             fut.cancel()
             return fut
-        self._tasks.put((name, args, fut))
+        self._tasks.put((cause, args, fut))
         return fut
 
-    def _set(self, **changes: Any) -> Any:
+    def _set(self, cause: Cause, **changes: Any) -> Any:
+        """Replace the state; a change given as a function of the state (next style, toggles, steps)
+        is worked out under the lock, so changes from many threads never get lost."""
         with self._lock:
+            changes = {k: v(self._state) if callable(v) else v for k, v in changes.items()}
             new = dataclasses.replace(self._state, **changes)
+            if "strength" in changes and not self.mixable and new.strength != 1.0:
+                raise ActionError(f"{cause.action}: this backend has no style codes to mix (use --backend tf or tflite)")
             self._check_state(new)
             self._state = new
-        name = next(iter(changes))
-        self._notify(name, new)
-        return changes[name]
+            self._seq += 1
+            event = ControlEvent(cause.action, frozenset(changes), cause.origin, new, self._seq)
+        self._notify(event)
+        return next(iter(changes.values()))
 
-    def _notify(self, name: str, state: LiveState) -> None:
+    def _emit(self, cause: Cause, changed: frozenset[str]) -> None:
+        """An event for a change outside the LiveState (a style added, a recording started)."""
+        with self._lock:
+            self._seq += 1
+            event = ControlEvent(cause.action, changed, cause.origin, self._state, self._seq)
+        self._notify(event)
+
+    def _notify(self, event: ControlEvent) -> None:
         for listener in list(self._listeners):
             try:
-                listener(name, state)
+                listener(event)
             except Exception:  # noqa: BLE001 - a listener must not break the action
                 log.debug("listener failed", exc_info=True)
 

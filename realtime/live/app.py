@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import Config, KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
+from ..core.events import SHOW
 from ..core.frames import Styled
 from ..core.motion import MotionMeter
 from ..pipeline.stage import StylizeStage, check_mixable
@@ -44,6 +45,7 @@ class LiveJob:
     """What ``stylize live`` was asked for beyond the config: the styles (files, folders, names)."""
 
     styles: tuple[str, ...] = ()
+    fresh: bool = False  # --fresh: the saved show state (show.remember) is not put back
 
 
 @dataclass
@@ -253,7 +255,7 @@ class LiveApp:
                 if running:
                     self.p.stop()  # re-raises a worker's error, after ...
             finally:
-                self.controller.quit()
+                self.controller.quit(origin=SHOW)
                 self.controller.cancel_main_tasks()
                 self.recorder = None
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
@@ -286,7 +288,7 @@ class LiveApp:
             self.window.write(picture, time.monotonic())
         self._between_frames(wait_ms=100)
         if self.window is not None and self.window.closed:
-            self.controller.quit()
+            self.controller.quit(origin=SHOW)
 
     def _show(self, item: Styled, state: LiveState) -> None:
         self._last = item
@@ -438,6 +440,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         )
         stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
+        surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
         pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
                                 motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s)
         w, h = source.size
@@ -463,7 +466,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
                                    pipeline.add_code, int(web.upload_mb * 1024 * 1024))
             server.start(build_app(controller, token, preview, library, Path(live.snapshot_dir)))
             print_access(server.url(token), qr=not is_loopback(server.host))
-        app = LiveApp(pipeline, live, surfaces=show_surfaces(controller, cfg, motion=motion), closed_picture=closed_picture,
+        app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
                       idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs)
         if not live.headless:
             print_help()

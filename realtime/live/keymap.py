@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
 from ..core.controller import ACTIONS, STRENGTH_STEP, ActionError, Controller
+from ..core.events import KEY
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class KeyboardControl:
             return False
         if self._exit_typed(key):
             log.info("exit keys typed: ending the show")
-            self.controller.quit()
+            self.controller.quit(origin=KEY)
             return True
         if not self.enabled:
             return False
@@ -134,7 +135,7 @@ class KeyboardControl:
         if binding is None:
             return False
         try:
-            self.controller.do(binding.action, **binding.args)
+            self.controller.do(binding.action, origin=KEY, **binding.args)
         except ActionError as exc:  # e.g. key 7 with three styles: tell, do not crash
             log.info("%s", exc)
         return True

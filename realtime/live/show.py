@@ -7,7 +7,8 @@ a whole day in seconds), and they are ticked between frames by the main loop, so
 threads of their own.
 
 * :class:`AutoCycle`: the next style every ``cycle_s`` (crossfaded by the pipeline), in order or
-  shuffled without immediate repeats; a change made by hand pauses it for ``resume_s``.
+  shuffled without immediate repeats; a change made by hand (an event whose origin is a person's:
+  key, web, api) pauses it for ``resume_s``.
 * :class:`Attract`: attract mode when nothing has moved in front of the camera for a while (a
   slower cycle, another strength, or a prepared clip); the first motion ends it.
 * :class:`StatusFile`: the controller's status as JSON, written atomically every few seconds, for
@@ -30,11 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from ..core.controller import Controller, LiveState
+from ..core.controller import Controller
+from ..core.events import ATTRACT, AUTO, BY_HAND, SCHEDULE, SHOW, ControlEvent
 from ..core.motion import MotionMeter
 from ..schedule import Schedule, parse_playlist
 from ..errors import ConfigError
-from ..io.paths import atomic_write_bytes
+from ..io.paths import atomic_write_bytes, check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class AutoCycle:
     ) -> None:
         self.controller = controller
         if cycle_s is not None:
-            controller.set_cycle(cycle_s)
+            controller.set_cycle(cycle_s, origin=SHOW)
         self.idle_cycle_s = idle_cycle_s
         self.shuffle = shuffle
         self.resume_s = resume_s
@@ -82,7 +84,7 @@ class AutoCycle:
             self._pos = controller.state.style_index
         self._last = clock()  # when the style last changed
         self._hold_until = float("-inf")  # a person's choice stays until then
-        self._acting = threading.local()
+        self._lock = threading.Lock()  # tick runs on the live loop, people's changes arrive on any thread
         self.switches = 0
         controller.subscribe(self._on_change)
 
@@ -111,33 +113,34 @@ class AutoCycle:
 
     def tick(self) -> None:
         now = self._clock()
-        if self._pos >= 0:
-            period = self.period()
-            if period <= 0 or now - self._last < period or now < self._hold_until:
-                return
-            if len(self.entries or self.controller.style_names) < 2:
-                return
-        self._pos = self._next_pos()
-        index, _, strength = self._entries()[self._pos]
-        state = self.controller.state
-        self._acting.on = True
-        try:
-            self.controller.set_style_index(index)
-            if strength is not None and self.controller.mixable and not state.idle:
-                self.controller.set_strength(strength)
-        finally:
-            self._acting.on = False
+        with self._lock:
+            if self._pos >= 0:
+                period = self.period()
+                if period <= 0 or now - self._last < period or now < self._hold_until:
+                    return
+                if len(self.entries or self.controller.style_names) < 2:
+                    return
+            self._pos = self._next_pos()
+            index, _, strength = self._entries()[self._pos]
+            self._last = now
+        idle = self.controller.state.idle
+        self.controller.set_style_index(index, origin=AUTO)  # our own events are told apart by origin
+        if strength is not None and self.controller.mixable and not idle:
+            self.controller.set_strength(strength, origin=AUTO)
         self.switches += 1
-        self._last = now
 
-    def _on_change(self, name: str, state: LiveState) -> None:
-        if name != "style_index" or getattr(self._acting, "on", False):
+    def _on_change(self, event: ControlEvent) -> None:
+        """Someone else changed the style: carry on cycling from there; a person's choice (key, web,
+        api) also stays on screen for ``resume_s`` first."""
+        if "style_index" not in event.changed or event.origin == AUTO:
             return
-        # A person chose a style: leave it on screen, then carry on cycling from there.
-        self._pos = next((i for i, e in enumerate(self._entries()) if e[0] == state.style_index), self._pos)
-        self._last = self._clock()
-        self._hold_until = self._last + self.resume_s
-        log.info("style chosen by hand: cycling resumes in %.0f s", max(self.resume_s, self.period()))
+        with self._lock:
+            self._pos = next((i for i, e in enumerate(self._entries()) if e[0] == event.state.style_index), self._pos)
+            self._last = self._clock()
+            if event.origin not in BY_HAND:
+                return  # e.g. the saved state put back at start: the normal pace from there
+            self._hold_until = self._last + self.resume_s
+        log.info("style chosen by hand (%s): cycling resumes in %.0f s", event.origin, max(self.resume_s, self.period()))
 
 
 def resolve_playlist(text: str, style_names: list[str], cycle_s: float) -> list[tuple[int, Optional[float], Optional[float]]]:
@@ -183,14 +186,14 @@ class Attract:
             log.info("attract mode: nothing moved for %.0f s", quiet)
             if self.idle_strength is not None:
                 self._strength_before = state.strength
-                self.controller.set_strength(self.idle_strength)
-            self.controller.set_idle(True)
+                self.controller.set_strength(self.idle_strength, origin=ATTRACT)
+            self.controller.set_idle(True, origin=ATTRACT)
         elif state.idle and quiet < self.idle_s:
             log.info("motion: the live show is back")
             if self._strength_before is not None:
-                self.controller.set_strength(self._strength_before)
+                self.controller.set_strength(self._strength_before, origin=ATTRACT)
                 self._strength_before = None
-            self.controller.set_idle(False)
+            self.controller.set_idle(False, origin=ATTRACT)
 
 
 class StatusFile:
@@ -277,7 +280,7 @@ class OpeningHours:
             nxt = self._next_change(self._now())
             log.info("%s by the schedule%s", "opening" if should else "closing",
                      f"; next change {nxt:%a %Y-%m-%d %H:%M}" if nxt else "")
-            self.controller.set_open(should)
+            self.controller.set_open(should, origin=SCHEDULE)
 
     def _status(self) -> dict[str, Any]:
         now = self._now()
@@ -318,8 +321,10 @@ def memory_mb(peak: bool = False) -> float:
 
 
 def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time.monotonic,
-                  motion: Optional[MotionMeter] = None) -> list[Ticking]:
-    """The surfaces ``show:`` in the config asks for (``motion`` feeds attract mode)."""
+                  motion: Optional[MotionMeter] = None, fresh: bool = False) -> list[Ticking]:
+    """The surfaces ``show:`` in the config asks for (``motion`` feeds attract mode).  With
+    ``show.remember``, the saved state is put back last (after the cycle took the config's interval),
+    unless ``fresh``: call this before the pipeline reads the state, so it starts on the saved style."""
     show = cfg.show
     out: list[Ticking] = []
     if show.idle_s > 0 and motion is not None:
@@ -335,4 +340,10 @@ def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time
     schedule = Schedule.parse(show.open_hours, show.closed_dates)
     if not schedule.always_open:
         out.append(OpeningHours(controller, schedule))
+    if show.remember:
+        from .memory import ShowMemory, state_file
+
+        path = state_file(cfg)
+        check_output_dir(path.parent, "show state folder")  # one line now, not a warning per change
+        out.append(ShowMemory(controller, path, fresh=fresh, clock=clock))
     return out

@@ -5,6 +5,10 @@ handlers fit an endless MJPEG stream and a few JSON routes without a framework a
 runs in its own thread next to the show (see :mod:`realtime.web.server`).  Every change goes through
 ``controller.do`` -- the same actions, argument checks and help texts as the keys and schedules.
 
+Changes reach every open page at once: ``GET /api/events`` is a server-sent event stream of the
+controller's events, each with the resulting status (:mod:`realtime.web.events`), so the page never
+polls.
+
 Access: every route needs the token (``Authorization: Bearer``, the ``realtime_token`` cookie the
 page sets after ``/?token=``, or ``?token=`` for stream URLs in OBS).  State changes only by POST;
 a POST from another site's page is refused (the cookie is ``SameSite=Lax``, so other sites' POSTs
@@ -29,6 +33,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from ..core.controller import ACTIONS, ActionError, Controller
+from ..core.events import WEB
+from .events import EventHub
 from .library import StyleLibrary, UploadError
 from .preview import BOUNDARY, MjpegPreview, TooManyClients
 
@@ -61,6 +67,7 @@ def build_app(
 ) -> Starlette:
     """The ASGI app for one show."""
     snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
+    hub = EventHub(controller)
     page_html = PAGE.read_text(encoding="utf-8")  # once: a missing page fails at start, not per visit
 
     def authorized(request: Request) -> bool:
@@ -128,7 +135,7 @@ def build_app(
         if NOT_FROM_THE_WEB.get(name) in args:
             return _error(400, f"{name}: '{NOT_FROM_THE_WEB[name]}' cannot be chosen from the web (files go to the configured folder)")
         try:
-            result = controller.do(name, **args)
+            result = controller.do(name, origin=WEB, **args)
             if isinstance(result, Future):
                 result = await asyncio.wait_for(asyncio.wrap_future(result), MAIN_THREAD_TIMEOUT_S)
         except ActionError as exc:
@@ -200,6 +207,11 @@ def build_app(
             headers={"Cache-Control": "no-store", "Pragma": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    async def events(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        return hub.response()
+
     async def on_error(request: Request, exc: Exception) -> Response:
         log.error("web request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return _error(500, "internal error (logged); the show goes on")
@@ -207,6 +219,7 @@ def build_app(
     routes = [
         Route("/", page),
         Route("/api/status", status),
+        Route("/api/events", events),
         Route("/api/actions", actions),
         Route("/api/actions/{name}", do_action, methods=["POST"]),
         Route("/api/styles", styles, methods=["GET", "POST"]),
@@ -214,4 +227,6 @@ def build_app(
         Route("/api/snapshots/{name}", snapshot_file),
         Route("/stream.mjpg", stream),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: on_error})
+    app = Starlette(routes=routes, exception_handlers={Exception: on_error})
+    app.state.events = hub  # tests and the show can end the streams (hub.close) or count the pages
+    return app

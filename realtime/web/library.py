@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..core.controller import Controller
+from ..core.events import WEB
 from ..errors import UserError
 from ..io.paths import atomic_write_bytes
 from ..model.styles import Style
@@ -131,6 +132,6 @@ class StyleLibrary:
                 raise UploadError(f"cannot use this image as a style: {exc}", 422) from None
             self._add_code(code)  # the pipeline has the code before the controller has the name
             self.paths.append(path)
-            index = self.controller.add_style(name)
+            index = self.controller.add_style(name, origin=WEB)
         log.info("new style from the control page: %s (%dx%d, %d bytes)", path, img.shape[1], img.shape[0], len(data))
         return Added(name, index, path, True)
