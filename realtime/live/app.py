@@ -214,13 +214,15 @@ class LiveApp:
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> Stats:
         opts = self.opts
-        if opts.record:
-            self.start_recording(opts.record_path)
         running = False
         try:
+            if opts.record:
+                self.start_recording(opts.record_path)
             if self.controller.state.open:
-                self.p.start()
+                # Marked first: a SIGTERM while start() waits for a thread to come up must still stop
+                # the ones that did (stop() skips a worker that never started).
                 running = True
+                self.p.start()
             while self.controller.state.running:
                 if not self.controller.state.open:
                     if running:
@@ -230,8 +232,8 @@ class LiveApp:
                     continue
                 if not running:
                     log.info("show open: reopening %s", self.p.source.describe())
-                    self.p.reopen()
                     running = True
+                    self.p.reopen()
                 wait = 0.05
                 if self.idle_clip is not None and self.controller.state.idle:
                     # the network rests while the clip plays: wait only until its next frame is due

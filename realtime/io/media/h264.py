@@ -33,7 +33,7 @@ from .audio import AudioMuxer, AudioRoute, Sound
 log = logging.getLogger(__name__)
 
 OUTPUT_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264
-FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000"}
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000", "flush_packets": "1"}
 
 
 def format_for(path: Path) -> Optional[str]:
