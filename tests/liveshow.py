@@ -15,6 +15,7 @@ from fakes import FakeStylizer, fake_codes
 
 from realtime.config import LiveConfig
 from realtime.core.controller import Controller
+from realtime.core.styleset import StyleEntry, StyleSet
 from realtime.pipeline.stage import StylizeStage
 from realtime.io.images import read_image
 from realtime.io.sources import SyntheticSource
@@ -61,13 +62,13 @@ class Show:
             paths.append(p)
         self.styles_dir = styles
         self.stylizer = FakeStylizer()
-        self.controller = Controller(["red", "blue"])
+        codes = fake_codes(2)
+        self.controller = Controller(StyleSet(StyleEntry(n, p, c) for n, p, c in zip(("red", "blue"), paths, codes)))
         self.pipeline = LivePipeline(SyntheticSource(96, 64, fps=fps), StylizeStage(self.stylizer, 32), self.controller,
-                                     fake_codes(2), crossfade_s=0.0)
+                                     crossfade_s=0.0)
         self.preview = MjpegPreview(width=96, quality=70, max_fps=30, max_clients=max_clients)
         self.controller.add_status(self.preview.status)
-        self.library = StyleLibrary(self.controller, paths, styles,
-                                    lambda s: self.stylizer.style_code(read_image(s.path)), self.pipeline.add_code, upload_bytes)
+        self.library = StyleLibrary(self.controller, styles, lambda s: self.stylizer.style_code(read_image(s.path)), upload_bytes)
         opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snaps"))
         self.keys = keys or QueuedKeys()
         self.app = LiveApp(self.pipeline, opts, keys=self.keys, outputs=[self.preview])

@@ -258,3 +258,27 @@ def test_events_from_many_threads_arrive_with_the_states_in_order():
     seen.sort()
     assert [s for s, _ in seen] == list(range(1, 1201))
     assert [i for _, i in seen] == [n % 5 for n in range(1, 1201)]
+
+
+def test_the_style_set_is_appended_whole_and_read_as_snapshots():
+    """One set of (name, path, code, thumbnail): an upload joins it whole, readers keep their snapshot."""
+    from pathlib import Path
+
+    from realtime.core.styleset import StyleEntry, StyleSet
+
+    s = StyleSet([StyleEntry("a", Path("a.png"), np.zeros(100)), StyleEntry("b", Path("b.png"), np.ones(100))])
+    c = Controller(s)
+    events = []
+    c.subscribe(events.append)
+    before = s.snapshot()
+    assert c.add_style(StyleEntry("up", Path("up.png"), np.full(100, 2.0)), origin="web") == 2
+    assert len(before) == 2 and len(s) == 3 and s[2].code[0] == 2.0  # the old snapshot is untouched
+    assert c.style_names == ["a", "b", "up"] and events[-1].changed == frozenset({"styles"})
+    assert c.add_style(StyleEntry("up", Path("other.png"), np.zeros(100))) == 2 and len(s) == 3  # one name, one style
+    assert len(events) == 1
+    s.update(0, thumbnail=b"jpeg")
+    assert s[0].thumbnail == b"jpeg" and s[0].code is before[0].code
+    c.set_style("up")
+    assert c.state.style_index == 2
+    with pytest.raises(ValueError):
+        StyleSet.of_names(["x"]).give_codes([np.zeros(100), np.zeros(100)])

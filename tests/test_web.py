@@ -275,7 +275,7 @@ def test_an_upload_the_style_network_refuses_is_a_clear_error_and_not_kept(tmp_p
         raise MediaError("style network cannot read it")
 
     c = Controller(["red"])
-    lib = StyleLibrary(c, [tmp_path / "red.png"], tmp_path / "styles", refuse, lambda code: None)
+    lib = StyleLibrary(c, tmp_path / "styles", refuse)
     ok, png = cv2.imencode(".png", np.full((32, 32, 3), 128, np.uint8))
     with pytest.raises(UploadError) as err:
         lib.add(png.tobytes())

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from .. import errors
 from .events import API, ORIGINS, ControlEvent
+from .styleset import StyleEntry, StyleSet
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +162,16 @@ class Controller:
 
     def __init__(
         self,
-        style_names: Sequence[str],
+        styles: StyleSet | Sequence[str],
         state: Optional[LiveState] = None,
         mixable: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not style_names:
+        """``styles``: the show's :class:`StyleSet` (or just names: tests, benchmarks); the state's
+        ``style_index`` is an index into it."""
+        self.styles = styles if isinstance(styles, StyleSet) else StyleSet.of_names(styles)
+        if not len(self.styles):
             raise errors.UserError("no styles to show")
-        self.style_names = list(style_names)
         self.mixable = mixable
         self._clock = clock
         self._lock = threading.Lock()
@@ -186,13 +189,18 @@ class Controller:
     def state(self) -> LiveState:
         return self._state
 
+    @property
+    def style_names(self) -> list[str]:
+        """The names of the show's styles, in order (a snapshot of :attr:`styles`)."""
+        return self.styles.names()
+
     def status(self) -> dict[str, Any]:
         """A read-only snapshot for overlays, status files and the API: state plus live figures."""
         s = self._state
         out: dict[str, Any] = {
             "style": self.style_names[s.style_index],
             "style_index": s.style_index,
-            "styles": len(self.style_names),
+            "styles": len(self.styles),
             **{k: v for k, v in dataclasses.asdict(s).items() if k not in ("style_index", "help")},
             "uptime_s": round(self._clock() - self.started, 1),
         }
@@ -216,16 +224,15 @@ class Controller:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def add_style(self, name: str, origin: str = API) -> int:
-        """A style added while the show runs (an upload): its code must already be in the pipeline."""
+    def add_style(self, style: StyleEntry | str, origin: str = API) -> int:
+        """A style added while the show runs (an upload), whole: its code is computed before it
+        joins the set, so no reader ever sees an index without a code.  A name already there
+        gives that style's index (and no event)."""
         if origin not in ORIGINS:
             raise ActionError(f"add_style: unknown origin {origin!r}")
-        with self._lock:
-            if name in self.style_names:
-                return self.style_names.index(name)
-            self.style_names.append(name)
-            index = len(self.style_names) - 1
-        self._emit(Cause("add_style", origin), frozenset({"styles"}))
+        index, new = self.styles.append(style if isinstance(style, StyleEntry) else StyleEntry(style))
+        if new:
+            self._emit(Cause("add_style", origin), frozenset({"styles"}))
         return index
 
     # -- the door for names (web, scripts, key table) ---------------------------------------------
@@ -239,11 +246,11 @@ class Controller:
     # -- state actions -----------------------------------------------------------------------------
     @action("show the next style (with a crossfade)")
     def next_style(self, cause: Cause) -> int:
-        return self._set(cause, style_index=lambda s: (s.style_index + 1) % len(self.style_names))
+        return self._set(cause, style_index=lambda s: (s.style_index + 1) % len(self.styles))
 
     @action("show the previous style")
     def previous_style(self, cause: Cause) -> int:
-        return self._set(cause, style_index=lambda s: (s.style_index - 1) % len(self.style_names))
+        return self._set(cause, style_index=lambda s: (s.style_index - 1) % len(self.styles))
 
     @action("show a style by name or 0-based index", Param("style", str), )
     def set_style(self, cause: Cause, style: str) -> int:
@@ -251,16 +258,16 @@ class Controller:
             index = self.style_names.index(style)
         elif style.lstrip("-").isdigit():
             index = int(style)
-            if not 0 <= index < len(self.style_names):
-                raise ActionError(f"set_style: index {index} out of range 0..{len(self.style_names) - 1}")
+            if not 0 <= index < len(self.styles):
+                raise ActionError(f"set_style: index {index} out of range 0..{len(self.styles) - 1}")
         else:
             raise ActionError(f"set_style: unknown style '{style}' (known: {', '.join(self.style_names)})")
         return self._set(cause, style_index=index)
 
     @action("show style number N (0-based)", Param("index", int, 0))
     def set_style_index(self, cause: Cause, index: int) -> int:
-        if index >= len(self.style_names):
-            raise ActionError(f"set_style_index: index {index} out of range 0..{len(self.style_names) - 1}")
+        if index >= len(self.styles):
+            raise ActionError(f"set_style_index: index {index} out of range 0..{len(self.styles) - 1}")
         return self._set(cause, style_index=index)
 
     @action("style strength: 0 = the content's own look, 1 = the style, 2 = exaggerated",
@@ -423,7 +430,7 @@ class Controller:
                 log.debug("listener failed", exc_info=True)
 
     def _check_state(self, s: LiveState) -> None:
-        if not 0 <= s.style_index < len(self.style_names):
+        if not 0 <= s.style_index < len(self.styles):
             raise ActionError(f"style index {s.style_index} out of range")
         if not STRENGTH_RANGE[0] <= s.strength <= STRENGTH_RANGE[1]:
             raise ActionError(f"strength must be in {STRENGTH_RANGE[0]:g}..{STRENGTH_RANGE[1]:g}")

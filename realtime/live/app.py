@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import Config, KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
+from ..core.styleset import StyleEntry, StyleSet
 from ..core.events import SHOW
 from ..core.frames import Styled
 from ..core.motion import MotionMeter
@@ -431,11 +432,11 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         engine = open_engine(cfg)
         specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
         styles = engine.resolve_styles(specs)
-        codes = [engine.bank.code_for(s) for s in styles]
+        style_set = StyleSet(StyleEntry(s.name, s.path, engine.bank.code_for(s)) for s in styles)
         check_mixable(engine.stylizer, cfg.styles.strength, 1)
         kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
         controller = Controller(
-            [s.name for s in styles],
+            style_set,
             LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
                       mirror=live.mirror, fullscreen=live.fullscreen or kiosk),
             mixable=engine.stylizer.mixable_codes,
@@ -443,7 +444,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
-        pipeline = LivePipeline(source, stage, controller, codes, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
+        pipeline = LivePipeline(source, stage, controller, None, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
                                 motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s)
         w, h = source.size
         if w and h:
@@ -464,8 +465,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
             outputs.append(preview)
             controller.add_status(preview.status)
-            library = StyleLibrary(controller, [s.path for s in styles], Path(cfg.styles.dir), engine.bank.code_for,
-                                   pipeline.add_code, int(web.upload_mb * 1024 * 1024))
+            library = StyleLibrary(controller, Path(cfg.styles.dir), engine.bank.code_for, int(web.upload_mb * 1024 * 1024))
             server.start(build_app(controller, token, preview, library, Path(live.snapshot_dir)))
             print_access(server.url(token), qr=not is_loopback(server.host))
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,

@@ -70,7 +70,7 @@ class LivePipeline:
         source: FrameSource,
         stage: StylizeStage,
         controller: Controller,
-        codes: Sequence[np.ndarray],
+        codes: Optional[Sequence[np.ndarray]] = None,
         crossfade_s: float = 0.5,
         restarts_per_hour: int = 0,
         clock=time.monotonic,
@@ -78,14 +78,14 @@ class LivePipeline:
         rest_while_idle: bool = False,
         hang_s: float = 10.0,
     ) -> None:
-        if len(codes) != len(controller.style_names):
-            raise ValueError("one style code per style name")
+        if codes is not None:  # a set of names (tests, benchmarks): its codes come here
+            controller.styles.give_codes(codes)
         self.source = source
         self.stage = stage
         self.controller = controller
-        self.codes = list(codes)
+        self.styles = controller.styles  # the show's styles and their codes, one set (core.styleset)
         state = controller.state
-        self.fader = CodeFader(self.codes[state.style_index], crossfade_s)
+        self.fader = CodeFader(self.styles[state.style_index].code, crossfade_s)
         self._style_index = state.style_index
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self.hang_s = hang_s  # an inference call with no result this long is a hang; 0 = not watched
@@ -133,9 +133,10 @@ class LivePipeline:
         worker changes it)."""
         return self._run.state
 
-    def add_code(self, code: np.ndarray) -> None:
-        """A style added while running (an upload): its code, before the controller learns its name."""
-        self.codes.append(code)
+    @property
+    def codes(self) -> list[np.ndarray]:
+        """The styles' codes, in order (a snapshot)."""
+        return [e.code for e in self.styles.snapshot()]
 
     @property
     def dropped(self) -> int:
@@ -206,7 +207,7 @@ class LivePipeline:
         state = self.controller.state
         if state.style_index != self._style_index:
             self._style_index = state.style_index
-            self.fader.set_target(self.codes[state.style_index])
+            self.fader.set_target(self.styles[state.style_index].code)
             stream.cut(STYLE)  # a new style: nothing of the old one is carried along
         if state.stability != stream.stability:
             stream.set_stability(state.stability)  # a new level keeps what it holds
@@ -215,7 +216,6 @@ class LivePipeline:
     def _infer_loop(self, run: _InferenceRun) -> None:
         """The inference worker.  After each call it checks whether the watchdog retired it while
         it hung: a late result (or error) is dropped and the thread ends, touching nothing shared."""
-        names = self.controller.style_names
         while True:
             item = self._in.get()
             if item is EOS or run.retired:
@@ -237,7 +237,7 @@ class LivePipeline:
                 run.busy_since = None
             if run.retired:
                 return
-            run.out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, names[index], strength, frame.placeholder))
+            run.out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, self.styles[index].name, strength, frame.placeholder))
 
     def _stylize(self, frame: Frame, stream: StreamState) -> tuple[np.ndarray, float, int, float]:
         index, strength = self._follow_controller(stream)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core.controller import Controller
 from ..core.events import WEB
+from ..core.styleset import StyleEntry
 from ..errors import UserError
 from ..io.paths import atomic_write_bytes
 from ..model.styles import Style
@@ -57,33 +58,33 @@ class StyleLibrary:
     def __init__(
         self,
         controller: Controller,
-        paths: list[Path],
         folder: Path,
         code_for: Callable[[Style], np.ndarray],
-        add_code: Callable[[np.ndarray], None],
         max_bytes: int = 15 * 1024 * 1024,
     ) -> None:
+        """The styles are the controller's :class:`~realtime.core.styleset.StyleSet` (with their
+        files); uploads are stored in ``folder`` and coded with ``code_for``."""
         self.controller = controller
-        self.paths = list(paths)
+        self.styles = controller.styles
         self.folder = Path(folder)
         self._code_for = code_for
-        self._add_code = add_code
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()  # one upload at a time: codes and indices stay in step
-        self._thumbs: dict[int, bytes] = {}
+        self._lock = threading.Lock()  # one upload at a time (the same photo twice is one style)
 
     def listing(self) -> list[dict[str, object]]:
-        names = list(self.controller.style_names)
+        entries = self.styles.snapshot()
         current = self.controller.state.style_index
-        return [{"index": i, "name": n, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg"}
-                for i, n in enumerate(names)]
+        return [{"index": i, "name": e.name, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg"}
+                for i, e in enumerate(entries)]
 
     def thumbnail(self, index: int) -> Optional[bytes]:
-        """A small JPEG of style ``index`` (made once), or None for an unknown index."""
-        if not 0 <= index < len(self.paths):
+        """A small JPEG of style ``index`` (made once, kept in the style set), or None for an unknown index."""
+        entries = self.styles.snapshot()
+        if not 0 <= index < len(entries):
             return None
-        if index not in self._thumbs:
-            img = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
+        entry = entries[index]
+        if entry.thumbnail is None:
+            img = cv2.imread(str(entry.path), cv2.IMREAD_COLOR) if entry.path is not None else None
             if img is None:
                 img = np.full((THUMB_SIDE, THUMB_SIDE, 3), 64, np.uint8)
             h, w = img.shape[:2]
@@ -92,8 +93,8 @@ class StyleLibrary:
             h, w = img.shape[:2]
             y, x = (h - THUMB_SIDE) // 2, (w - THUMB_SIDE) // 2
             img = img[max(0, y): max(0, y) + THUMB_SIDE, max(0, x): max(0, x) + THUMB_SIDE]
-            self._thumbs[index] = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
-        return self._thumbs[index]
+            entry = self.styles.update(index, thumbnail=cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
+        return entry.thumbnail
 
     def add(self, data: bytes) -> Added:
         """Check, store and add an uploaded image as a style (call off the event loop: it runs the network)."""
@@ -115,9 +116,9 @@ class StyleLibrary:
             data, ext = cv2.imencode(".png", img)[1].tobytes(), ".png"
         name = f"upload-{digest}"
         with self._lock:
-            if name in self.controller.style_names:
-                index = self.controller.style_names.index(name)
-                return Added(name, index, self.paths[index], False)
+            known = self.styles.index_of(name)
+            if known is not None:
+                return Added(name, known, self.styles[known].path or Path(), False)
             path = self.folder / f"{name}{ext}"
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
@@ -130,8 +131,6 @@ class StyleLibrary:
             except UserError as exc:  # decoded above, yet the style network refused it: not kept
                 path.unlink(missing_ok=True)
                 raise UploadError(f"cannot use this image as a style: {exc}", 422) from None
-            self._add_code(code)  # the pipeline has the code before the controller has the name
-            self.paths.append(path)
-            index = self.controller.add_style(name, origin=WEB)
+            index = self.controller.add_style(StyleEntry(name, path, code), origin=WEB)  # whole, code and all
         log.info("new style from the control page: %s (%dx%d, %d bytes)", path, img.shape[1], img.shape[0], len(data))
         return Added(name, index, path, True)
