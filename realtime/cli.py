@@ -1,464 +1,30 @@
-"""The ``stylize`` command: argument parsing, logging set-up, and one-line errors.
+"""The ``stylize`` command: the entry point, and one-line errors.
 
-Only this module configures logging handlers (library modules just use ``getLogger(__name__)``),
-and only here do exceptions become exit codes: :class:`~realtime.errors.UserError` -> its message
-on one line and exit 2; Ctrl-C -> exit 130 after the running job has finished its files.
+Only here do exceptions become exit codes: :class:`~realtime.errors.UserError` -> its message on
+one line and exit 2; Ctrl-C -> exit 130 and SIGTERM -> 143 after the running job has finished its
+files.  The subcommands are :mod:`realtime.commands`; where the words go, :mod:`realtime.logs`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
 import os
-import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from . import __version__
+from . import logs
+from .commands import build_parser
 from .errors import UserError
-
-log = logging.getLogger("realtime")
-
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("realtime")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    for noisy in ("tensorflow", "absl", "h5py", "libav"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-_file_handler: Optional[logging.Handler] = None
-
-
-def _log_to_file(log_cfg) -> None:
-    """``log.file``: the same lines, with timestamps, in a size-rotated file (installations)."""
-    global _file_handler
-    from logging.handlers import RotatingFileHandler
-
-    from .io.paths import check_output_dir
-
-    if not log_cfg.file or _file_handler is not None:
-        return
-    path = Path(log_cfg.file)
-    check_output_dir(path.parent, "log folder")
-    try:
-        handler = RotatingFileHandler(path, maxBytes=max(1024, int(log_cfg.max_mb * 1024 * 1024)),
-                                      backupCount=log_cfg.backups, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot open the log file {path}: {exc.strerror or exc}") from None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("realtime")
-    handler.setLevel(root.level)
-    root.addHandler(handler)
-    _file_handler = handler
-
-
-def _close_log_file() -> None:
-    global _file_handler
-    if _file_handler is not None:
-        logging.getLogger("realtime").removeHandler(_file_handler)
-        _file_handler.close()
-        _file_handler = None
-
-
-def _fail(message: str) -> None:
-    """The one-line error on standard error, and in the log file too (what a technician reads)."""
-    print(message, file=sys.stderr)
-    if _file_handler is not None:
-        _file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, message, None, None))
-
-
-# -- shared options ------------------------------------------------------------------------------
-
-def _engine_options(p: argparse.ArgumentParser) -> None:
-    from .backends_table import DEVICES, backend_help
-
-    g = p.add_argument_group("engine")
-    g.add_argument("--config", help="YAML config file (only the keys it changes)")
-    g.add_argument("--backend", help=backend_help())
-    g.add_argument(
-        "--model",
-        choices=("lite", "full"),
-        help="lite: the small TF Lite networks (default, fast on CPUs); full: the TF Hub model "
-        "(Inception-v3 style network, 12x the work per frame; same as --backend hub)",
-    )
-    g.add_argument("--device", help=" | ".join(DEVICES))
-    g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
-    g.add_argument(
-        "--precision",
-        help="float32 (default) | mixed (GPU half precision) | bf16 (bfloat16 on the CPU, tf and openvino backends: "
-        "openvino about 3x faster on CPUs with AMX, slower without; lower precision, about 0.002 mean error on photos)",
-    )
-    g.add_argument("--xla", choices=("auto", "always", "never"), help="XLA-compile the transfer graph (default auto)")
-    g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
-    g.add_argument("--hub-handle", help="TF Hub handle or SavedModel folder for --backend hub")
-    g.add_argument("--no-download", action="store_true", help="never download model files")
-
-
-def _backend(args: argparse.Namespace) -> Optional[str]:
-    """--backend, or the backend --model names (lite: the TF Lite networks on any engine; full: hub)."""
-    backend, model = getattr(args, "backend", None), getattr(args, "model", None)
-    if model is None:
-        return backend
-    from .backends_table import backends_for_model
-
-    wanted = backends_for_model(model)
-    if backend is not None and backend not in wanted:
-        raise UserError(f"--model {model} and --backend {backend} disagree (--model {model} means --backend {' or '.join(wanted)})")
-    return backend or wanted[0]
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    o: dict[str, Any] = {
-        "engine.backend": _backend(args),
-        "engine.device": getattr(args, "device", None),
-        "engine.threads": getattr(args, "threads", None),
-        "engine.precision": getattr(args, "precision", None),
-        "engine.xla": getattr(args, "xla", None),
-        "models.model_dir": getattr(args, "model_dir", None),
-        "models.hub_handle": getattr(args, "hub_handle", None),
-    }
-    if getattr(args, "no_download", False):
-        o["models.auto_download"] = False
-    return o
-
-
-def load_cfg(args: argparse.Namespace, extra: Optional[dict[str, Any]] = None):
-    from .config import load_config
-
-    overrides = _overrides(args)
-    overrides.update(extra or {})
-    cfg = load_config(getattr(args, "config", None), overrides)
-    _log_to_file(cfg.log)
-    return cfg
-
-
-# -- subcommands ---------------------------------------------------------------------------------
-
-def cmd_image(args: argparse.Namespace) -> int:
-    from .jobs.image import ImageJob, run_image
-
-    if bool(args.output) == bool(args.out_dir):
-        raise UserError("give exactly one of -o OUT or --out-dir DIR")
-    if args.output and len(args.content) > 1:
-        raise UserError("-o takes one content image; use --out-dir DIR for several")
-    cfg = load_cfg(args, {"image.size": args.size, "styles.strength": args.strength})
-    job = ImageJob(tuple(args.content), args.style, tuple(args.blend), args.output, args.out_dir, args.overwrite)
-    return run_image(cfg, job)
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from .model.backends.factory import model_store
-    from .model.files import CATALOG, REQUIRED
-
-    cfg = load_cfg(args)
-    store = model_store(cfg)
-    if args.action == "list":
-        print(f"{'model':18} {'bytes':>10}  {'status':8} file / url")
-        for key, m in CATALOG.items():
-            status, path = store.status(key)
-            short = status.split(":")[0]
-            print(f"{key:18} {m.size:>10,}  {short:8} {path or m.url(cfg.models.base_url)}")
-        print(f"TF Hub model (hub backend): {cfg.models.hub_handle}")
-        return 0
-    keys = args.names or list(REQUIRED)
-    for k in keys:
-        store.entry(k)  # unknown name -> one-line error before any work
-    bad = 0
-    for key in keys:
-        if args.action == "fetch":
-            try:
-                path = store.fetch(key) if store.status(key)[0] != "ok" else store.status(key)[1]
-                print(f"ok       {key}: {path}")
-            except UserError as exc:
-                print(f"failed   {key}: {exc}", file=sys.stderr)
-                bad += 1
-        else:
-            status, path = store.status(key)
-            print(f"{status.split(':')[0]:8} {key}: {path or 'not found in ' + str(store.model_dir or store.cache_dir)}")
-            if status != "ok":
-                if status != "missing":
-                    print(f"         {status}", file=sys.stderr)
-                bad += 1
-    return 2 if bad else 0
-
-
-def cmd_styles(args: argparse.Namespace) -> int:
-    from .model.style_catalog import DEFAULT_CATALOG, fetch_styles, load_catalog
-    from .model.styles import list_styles, style_dirs
-
-    cfg = load_cfg(args)
-    catalog = load_catalog(Path(args.catalog) if args.catalog else DEFAULT_CATALOG)
-    folder = Path(args.dest or cfg.styles.dir)
-    if args.action == "list":
-        have = set()
-        for d in ([folder] if args.dest else style_dirs(folder)):
-            local = list_styles(d)
-            print(f"styles in {d}/ ({len(local)}):")
-            for s in local:
-                print(f"  {s.name:32} {s.path}")
-            have |= {s.name for s in local}
-        print("catalogue (stylize styles fetch NAME):")
-        for e in catalog:
-            mark = "present" if e.name in have else "       "
-            print(f"  {e.name:32} {mark}  {e.artist}, {e.title} ({e.year})")
-        return 0
-    written, errors = fetch_styles(folder, args.names, catalog, overwrite=args.overwrite)
-    for p in written:
-        print(f"ok       {p}")
-    for e in errors:
-        print(f"failed   {e}", file=sys.stderr)
-    return 2 if errors else 0
-
-
-def cmd_video(args: argparse.Namespace) -> int:
-    from .jobs.video import VideoJob, run_video
-
-    if bool(args.output) == bool(args.out_dir):
-        raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
-    if len(args.style) > 1 and not args.switch_every:
-        raise UserError("several --style values need --switch-every SECONDS")
-    for name, v in (("--switch-every", args.switch_every), ("--start", args.start), ("--end", args.end)):
-        if v is not None:
-            _check_seconds(name, v)
-    if args.start is not None and args.end is not None and args.end <= args.start:
-        raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
-    if args.cluster and (Path(args.cluster).exists() or not _CLUSTER_ADDRESS.match(args.cluster)):
-        raise UserError(f"--cluster {args.cluster!r}: the address is auto, HOST:PORT or ray://HOST:PORT "
-                        "(put the input files before --cluster)")
-    cfg = load_cfg(args, {
-        "engine.batch_size": args.batch, "video.crf": args.crf, "video.stability": _stability(args),
-        "video.preset": args.preset, "video.size": args.size, "styles.strength": args.strength,
-        "cluster.enabled": True if args.cluster is not None else None, "cluster.address": args.cluster or None,
-    })
-    job = VideoJob(
-        inputs=tuple(args.inputs), styles=tuple(args.style), output=args.output, out_dir=args.out_dir,
-        switch_every=args.switch_every, audio=not args.no_audio, start=args.start, end=args.end,
-        overwrite=args.overwrite, progress=not args.quiet,
-    )
-    if cfg.cluster.enabled:  # Ray is imported only here
-        from .cluster.runner import run_cluster
-
-        return run_cluster(cfg, job)
-    return run_video(cfg, job)
-
-
-_CLUSTER_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+|[\w.\-]+:\d+)$")
-
-
-def cmd_live(args: argparse.Namespace) -> int:
-    from .live.app import LiveJob, run_live
-
-    extra: dict[str, Any] = {
-        "live.source": args.source, "live.size": args.size, "live.width": args.width, "live.height": args.height,
-        "live.fps": args.fps, "live.stability": _stability(args), "live.max_frames": args.max_frames,
-        "styles.strength": args.strength,
-    }
-    for flag in ("headless", "fullscreen", "loop", "keep_pace"):
-        if getattr(args, flag):
-            extra[f"live.{flag}"] = True
-    if args.kiosk:
-        extra["kiosk.enabled"] = True
-    if args.web is not None:
-        from .web.server import parse_web
-
-        host, port = parse_web(args.web)
-        extra.update({"web.enabled": True, "web.host": host, "web.port": port})
-    if args.virtual_camera:
-        extra["virtual_camera.enabled"] = True
-    if args.log_file:
-        extra["log.file"] = args.log_file
-    if args.no_reconnect:
-        extra["live.reconnect"] = False
-    if args.record is not None:
-        extra["live.record"] = True
-        extra["live.record_path"] = args.record or None
-    cfg = load_cfg(args, extra)
-    return run_live(cfg, LiveJob(tuple(args.style or ()), fresh=args.fresh))
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .jobs.evaluate import EvaluateJob, run_evaluate
-
-    if args.frames < 2:
-        raise UserError(f"--frames must be at least 2, got {args.frames}")
-    return run_evaluate(EvaluateJob(args.source, args.stylized, args.raw, args.frames, args.json))
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import parse_bench_job, run_bench
-
-    job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json)
-    return run_bench(load_cfg(args), job)
-
-
-def _stability(args: argparse.Namespace) -> Optional[float]:
-    """``--stability``; the old ``--smooth`` still works for a while, as an alias with a warning."""
-    if args.smooth is not None:
-        if args.stability is not None:
-            raise UserError("give --stability only (--smooth is its old name)")
-        log.warning("--smooth is deprecated: it is now --stability (flow-guided, 0..1), used with the same value")
-        return args.smooth
-    return args.stability
-
-
-def _check_seconds(flag: str, value: float) -> None:
-    if not math.isfinite(value) or value < 0 or value > 1e7:
-        raise UserError(f"{flag} must be a number of seconds >= 0, got {value}")
-
-
-# -- parser --------------------------------------------------------------------------------------
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``stylize video: error: ... (see --help)``, exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="stylize",
-        description="Stylize images, video files and live camera video with any painting as the style.",
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    p.add_argument("--log-quiet", action="store_true", help="warnings and errors only")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    pi = sub.add_parser("image", help="stylize still images")
-    pi.add_argument("content", nargs="+", help="content image file(s)")
-    pi.add_argument("--style", required=True, help="style image, folder (first image) or name in styles/")
-    pi.add_argument("-o", "--output", help="output image file (.png, .jpg, ...)")
-    pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png)")
-    pi.add_argument("--size", type=int, default=None, help="inference short side in pixels (default: the content's own, capped)")
-    pi.add_argument("--strength", type=float, default=None, help="0 = content's look, 1 = style (default), >1 extrapolates")
-    pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT", help="blend in more styles (--style has weight 1)")
-    pi.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    _engine_options(pi)
-    pi.set_defaults(func=cmd_image)
-
-    pv = sub.add_parser("video", help="stylize video files (sound kept)")
-    pv.add_argument("inputs", nargs="+", help="video file(s) or folder(s)")
-    pv.add_argument("-o", "--output", help="output file (one input)")
-    pv.add_argument("--out-dir", help="output folder (several inputs)")
-    pv.add_argument("--style", action="append", required=True, help="style (repeat with --switch-every)")
-    pv.add_argument("--switch-every", type=float, default=0.0, help="seconds per style when several are given")
-    pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
-    pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
-    pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 16)")
-    pv.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55)")
-    pv.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
-    pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default superfast)")
-    pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
-    pv.add_argument("--no-audio", action="store_true", help="drop the sound")
-    pv.add_argument("--start", type=float, default=None, help="start time in seconds")
-    pv.add_argument("--end", type=float, default=None, help="end time in seconds")
-    pv.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    pv.add_argument("--quiet", action="store_true", help="no progress bar")
-    pv.add_argument("--cluster", nargs="?", const="", default=None, metavar="ADDRESS",
-                    help="spread the work over a Ray cluster: no ADDRESS = a local Ray on this machine, "
-                         "'auto' or ray://HOST:10001 = a running cluster (resumable: rerun to finish)")
-    _engine_options(pv)
-    pv.set_defaults(func=cmd_video)
-
-    pl = sub.add_parser("live", help="stylize a camera (or file, stream, synthetic) live in a window")
-    pl.add_argument("--source", help="camera index, /dev/videoN, file, rtsp/http URL or 'synthetic'")
-    pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
-    pl.add_argument("--size", type=int, default=None, help="inference short side (default 384)")
-    pl.add_argument("--strength", type=float, default=None, help="initial style strength")
-    pl.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55; key t)")
-    pl.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
-    pl.add_argument("--record", nargs="?", const="", default=None, metavar="FILE", help="record from the start (optionally to FILE)")
-    pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")
-    pl.add_argument("--max-frames", type=int, default=None, help="stop after N stylized frames")
-    pl.add_argument("--fullscreen", action="store_true", help="start full screen")
-    pl.add_argument("--kiosk", action="store_true", help="installation screen: whole screen, no pointer, no overlay (config kiosk:)")
-    pl.add_argument("--log-file", help="also log to this size-rotated file (config log:)")
-    pl.add_argument("--web", metavar="[HOST:]PORT", help="control page, JSON API and preview stream (e.g. 8080, or 0.0.0.0:8080 for phones)")
-    pl.add_argument("--virtual-camera", action="store_true", help="send the picture to a virtual webcam (OBS, Zoom, Meet)")
-    pl.add_argument("--loop", action="store_true", help="repeat a file source")
-    pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")
-    pl.add_argument("--width", type=int, default=None, help="requested capture width")
-    pl.add_argument("--height", type=int, default=None, help="requested capture height")
-    pl.add_argument("--fps", type=float, default=None, help="requested capture fps (file/synthetic pacing)")
-    pl.add_argument("--fresh", action="store_true", help="start from the config, not from the show state saved by show.remember")
-    pl.add_argument("--no-reconnect", action="store_true", help="end the show when the camera or stream is lost (default: reconnect)")
-    _engine_options(pl)
-    pl.set_defaults(func=cmd_live)
-
-    pm = sub.add_parser("models", help="list, fetch or verify the model files")
-    pm.add_argument("action", choices=("list", "fetch", "verify"))
-    pm.add_argument("names", nargs="*", help="catalogue keys (default: the required ones)")
-    pm.add_argument("--config", help="YAML config file")
-    pm.add_argument("--model-dir", help="folder with the .tflite model files")
-    pm.set_defaults(func=cmd_models)
-
-    ps = sub.add_parser("styles", help="list the styles, or fetch famous paintings from the catalogue")
-    ps.add_argument("action", choices=("list", "fetch"))
-    ps.add_argument("names", nargs="*", help="catalogue names to fetch (default: all)")
-    ps.add_argument("--dest", help="folder (default: the styles folder of the config)")
-    ps.add_argument("--catalog", help="catalogue YAML (default: styles/catalog.yaml)")
-    ps.add_argument("--overwrite", action="store_true")
-    ps.add_argument("--config", help="YAML config file")
-    ps.set_defaults(func=cmd_styles)
-
-    pe = sub.add_parser("evaluate", help="how steady a stylized video is (warping error, frame difference, PSNR)")
-    pe.add_argument("source", help="the original video")
-    pe.add_argument("stylized", help="the stylized video to judge")
-    pe.add_argument("--raw", help="the same video stylized with --stability 0: PSNR against it")
-    pe.add_argument("--frames", type=int, default=300, help="frames from the start to compare (default 300)")
-    pe.add_argument("--json", help="also write the figures to this JSON file")
-    pe.set_defaults(func=cmd_evaluate)
-
-    pb = sub.add_parser("bench", help="measure model throughput on this machine")
-    pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
-    pb.add_argument("--batches", default="1", help="comma-separated batch sizes")
-    pb.add_argument("--backends", default="tf,tflite", help="comma-separated: tf, tf-xla, tf-mixed, tflite (fp16), tflite-int8")
-    pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
-    pb.add_argument("--json", help="also write the results to this JSON file")
-    _engine_options(pb)
-    pb.set_defaults(func=cmd_bench)
-    return p
-
-
-def _silence_native_stderr() -> None:
-    """Send native libraries' direct writes to fd 2 (TF/absl/CUDA probing, XNNPACK, Qt) to /dev/null.
-
-    Python's own stderr (our log lines, errors, tracebacks of bugs) is moved to a duplicate of the
-    real stderr first, so nothing of ours is lost.  Skipped with -v, where the noise may help.
-    """
-    try:
-        real = os.dup(2)
-        sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    except OSError:
-        pass
 
 
 def entry() -> int:
     """Console-script entry point: ``main`` with native stderr noise silenced unless -v."""
     argv = sys.argv[1:]
     if not any(a in ("-v", "--verbose", "-vv") or a.startswith("-vv") for a in argv):
-        _silence_native_stderr()
+        logs.silence_native_stderr()
     return main(argv)
 
 
@@ -476,21 +42,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    _quiet_tensorflow()
-    _setup_logging(args.verbose, args.log_quiet)
+    logs.quiet_tensorflow()
+    logs.setup_logging(args.verbose, args.log_quiet)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        _fail(f"stylize: error: {exc}")
+        logs.fail(f"stylize: error: {exc}")
         return exc.exit_code
     except Terminated:
-        _fail("stylize: terminated (SIGTERM); finished files were kept, partial ones removed")
+        logs.fail("stylize: terminated (SIGTERM); finished files were kept, partial ones removed")
         return 143
     except KeyboardInterrupt:
-        _fail("stylize: interrupted")
+        logs.fail("stylize: interrupted")
         return 130
     except BrokenPipeError:
         # The reader went away (`stylize models list | head -1`): stop quietly, like other tools.
@@ -504,14 +70,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.verbose:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        _fail(f"stylize: error: {exc.strerror or exc}{where}")
+        logs.fail(f"stylize: error: {exc.strerror or exc}{where}")
         return 2
     except Exception:  # a bug: Python prints it; the log file an unattended show is read by gets it too
-        if _file_handler is not None:
-            _file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, "stylize: unexpected error",
+        if logs.file_handler is not None:
+            logs.file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, "stylize: unexpected error",
                                                    None, sys.exc_info()))
         raise
     finally:
-        _close_log_file()
+        logs.close_log_file()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

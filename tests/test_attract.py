@@ -218,6 +218,7 @@ def test_kiosk_config_turns_off_keys_in_the_live_loop():
 
 def test_log_file_rotates_and_keeps_the_one_line_errors(tmp_path, monkeypatch):
     import realtime.cli as cli
+    import realtime.logs as logs
 
     log_file = tmp_path / "logs" / "show.log"
     cfg_file = tmp_path / "c.yaml"
@@ -226,17 +227,17 @@ def test_log_file_rotates_and_keeps_the_one_line_errors(tmp_path, monkeypatch):
     assert rc == 2
     text = log_file.read_text()
     assert "stylize: error:" in text and "missing.mp4" in text and " ERROR " in text
-    assert cli._file_handler is None  # closed at the end of the command
+    assert logs.file_handler is None  # closed at the end of the command
     # Size rotation: a long-running show never fills the disk.
-    cli._setup_logging(0, False)
+    logs.setup_logging(0, False)
     from realtime.config import LogConfig
 
-    cli._log_to_file(LogConfig(file=str(log_file), max_mb=0.002, backups=2))
+    logs.log_to_file(LogConfig(file=str(log_file), max_mb=0.002, backups=2))
     try:
         for i in range(200):
             logging.getLogger("realtime.live.show").info("heartbeat: line %d %s", i, "x" * 40)
     finally:
-        cli._close_log_file()
+        logs.close_log_file()
     files = sorted(p.name for p in log_file.parent.iterdir())
     assert files == ["show.log", "show.log.1", "show.log.2"]
     assert all(p.stat().st_size <= 2100 for p in log_file.parent.iterdir())
@@ -279,12 +280,14 @@ def test_an_unexpected_error_reaches_the_log_file_with_its_traceback(tmp_path, m
     import pytest
 
     import realtime.cli as cli
+    import realtime.commands as commands
+    import realtime.logs as logs
 
     def broken(args):  # a bug inside a command, after its config (and log file) are set up
-        cli.load_cfg(args)
+        commands.load_cfg(args)
         raise RuntimeError("boom in the show")
 
-    monkeypatch.setattr(cli, "cmd_live", broken)
+    monkeypatch.setattr(commands, "cmd_live", broken)
     log_file = tmp_path / "show.log"
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(f"log:\n  file: {log_file}\n")
@@ -292,4 +295,4 @@ def test_an_unexpected_error_reaches_the_log_file_with_its_traceback(tmp_path, m
         cli.main(["live", "--config", str(cfg_file), "--headless"])
     text = log_file.read_text()
     assert "stylize: unexpected error" in text and "Traceback" in text and "boom in the show" in text
-    assert cli._file_handler is None
+    assert logs.file_handler is None

@@ -45,7 +45,7 @@ def test_config_choices_and_cli_help_come_from_the_table(capsys):
         assert load_config(None, {"engine.backend": name}).engine.backend == name
     with pytest.raises(ConfigError, match=r"engine\.backend' must be one of auto\|tf\|tflite\|hub\|openvino"):
         load_config(None, {"engine.backend": "torch"})
-    from realtime.cli import build_parser
+    from realtime.commands import build_parser
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["image", "--help"])
@@ -68,7 +68,7 @@ def test_the_default_yaml_comment_lists_the_backends():
 def test_model_flag_maps_to_the_tables_backends(model, backend, expect):
     import argparse
 
-    from realtime.cli import _backend
+    from realtime.commands import _backend
 
     args = argparse.Namespace(model=model, backend=backend)
     if expect is None:

@@ -1,0 +1,90 @@
+"""Where the ``stylize`` command's words go: the console, a size-rotated log file, nowhere.
+
+Only the command configures logging handlers (library modules just use ``getLogger(__name__)``):
+this module is how, shared by :mod:`realtime.cli` (errors, exit codes) and
+:mod:`realtime.commands` (a config's ``log.file``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from .errors import UserError
+
+def quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("realtime")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("tensorflow", "absl", "h5py", "libav"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+file_handler: Optional[logging.Handler] = None
+
+
+def log_to_file(log_cfg) -> None:
+    """``log.file``: the same lines, with timestamps, in a size-rotated file (installations)."""
+    global file_handler
+    from logging.handlers import RotatingFileHandler
+
+    from .io.paths import check_output_dir
+
+    if not log_cfg.file or file_handler is not None:
+        return
+    path = Path(log_cfg.file)
+    check_output_dir(path.parent, "log folder")
+    try:
+        handler = RotatingFileHandler(path, maxBytes=max(1024, int(log_cfg.max_mb * 1024 * 1024)),
+                                      backupCount=log_cfg.backups, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot open the log file {path}: {exc.strerror or exc}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("realtime")
+    handler.setLevel(root.level)
+    root.addHandler(handler)
+    file_handler = handler
+
+
+def close_log_file() -> None:
+    global file_handler
+    if file_handler is not None:
+        logging.getLogger("realtime").removeHandler(file_handler)
+        file_handler.close()
+        file_handler = None
+
+
+def fail(message: str) -> None:
+    """The one-line error on standard error, and in the log file too (what a technician reads)."""
+    print(message, file=sys.stderr)
+    if file_handler is not None:
+        file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, message, None, None))
+
+
+def silence_native_stderr() -> None:
+    """Send native libraries' direct writes to fd 2 (TF/absl/CUDA probing, XNNPACK, Qt) to /dev/null.
+
+    Python's own stderr (our log lines, errors, tracebacks of bugs) is moved to a duplicate of the
+    real stderr first, so nothing of ours is lost.  Skipped with -v, where the noise may help.
+    """
+    try:
+        real = os.dup(2)
+        sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
