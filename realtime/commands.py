@@ -199,7 +199,7 @@ _CLUSTER_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+|[\w.\-]+:\d+)$")
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from .live.app import LiveJob, run_live
+    from .live.run import LiveJob, run_live
 
     extra: dict[str, Any] = {
         "live.source": args.source, "live.size": args.size, "live.width": args.width, "live.height": args.height,

@@ -53,9 +53,9 @@ def no_jobs(monkeypatch):
     import realtime.bench
     import realtime.jobs.image
     import realtime.jobs.video
-    import realtime.live.app
+    import realtime.live.run
 
-    monkeypatch.setattr(realtime.live.app, "run_live", fake("live"))
+    monkeypatch.setattr(realtime.live.run, "run_live", fake("live"))
     monkeypatch.setattr(realtime.jobs.video, "run_video", fake("video"))
     monkeypatch.setattr(realtime.jobs.image, "run_image", fake("image"))
     monkeypatch.setattr(realtime.bench, "run_bench", fake("bench"))

@@ -72,7 +72,7 @@ def test_the_shown_picture_goes_to_the_virtual_camera():
 def test_no_device_is_one_line_and_the_show_goes_on_unless_required(caplog):
     from realtime.config import load_config
     from realtime.io.sinks.virtualcam import VirtualCameraError
-    from realtime.live.app import open_virtual_camera
+    from realtime.live.run import open_virtual_camera
 
     cfg = load_config(overrides={"virtual_camera.enabled": True, "virtual_camera.device": "/dev/video-none"})
     assert open_virtual_camera(cfg, 64, 48) is None

@@ -20,33 +20,21 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from ..config import Config, KioskConfig, LiveConfig
+from ..config import KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
-from ..core.styleset import StyleEntry, StyleSet
 from ..core.events import SHOW
 from ..core.frames import Styled
-from ..core.motion import MotionMeter
-from ..pipeline.stage import StylizeStage, check_mixable
 from ..core.workers import EOS
-from ..io.images import read_image, write_image
-from ..io.paths import OutputError, check_output_dir
+from ..io.images import write_image
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.window import WindowOutput
-from ..io.sources import FileSource, FrameSource, open_source
+from ..io.sources import FrameSource
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
-from .show import Ticking, memory_mb, process_age_s, show_surfaces
+from .show import Ticking, process_age_s
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LiveJob:
-    """What ``stylize live`` was asked for beyond the config: the styles (files, folders, names)."""
-
-    styles: tuple[str, ...] = ()
-    fresh: bool = False  # --fresh: the saved show state (show.remember) is not put back
 
 
 @dataclass
@@ -335,156 +323,3 @@ class _WindowKeys:
 
     def poll(self, wait_ms: int, shown: int) -> int:
         return self.window.poll_key(wait_ms)
-
-
-def print_help() -> None:
-    print("keys:\n  " + "\n  ".join(help_lines()), flush=True)
-
-
-def open_live_source(cfg: Config) -> FrameSource:
-    live = cfg.live
-    return open_source(
-        live.source,
-        width=live.width,
-        height=live.height,
-        fps=live.fps,
-        loop=live.loop,
-        keep_pace=live.keep_pace,
-        reconnect=live.reconnect,
-        stall_s=live.stall_s,
-        reconnect_max_s=live.reconnect_max_s,
-    )
-
-
-def stage_view_size(source: FrameSource) -> tuple[int, int]:
-    """The size of the shown picture (the source's; side by side is scaled back into it)."""
-    w, h = source.size
-    return (w or 640, h or 480)
-
-
-def open_virtual_camera(cfg: Config, width: int, height: int, fps: float = 0.0) -> Optional[Output]:
-    """``--virtual-camera``: opened now, so a missing device is one line before the show starts;
-    the show goes on without it unless ``virtual_camera.required``."""
-    vc = cfg.virtual_camera
-    if not vc.enabled:
-        return None
-    from ..io.sinks.virtualcam import VirtualCamera, VirtualCameraError
-
-    camera = VirtualCamera(vc.fps or fps or 30.0, vc.device)
-    try:
-        camera.open(width, height)
-    except VirtualCameraError as exc:
-        if vc.required:
-            raise
-        log.warning("%s (the show goes on without it)", exc)
-        return None
-    return camera
-
-
-def open_idle_clip(cfg: Config) -> Optional[FrameSource]:
-    """The attract-mode clip, opened now so a bad file is a one-line error before anything starts."""
-    if not cfg.show.idle_clip:
-        return None
-    if cfg.show.idle_s <= 0:
-        log.warning("show.idle_clip is set but show.idle_s is 0: attract mode is off, the clip is not used")
-        return None
-    clip = FileSource(cfg.show.idle_clip, loop=True, pace=False)
-    clip.open()
-    return clip
-
-
-def run_live(cfg: Config, job: LiveJob) -> int:
-    """``stylize live`` from a validated config and the style list."""
-    from ..model.engine import open_engine
-
-    live = cfg.live
-    if not live.headless:
-        from ..io.sinks.window import require_display
-
-        require_display()  # before the camera and the network: fail in a second, not after ten
-    if live.headless and not live.max_frames and not live.record:
-        log.info("headless with no --record and no --max-frames: runs until Ctrl-C or the source ends")
-    # Where files will go is checked before anything starts (the folders are made when first used).
-    if live.record:
-        check_output_dir(Path(live.record_path).parent if live.record_path else Path(live.record_dir), "recording folder", create=False)
-        if live.record_path and Path(live.record_path).exists():
-            raise OutputError(f"{live.record_path} exists: choose another recording file")
-    check_output_dir(Path(live.snapshot_dir), "snapshot folder", create=False)
-    closed_picture = None  # read now: a bad picture is a one-line error before anything starts
-    if cfg.show.closed_image:
-        closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
-    server = None
-    if cfg.web.enabled:  # the port is taken now: one line if it is in use, before camera and network
-        from ..web.server import WebServer, pick_token
-
-        token = pick_token(cfg.web.token)
-        server = WebServer(cfg.web.host, cfg.web.port)
-    source = open_live_source(cfg)
-    try:
-        source.open()  # fail fast, before loading the network
-    except BaseException:
-        if server is not None:
-            server.stop()
-        raise
-    idle_clip = None
-    try:
-        idle_clip = open_idle_clip(cfg)
-        engine = open_engine(cfg)
-        specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
-        styles = engine.resolve_styles(specs)
-        style_set = StyleSet(StyleEntry(s.name, s.path, engine.bank.code_for(s)) for s in styles)
-        check_mixable(engine.stylizer, cfg.styles.strength, 1)
-        kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
-        controller = Controller(
-            style_set,
-            LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
-                      mirror=live.mirror, fullscreen=live.fullscreen or kiosk),
-            mixable=engine.stylizer.mixable_codes,
-        )
-        stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
-        motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
-        surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
-        pipeline = LivePipeline(source, stage, controller, None, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
-                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s)
-        w, h = source.size
-        if w and h:
-            engine.stylizer.warmup(*stage.size_for(w, h))
-        log.info("source: %s; %d styles; inference %s", source.describe(), len(styles),
-                 "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}")
-        outputs: list[Output] = []
-        camera = open_virtual_camera(cfg, *stage_view_size(source), fps=source.fps)
-        if camera is not None:
-            outputs.append(camera)
-        if server is not None:
-            from ..web.app import build_app
-            from ..web.library import StyleLibrary
-            from ..web.preview import MjpegPreview
-            from ..web.server import is_loopback, print_access
-
-            web = cfg.web
-            preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
-            outputs.append(preview)
-            controller.add_status(preview.status)
-            library = StyleLibrary(controller, Path(cfg.styles.dir), engine.bank.code_for, int(web.upload_mb * 1024 * 1024))
-            server.start(build_app(controller, token, preview, library, Path(live.snapshot_dir)))
-            print_access(server.url(token), qr=not is_loopback(server.host))
-        app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
-                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs)
-        if not live.headless:
-            print_help()
-        stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
-        first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""
-        log.info(
-            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped, peak memory %.0f MB%s",
-            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped, memory_mb(peak=True), first,
-        )
-        for p in app.recordings:
-            print(f"recording: {p}")
-        return 0
-    finally:
-        source.close()
-        if idle_clip is not None:
-            idle_clip.close()
-        if server is not None:
-            server.stop()  # after the outputs closed: the preview streams have ended
-
