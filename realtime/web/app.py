@@ -58,59 +58,58 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def build_app(
-    controller: Controller,
-    token: str,
-    preview: Optional[MjpegPreview] = None,
-    library: Optional[StyleLibrary] = None,
-    snapshot_dir: Optional[Path] = None,
-) -> Starlette:
-    """The ASGI app for one show."""
-    snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
-    hub = EventHub(controller)
-    page_html = PAGE.read_text(encoding="utf-8")  # once: a missing page fails at start, not per visit
+class _Handlers:
+    """The page and the JSON API of one show: every handler checks the token first (and, for a
+    change, that the request comes from the page's own origin), then calls the controller."""
 
-    def authorized(request: Request) -> bool:
+    def __init__(self, controller: Controller, token: str, preview: Optional[MjpegPreview],
+                 library: Optional[StyleLibrary]) -> None:
+        self.controller, self.token, self.preview, self.library = controller, token, preview, library
+        self.snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
+        self.hub = EventHub(controller)
+        self.page_html = PAGE.read_text(encoding="utf-8")  # once: a missing page fails at start, not per visit
+
+    def authorized(self, request: Request) -> bool:
         given = request.cookies.get(COOKIE) or request.query_params.get("token") or ""
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
-        return hmac.compare_digest(given.encode(), token.encode())
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
-    def foreign_origin(request: Request) -> bool:
+    def foreign_origin(self, request: Request) -> bool:
         origin = request.headers.get("origin")
         if not origin or origin == "null":
             return origin == "null"
         return urlsplit(origin).netloc != request.headers.get("host", "")
 
-    def guard(request: Request, post: bool = False) -> Optional[Response]:
-        if not authorized(request):
+    def guard(self, request: Request, post: bool = False) -> Optional[Response]:
+        if not self.authorized(request):
             return _error(401, "a valid token is needed: open the URL printed by stylize, or send 'Authorization: Bearer TOKEN'")
-        if post and foreign_origin(request):
+        if post and self.foreign_origin(request):
             return _error(403, "requests from other sites are refused")
         return None
 
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         given = request.query_params.get("token")
         if given is not None:
-            if not hmac.compare_digest(given.encode(), token.encode()):
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
                 return HTMLResponse("<h1>401</h1><p>Wrong token: open the URL printed by stylize.</p>", 401)
             response = RedirectResponse("/", 303)  # the token leaves the address bar (and history)
             # Lax, not Strict: a link to the page opened from a chat or a QR-code app must still work;
             # cross-site POSTs never carry it, and a foreign Origin is refused anyway.
-            response.set_cookie(COOKIE, token, httponly=True, samesite="lax", max_age=30 * 86400)
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="lax", max_age=30 * 86400)
             return response
-        if not authorized(request):
+        if not self.authorized(request):
             return HTMLResponse("<h1>401</h1><p>Open the URL printed by stylize (it carries the token).</p>", 401)
-        return HTMLResponse(page_html, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(self.page_html, headers={"Cache-Control": "no-store"})
 
-    async def status(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+    async def status(self, request: Request) -> Response:
+        if (denied := self.guard(request)) is not None:
             return denied
-        return JSONResponse(controller.status(), headers={"Cache-Control": "no-store"})
+        return JSONResponse(self.controller.status(), headers={"Cache-Control": "no-store"})
 
-    async def actions(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+    async def actions(self, request: Request) -> Response:
+        if (denied := self.guard(request)) is not None:
             return denied
         return JSONResponse([
             {"name": a.name, "doc": a.doc,
@@ -119,8 +118,8 @@ def build_app(
             for a in ACTIONS.values()
         ])
 
-    async def do_action(request: Request) -> Response:
-        if (denied := guard(request, post=True)) is not None:
+    async def do_action(self, request: Request) -> Response:
+        if (denied := self.guard(request, post=True)) is not None:
             return denied
         name = request.path_params["name"]
         if name not in ACTIONS:
@@ -135,7 +134,7 @@ def build_app(
         if NOT_FROM_THE_WEB.get(name) in args:
             return _error(400, f"{name}: '{NOT_FROM_THE_WEB[name]}' cannot be chosen from the web (files go to the configured folder)")
         try:
-            result = controller.do(name, origin=WEB, **args)
+            result = self.controller.do(name, origin=WEB, **args)
             if isinstance(result, Future):
                 result = await asyncio.wait_for(asyncio.wrap_future(result), MAIN_THREAD_TIMEOUT_S)
         except ActionError as exc:
@@ -149,84 +148,96 @@ def build_app(
             return _error(500, f"{name} failed: {exc}")
         if name == "snapshot" and result:
             for p in result:
-                snapshots[Path(p).name] = Path(p)
+                self.snapshots[Path(p).name] = Path(p)
             result = {"files": [f"/api/snapshots/{Path(p).name}" for p in result]}
-        return JSONResponse({"action": name, "result": _jsonable(result), "state": controller.status()})
+        return JSONResponse({"action": name, "result": _jsonable(result), "state": self.controller.status()})
 
-    async def styles(request: Request) -> Response:
-        if (denied := guard(request, post=request.method == "POST")) is not None:
+    async def styles(self, request: Request) -> Response:
+        if (denied := self.guard(request, post=request.method == "POST")) is not None:
             return denied
-        if library is None:
+        if self.library is None:
             return _error(404, "this show has no style library")
         if request.method == "GET":
-            return JSONResponse(library.listing(), headers={"Cache-Control": "no-store"})
+            return JSONResponse(self.library.listing(), headers={"Cache-Control": "no-store"})
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > library.max_bytes:
-            return _error(413, f"the image is larger than {library.max_bytes / 1e6:.0f} MB")
+        if length is not None and length.isdigit() and int(length) > self.library.max_bytes:
+            return _error(413, f"the image is larger than {self.library.max_bytes / 1e6:.0f} MB")
         chunks, size = [], 0
         async for chunk in request.stream():  # counted as it arrives: a lying Content-Length changes nothing
             size += len(chunk)
-            if size > library.max_bytes:
-                return _error(413, f"the image is larger than {library.max_bytes / 1e6:.0f} MB")
+            if size > self.library.max_bytes:
+                return _error(413, f"the image is larger than {self.library.max_bytes / 1e6:.0f} MB")
             chunks.append(chunk)
         try:
-            added = await asyncio.to_thread(library.add, b"".join(chunks))
+            added = await asyncio.to_thread(self.library.add, b"".join(chunks))
         except UploadError as exc:
             return _error(exc.status, str(exc))
         return JSONResponse({"name": added.name, "index": added.index, "new": added.new}, status_code=201 if added.new else 200)
 
-    async def thumb(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+    async def thumb(self, request: Request) -> Response:
+        if (denied := self.guard(request)) is not None:
             return denied
         # Reading and shrinking an upload takes a while: off the event loop, or every preview stream stalls.
-        data = await asyncio.to_thread(library.thumbnail, request.path_params["index"]) if library is not None else None
+        data = await asyncio.to_thread(self.library.thumbnail, request.path_params["index"]) if self.library is not None else None
         if data is None:
             return _error(404, "no such style")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
-    async def snapshot_file(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+    async def snapshot_file(self, request: Request) -> Response:
+        if (denied := self.guard(request)) is not None:
             return denied
-        path = snapshots.get(request.path_params["name"])  # only files this server handed out
+        path = self.snapshots.get(request.path_params["name"])  # only files this server handed out
         if path is None or not path.is_file():
             return _error(404, "no such snapshot")
         return FileResponse(path, media_type="image/png", filename=path.name)
 
-    async def stream(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+    async def stream(self, request: Request) -> Response:
+        if (denied := self.guard(request)) is not None:
             return denied
-        if preview is None:
+        if self.preview is None:
             return _error(404, "this show has no preview stream")
         try:
-            client = preview.register()
+            client = self.preview.register()
         except TooManyClients as exc:
             return _error(503, str(exc))
         return StreamingResponse(
-            preview.stream(client),
+            self.preview.stream(client),
             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
             headers={"Cache-Control": "no-store", "Pragma": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    async def events(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+    async def events(self, request: Request) -> Response:
+        if (denied := self.guard(request)) is not None:
             return denied
-        return hub.response()
+        return self.hub.response()
 
-    async def on_error(request: Request, exc: Exception) -> Response:
+    async def on_error(self, request: Request, exc: Exception) -> Response:
         log.error("web request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return _error(500, "internal error (logged); the show goes on")
 
+
+
+def build_app(
+    controller: Controller,
+    token: str,
+    preview: Optional[MjpegPreview] = None,
+    library: Optional[StyleLibrary] = None,
+    snapshot_dir: Optional[Path] = None,
+) -> Starlette:
+    """The ASGI app for one show: the route table over :class:`_Handlers`."""
+    h = _Handlers(controller, token, preview, library)
+
     routes = [
-        Route("/", page),
-        Route("/api/status", status),
-        Route("/api/events", events),
-        Route("/api/actions", actions),
-        Route("/api/actions/{name}", do_action, methods=["POST"]),
-        Route("/api/styles", styles, methods=["GET", "POST"]),
-        Route("/api/styles/{index:int}/thumb.jpg", thumb),
-        Route("/api/snapshots/{name}", snapshot_file),
-        Route("/stream.mjpg", stream),
+        Route("/", h.page),
+        Route("/api/status", h.status),
+        Route("/api/events", h.events),
+        Route("/api/actions", h.actions),
+        Route("/api/actions/{name}", h.do_action, methods=["POST"]),
+        Route("/api/styles", h.styles, methods=["GET", "POST"]),
+        Route("/api/styles/{index:int}/thumb.jpg", h.thumb),
+        Route("/api/snapshots/{name}", h.snapshot_file),
+        Route("/stream.mjpg", h.stream),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: on_error})
-    app.state.events = hub  # tests and the show can end the streams (hub.close) or count the pages
+    app = Starlette(routes=routes, exception_handlers={Exception: h.on_error})
+    app.state.events = h.hub  # tests and the show can end the streams (hub.close) or count the pages
     return app
