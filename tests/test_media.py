@@ -91,29 +91,10 @@ def test_stream_time_seek_and_frame_at(tmp_path):
     assert abs(f.time - 2.1) < 1e-6 and f.image.shape == (48, 64, 3)
 
 
-def pcm_clip(path: Path) -> None:
-    """A Matroska file with raw PCM sound: MP4 players do not take that, so it is re-encoded there."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=10)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        aus = out.add_stream("pcm_s16le", rate=48000)
-        aus.layout = "mono"
-        for i in range(5):
-            for p in vs.encode(av.VideoFrame.from_ndarray(pattern_frame(i, 64, 48), format="rgb24")):
-                out.mux(p)
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.int16), format="s16", layout="mono")
-        af.sample_rate, af.pts = 48000, 0
-        for p in aus.encode(af):
-            out.mux(p)
-        for s in (vs, aus):
-            for p in s.encode(None):
-                out.mux(p)
-
-
 def test_sound_routes_copy_what_the_container_takes(tmp_path):
     aac, pcm = tmp_path / "aac.mp4", tmp_path / "pcm.mkv"
     write_clip(aac, frames=10, width=64, height=48, fps=10, audio=True)
-    pcm_clip(pcm)
+    write_clip(pcm, frames=10, width=64, height=48, fps=10, audio=True, audio_codec="pcm_s16le")
     cases = ((aac, "o.mp4", "copied"), (aac, "o.mkv", "copied"), (aac, "o.avi", "copied"),
              (pcm, "p.mkv", "copied"), (pcm, "p.mp4", "re-encoded pcm_s16le->aac"))
     for src, name, expect in cases:

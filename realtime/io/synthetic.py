@@ -109,10 +109,12 @@ def write_clip(
     codec: str = "libx264",
     rotation: int = 0,
     gop: int = 0,
+    audio_codec: str = "aac",
 ) -> None:
-    """Write a test clip with PyAV: the moving pattern, optional AAC sine-tone audio, optional
-    variable frame rate (alternating 1/fps and 2/fps gaps), rotation metadata and a keyframe
-    every ``gop`` frames (0 = the encoder's choice)."""
+    """Write a test clip with PyAV: the moving pattern, optional sine-tone audio (AAC, or
+    ``audio_codec="pcm_s16le"``: raw PCM, which MP4 players do not take), optional variable frame
+    rate (alternating 1/fps and 2/fps gaps), rotation metadata and a keyframe every ``gop`` frames
+    (0 = the encoder's choice)."""
     from fractions import Fraction
 
     import av
@@ -131,7 +133,7 @@ def write_clip(
             vs.options = {"keyint_min": str(gop), "sc_threshold": "0"}
         aus = None
         if audio:
-            aus = out.add_stream("aac", rate=48000)
+            aus = out.add_stream(audio_codec, rate=48000)
             aus.layout = "mono"
         pts = 0
         for i in range(frames):
@@ -149,7 +151,10 @@ def write_clip(
             tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
             for start in range(0, n, 1024):
                 chunk = tone[start : start + 1024]
-                af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+                if audio_codec == "pcm_s16le":
+                    af = av.AudioFrame.from_ndarray((chunk * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
+                else:
+                    af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
                 af.sample_rate, af.pts, af.time_base = 48000, start, Fraction(1, 48000)
                 for p in aus.encode(af):
                     out.mux(p)

@@ -102,12 +102,12 @@ def decode(reader: VideoFile, routes: dict[int, AudioRoute], fit: Callable[[int,
     t_first = reader.start_time
     # Audio that runs on past the picture is cut at the video's end (the output ends with it).
     video_end = float(vs.duration * vs.time_base) if vs.duration else None
-    reach = [0.0]  # how far the file's data reaches, any stream (a truncated file ends early in all)
+    reach = 0.0  # how far the file's data reaches, any stream (a truncated file ends early in all)
     decoded, last_t = 0, 0.0
     try:
         for packet in reader.container.demux(vs, *(r.source for r in routes.values())):
             if packet.stream.type == "audio":
-                _sound(packet, routes, t_first, video_end, window, reach, out)
+                reach = max(reach, _sound(packet, routes, t_first, video_end, window, out))
                 continue
             with prof.step("decode"):
                 frames = packet.decode()
@@ -129,21 +129,23 @@ def decode(reader: VideoFile, routes: dict[int, AudioRoute], fit: Callable[[int,
         log.warning("%s", truncated)
         out.put(StreamEnd(decoded, truncated))
         return
-    truncated = None if window.lo or window.hi is not None or not decoded else _ended_early(reader, decoded, last_t, reach[0])
+    truncated = None if window.lo or window.hi is not None or not decoded else _ended_early(reader, decoded, last_t, reach)
     if truncated:
         log.warning("%s", truncated)
     out.put(StreamEnd(decoded, truncated))
 
 
 def _sound(packet: Any, routes: dict[int, AudioRoute], t_first: float, video_end: Optional[float], window: Window,
-           reach: list, out: FrameQueue) -> None:
+           out: FrameQueue) -> float:
+    """Send a sound packet on (inside the window and the picture's length); returns where its
+    data ends (seconds from the stream's start; 0 for an empty packet)."""
     if packet.size == 0 or packet.pts is None:
-        return
+        return 0.0
     t = stream_time(packet.pts, packet.time_base, t_first)
-    reach[0] = max(reach[0], t + float((packet.duration or 0) * packet.time_base))
     if (video_end is None or t < video_end) and window.where(t) == 0:
         for item in demux_sound(packet, routes[packet.stream.index]):
             out.put(item)
+    return t + float((packet.duration or 0) * packet.time_base)
 
 
 def _ended_early(reader: VideoFile, decoded: int, last_t: float, data_end: float) -> Optional[str]:
