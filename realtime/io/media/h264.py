@@ -67,7 +67,6 @@ class H264Writer:
 
         self.dst = Path(dst)
         self.tmp = temp_path_for(self.dst)
-        self.fragmented = fragmented
         self.stream: Any = None
         self.sound: Optional[AudioMuxer] = None
         self.frames = 0
@@ -111,18 +110,14 @@ class H264Writer:
         ovs.options = options
         self.stream = ovs
         self._encoding = True
-        self.sound = AudioMuxer(self.container, audio or {}, audio_zero) if audio is not None else None
+        self.sound = AudioMuxer(self.container, audio, audio_zero) if audio is not None else None
 
     def copy_stream(self, template: Any, time_base: Fraction, audio: Optional[dict[int, AudioRoute]] = None,
                     audio_zero: float = 0.0) -> None:
         """A video stream for packets copied from ``template`` (segments joined without re-encoding)."""
         self.stream = self.container.add_stream_from_template(template)
         self.stream.time_base = time_base
-        self.sound = AudioMuxer(self.container, audio or {}, audio_zero) if audio is not None else None
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.stream.width, self.stream.height
+        self.sound = AudioMuxer(self.container, audio, audio_zero) if audio is not None else None
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, image_bgr: np.ndarray, pts: int) -> None:
