@@ -198,11 +198,12 @@ def cmd_video(args: argparse.Namespace) -> int:
 _CLUSTER_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+|[\w.\-]+:\d+)$")
 
 
-def cmd_live(args: argparse.Namespace) -> int:
-    from .live.run import LiveJob, run_live
-
+def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``stylize live``'s flags as config keys (None: not given, the config's value stays)."""
     extra: dict[str, Any] = {
         "live.source": args.source, "live.size": args.size, "live.width": args.width, "live.height": args.height,
+        # --size pins the size: the governor is off unless a target is asked for too
+        "live.target_fps": args.target_fps if args.target_fps is not None else (0.0 if args.size is not None else None),
         "live.fps": args.fps, "live.stability": _stability(args), "live.max_frames": args.max_frames,
         "styles.strength": args.strength,
     }
@@ -225,6 +226,13 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.record is not None:
         extra["live.record"] = True
         extra["live.record_path"] = args.record or None
+    return extra
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from .live.run import LiveJob, run_live
+
+    extra = live_overrides(args)
     cfg = load_cfg(args, extra)
     return run_live(cfg, LiveJob(tuple(args.style or ()), fresh=args.fresh))
 
@@ -317,7 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("live", help="stylize a camera (or file, stream, synthetic) live in a window")
     pl.add_argument("--source", help="camera index, /dev/videoN, file, rtsp/http URL or 'synthetic'")
     pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
-    pl.add_argument("--size", type=int, default=None, help="inference short side (default 384)")
+    pl.add_argument("--size", type=int, default=None,
+                    help="inference short side, pinned (default: the governor picks it, 384 at most)")
+    pl.add_argument("--target-fps", type=float, default=None,
+                    help="frame rate the governor holds by shrinking the inference size (default: the source's, at most 30; 0 = off)")
     pl.add_argument("--strength", type=float, default=None, help="initial style strength")
     pl.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55; key t)")
     pl.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability

@@ -93,7 +93,9 @@ class LiveConfig:
     width: int = 1280  # requested capture size (cameras; read back, drivers may differ)
     height: int = 720
     fps: float = 0.0  # requested camera rate / file pacing; 0 = the source's own (synthetic: 30)
-    size: int = 384  # inference short side (never above the source's; capped by engine.max_size)
+    size: int = 384  # inference short side (never above the source's; capped by engine.max_size);
+    # with the governor on, the largest it may use
+    target_fps: Optional[float] = None  # governor: null = the source's rate (at most 30); 0 = off (size pinned)
     overlay: bool = True
     mirror: bool = False
     fullscreen: bool = False
@@ -272,6 +274,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "live.stall_s": (0.5, 3600.0, "seconds"),
     "live.reconnect_max_s": (0.5, 3600.0, "seconds"),
     "live.hang_s": (0.0, 3600.0, "seconds; 0 = off"),
+    "live.target_fps": (0.0, 240.0, "frames per second; 0 = off, null = the source's rate (at most 30)"),
     "video.size": (0, 8192, "0 = the source's own; else at least 16"),
     "video.crf": (0, 51, "lower = better; 18 looks lossless"),
     "video.stability": (0.0, 1.0, "0 = off"),

@@ -89,6 +89,22 @@ class HangingStylizer(FakeStylizer):
         return super().transfer(images, codes)
 
 
+class PixelCostStylizer(FakeStylizer):
+    """Costs time in proportion to the pixels it stylizes, like a real network: ``ms_at_384``
+    for a 384x384 frame (change it while running to simulate a machine that slows down)."""
+
+    def __init__(self, ms_at_384: float) -> None:
+        super().__init__()
+        self.ms_at_384 = ms_at_384
+        self.sizes: list[tuple[int, int]] = []
+
+    def transfer(self, images: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        h, w = images.shape[1:3]
+        self.sizes.append((w, h))
+        time.sleep(self.ms_at_384 / 1000 * images.shape[0] * (w * h) / (384 * 384))
+        return super().transfer(images, codes)
+
+
 def fake_codes(n: int = 4) -> list[np.ndarray]:
     """n clearly different style codes."""
     rng = np.random.default_rng(3)

@@ -184,6 +184,8 @@ class LiveApp:
             f"style {st['style']} ({st['style_index'] + 1}/{st['styles']})   strength {strength}"
             + (f"   stability {st['stability']:.1f}" if st["stability"] else ""),
         ]
+        if "governor" in st:
+            lines.append(f"size {st['inference_side']} for {st['target_fps']:g} fps: {st['governor']}")
         return lines
 
     def _decorate(self, picture: np.ndarray) -> np.ndarray:

@@ -36,7 +36,8 @@ from ..effects.crossfade import CodeFader
 from ..errors import UserError
 from ..io.sources import FrameSource
 from ..pipeline.stage import StylizeStage
-from ..pipeline.state import PLACEHOLDER, STREAM, STYLE, StreamState
+from ..pipeline.state import PLACEHOLDER, SIZE, STREAM, STYLE, StreamState
+from .governor import Governor
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class LivePipeline:
         motion: Optional[MotionMeter] = None,
         rest_while_idle: bool = False,
         hang_s: float = 10.0,
+        governor: Optional[Governor] = None,
     ) -> None:
         if codes is not None:  # a set of names (tests, benchmarks): its codes come here
             controller.styles.give_codes(codes)
@@ -89,6 +91,9 @@ class LivePipeline:
         self._style_index = state.style_index
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self.hang_s = hang_s  # an inference call with no result this long is a hang; 0 = not watched
+        self.governor = governor  # moves the stage's short side to hold the frame rate (None: the size is pinned)
+        if governor is not None:
+            stage.short_side = governor.short_side
         self.hangs = 0  # hung calls detected since the show started, for the status
         self._gen = 0  # inference workers started so far (the current one's number)
         self._restart_lock = threading.Lock()  # the budget is used by the inference thread (crashes) and the main thread (hangs)
@@ -238,6 +243,17 @@ class LivePipeline:
             if run.retired:
                 return
             run.out.put(Styled(frame.index, styled, frame.image, frame.t_capture, infer_s, self.styles[index].name, strength, frame.placeholder))
+            if self.governor is not None and not frame.placeholder:
+                self._govern(infer_s, run.state)
+
+    def _govern(self, infer_s: float, stream: StreamState) -> None:
+        """The governor's move, applied between frames on this thread: the next frame is stylized
+        at the new size, and the stream's temporal memory starts over (no smear across sizes); the
+        style code and strength are untouched."""
+        side = self.governor.observe(infer_s)  # type: ignore[union-attr]
+        if side is not None:
+            self.stage.short_side = side
+            stream.cut(SIZE)
 
     def _stylize(self, frame: Frame, stream: StreamState) -> tuple[np.ndarray, float, int, float]:
         index, strength = self._follow_controller(stream)

@@ -25,6 +25,7 @@ from ..io.sources import FileSource, FrameSource, open_source
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..core.motion import MotionMeter
 from .app import LiveApp
+from .governor import Governor, target_for
 from .keymap import help_lines
 from .pipeline import LivePipeline
 from .show import memory_mb, show_surfaces
@@ -95,6 +96,19 @@ def open_idle_clip(cfg: Config) -> Optional[FrameSource]:
     clip = FileSource(cfg.show.idle_clip, loop=True, pace=False)
     clip.open()
     return clip
+
+
+def open_governor(cfg: Config, source: FrameSource, controller: Controller) -> Optional[Governor]:
+    """The governor for this source (None: the size is pinned, ``live.target_fps: 0`` or ``--size``);
+    its ladder starts at ``live.size``, capped by the source's short side and ``engine.max_size``."""
+    target = target_for(cfg.live.target_fps, source.fps)
+    if target <= 0:
+        return None
+    w, h = source.size
+    top = min(cfg.live.size, min(w, h) if w and h else cfg.live.size, cfg.engine.max_size or cfg.live.size)
+    governor = Governor(top, target)
+    controller.add_status(governor.status)
+    return governor
 
 
 def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
@@ -174,13 +188,15 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
+        governor = open_governor(cfg, source, controller)
         pipeline = LivePipeline(source, stage, controller, None, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
-                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s)
+                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s, governor=governor)
         w, h = source.size
         if w and h:
             engine.stylizer.warmup(*stage.size_for(w, h))
-        log.info("source: %s; %d styles; inference %s", source.describe(), len(styles),
-                 "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}")
+        log.info("source: %s; %d styles; inference %s%s", source.describe(), len(styles),
+                 "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}",
+                 f" (governor: {governor.target_fps:g} fps)" if governor else " (pinned)")
         outputs: list[Output] = []
         camera = open_virtual_camera(cfg, *stage_view_size(source), fps=source.fps)
         if camera is not None:

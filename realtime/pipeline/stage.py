@@ -67,7 +67,7 @@ class StylizeStage:
     def __init__(self, stylizer: Stylizer, short_side: int = 0, max_size: int = 0, profile: Optional[Profile] = None) -> None:
         self.stylizer = stylizer
         self.profile = profile or Profile()
-        self.short_side = short_side
+        self.short_side = short_side  # the live governor moves it between frames, on the thread that stylizes
         self.max_size = max_size
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
