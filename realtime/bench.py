@@ -167,9 +167,12 @@ class BenchJob:
     backends: tuple[str, ...] = ("tf", "tflite")
     seconds: float = 2.0
     json: Optional[str] = None
+    target_fps: float = 0.0  # > 0: the live governor's ladder too, and the size it would hold this rate at
+    source: tuple[int, int] = (1280, 720)
 
 
-def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, json_path: Optional[str]) -> BenchJob:
+def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, json_path: Optional[str],
+                    target_fps: float = 0.0, source: str = "1280x720") -> BenchJob:
     from .errors import UserError
 
     try:
@@ -188,7 +191,34 @@ def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, jso
         raise UserError(f"--backends takes {', '.join(known)}; got {', '.join(bad) or 'nothing'}")
     if not (0.1 <= seconds <= 600) or seconds != seconds:
         raise UserError("--seconds must be 0.1..600")
-    return BenchJob(tuple(size_list), tuple(batch_list), names, seconds, json_path)
+    if not (0 <= target_fps <= 240):
+        raise UserError("--target-fps must be 0..240")
+    try:
+        (src,) = parse_sizes(source)
+    except ValueError:
+        raise UserError("--source is WxH, e.g. 1280x720") from None
+    return BenchJob(tuple(size_list), tuple(batch_list), names, seconds, json_path, target_fps, src)
+
+
+def governor_ladder(stylizer, source: tuple[int, int], target_fps: float, seconds: float) -> dict:
+    """The network's time at each rung of the live governor's ladder for a source of this size,
+    and the rung the governor would hold ``target_fps`` at (the largest whose frames keep 95% of it)."""
+    from .live.governor import DOWN_AT, ladder_below
+    from .pipeline.stage import pick_inference_size
+
+    w, h = source
+    code = np.random.default_rng(0).normal(0, 0.5, 100).astype(np.float32)
+    rows = []
+    for side in ladder_below(min(384, w, h)):
+        iw, ih = pick_inference_size(w, h, side)
+        frames = np.random.default_rng(side).integers(0, 255, (1, ih, iw, 3), dtype=np.uint8)
+        stylizer.stylize(frames, code)  # compile this size first, as the show does once
+        ms = statistics.median(timed(lambda frames=frames: stylizer.stylize(frames, code), seconds)) * 1000
+        rows.append({"side": side, "inference": f"{iw}x{ih}", "ms": round(ms, 1)})
+    budget_ms = 1000 / target_fps
+    holds = [r for r in rows if r["ms"] <= budget_ms / DOWN_AT]  # the governor's "down" needs less than 95%
+    choice = holds[0]["side"] if holds else rows[-1]["side"]
+    return {"source": f"{w}x{h}", "target_fps": target_fps, "ladder": rows, "choice": choice}
 
 
 def variant_config(cfg, name: str):
@@ -219,6 +249,11 @@ def run_bench(cfg, job: BenchJob) -> int:
     print(f"{'backend':12} {'size':>9} {'batch':>5} {'ms/frame':>9} {'fps':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for r in results:
         print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
+    if job.target_fps > 0:
+        stylizer = create_stylizer(variant_config(cfg, job.backends[0]))
+        data["governor"] = g = governor_ladder(stylizer, job.source, job.target_fps, job.seconds)
+        print(f"live governor, {job.backends[0]}, source {g['source']}: " + ", ".join(f"{r['side']} {r['ms']:.0f} ms" for r in g["ladder"]))
+        print(f"  would hold {job.target_fps:g} fps at short side {g['choice']}")
     if job.json:
         from .io.paths import atomic_write_bytes
 

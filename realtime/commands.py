@@ -248,7 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import parse_bench_job, run_bench
 
-    job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json)
+    job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json, args.target_fps, args.source)
     return run_bench(load_cfg(args), job)
 
 
@@ -380,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--backends", default="tf,tflite", help="comma-separated: tf, tf-xla, tf-mixed, tflite (fp16), tflite-int8")
     pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     pb.add_argument("--json", help="also write the results to this JSON file")
+    pb.add_argument("--target-fps", type=float, default=0.0,
+                    help="also time the live governor's ladder and say which size holds this rate (first backend)")
+    pb.add_argument("--source", default="1280x720", help="source size for --target-fps (WxH)")
     _engine_options(pb)
     pb.set_defaults(func=cmd_bench)
     return p

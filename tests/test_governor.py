@@ -145,3 +145,22 @@ def test_size_pins_and_target_zero_turns_the_governor_off(tmp_path):
     assert g.rungs[0] == 300 and g.target_fps == 20.0
     small = FakeCamera(threading.Event(), 320, 240, fps=60.0)
     assert open_governor(cfg(), small, Controller(["a"])).rungs == [240, 224, 192, 160]
+
+
+def test_bench_times_the_ladder_and_names_the_size_the_governor_would_hold(models_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "realtime", "bench", "--backends", "tflite", "--sizes", "64x64", "--seconds", "0.2",
+                        "--target-fps", "30", "--source", "320x180", "--json", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    g = json.loads(out.read_text())["governor"]
+    assert [row["side"] for row in g["ladder"]] == [180, 160] and g["ladder"][0]["inference"] == "320x180"
+    fits = [row["side"] for row in g["ladder"] if row["ms"] <= 1000 / 30 / 0.95]
+    assert g["choice"] == (fits[0] if fits else 160)
+    assert f"would hold 30 fps at short side {g['choice']}" in r.stdout
