@@ -2,7 +2,9 @@
 
 Only here do exceptions become exit codes: :class:`~realtime.errors.UserError` -> its message on
 one line and exit 2; Ctrl-C -> exit 130 and SIGTERM -> 143 after the running job has finished its
-files.  The subcommands are :mod:`realtime.commands`; where the words go, :mod:`realtime.logs`.
+files, within 2 s of the signal (threads inside one network call are not waited for, and the
+interpreter's teardown is skipped: :func:`_exit_now`).  The subcommands are
+:mod:`realtime.commands`; where the words go, :mod:`realtime.logs`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,36 @@ from .commands import build_parser
 from .errors import UserError
 
 
+#: The exit statuses of an interrupted command (Ctrl-C, SIGTERM).
+INTERRUPTED = (130, 143)
+
+
 def entry() -> int:
     """Console-script entry point: ``main`` with native stderr noise silenced unless -v."""
     argv = sys.argv[1:]
     if not any(a in ("-v", "--verbose", "-vv") or a.startswith("-vv") for a in argv):
         logs.silence_native_stderr()
-    return main(argv)
+    code = main(argv)
+    if code in INTERRUPTED:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once after Ctrl-C or SIGTERM, skipping the interpreter's teardown.
+
+    Why: by the time ``main`` returns, the job has closed its outputs (a recording finalized, a
+    partial file removed) and said so; what is left is tearing the interpreter down, which with
+    TensorFlow loaded takes a second (measured on two cores; OpenVINO 0.1-0.2 s), and threads left
+    inside one native call (see ``pipeline.video._stop_threads``).  Issue 25: exit within 2 s of the
+    signal.  Only the console entry does this; ``main`` itself returns normally (tests call it)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 class Terminated(KeyboardInterrupt):

@@ -23,7 +23,7 @@ log = logging.getLogger("realtime")
 # -- shared options ------------------------------------------------------------------------------
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
-    from .backends_table import DEVICES, backend_help
+    from .backends_table import DEVICES, backend_help, precision_help
 
     g = p.add_argument_group("engine")
     g.add_argument("--config", help="YAML config file (only the keys it changes)")
@@ -36,11 +36,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--device", help=" | ".join(DEVICES))
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
-    g.add_argument(
-        "--precision",
-        help="float32 (default) | mixed (GPU half precision) | bf16 (bfloat16 on the CPU, tf and openvino backends: "
-        "openvino about 3x faster on CPUs with AMX, slower without; lower precision, about 0.002 mean error on photos)",
-    )
+    g.add_argument("--precision", help=precision_help())
     g.add_argument("--xla", choices=("auto", "always", "never"), help="XLA-compile the transfer graph (default auto)")
     g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
     g.add_argument("--hub-handle", help="TF Hub handle or SavedModel folder for --backend hub")

@@ -64,7 +64,9 @@ class EngineConfig:
     backend: str = "auto"
     device: str = "auto"  # auto | cpu | gpu (each backend's devices: realtime/backends_table.py)
     threads: int = 0  # CPU threads for inference; 0 = all cores
-    precision: str = "float32"  # float32 | mixed (float16 compute, GPU) | bf16 (bfloat16 compute, CPU: lower precision)
+    # auto (bf16 where the backend gains from it: openvino on a CPU with AMX; else float32) | float32 |
+    # mixed (float16 compute, GPU) | bf16 (bfloat16 compute, CPU: lower precision)
+    precision: str = "auto"
     # XLA-compile the transfer graph: auto = for live and video (fixed frame size: one ~1 s
     # compile, then 10-15% faster on CPU), not for still images of many sizes | always | never
     xla: str = "auto"

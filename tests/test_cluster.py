@@ -223,6 +223,28 @@ def test_cluster_address_that_is_a_file_is_refused(tmp_path):
     assert r.returncode == 2 and "put the input files before --cluster" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_workers_on_machines_where_auto_differs_are_named(caplog):
+    """``auto`` picks per machine (openvino on CPUs, tf on GPUs), and the runtimes' pictures differ
+    slightly: the driver says so once a worker runs another engine than the first."""
+    from fakes import FakeStylizer
+
+    from realtime.cluster.pool import WorkerPool
+    from realtime.cluster.worker import engine_words
+    from realtime.config import load_config
+
+    pool = WorkerPool(load_config(None, {}), VideoJob(inputs=("a.mp4",), styles=("mosaic",)))
+    cpu, gpu = "openvino, bf16, style network openvino:p.tflite", "tf, float32, style network tflite:p.tflite"
+    with caplog.at_level(logging.WARNING, logger="realtime"):
+        pool.note_engine(cpu, "node-a")
+        pool.note_engine(cpu, "node-b")
+        assert not caplog.records
+        pool.note_engine(gpu, "gpu-1")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cluster workers differ: {gpu} on gpu-1, {cpu} on node-a; segments made by each may differ where they "
+        "meet: give --backend and --precision to run one everywhere"]
+    assert engine_words(FakeStylizer()) == "fake, ?, style network fake-v1"
+
+
 def test_cli_cluster_end_to_end_and_ray_only_with_the_flag(models_dir, tmp_path):
     src = tmp_path / "a.mp4"
     write_clip(src, frames=12, width=96, height=64, fps=12, audio=True)

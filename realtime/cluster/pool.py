@@ -57,6 +57,7 @@ class WorkerPool:
         self._load_failure = ""
         self._last_news = time.monotonic()
         self._started_ray = False
+        self.engines: dict[str, str] = {}  # what each kind of worker runs (worker.engine_words) -> a node running it
 
     # -- Ray ---------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -164,7 +165,17 @@ class WorkerPool:
             return None
         if info["error"]:
             raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
+        self.note_engine(info.get("engine", ""), info["node"])
         return float(info["load_s"])
+
+    def note_engine(self, engine: str, node: str) -> None:
+        """Warn once a worker runs another engine than the others (``auto`` chose per machine)."""
+        if engine and engine not in self.engines:
+            if self.engines:
+                first, where = next(iter(self.engines.items()))
+                log.warning("cluster workers differ: %s on %s, %s on %s; segments made by each may differ where "
+                            "they meet: give --backend and --precision to run one everywhere", engine, node, first, where)
+            self.engines[engine] = node
 
     def release_waiting(self) -> None:
         """Nothing left to hand out: free the cluster's idle and loading workers for other work."""

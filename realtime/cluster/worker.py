@@ -35,6 +35,15 @@ class Progress:
         return self.frames
 
 
+def engine_words(stylizer: Any) -> str:
+    """What decides a worker's pixels besides the job: backend, precision and style network.
+
+    Why the driver compares them: ``auto`` picks per machine (openvino on a CPU, bf16 where it has
+    AMX; tf on a GPU), and runtimes differ slightly (OpenVINO's style codes are about 1% off TF
+    Lite's), so a cluster of mixed machines would join segments that differ where they meet."""
+    return f"{stylizer.name}, {getattr(stylizer, 'precision', '?')}, style network {stylizer.style_model_id}"
+
+
 class UnitWorker:
     """One engine, its style codes and the video options; :meth:`run` stylizes one unit."""
 
@@ -47,8 +56,10 @@ class UnitWorker:
         self.progress = progress
         self.error: Optional[str] = None
         self.video: Optional[VideoStylizer] = None
+        self.engine = ""
         try:
             engine = open_engine(cfg)
+            self.engine = engine_words(engine.stylizer)
             codes = [engine.bank.code_for(s) for path in styles for s in find_style_images(path)]
             self.video = VideoStylizer(engine, codes, opts)
         except UserError as exc:  # missing model files, a style this machine cannot read: said once, by the driver
@@ -58,7 +69,8 @@ class UnitWorker:
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs, what its start cost, and why it cannot work (None when it can)."""
-        return {"pid": os.getpid(), "node": os.uname().nodename, "load_s": self.load_s, "error": self.error}
+        return {"pid": os.getpid(), "node": os.uname().nodename, "load_s": self.load_s, "error": self.error,
+                "engine": self.engine}
 
     def run(self, src: str, dst: str, span: Optional[Span]) -> VideoResult:
         """Stylize ``src`` (all of it, with sound, or ``span`` of it, video only) into ``dst``."""

@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 log = logging.getLogger(__name__)
@@ -59,14 +59,16 @@ class FrameQueue:
                         pass
 
     def get(self, timeout: Optional[float] = None) -> Any:
-        """Next item; raises Stopped if ``stop`` is set first, queue.Empty after ``timeout``."""
+        """Next item; raises Stopped once ``stop`` is set (items still queued are not handed out:
+        a stopped pipeline must not spend its shutdown encoding 16 queued frames), queue.Empty
+        after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self._stop.is_set():
+                raise Stopped()
             try:
                 return self._q.get(timeout=_poll(deadline))
             except queue.Empty:
-                if self._stop.is_set():
-                    raise Stopped() from None
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
 
@@ -139,6 +141,36 @@ class Worker(threading.Thread):
                 self._on_exit()
             except Exception:  # noqa: BLE001 - never mask the real error
                 log.debug("%s on_exit failed", self.name, exc_info=True)
+
+
+def call_interruptibly(name: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on a worker thread while the calling thread waits in :data:`POLL_S` steps; its
+    result, or its exception re-raised here.
+
+    Why: Python runs signal handlers on the main thread between bytecodes, so one long native call
+    there (a large image through the network) holds Ctrl-C and SIGTERM until it returns.  Waiting
+    here, the interrupt is raised at once; the call, which touches only what it was given, is left
+    to finish on its own while the command exits."""
+    worker = Worker(name, fn, lambda: None, threading.Event())
+    worker.start()
+    while worker.is_alive():
+        worker.join(POLL_S)
+    if worker.error is not None:
+        raise worker.error
+    return worker.result
+
+
+def join_until(workers: Sequence[Worker], timeout: float) -> list[Worker]:
+    """Join the workers within one shared ``timeout``; returns those still running.
+
+    Why a shared deadline: after Ctrl-C or SIGTERM the stop event is set and every wait gives up
+    within :data:`POLL_S`, but a worker inside one native call (a batch through the network, an
+    XLA compile) cannot be told to stop: it ends when the call returns.  The caller decides which
+    workers it may leave to finish on their own (those that hold nothing it is about to close)."""
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
+    return [w for w in workers if w.is_alive()]
 
 
 def join_all(workers: list[Worker], timeout: float = 10.0) -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-
 from ..config import Config
+from ..core.workers import call_interruptibly
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..pipeline.state import StreamState
 from ..errors import MediaError, UserError
@@ -64,7 +64,8 @@ def run_image(cfg: Config, job: ImageJob) -> int:
             check_output_file(out, job.overwrite)
             bgr = read_image(c, bgr=True)  # BGR in and out, as the stage takes frames: two colour swaps in all
             state = StreamState()  # each image is its own stream: its own content code for the strength
-            result = stage([bgr], stage.strengthen(state, code, strength, bgr), state)[0]
+            # on a worker thread: Ctrl-C and SIGTERM need not wait for a large image's network call
+            result = call_interruptibly("image", lambda: stage([bgr], stage.strengthen(state, code, strength, bgr), state)[0])
             write_image(out, result, overwrite=job.overwrite, bgr=True)
             w, h = stage.size_for(bgr.shape[1], bgr.shape[0])
             log.info("%s -> %s (inference %dx%d, style %s)", c, out, w, h, style.name)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import Config
 from ..core.profile import Profile
-from ..core.workers import EOS, FrameQueue, Worker, join_all
+from ..core.workers import EOS, FrameQueue, Worker, join_all, join_until
 from ..errors import MediaError
 from ..io.media.audio import plan_audio
 from ..io.media.decode import VideoFile, seek_to
@@ -40,6 +40,12 @@ from .state import StreamState
 from .video_threads import EncodeSettings, Encoded, Infer, Window, decode, encode, finish
 
 log = logging.getLogger(__name__)
+
+#: After Ctrl-C or SIGTERM, how long the run waits for a thread inside the network (issue 25: the
+#: command exits within 2 s; the rest is the temp file's removal and the interpreter's exit).
+STOP_GRACE_S = 0.5
+#: How long a new run waits for the threads an interrupted one left (one network call each).
+ABANDONED_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -126,11 +132,21 @@ class VideoStylizer:
         self.engine = engine
         self.codes = list(codes)
         self.opts = opts
+        # Threads an interrupted run did not wait for (one call through the network each): the
+        # stylizer is not thread-safe, so the next run waits for them first.
+        self.abandoned: list[Worker] = []
+
+    def _wait_for_abandoned(self) -> None:
+        left = join_until(self.abandoned, ABANDONED_WAIT_S)
+        if left:
+            raise MediaError(f"the interrupted run's {left[0].name} has not returned in {ABANDONED_WAIT_S:.0f} s")
+        self.abandoned = []
 
     def run(self, src: Path, dst: Path, on_progress: Optional[Callable[[int], None]] = None, overwrite: bool = False,
             span: Optional[Span] = None) -> VideoResult:
         """Stylize ``src`` into ``dst``; an existing ``dst`` is an error unless ``overwrite``.
         With ``span``, only that part of ``src``, video only (a cluster segment)."""
+        self._wait_for_abandoned()
         opts = dataclasses.replace(self.opts, span=span) if span is not None else self.opts
         src, dst = Path(src), Path(dst)
         check_output_file(dst, overwrite)
@@ -182,6 +198,7 @@ def _run(job: VideoStylizer, opts: VideoOptions, reader: VideoFile, writer: H264
         Worker("encoder", lambda: encode(writer, settings, q_out, progress, profiles["encoder"]), lambda: None, stop),
     ]
     t_start, cpu_start = time.perf_counter(), time.process_time()
+    interrupted = False
     try:
         for w in workers:
             w.start()
@@ -193,10 +210,12 @@ def _run(job: VideoStylizer, opts: VideoOptions, reader: VideoFile, writer: H264
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise write_error(exc, writer.dst) or MediaError(f"{src}: {type(exc).__name__}: {exc}") from None
         _report(progress, on_progress)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI's Terminated)
+        interrupted = True
+        raise
     finally:
         stop.set()
-        for w in workers:
-            w.join(10)
+        _stop_threads(job, workers, interrupted)
     done: Encoded = workers[-1].result
     profile = Profile.merged(infer.prof, *profiles.values())
     result = VideoResult(
@@ -208,6 +227,30 @@ def _run(job: VideoStylizer, opts: VideoOptions, reader: VideoFile, writer: H264
     if result.frames == 0:
         raise MediaError(f"{src}: no video frames decoded" + (" in the chosen --start/--end range" if window.lo or window.hi is not None else ""))
     return result
+
+
+def _stop_threads(job: "VideoStylizer", workers: list[Worker], interrupted: bool) -> None:
+    """Wait for the threads after the stop event is set; after Ctrl-C or SIGTERM, briefly.
+
+    Why not always wait: the inference thread may be inside one batch through the network (1.2 s
+    for four 720p frames on two cores, seconds under load, longer in TensorFlow's first XLA
+    compile), and nothing can interrupt it; the SIGTERM exit took 10.7 s that way.  Interrupted,
+    the decoder and the encoder are still waited for (they hold the reader and the writer, which
+    the caller closes next, and each of their calls is one packet or one frame), but the inference
+    and finisher threads only for :data:`STOP_GRACE_S`: they touch only the network, the stream
+    state and the queues, and end by themselves when their call returns (the stop event is set).
+    The next run of the same :class:`VideoStylizer` waits for them before using the network."""
+    if not interrupted:
+        for w in workers:
+            w.join(10)
+        return
+    t = time.perf_counter()
+    decoder, inference, finisher, encoder = workers
+    left = join_until([decoder, encoder, inference, finisher], STOP_GRACE_S)
+    join_until([decoder, encoder], 10)
+    job.abandoned += [w for w in left if w in (inference, finisher)]
+    log.debug("threads stopped in %.2f s after the interrupt%s", time.perf_counter() - t,
+              f"; left to end on their own: {', '.join(w.name for w in left)}" if left else "")
 
 
 def _report(progress: "queue.SimpleQueue[int]", on_progress: Optional[Callable[[int], None]]) -> None:

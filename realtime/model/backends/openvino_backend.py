@@ -6,10 +6,11 @@ here) and holds far less memory, which is what a single ``stylize image`` and sm
 boxes need.  It runs float32 and matches the ``tf`` backend within 4e-4 (the tests hold it to the
 project's 2e-3).  ``--precision bf16`` runs the transfer network in bfloat16 where the CPU has it:
 3.2-3.4x faster with AMX (a 16-core Xeon with AMX, 2-4 threads: 684x384 74 -> 22 ms), slower with
-AVX512-BF16 alone (our 2-core CI VM: 0.8x).  It is a lower-precision mode the user picks, never
-chosen by itself: 0.002 mean and 0.06-0.1 max abs from float32 on real photos, and on flat
-gradients, where the network amplifies tiny differences into texture, other (equally plausible)
-texture.  The style network always runs float32, so style codes stay shared.
+AVX512-BF16 alone (our 2-core CI VM: 0.8x).  So ``--precision auto`` (the default) picks it on
+AMX only, and the start-up line says so; ``--precision float32`` opts out.  It is a lower
+precision: 0.002 mean and 0.06-0.1 max abs from float32 on real photos, and on flat gradients,
+where the network amplifies tiny differences into texture, other (equally plausible) texture.  The
+style network always runs float32, so style codes do not depend on the transfer precision.
 
 The transfer file stores its three upsampling sizes as constants (384x384), so reshaping alone would
 still output 384x384: per inference size we replace those constants in the OpenVINO graph, reshape
@@ -89,7 +90,7 @@ class OpenVINOStylizer(Stylizer):
         self.precision = "bf16" if precision == "bf16" and has_bf16 else "float32"
         self.threads = threads or os.cpu_count() or 1
         self._config = {
-            # float32 unless the user picks bf16: never a lower precision behind the user's back
+            # float32 unless bf16 was asked for, or chosen by --precision auto on AMX (said at start-up)
             "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": self.threads,
