@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from realtime.jobs import bench  # noqa: E402
+from realtime import bench  # noqa: E402
 
 log = logging.getLogger("full_model")
 

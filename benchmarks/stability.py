@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from realtime.jobs import bench  # noqa: E402
+from realtime import bench  # noqa: E402
 
 log = logging.getLogger("stability")
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from realtime.jobs import bench  # noqa: E402
+from realtime import bench  # noqa: E402
 from video_speed import source_frames  # noqa: E402  (this folder is on sys.path when run as a script)
 
 log = logging.getLogger("x264_presets")
