@@ -49,9 +49,11 @@ def test_uint8_path_batches_and_per_frame_codes(ov_stylizer):
     assert np.abs(out.astype(np.float32) - np.clip(floats * 255 + 0.5, 0, 255).astype(np.uint8)).max() <= 1
     one = ov_stylizer.stylize(frames[1:], b)
     assert np.abs(one[0].astype(int) - out[1]).max() <= 1
-    for w in (64, 72, 80, 88):  # sizes come and go; only the newest few stay compiled
+    for w in (64, 72, 80, 88):  # sizes come and go; only the newest stays compiled
         ov_stylizer.stylize(np.zeros((1, 48, w, 3), np.uint8), a)
-    assert len(ov_stylizer._compiled) <= 3
+    assert list(ov_stylizer._compiled) == [(True, 1, 48, 88)]
+    ov_stylizer.stylize(np.zeros((3, 48, 88, 3), np.uint8), a)  # a video's last, shorter batch: both kept
+    assert list(ov_stylizer._compiled) == [(True, 1, 48, 88), (True, 3, 48, 88)]
 
 
 def test_style_codes_agree_with_tflite_within_int8_rounding(ov_stylizer, tf_stylizer):

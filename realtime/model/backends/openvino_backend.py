@@ -15,7 +15,7 @@ style network always runs float32, so style codes do not depend on the transfer 
 The transfer file stores its three upsampling sizes as constants (384x384), so reshaping alone would
 still output 384x384: per inference size we replace those constants in the OpenVINO graph, reshape
 to a static [B,H,W,3], move the uint8 -> float and float -> uint8 conversions into the graph, and
-compile (kept in a small cache of sizes; compiled blobs also go to OpenVINO's on-disk cache, so the
+compile (the newest frame size kept compiled, see MAX_COMPILED; compiled blobs also go to OpenVINO's on-disk cache, so the
 next start skips most of the compile).
 """
 
@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 
 CONTENT_INPUT = "content_image"
 CODE_INPUT = "mobilenet_conv/Conv/BiasAdd"
-MAX_COMPILED = 3  # sizes kept compiled (live uses one, video one, images a few)
+# Compiled transfer networks kept: one frame size (a new size drops the others: the live governor's
+# moves took peak memory to 389 MB when three sizes stayed, 267 MB with one; a move back hits the
+# on-disk cache), in up to two batch sizes (a video's batches and its last, shorter one).
+MAX_COMPILED = 2
 
 
 def lean_malloc() -> None:
@@ -134,10 +137,12 @@ class OpenVINOStylizer(Stylizer):
         if compiled is not None:
             self._compiled.move_to_end(key)
             return compiled
+        for other in [k for k in self._compiled if k[2:] != (height, width)]:  # room first: the compile is the peak
+            del self._compiled[other]
+        while len(self._compiled) >= MAX_COMPILED:
+            self._compiled.popitem(last=False)
         compiled = self._core.compile_model(self._build(uint8, batch, height, width), "CPU", self._config)
         self._compiled[key] = compiled
-        while len(self._compiled) > MAX_COMPILED:
-            self._compiled.popitem(last=False)
         log.debug("openvino: compiled the transfer network for %dx%d batch %d", width, height, batch)
         return compiled
 
