@@ -164,7 +164,7 @@ class BenchJob:
 
     sizes: tuple[tuple[int, int], ...] = ((384, 384), (640, 480))
     batches: tuple[int, ...] = (1,)
-    backends: tuple[str, ...] = ("tf", "tflite")
+    backends: tuple[str, ...] = ("openvino",)
     seconds: float = 2.0
     json: Optional[str] = None
     target_fps: float = 0.0  # > 0: the live governor's ladder too, and the size it would hold this rate at
@@ -184,11 +184,11 @@ def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, jso
         raise UserError("benchmark sizes must be multiples of 4, at least 16")
     if any(not 1 <= b <= 64 for b in batch_list):
         raise UserError("--batches must be 1..64")
-    names = tuple(n.strip() for n in backends.split(",") if n.strip())
-    known = ("tf", "tf-xla", "tf-mixed", "tf-xla-mixed", "tf-mixed-xla", "tflite", "tflite-fp16", "tflite-int8")
+    names = installed_variants() if backends.strip() == "installed" else tuple(n.strip() for n in backends.split(",") if n.strip())
+    known = variant_names()
     bad = [n for n in names if n not in known]
     if bad or not names:
-        raise UserError(f"--backends takes {', '.join(known)}; got {', '.join(bad) or 'nothing'}")
+        raise UserError(f"--backends takes installed or {', '.join(known)}; got {', '.join(bad) or 'nothing'}")
     if not (0.1 <= seconds <= 600) or seconds != seconds:
         raise UserError("--seconds must be 0.1..600")
     if not (0 <= target_fps <= 240):
@@ -221,16 +221,41 @@ def governor_ladder(stylizer, source: tuple[int, int], target_fps: float, second
     return {"source": f"{w}x{h}", "target_fps": target_fps, "ladder": rows, "choice": choice}
 
 
+def variant_names() -> tuple[str, ...]:
+    """Every benchmark variant, from the backends table: each backend at float32, and with each
+    other precision it honours (``openvino-bf16``, ``tf-mixed``); tf with XLA, tflite's int8 file."""
+    from .backends_table import BACKENDS
+
+    names: list[str] = []
+    for spec in BACKENDS.values():
+        names += [spec.name, *(f"{spec.name}-{p}" for p in spec.precisions if p != "float32")]
+    return (*names, "tf-xla", "tf-xla-mixed", "tf-mixed-xla", "tflite-fp16", "tflite-int8")
+
+
+def installed_variants() -> tuple[str, ...]:
+    """``--backends installed``: every installed backend of the lite model at float32, and in
+    bf16 where this CPU has AMX and the backend honours it (what ``--precision auto`` would run)."""
+    from .backends_table import BACKENDS, missing_modules
+    from .model.backends.base import cpu_bf16
+
+    amx = cpu_bf16() == "amx"
+    out: list[str] = []
+    for spec in BACKENDS.values():
+        if spec.model == "lite" and not missing_modules(spec.name):
+            out += [spec.name] + ([f"{spec.name}-bf16"] if amx and "bf16" in spec.precisions else [])
+    return tuple(out)
+
+
 def variant_config(cfg, name: str):
-    """The config for a benchmark variant name such as ``tf-xla`` or ``tflite-int8``."""
+    """The config for a benchmark variant name such as ``tf-xla``, ``openvino-bf16`` or
+    ``tflite-int8``: a measurement says what it measures, so the precision is never ``auto``."""
     import dataclasses
 
     backend, _, variant = name.partition("-")
-    engine = dataclasses.replace(
-        cfg.engine, backend=backend, xla="always" if "xla" in variant else "never",
-        precision="mixed" if "mixed" in variant else cfg.engine.precision,
-    )
-    models = dataclasses.replace(cfg.models, transfer=variant) if backend == "tflite" and variant else cfg.models
+    precision = next((p for p in ("bf16", "mixed") if p in variant), "float32")
+    engine = dataclasses.replace(cfg.engine, backend=backend, xla="always" if "xla" in variant else "never",
+                                 precision=precision)
+    models = dataclasses.replace(cfg.models, transfer=variant) if backend == "tflite" and variant in ("fp16", "int8") else cfg.models
     return dataclasses.replace(cfg, engine=engine, models=models)
 
 
@@ -249,10 +274,11 @@ def run_bench(cfg, job: BenchJob) -> int:
     print(f"{'backend':12} {'size':>9} {'batch':>5} {'ms/frame':>9} {'fps':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for r in results:
         print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
-    if job.target_fps > 0:
-        stylizer = create_stylizer(variant_config(cfg, job.backends[0]))
+    if job.target_fps > 0:  # with the engine the show would run (the config's: auto unless told)
+        stylizer = create_stylizer(cfg)
         data["governor"] = g = governor_ladder(stylizer, job.source, job.target_fps, job.seconds)
-        print(f"live governor, {job.backends[0]}, source {g['source']}: " + ", ".join(f"{r['side']} {r['ms']:.0f} ms" for r in g["ladder"]))
+        g["backend"] = stylizer.name
+        print(f"live governor, {stylizer.name}, source {g['source']}: " + ", ".join(f"{r['side']} {r['ms']:.0f} ms" for r in g["ladder"]))
         print(f"  would hold {job.target_fps:g} fps at short side {g['choice']}")
     if job.json:
         from .io.paths import atomic_write_bytes

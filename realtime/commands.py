@@ -373,11 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bench", help="measure model throughput on this machine")
     pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
     pb.add_argument("--batches", default="1", help="comma-separated batch sizes")
-    pb.add_argument("--backends", default="tf,tflite", help="comma-separated: tf, tf-xla, tf-mixed, tflite (fp16), tflite-int8")
+    pb.add_argument("--backends", default="installed",
+                    help="installed (every installed backend; bf16 too on CPUs with AMX), or comma-separated: "
+                         "tf, tf-xla, tf-mixed, tflite (fp16), tflite-int8, openvino, openvino-bf16, hub")
     pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     pb.add_argument("--json", help="also write the results to this JSON file")
     pb.add_argument("--target-fps", type=float, default=0.0,
-                    help="also time the live governor's ladder and say which size holds this rate (first backend)")
+                    help="also time the live governor's ladder with the show's engine and say which size holds this rate")
     pb.add_argument("--source", default="1280x720", help="source size for --target-fps (WxH)")
     _engine_options(pb)
     pb.set_defaults(func=cmd_bench)

@@ -212,3 +212,26 @@ def test_a_new_row_reaches_help_auto_and_the_model_flag(monkeypatch):
     assert "onnx: ONNX Runtime on the CPU" in table.backend_help()
     assert table.backends_for_model("lite")[:2] == ("auto", "onnx")
     assert table.choose_auto("auto", "auto", False) == "onnx"
+
+
+def test_bench_variants_come_from_the_table_and_say_their_precision(monkeypatch):
+    from realtime import bench
+    from realtime.config import load_config
+    from realtime.errors import UserError
+    from realtime.model.backends import base
+
+    names = bench.variant_names()
+    assert {"openvino", "openvino-bf16", "tf-mixed", "tflite-int8", "tf-xla"} <= set(names)
+    monkeypatch.setattr(base, "cpu_bf16", lambda: "amx")
+    with_amx = bench.parse_bench_job("64x64", "1", "installed", 0.2, None).backends
+    monkeypatch.setattr(base, "cpu_bf16", lambda: "avx512")
+    without = bench.parse_bench_job("64x64", "1", "installed", 0.2, None).backends
+    assert "openvino" in without and "openvino-bf16" not in without and "openvino-bf16" in with_amx
+    assert not [n for n in without if n.startswith("hub")]  # the full model only when asked for
+    cfg = load_config(None, {})  # precision auto: a measurement never says "auto"
+    got = {n: (c.engine.backend, c.engine.precision, c.engine.xla, c.models.transfer)
+           for n in ("openvino", "openvino-bf16", "tf-xla-mixed", "tflite-int8") for c in [bench.variant_config(cfg, n)]}
+    assert got == {"openvino": ("openvino", "float32", "never", "fp16"), "openvino-bf16": ("openvino", "bf16", "never", "fp16"),
+                   "tf-xla-mixed": ("tf", "mixed", "always", "fp16"), "tflite-int8": ("tflite", "float32", "never", "int8")}
+    with pytest.raises(UserError, match="--backends takes installed or"):
+        bench.parse_bench_job("64x64", "1", "openvino-int4", 0.2, None)
