@@ -261,13 +261,19 @@ def variant_config(cfg, name: str):
 
 def run_bench(cfg, job: BenchJob) -> int:
     """``stylize bench``: model throughput of the chosen backends on this machine."""
+    from .backends_table import BACKENDS
     from .model.backends import create_stylizer
 
     sizes, batches = list(job.sizes), list(job.batches)
     mm = matmul_gflops()
     log.info("matrix multiply: %.0f GFLOP/s (float32, this machine)", mm)
     results: list[ModelResult] = []
+    device = cfg.engine.device
     for name in job.backends:
+        spec = BACKENDS[name.partition("-")[0]]
+        if device != "auto" and device not in spec.devices:  # --device gpu: the CPU-only ones are left out
+            log.info("%s: skipped (runs on %s, not %s)", name, ", ".join(spec.devices), device)
+            continue
         stylizer = create_stylizer(variant_config(cfg, name))
         results += bench_model(stylizer, name, sizes, batches, job.seconds, mm)
     data = {"env": environment(), "matmul_gflops": round(mm, 1), "model": [asdict(r) for r in results]}
