@@ -139,9 +139,13 @@ def test_installation_config_runs_a_kiosk_show(models_dir, xvfb, tmp_path):
                 os.environ.pop("DISPLAY")
             else:
                 os.environ["DISPLAY"] = saved
-        shot = grab(xvfb, 0, 0, 1024, 768, tmp_path)
         from realtime.io.images import write_image
 
+        for _ in range(40):  # the first stylized frames: seconds on a loaded machine (each size compiled once)
+            shot = grab(xvfb, 0, 0, 1024, 768, tmp_path)
+            if shot.std() > 10:
+                break
+            time.sleep(0.5)
         write_image(tmp_path / "kiosk.png", shot)
         assert shot.std() > 10, "screen is blank"
         pattern = pattern_frame(0, 1024, 768).astype(int)
