@@ -213,21 +213,30 @@ def pytest_collection_modifyitems(config, items):
 def signal_when_file_appears(args: list[str], folder: Path, pattern: str, sig: int, settle_s: float = 0.5):
     """Run ``python -m realtime ARGS``; once ``folder/pattern`` exists (the job's temp output), wait
     ``settle_s`` and send ``sig``.  Returns (exit code, stderr)."""
+    code, err, _ = signal_and_time(args, folder, pattern, sig, settle_s)
+    return code, err
+
+
+def signal_and_time(args: list[str], folder: Path, pattern: str, sig: int, settle_s: float = 0.5, appear_s: float = 120.0):
+    """:func:`signal_when_file_appears`, also returning the seconds from the signal to the exit."""
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + appear_s
         while not list(folder.glob(pattern)) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert list(folder.glob(pattern)), f"{pattern} never appeared: {proc.communicate()[1] if proc.poll() is not None else ''}"
         time.sleep(settle_s)
+        assert proc.poll() is None, "the run ended before the signal: make it longer"
+        t0 = time.monotonic()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return proc.returncode, err
+    return proc.returncode, err, elapsed

@@ -8,15 +8,11 @@ load, with TensorFlow's XLA compile) and must now leave it to finish on its own.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import signal_and_time
 
 from realtime.io.synthetic import write_clip
 
@@ -30,35 +26,11 @@ def clip720(tmp_path_factory) -> Path:
     return p
 
 
-def interrupt(args: list[str], folder: Path, pattern: str, sig: int, settle_s: float) -> tuple[int, str, float]:
-    """Run ``python -m realtime ARGS``; ``settle_s`` after ``folder/pattern`` (the job's temp
-    output) appears, send ``sig``.  Returns (exit status, stderr, seconds from the signal to the exit)."""
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 120
-        while not list(folder.glob(pattern)) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        assert list(folder.glob(pattern)), f"{pattern} never appeared: {proc.communicate()[1] if proc.poll() is not None else ''}"
-        time.sleep(settle_s)
-        assert proc.poll() is None, "the run ended before the signal: make it longer"
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        proc.wait(60)
-        elapsed = time.monotonic() - t0
-        err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err, elapsed
-
-
 @pytest.mark.parametrize("sig, status, words", [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted")])
 def test_video_exits_within_2_s_while_the_network_is_busy(models_dir, clip720, tmp_path, sig, status, words):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    code, err, elapsed = interrupt(["-v", "video", clip720, "-o", out_dir / "out.mp4", "--style", "waves", "--batch", "16",
+    code, err, elapsed = signal_and_time(["-v", "video", clip720, "-o", out_dir / "out.mp4", "--style", "waves", "--batch", "16",
                                     "--quiet"], out_dir, ".out.*", sig, settle_s=1.5)
     assert code == status and words in err and "Traceback" not in err, err
     assert list(out_dir.iterdir()) == []  # no partial file
@@ -69,7 +41,7 @@ def test_live_exits_within_2_s_with_its_recording_finished(models_dir, clip720, 
     rec_dir = tmp_path / "rec"
     rec_dir.mkdir()
     rec = rec_dir / "show.mp4"
-    code, err, elapsed = interrupt(["live", "--source", clip720, "--headless", "--size", "720", "--style", "waves",
+    code, err, elapsed = signal_and_time(["live", "--source", clip720, "--headless", "--size", "720", "--style", "waves",
                                     "--fresh", "--record", rec], rec_dir, ".show.*", signal.SIGTERM, settle_s=1.5)
     assert code == 143 and "terminated" in err and "Traceback" not in err, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))  # finalized, no temp file left
