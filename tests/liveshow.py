@@ -73,7 +73,7 @@ class Show:
         self.keys = keys or QueuedKeys()
         self.app = LiveApp(self.pipeline, opts, keys=self.keys, outputs=[self.preview])
         self.server = WebServer("127.0.0.1", 0)
-        self.web = build_app(self.controller, TOKEN, self.preview, self.library, tmp_path / "snaps")
+        self.web = build_app(self.controller, TOKEN, self.preview, self.library)
         self.server.start(self.web)
         self.url = f"http://127.0.0.1:{self.server.port}"
         self.error: list[BaseException] = []

@@ -152,7 +152,7 @@ def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, co
     preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
     controller.add_status(preview.status)
     library = StyleLibrary(controller, Path(cfg.styles.dir), code_for, int(web.upload_mb * 1024 * 1024))
-    server.start(build_app(controller, token, preview, library, Path(cfg.live.snapshot_dir)))
+    server.start(build_app(controller, token, preview, library))
     print_access(server.url(token), qr=not is_loopback(server.host))
     return preview
 

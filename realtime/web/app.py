@@ -222,7 +222,6 @@ def build_app(
     token: str,
     preview: Optional[MjpegPreview] = None,
     library: Optional[StyleLibrary] = None,
-    snapshot_dir: Optional[Path] = None,
 ) -> Starlette:
     """The ASGI app for one show: the route table over :class:`_Handlers`."""
     h = _Handlers(controller, token, preview, library)
