@@ -71,8 +71,8 @@ def test_style_network_is_compiled_only_when_a_code_is_needed(models_dir, tmp_pa
     ov = OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], cache_dir=tmp_path)
     frames = np.ascontiguousarray(content_image(64, 48)[None])
     assert ov.stylize(frames, np.zeros(100, np.float32)).shape == (1, 48, 64, 3)
-    assert ov._predict is None
-    assert _code(ov).shape == (100,) and ov._predict is not None
+    assert ov._predictor.compiled is None
+    assert _code(ov).shape == (100,) and ov._predictor.compiled is not None
 
 
 def _gpu_driver() -> bool:
