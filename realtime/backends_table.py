@@ -41,7 +41,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "tensorflow": ("TensorFlow", "tensorflow"),
     "tensorflow_hub": ("TensorFlow Hub", "tensorflow-hub"),
     "openvino": ("OpenVINO", "openvino"),
-    "torch": ("PyTorch", "'realtime[gpu]'"),  # the extra: torch's CUDA build on Linux/Windows, MPS on macOS
+    "torch": ("PyTorch", "'realtime[gpu]'"),  # the extra: PyPI's torch is the CUDA build on Linux, MPS on macOS
 }
 
 

@@ -51,8 +51,8 @@ def _apple_silicon() -> bool:
 
 
 #: How to get PyTorch's CUDA build where the installed one is CPU-only (said once, as a warning).
-CUDA_TORCH_HINT = ("pip install --force-reinstall 'torch>=2.11' (PyPI's Linux and Windows wheels are CUDA builds; "
-                   "or pick the CUDA version at https://pytorch.org/get-started/locally/)")
+CUDA_TORCH_HINT = ("pip install --force-reinstall 'torch>=2.11' (PyPI's Linux wheels are CUDA builds; on Windows, "
+                   "or for another CUDA version, see https://pytorch.org/get-started/locally/)")
 
 
 @functools.lru_cache(maxsize=None)
