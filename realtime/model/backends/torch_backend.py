@@ -54,6 +54,11 @@ AUTO_GPU_HALF = "mixed"
 #: batch of several chunks overlaps uploading chunk n+1 with computing chunk n.  To be revisited
 #: with the GPU benchmark.
 CHUNK_PIXELS = 1 << 20
+#: ``torch.compile``'s mode where it is used (CUDA, Triton installed, ``engine.xla`` auto for live and
+#: video or always): "default" fuses the instance norms and activations into Triton kernels (the
+#: network is memory-bound); CUDA graphs are captured by this module, so not "reduce-overhead".
+#: To be revisited with the GPU benchmark ("max-autotune-no-cudagraphs" compiles far longer).
+COMPILE_MODE = "default"
 #: Frame sizes whose buffers and CUDA graphs are kept: the newest size (the live governor's moves
 #: drop the others), in up to two chunk sizes (a batch's chunks and the last, shorter one).
 MAX_RUNNERS = 2
@@ -258,7 +263,7 @@ class TorchStylizer(Stylizer):
         self._compiled: Optional[Callable[..., torch.Tensor]] = None
         if cuda and jit:
             if installed("triton"):
-                self._compiled = torch.compile(self.net.forward_uint8, dynamic=False)
+                self._compiled = torch.compile(self.net.forward_uint8, mode=COMPILE_MODE, dynamic=False)
             else:
                 log.info("torch: no Triton, so no torch.compile; the network runs eagerly (cuDNN)")
         self._runners: OrderedDict[tuple[int, int, int], _Runner] = OrderedDict()
@@ -431,8 +436,8 @@ class TorchStylizer(Stylizer):
         return pin_out.numpy().copy()  # the pinned buffer is reused by the next call
 
     def warmup(self, width: int, height: int, batch: int = 1) -> None:
-        """Run the size twice: the first call finds cuDNN's kernels (and compiles), the second
-        captures the CUDA graphs, so the first real frame runs at full speed."""
+        """Run the size three times: the first call finds cuDNN's kernels (and compiles), the next
+        two capture the CUDA graphs of the two slots, so the first real frame runs at full speed."""
         frames = np.zeros((batch, height, width, 3), np.uint8)
         for _ in range(3 if self.use_graphs else 1):
             self.stylize(frames, np.zeros(CODE_SIZE, np.float32))
