@@ -20,22 +20,28 @@ Adding a backend: a :class:`BackendSpec` row here, a ``@factory("name")`` functi
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
-#: Every ``engine.device`` value; ``auto`` = the best the backend has.
+#: Every ``engine.device`` kind; ``auto`` = the best the backend has.  ``gpu:N`` (the Nth GPU,
+#: counted from 0) is also accepted: see :func:`valid_device` and :func:`device_kind`.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
+DEVICE_HELP = "auto | cpu | gpu | gpu:N (the Nth GPU, from 0, where there are several: torch and tf)"
 #: Every ``engine.precision`` value; ``auto`` = bf16 where the backend asks for it on a CPU with AMX
 #: (:attr:`BackendSpec.bf16_on_amx`), float32 everywhere else.
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed", "bf16")
 #: How a device is named in messages, and what it needs beyond the backend.
 DEVICE_WORDS: dict[str, str] = {"cpu": "the CPU", "gpu": "a GPU"}
-DEVICE_NEEDS: dict[str, str] = {"gpu": "TensorFlow with CUDA"}
+DEVICE_NEEDS: dict[str, str] = {"gpu": "PyTorch with CUDA or MPS: pip install 'realtime[gpu]'"}
 #: Python module -> (name in messages, pip requirement).
 MODULES: dict[str, tuple[str, str]] = {
     "tensorflow": ("TensorFlow", "tensorflow"),
     "tensorflow_hub": ("TensorFlow Hub", "tensorflow-hub"),
     "openvino": ("OpenVINO", "openvino"),
+    "torch": ("PyTorch", "'realtime[gpu]'"),  # the extra: PyPI's torch is the CUDA build on Linux, MPS on macOS
 }
 
 
@@ -57,6 +63,10 @@ class BackendSpec:
     # --precision auto runs bf16 on CPUs with AMX (matrix tiles): measured 3.4x faster there with
     # OpenVINO, but slower on AVX512-BF16 alone (0.8x), and not measured with TensorFlow on AMX.
     bf16_on_amx: bool = False
+    # auto picks it for a GPU only where the backend itself sees one (the factory asks it: a GPU
+    # framework can be installed as a CPU-only build); and --precision auto is left to the backend,
+    # which knows the device it got (torch: half precision on a GPU, float32 on the CPU).
+    probes_gpu: bool = False
 
 
 #: The backends, in the order help and messages list them.
@@ -73,16 +83,41 @@ BACKENDS: dict[str, BackendSpec] = {
                     model="full"),
         BackendSpec("openvino", "the TF Lite files on OpenVINO (CPU, no TensorFlow: fast start, small memory, bf16)",
                     needs=("openvino",), devices=("cpu",), precisions=("float32", "bf16"), auto="cpu", bf16_on_amx=True),
+        BackendSpec("torch", "the TF Lite weights on PyTorch (NVIDIA CUDA or Apple MPS GPUs in half precision, uint8 "
+                    "across the bus, CUDA graphs; the CPU as a last resort); no TensorFlow",
+                    needs=("torch",), devices=("cpu", "gpu"), precisions=("float32", "mixed", "bf16"), auto="gpu",
+                    probes_gpu=True),
     )
 }
-AUTO_DESCRIPTION = ("openvino on a CPU, for live, video and images alike (no TensorFlow: about 1 s to the first frame "
-                    "instead of 4-10 s, a third of the memory); tf for --device gpu or where an NVIDIA driver is "
-                    "loaded, and where OpenVINO is not installed")
-PRECISION_DESCRIPTION = ("auto (default: bf16 with openvino on CPUs with AMX, about 3x faster at about 0.002 mean "
-                         "error on photos; float32 elsewhere) | float32 (full precision: opts out of bf16) | mixed (GPU half "
-                         "precision) | bf16 (bfloat16 on the CPU, tf and openvino: lower precision, slower without AMX)")
+AUTO_DESCRIPTION = ("torch where PyTorch is installed and sees a CUDA or Apple MPS GPU; else openvino on a CPU, for "
+                    "live, video and images alike (no TensorFlow: about 1 s to the first frame instead of 4-10 s, a "
+                    "third of the memory); tf for --device gpu or where an NVIDIA driver is loaded without a "
+                    "CUDA-enabled PyTorch, and where OpenVINO is not installed")
+PRECISION_DESCRIPTION = ("auto (default: half precision with torch on a GPU; bf16 with openvino on CPUs with AMX, about "
+                         "3x faster at about 0.002 mean error on photos; float32 elsewhere) | float32 (full precision: "
+                         "opts out of both) | mixed (GPU half precision: float16) | bf16 (bfloat16: on a GPU with torch, "
+                         "on the CPU with tf and openvino: lower precision, slower on CPUs without AMX)")
 #: The values ``engine.backend`` takes.
 BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
+
+
+_GPU_N = re.compile(r"gpu:(\d{1,3})")
+
+
+def valid_device(device: str) -> bool:
+    """An ``engine.device`` value: one of :data:`DEVICES`, or ``gpu:N``."""
+    return device in DEVICES or bool(_GPU_N.fullmatch(str(device)))
+
+
+def device_kind(device: str) -> str:
+    """``auto``, ``cpu`` or ``gpu`` (``gpu:N`` is a GPU): what the table's ``devices`` list."""
+    return "gpu" if _GPU_N.fullmatch(str(device)) else device
+
+
+def device_index(device: str) -> Optional[int]:
+    """The N of ``gpu:N``; None for any other value (the backend's default GPU)."""
+    m = _GPU_N.fullmatch(str(device))
+    return int(m.group(1)) if m else None
 
 
 def _check_table() -> None:
@@ -109,31 +144,50 @@ def missing_modules(name: str) -> list[str]:
     return [m for m in BACKENDS[name].needs if not installed(m)]
 
 
-def choose_auto(device: str, precision: str, gpu_present: bool) -> str:
-    """``auto``'s backend, the same for live, video and still images: on a CPU (no ``--device
-    gpu``, and with ``--device auto`` no NVIDIA driver loaded) the first installed "cpu" one that
-    honours the precision (``openvino``: it never imports TensorFlow, which costs 4-10 s to the
-    first frame and 600 MB), else the first installed "gpu" one (``tf``: the GPU path), else any
-    installed auto candidate (the only runtime there), else the first "gpu" one (whose missing
-    module is then the error).  ``gpu_present`` is asked without importing TensorFlow."""
+def choose_auto(device: str, precision: str, gpu_present: bool, maybe_gpu: bool = False,
+                sees_gpu: Callable[[str], bool] = lambda name: False) -> str:
+    """``auto``'s backend, the same for live, video and still images.
+
+    1. Where a GPU may be there (``--device gpu[:N]``, or with ``--device auto`` an NVIDIA driver
+       loaded or ``maybe_gpu``: an Apple-silicon Mac), the first installed "gpu" row that probes
+       (``torch``) and whose framework sees a GPU (``sees_gpu(name)``: asked only here, so a
+       CPU-only machine never imports PyTorch to decide).
+    2. On a CPU (no ``--device gpu``, and with ``--device auto`` no NVIDIA driver loaded) the first
+       installed "cpu" one that honours the precision (``openvino``: it never imports TensorFlow,
+       which costs 4-10 s to the first frame and 600 MB).
+    3. The first installed "gpu" one that does not probe (``tf``: the GPU path where PyTorch is
+       missing or sees no GPU; TensorFlow then says whether it sees one).
+    4. With ``--device gpu``, a probing one that is installed (its "sees no GPU" is the error);
+       else any installed auto candidate (the only runtime there), else ``tf`` (whose missing
+       module is then the error).  ``gpu_present`` is asked without importing any framework."""
     usable = [s for s in BACKENDS.values() if s.auto and not missing_modules(s.name)]
-    on_gpu = device == "gpu" or (device == "auto" and gpu_present)
+    kind = device_kind(device)
+    on_gpu = kind == "gpu" or (kind == "auto" and gpu_present)
+    if on_gpu or (kind == "auto" and maybe_gpu):
+        for s in usable:
+            if s.auto == "gpu" and s.probes_gpu and sees_gpu(s.name):
+                return s.name
     for s in usable:
         if s.auto == "cpu" and not on_gpu and (precision == "auto" or precision in s.precisions):
             return s.name
     for s in usable:
-        if s.auto == "gpu":
+        if s.auto == "gpu" and not s.probes_gpu:
             return s.name
+    if kind == "gpu":
+        for s in usable:
+            if s.auto == "gpu":
+                return s.name
     if usable:
         return usable[0].name
-    return next(s.name for s in BACKENDS.values() if s.auto == "gpu")
+    return next(s.name for s in BACKENDS.values() if s.auto == "gpu" and not s.probes_gpu)
 
 
 def choose_precision(name: str, precision: str, cpu_bf16: str) -> str:
     """The precision backend ``name`` runs: ``auto`` is bf16 where the row says so and the CPU has
     AMX (``cpu_bf16`` is ``"amx"``: see ``model.backends.base.cpu_bf16``), float32 otherwise; any
-    other value is kept (the factory then checks it against the row)."""
-    if precision != "auto":
+    other value is kept (the factory then checks it against the row).  A row that probes its GPU
+    keeps ``auto``: the backend resolves it for the device it got (:attr:`BackendSpec.probes_gpu`)."""
+    if precision != "auto" or BACKENDS[name].probes_gpu:
         return precision
     return "bf16" if BACKENDS[name].bf16_on_amx and cpu_bf16 == "amx" else "float32"
 
@@ -142,6 +196,8 @@ def precision_words(asked: str, runs: str, cpu_bf16: str, name: str) -> str:
     """How the start-up line says the precision and why: ``bf16 (auto: this CPU has AMX; ...)``."""
     if asked != "auto":
         return runs
+    if BACKENDS[name].probes_gpu:
+        return f"{runs} (auto: {'the CPU runs float32' if runs == 'float32' else 'half precision on the GPU'})"
     if runs == "bf16":
         return "bf16 (auto: this CPU has AMX; lower precision, --precision float32 for full)"
     if not BACKENDS[name].bf16_on_amx:
@@ -186,8 +242,11 @@ def missing_message(name: str, missing: list[str]) -> str:
 
 
 def device_message(name: str, device: str) -> str:
-    """One line for a device the backend cannot use, naming the backends that can."""
-    able = [s.name for s in BACKENDS.values() if device in s.devices] or ["(none)"]
+    """One line for a device the backend cannot use, naming the backends that can (those that
+    probe their GPU first: ``torch`` is the GPU backend to install)."""
+    device = device_kind(device)
+    rows = sorted(BACKENDS.values(), key=lambda s: not s.probes_gpu)
+    able = [s.name for s in rows if device in s.devices] or ["(none)"]
     notes = ([f"or {_join(able[1:])}"] if able[1:] else []) + ([DEVICE_NEEDS[device]] if device in DEVICE_NEEDS else [])
     paren = f" ({'; '.join(notes)})" if notes else ""
     where = _join([DEVICE_WORDS[d] for d in BACKENDS[name].devices])

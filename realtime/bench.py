@@ -242,7 +242,8 @@ def installed_variants() -> tuple[str, ...]:
     out: list[str] = []
     for spec in BACKENDS.values():
         if spec.model == "lite" and not missing_modules(spec.name):
-            out += [spec.name] + ([f"{spec.name}-bf16"] if amx and "bf16" in spec.precisions else [])
+            cpu_bf16_too = amx and "bf16" in spec.precisions and not spec.probes_gpu  # torch's bf16 is a GPU precision
+            out += [spec.name] + ([f"{spec.name}-bf16"] if cpu_bf16_too else [])
     return tuple(out)
 
 
@@ -261,14 +262,14 @@ def variant_config(cfg, name: str):
 
 def run_bench(cfg, job: BenchJob) -> int:
     """``stylize bench``: model throughput of the chosen backends on this machine."""
-    from .backends_table import BACKENDS
+    from .backends_table import BACKENDS, device_kind
     from .model.backends import create_stylizer
 
     sizes, batches = list(job.sizes), list(job.batches)
     mm = matmul_gflops()
     log.info("matrix multiply: %.0f GFLOP/s (float32, this machine)", mm)
     results: list[ModelResult] = []
-    device = cfg.engine.device
+    device = device_kind(cfg.engine.device)
     for name in job.backends:
         spec = BACKENDS[name.partition("-")[0]]
         if device != "auto" and device not in spec.devices:  # --device gpu: the CPU-only ones are left out

@@ -23,7 +23,7 @@ log = logging.getLogger("realtime")
 # -- shared options ------------------------------------------------------------------------------
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
-    from .backends_table import DEVICES, backend_help, precision_help
+    from .backends_table import DEVICE_HELP, backend_help, precision_help
 
     g = p.add_argument_group("engine")
     g.add_argument("--config", help="YAML config file (only the keys it changes)")
@@ -34,10 +34,11 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
         help="lite: the small TF Lite networks (default, fast on CPUs); full: the TF Hub model "
         "(Inception-v3 style network, 12x the work per frame; same as --backend hub)",
     )
-    g.add_argument("--device", help=" | ".join(DEVICES))
+    g.add_argument("--device", help=DEVICE_HELP)
     g.add_argument("--threads", type=int, help="CPU threads for inference (0 = all cores)")
     g.add_argument("--precision", help=precision_help())
-    g.add_argument("--xla", choices=("auto", "always", "never"), help="XLA-compile the transfer graph (default auto)")
+    g.add_argument("--xla", choices=("auto", "always", "never"), help="compile the transfer graph (XLA with tf and hub, torch.compile with torch on CUDA; "
+                   "default auto: for live and video)")
     g.add_argument("--model-dir", help="folder with the .tflite model files (env REALTIME_MODEL_DIR)")
     g.add_argument("--hub-handle", help="TF Hub handle or SavedModel folder for --backend hub")
     g.add_argument("--no-download", action="store_true", help="never download model files")

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS
+from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS, valid_device
 from .errors import ConfigError
 from .resources import DEFAULT_CONFIG_PATH
 from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
@@ -62,13 +62,13 @@ class EngineConfig:
 
     # auto or a backend of realtime/backends_table.py (`stylize image --help` lists them)
     backend: str = "auto"
-    device: str = "auto"  # auto | cpu | gpu (each backend's devices: realtime/backends_table.py)
+    device: str = "auto"  # auto | cpu | gpu | gpu:N (each backend's devices: realtime/backends_table.py)
     threads: int = 0  # CPU threads for inference; 0 = all cores
-    # auto (bf16 where the backend gains from it: openvino on a CPU with AMX; else float32) | float32 |
-    # mixed (float16 compute, GPU) | bf16 (bfloat16 compute, CPU: lower precision)
+    # auto (half precision with torch on a GPU; bf16 where the backend gains from it: openvino on a CPU
+    # with AMX; else float32) | float32 | mixed (float16 compute, GPU) | bf16 (bfloat16 compute: lower precision)
     precision: str = "auto"
-    # XLA-compile the transfer graph: auto = for live and video (fixed frame size: one ~1 s
-    # compile, then 10-15% faster on CPU), not for still images of many sizes | always | never
+    # XLA-compile the transfer graph (torch: torch.compile on CUDA): auto = for live and video (fixed
+    # frame size: one ~1 s compile, then 10-15% faster on CPU), not for still images of many sizes | always | never
     xla: str = "auto"
     batch_size: int = 4  # frames per inference call for video files
     max_size: int = 1080  # cap on the inference short side (the output keeps the source size)
@@ -326,8 +326,11 @@ def _check_value(key: str, val: Any) -> None:
     _check_text(key, val)
     if key in NON_EMPTY_KEYS and not str(val).strip():
         raise ConfigError(f"config key '{key}' must be a file path, or null for the default")
-    if key in CHOICES and val not in CHOICES[key]:
-        raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}, got {val!r}")
+    if key == "engine.device" and valid_device(val):  # auto|cpu|gpu, and gpu:N for the Nth GPU
+        pass
+    elif key in CHOICES and val not in CHOICES[key]:
+        extra = "|gpu:N" if key == "engine.device" else ""
+        raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}{extra}, got {val!r}")
     if isinstance(val, float) and not math.isfinite(val):
         raise ConfigError(f"config key '{key}' must be a finite number, got {val!r}")
     if key in RANGES:

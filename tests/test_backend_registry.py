@@ -31,8 +31,8 @@ def _cfg(**overrides):
 def test_every_row_has_a_factory_and_every_factory_a_row(monkeypatch):
     assert list(registry.REGISTRY) == list(BACKENDS)
     assert all(registry.REGISTRY[n].spec is BACKENDS[n] for n in BACKENDS)
-    monkeypatch.setitem(BACKENDS, "torch", BackendSpec("torch", "a row without a factory", (), ("cpu",), ("float32",)))
-    with pytest.raises(RuntimeError, match="torch"):
+    monkeypatch.setitem(BACKENDS, "jax", BackendSpec("jax", "a row without a factory", (), ("cpu",), ("float32",)))
+    with pytest.raises(RuntimeError, match="jax"):
         registry._join()
     with pytest.raises(RuntimeError, match="no such backend"):
         registry.factory("nonesuch")(lambda cfg, store, fixed: FakeStylizer())
@@ -43,8 +43,8 @@ def test_config_choices_and_cli_help_come_from_the_table(capsys):
     assert CHOICES["engine.device"] == table.DEVICES and CHOICES["engine.precision"] == table.PRECISIONS
     for name in BACKEND_CHOICES:
         assert load_config(None, {"engine.backend": name}).engine.backend == name
-    with pytest.raises(ConfigError, match=r"engine\.backend' must be one of auto\|tf\|tflite\|hub\|openvino"):
-        load_config(None, {"engine.backend": "torch"})
+    with pytest.raises(ConfigError, match=r"engine\.backend' must be one of auto\|tf\|tflite\|hub\|openvino\|torch"):
+        load_config(None, {"engine.backend": "jax"})
     from realtime.commands import build_parser
 
     with pytest.raises(SystemExit):
@@ -93,8 +93,58 @@ def test_model_flag_maps_to_the_tables_backends(model, backend, expect):
 def test_auto_reads_the_table(monkeypatch, installed, device, precision, gpu, expect):
     _only(monkeypatch, *installed)
     monkeypatch.setattr(factory_mod, "_gpu_present", lambda: gpu)
+    monkeypatch.setattr(factory_mod, "_apple_silicon", lambda: False)
     cfg = _cfg(**{"engine.device": device, "engine.precision": precision})
     assert factory_mod.resolve_backend(cfg) == expect
+
+
+ALL = ("tensorflow", "openvino", "torch")
+
+
+@pytest.mark.parametrize("installed, device, driver, mac, sees, expect, probed", [
+    (ALL, "auto", True, False, True, "torch", True),  # an NVIDIA driver and a CUDA PyTorch: the GPU backend
+    (ALL, "auto", True, False, False, "tf", True),  # a CPU-only PyTorch beside the driver: tf, as before
+    (ALL, "auto", False, False, True, "openvino", False),  # no driver, not a Mac: torch is never imported to decide
+    (ALL, "cpu", True, False, True, "openvino", False),  # --device cpu beside a GPU
+    (ALL, "auto", False, True, True, "torch", True),  # an Apple-silicon Mac whose PyTorch sees MPS
+    (ALL, "auto", False, True, False, "openvino", True),  # ... and one whose PyTorch does not
+    (ALL, "gpu", False, False, True, "torch", True),
+    (ALL, "gpu:1", False, False, True, "torch", True),
+    (("openvino", "torch"), "gpu", False, False, False, "torch", True),  # no tf: torch's "sees no GPU" is the error
+    (("openvino", "torch"), "auto", True, False, False, "openvino", True),  # driver, CPU-only PyTorch, no tf
+    (("torch",), "auto", False, False, False, "torch", False),  # the only runtime there: the CPU
+    (("tensorflow", "openvino"), "auto", True, False, True, "tf", False),  # no PyTorch: tf stays the GPU fallback
+])
+def test_auto_takes_torch_only_where_it_sees_a_gpu(monkeypatch, installed, device, driver, mac, sees, expect, probed):
+    """``auto`` picks ``torch`` where PyTorch is installed and sees a CUDA or MPS device; PyTorch is
+    asked (imported) only where a GPU may be there: a driver, an Apple-silicon Mac, ``--device gpu``."""
+    _only(monkeypatch, *installed)
+    asked: list[int | None] = []
+    monkeypatch.setattr(factory_mod, "_gpu_present", lambda: driver)
+    monkeypatch.setattr(factory_mod, "_apple_silicon", lambda: mac)
+    monkeypatch.setattr(factory_mod, "_torch_sees_gpu", lambda index=None: asked.append(index) or sees)
+    assert factory_mod.resolve_backend(_cfg(**{"engine.device": device})) == expect
+    assert bool(asked) == probed
+    assert asked[:1] == ([1] if device == "gpu:1" else [None] if probed else [])
+
+
+@pytest.mark.parametrize("value, ok", [("gpu:0", True), ("gpu:3", True), ("gpu", True), ("cpu", True),
+                                       ("gpu:x", False), ("cuda:0", False), ("gpu:", False), ("tpu", False)])
+def test_device_takes_gpu_n(value, ok):
+    """``--device gpu:N`` chooses among several GPUs (torch: cuda:N; tf: its Nth GPU)."""
+    if ok:
+        assert load_config(None, {"engine.device": value}).engine.device == value
+        assert table.device_kind(value) == ("gpu" if value.startswith("gpu") else value)
+        assert table.device_index(value) == (int(value[4:]) if ":" in value else None)
+    else:
+        with pytest.raises(ConfigError, match=r"engine\.device' must be one of auto\|cpu\|gpu\|gpu:N"):
+            load_config(None, {"engine.device": value})
+
+
+def test_gpu_n_on_a_cpu_only_backend_is_the_device_error(monkeypatch):
+    monkeypatch.setattr(table, "installed", lambda m: True)
+    with pytest.raises(UserError, match=r"^--device gpu needs the torch backend"):
+        factory_mod.create_stylizer(_cfg(**{"engine.backend": "openvino", "engine.device": "gpu:1"}))
 
 
 def _record_precisions(monkeypatch) -> list[tuple[str, str]]:
@@ -161,6 +211,8 @@ def test_precision_help_comes_from_the_table(capsys):
                              "(pip install tensorflow-hub, or --backend tf or --backend tflite)"),
     (("tensorflow",), "openvino", "--backend openvino needs OpenVINO, which is not installed "
                                   "(pip install openvino, or --backend tf or --backend tflite)"),
+    (("tensorflow", "openvino"), "torch", "--backend torch needs PyTorch, which is not installed "
+                                          "(pip install 'realtime[gpu]', or --backend tf, --backend tflite or --backend openvino)"),
 ])
 def test_a_missing_module_is_one_line_naming_what_to_install(monkeypatch, installed, backend, message):
     _only(monkeypatch, *installed)
@@ -174,8 +226,8 @@ def test_a_device_the_backend_cannot_use_is_an_error(monkeypatch, backend):
     monkeypatch.setattr(table, "installed", lambda m: True)
     with pytest.raises(UserError) as err:
         factory_mod.create_stylizer(_cfg(**{"engine.backend": backend, "engine.device": "gpu"}))
-    assert str(err.value) == (f"--device gpu needs the tf backend (or hub; TensorFlow with CUDA); "
-                              f"{backend} runs on the CPU")
+    assert str(err.value) == (f"--device gpu needs the torch backend (or tf or hub; PyTorch with CUDA or MPS: "
+                              f"pip install 'realtime[gpu]'); {backend} runs on the CPU")
 
 
 def test_a_precision_the_backend_does_not_honour_runs_float32_with_a_warning(monkeypatch, caplog):

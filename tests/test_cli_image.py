@@ -74,7 +74,7 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
         "corrupt_content": [bad, "--style", "mosaic"],
         "text_style": [good, "--style", txt],
         "empty_style_dir": [good, "--style", tmp_path / "empty"],
-        "unknown_backend": [good, "--style", "mosaic", "--backend", "torch"],
+        "unknown_backend": [good, "--style", "mosaic", "--backend", "jax"],
         "unknown_style": [good, "--style", "no_such_style"],
         "existing_output": [good, "--style", "mosaic"],
     }[case]

@@ -28,7 +28,7 @@ def test_user_file_overrides_defaults_and_flags_override_file(tmp_path):
         ("engine:\n  backnd: tf\n", "engine.backnd"),
         ("enginee:\n  backend: tf\n", "enginee"),
         ("engine:\n  threads: two\n", "engine.threads"),
-        ("engine:\n  backend: torch\n", "engine.backend"),
+        ("engine:\n  backend: jax\n", "engine.backend"),
         ("live:\n  overlay: 3\n", "live.overlay"),
     ],
 )

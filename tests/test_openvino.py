@@ -71,8 +71,8 @@ def test_style_network_is_compiled_only_when_a_code_is_needed(models_dir, tmp_pa
     ov = OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], cache_dir=tmp_path)
     frames = np.ascontiguousarray(content_image(64, 48)[None])
     assert ov.stylize(frames, np.zeros(100, np.float32)).shape == (1, 48, 64, 3)
-    assert ov._predict is None
-    assert _code(ov).shape == (100,) and ov._predict is not None
+    assert ov._predictor.compiled is None
+    assert _code(ov).shape == (100,) and ov._predictor.compiled is not None
 
 
 def _gpu_driver() -> bool:
@@ -227,7 +227,8 @@ def test_openvino_alone_without_tensorflow(models_dir, tmp_path):
     from realtime.io.images import write_image
 
     photo = write_image(tmp_path / "photo.png", content_image(160, 96))
-    block = "import sys; sys.modules['tensorflow'] = None; from realtime.cli import main; sys.exit(main(sys.argv[1:]))"
+    block = ("import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None; "  # OpenVINO only
+             "from realtime.cli import main; sys.exit(main(sys.argv[1:]))")
     common = ["--model-dir", str(models_dir), "--no-download"]
     r = subprocess.run([sys.executable, "-c", block, "image", str(photo), "--style", "waves", "--backend", "tf", "-o", str(tmp_path / "a.png"), *common],
                        capture_output=True, text=True, timeout=120)
@@ -236,7 +237,7 @@ def test_openvino_alone_without_tensorflow(models_dir, tmp_path):
     assert not (tmp_path / "a.png").exists()
     r = subprocess.run([sys.executable, "-c", block, "image", str(photo), "--style", "waves", "--device", "gpu", "-o", str(tmp_path / "a.png"), *common],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("stylize: error: --device gpu needs the tf backend")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("stylize: error: --device gpu needs the torch backend")
     clip = tmp_path / "clip.mp4"
     from realtime.io.synthetic import write_clip
 

@@ -10,11 +10,14 @@ factory; the start-up line says which backend runs where, and at which precision
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import platform
+import sys
 from pathlib import Path
 
-from ...backends_table import (BACKEND_CHOICES, PRECISIONS, choose_auto, choose_precision, device_message, missing_message,
-                               missing_modules, precision_message, precision_words)
+from ...backends_table import (BACKEND_CHOICES, PRECISIONS, choose_auto, choose_precision, device_index, device_kind,
+                               device_message, missing_message, missing_modules, precision_message, precision_words)
 from ...config import Config
 from ...errors import ConfigError, UserError
 from ..files import ModelStore
@@ -42,15 +45,61 @@ def _gpu_present() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/version").exists()
 
 
+def _apple_silicon() -> bool:
+    """A Mac with Apple silicon: its GPU is there for PyTorch's MPS (no driver file to look at)."""
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+#: How to get PyTorch's CUDA build where the installed one is CPU-only (said once, as a warning).
+CUDA_TORCH_HINT = ("pip install --force-reinstall 'torch>=2.11' (PyPI's Linux wheels are CUDA builds; on Windows, "
+                   "or for another CUDA version, see https://pytorch.org/get-started/locally/)")
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_sees_gpu(index: int | None = None) -> bool:
+    """PyTorch sees a CUDA GPU (the ``index``th where given) or Apple's MPS.
+
+    Asked only where a GPU may be there (an NVIDIA driver, an Apple-silicon Mac, ``--device
+    gpu``): importing torch costs about a second, which a CPU-only machine should not pay to
+    decide.  Cached: one import, one answer per process.  A CPU-only PyTorch build beside an NVIDIA
+    driver is a common mistake (``pip install torch`` from some indexes): one warning says how to
+    get the CUDA build."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    try:
+        if torch.cuda.is_available():
+            return index is None or index < torch.cuda.device_count()
+        if _gpu_present():
+            if torch.version.cuda is None:
+                log.warning("an NVIDIA driver is loaded but PyTorch %s is a CPU-only build: %s", torch.__version__, CUDA_TORCH_HINT)
+            else:
+                log.warning("PyTorch %s (CUDA %s) sees no usable GPU beside the NVIDIA driver (a driver older than its "
+                            "CUDA?); auto takes another backend", torch.__version__, torch.version.cuda)
+        mps = getattr(torch.backends, "mps", None)
+        return index in (None, 0) and mps is not None and mps.is_available()
+    except Exception as exc:  # noqa: BLE001 - a broken driver: the CPU path, and say why
+        log.warning("PyTorch could not query its GPU (%s); auto takes the CPU path", exc)
+        return False
+
+
+def _sees_gpu(name: str, device: str) -> bool:
+    """Whether backend ``name``'s own framework sees the GPU ``device`` asks for (torch only)."""
+    return name == "torch" and _torch_sees_gpu(device_index(device))
+
+
 def resolve_backend(cfg: Config) -> str:
     """The configured backend, with ``auto`` chosen by the table (:func:`choose_auto`), the same in
     every mode: ``openvino`` on a CPU where it is installed (a process that never imports
     TensorFlow shows its first live frame in about 1 s instead of 4-10 s, in a third of the
-    memory), ``tf`` for a GPU and where OpenVINO is not installed."""
+    memory), ``torch`` where PyTorch sees a CUDA or MPS GPU, ``tf`` for a GPU without it and where
+    OpenVINO is not installed."""
     eng = cfg.engine
     if eng.backend != "auto":
         return eng.backend
-    return choose_auto(eng.device, eng.precision, _gpu_present())
+    return choose_auto(eng.device, eng.precision, _gpu_present(), _apple_silicon(),
+                       lambda name: _sees_gpu(name, eng.device))
 
 
 def create_stylizer(cfg: Config, store: ModelStore | None = None, fixed_size: bool = True) -> Stylizer:
@@ -66,11 +115,11 @@ def create_stylizer(cfg: Config, store: ModelStore | None = None, fixed_size: bo
     if missing:
         raise UserError(missing_message(name, missing))
     eng = cfg.engine
-    if eng.device != "auto" and eng.device not in backend.spec.devices:
+    if eng.device != "auto" and device_kind(eng.device) not in backend.spec.devices:
         raise UserError(device_message(name, eng.device))
     bf16 = cpu_bf16() if eng.precision == "auto" else ""
     precision = choose_precision(name, eng.precision, bf16)
-    if precision not in backend.spec.precisions:
+    if precision not in backend.spec.precisions and precision != "auto":  # auto left to the backend: probes_gpu
         log.warning("%s", precision_message(name, precision))
         precision = "float32"
     elif eng.precision == "auto" and precision == "float32" and bf16 == "amx" and not _gpu_present():

@@ -58,6 +58,54 @@ def lean_malloc() -> None:
         pass
 
 
+def openvino_core(cache_dir: Optional[Path]) -> Any:
+    """An OpenVINO ``Core`` with its compile cache in ``cache_dir/openvino`` (a read-only cache only
+    costs compile time).  Raises ImportError where OpenVINO is not installed."""
+    import openvino as ov
+
+    core = ov.Core()
+    if cache_dir is not None:
+        try:
+            (cache_dir / "openvino").mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(cache_dir / "openvino")})
+        except OSError as exc:
+            log.warning("cannot use the OpenVINO compile cache in %s: %s", cache_dir, exc)
+    return core
+
+
+class OpenVINOStylePredictor:
+    """The int8 style network on OpenVINO's CPU plugin: style image -> 100-number code.
+
+    Shared by the ``openvino`` backend and the GPU backends that take their codes from the CPU
+    (``torch``): one implementation gives the same codes, so they share one id
+    (:attr:`model_id`) and with it the on-disk code cache.  It always runs float32: codes are
+    cached and shared whatever precision the transfer network runs in.  Compiled on first use:
+    with the codes cached a show never needs it, and it would hold memory for nothing (small
+    boxes).  Thread-safe: uploads (web thread) and the strength's content code (inference
+    thread) meet here."""
+
+    def __init__(self, path: Path, core: Any, threads: int = 0) -> None:
+        self.path = path
+        self._core = core
+        self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                        "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1}
+        self.compiled: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        # OpenVINO's int8 kernels round a code one or two quantisation steps (0.02) differently
+        # from TF Lite's, so its codes get their own cache entries.
+        return "openvino:" + self.path.name
+
+    def __call__(self, style_rgb: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self.compiled is None:
+                self.compiled = self._core.compile_model(self._core.read_model(str(self.path)), "CPU", self._config)
+            out = self.compiled([style_input(style_rgb)])
+            return np.asarray(out[self.compiled.output(0)], np.float32).reshape(CODE_SIZE).copy()
+
+
 class OpenVINOStylizer(Stylizer):
     """Style prediction and transfer on OpenVINO's CPU plugin."""
 
@@ -77,13 +125,7 @@ class OpenVINOStylizer(Stylizer):
             raise UserError("--backend openvino needs the OpenVINO runtime: pip install openvino") from None
         lean_malloc()
         self._ov = ov
-        self._core = ov.Core()
-        if cache_dir is not None:
-            try:
-                (cache_dir / "openvino").mkdir(parents=True, exist_ok=True)
-                self._core.set_property({"CACHE_DIR": str(cache_dir / "openvino")})
-            except OSError as exc:  # a read-only cache only costs compile time
-                log.warning("cannot use the OpenVINO compile cache in %s: %s", cache_dir, exc)
+        self._core = openvino_core(cache_dir)
         caps = self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if precision == "mixed":
             log.warning("--precision mixed is for GPUs; the openvino backend runs float32 (or --precision bf16)")
@@ -100,12 +142,7 @@ class OpenVINOStylizer(Stylizer):
         }
         self._transfer_path = transfer_path
         self._weights: Optional[TransferWeights] = None  # read on the first compile
-        self._prediction_path = prediction_path
-        self._prediction_id = prediction_path.name
-        # The style network is compiled on first use: with the style codes cached on disk a show
-        # never needs it, and it would hold memory for nothing (small boxes).
-        self._predict: Any = None
-        self._predict_lock = threading.Lock()
+        self._predictor = OpenVINOStylePredictor(prediction_path, self._core, self.threads)
         self._compiled: "OrderedDict[tuple[bool, int, int, int], Any]" = OrderedDict()
         cpu = self._core.get_property("CPU", "FULL_DEVICE_NAME")
         extra = ", bf16 (lower precision)" if self.precision == "bf16" else ""
@@ -117,18 +154,10 @@ class OpenVINOStylizer(Stylizer):
 
     @property
     def style_model_id(self) -> str:
-        # OpenVINO's int8 kernels round a code one or two quantisation steps (0.02) differently
-        # from TF Lite's, so its codes get their own cache entries.
-        return "openvino:" + self._prediction_id
+        return self._predictor.model_id
 
     def style_code(self, style_rgb: np.ndarray) -> np.ndarray:
-        with self._predict_lock:  # uploads (web thread) and the strength's content code (inference) meet here
-            if self._predict is None:
-                # float32 always: codes are cached and shared whatever the transfer precision
-                config = {**self._config, "INFERENCE_PRECISION_HINT": "f32"}
-                self._predict = self._core.compile_model(self._core.read_model(str(self._prediction_path)), "CPU", config)
-            out = self._predict([style_input(style_rgb)])
-            return np.asarray(out[self._predict.output(0)], np.float32).reshape(CODE_SIZE).copy()
+        return self._predictor(style_rgb)
 
     # -- transfer ------------------------------------------------------------------------------
 

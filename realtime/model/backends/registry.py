@@ -77,6 +77,15 @@ def _openvino(cfg: Config, store: ModelStore, fixed_size: bool) -> Stylizer:
                             cfg.cache_dir)
 
 
+@factory("torch")
+def _torch(cfg: Config, store: ModelStore, fixed_size: bool) -> Stylizer:
+    from .torch_backend import TorchStylizer
+
+    eng = cfg.engine
+    return TorchStylizer(store.path("int8_prediction"), store.path("fp16_transfer"), eng.device, eng.threads,
+                         eng.precision, jit=_jit(cfg, fixed_size), fixed_size=fixed_size, cache_dir=cfg.cache_dir)
+
+
 @dataclass(frozen=True)
 class Backend:
     """A backend: its row of the table and its factory."""

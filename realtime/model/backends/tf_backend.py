@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...backends_table import device_index, device_kind
 from ...errors import UserError
 from .base import Stylizer, batch_codes, check_frames, cpu_bf16
 from .tflite_util import StylePredictor
@@ -17,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def configure_tensorflow(device: str, threads: int) -> str:
-    """Pin device and thread count before TensorFlow initialises; return the device description."""
+    """Pin device and thread count before TensorFlow initialises; return the device description.
+    ``gpu:N`` leaves only the Nth GPU visible to TensorFlow (which then calls it its GPU 0)."""
     import tensorflow as tf
+
+    index, device = device_index(device), device_kind(device)
 
     threads = threads or os.cpu_count() or 1
     try:
@@ -36,6 +40,14 @@ def configure_tensorflow(device: str, threads: int) -> str:
             except RuntimeError:
                 pass
         return f"CPU ({threads} threads)"
+    if index is not None:
+        if index >= len(gpus):
+            raise UserError(f"--device gpu:{index}: TensorFlow sees {len(gpus)} GPU{'s' if len(gpus) != 1 else ''} (gpu:0..gpu:{len(gpus) - 1})")
+        try:
+            tf.config.set_visible_devices([gpus[index]], "GPU")
+            gpus = [gpus[index]]
+        except RuntimeError:  # already initialised: keep what the first stylizer chose
+            log.warning("--device gpu:%d: TensorFlow is already initialised; its GPUs stay as they were", index)
     for g in gpus:
         try:
             tf.config.experimental.set_memory_growth(g, True)

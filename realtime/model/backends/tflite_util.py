@@ -67,19 +67,12 @@ RESIZE_SIZE_TENSORS = (
 
 
 def patch_transfer_size(model_bytes: bytes, height: int, width: int) -> bytes:
-    """Copy of a transfer flatbuffer whose upsampling constants fit a height x width input."""
-    from tensorflow.lite.tools import flatbuffer_utils
+    """Copy of a transfer flatbuffer whose upsampling constants fit a height x width input (the
+    int32 constants overwritten in place by the project's TF Lite reader: no TensorFlow needed)."""
+    from ..tflite_file import TFLiteFile
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
-    sub = model.subgraphs[0]
-    found = 0
-    for tensor in sub.tensors:
-        name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
-        for tname, div in RESIZE_SIZE_TENSORS:
-            if name == tname:
-                buf = model.buffers[tensor.buffer]
-                buf.data = np.array([height // div, width // div], np.int32).tobytes()
-                found += 1
-    if found != len(RESIZE_SIZE_TENSORS):
-        raise ValueError(f"transfer model has {found} of {len(RESIZE_SIZE_TENSORS)} upsampling size tensors")
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    f = TFLiteFile(model_bytes)
+    found = [name for name, _ in RESIZE_SIZE_TENSORS if name in f.by_name]
+    if len(found) != len(RESIZE_SIZE_TENSORS):
+        raise ValueError(f"transfer model has {len(found)} of {len(RESIZE_SIZE_TENSORS)} upsampling size tensors")
+    return f.with_int32({name: np.array([height // div, width // div], np.int32) for name, div in RESIZE_SIZE_TENSORS})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tflite_util import make_interpreter
+from ..tflite_file import TFLiteFile
 
 CONTRACT = ("conv1", "conv2", "conv3")
 CONTRACT_STRIDES = (1, 2, 2)
@@ -53,11 +53,10 @@ class TransferWeights:
 
     @classmethod
     def from_tflite(cls, path: Path) -> TransferWeights:
-        it = make_interpreter(path, 1)
-        tensors = {d["name"]: d["index"] for d in it.get_tensor_details()}
-
-        def get(name: str) -> np.ndarray:
-            return np.asarray(it.get_tensor(tensors[name]), np.float32)
+        """Read the weights from the fp16 transfer file with the project's own TF Lite reader
+        (:mod:`realtime.model.tflite_file`): the ``tf`` and ``torch`` backends share it, and the
+        ``torch`` one never imports TensorFlow."""
+        get = TFLiteFile(path).tensor
 
         def hwio(name: str) -> np.ndarray:  # TF Lite stores OHWI
             return np.transpose(get(name), (1, 2, 3, 0))
