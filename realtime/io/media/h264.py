@@ -12,7 +12,10 @@ Here, once:
   (:mod:`realtime.io.paths`); until then the target does not exist, and :meth:`discard` removes
   the temp file;
 * ``fragmented=True`` (live recordings) writes fragmented MP4: a moov up front and a fragment
-  every second, so what has been written is playable at any instant, even after ``kill -9``.
+  every second (``frag_duration``; measured: 30 frames a fragment at 30 fps), each handed to the
+  OS as it is made (``flush_packets``), so what has been written is playable at any instant, even
+  after ``kill -9``.  Its temp name marks it *recoverable*: a later run recovers it into a playable
+  file (:func:`realtime.io.paths.recover_part`) instead of removing it.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class H264Writer:
         import av
 
         self.dst = Path(dst)
-        self.tmp = temp_path_for(self.dst)
+        self.fragmented = fragmented
+        self.tmp = temp_path_for(self.dst, recoverable=fragmented)
         self.stream: Any = None
         self.sound: Optional[AudioMuxer] = None
         self.frames = 0
@@ -170,7 +174,8 @@ class H264Writer:
 
     def publish(self, dst: Optional[Path] = None, overwrite: bool = False) -> Path:
         """The finished temp file under its name (``dst``: another name than the one it was opened for)."""
-        path = publish(self.tmp, Path(dst) if dst is not None else self.dst, overwrite)
+        # a live recording that cannot be published stays where it is, for the next run to recover
+        path = publish(self.tmp, Path(dst) if dst is not None else self.dst, overwrite, keep=self.fragmented)
         self._published = True
         return path
 
