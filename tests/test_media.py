@@ -237,6 +237,63 @@ def test_kill_9_during_stylize_video_leaves_a_part_that_the_next_write_into_the_
         f"removed {part}, left by an earlier run that was killed"]
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs (a disk that fills mid-show); skips where mounting is not allowed."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def fill(folder: Path, leave: int) -> None:
+    st = os.statvfs(folder)
+    with open(folder / "filler", "ab") as fh:
+        fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+def test_a_full_disk_keeps_the_recording_and_the_show_goes_on_but_exits_non_zero(models_dir, tmp_path, small_disk):
+    """Issue 27: the disk fills mid-show.  The whole fragments written are kept (published,
+    playable), the show goes on, the status says so, and a show asked to record exits non-zero."""
+    import json
+
+    rec = small_disk / "r.mp4"
+    status = tmp_path / "status.json"
+    cfg = tmp_path / "show.yaml"
+    cfg.write_text(f"show:\n  status_file: {status}\n  status_every_s: 0.5\n")
+    fill(small_disk, 200_000)  # some 2 s of 320x240 at 30 fps
+    r = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", "synthetic:320x240", "--fps", "30",
+                        "--headless", "--record", str(rec), "--size", "32", "--backend", "openvino", "--config", str(cfg),
+                        "--max-frames", "150"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "150 frames shown" in r.stderr  # the show went on to the end
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stylize: error: the recording stopped early: cannot write {rec}: No space left on device; the ")
+    kept = int(last.split("; the ")[1].split()[0])
+    assert last.endswith(f"frames written before are kept in {rec}") and kept >= 30
+    assert frames_in(rec) == kept
+    st = json.loads(status.read_text())
+    assert st["recording"] is None and "No space left on device" in st["recording_error"] and str(rec) in st["recording_error"]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "r.mp4"]
+
+    # A part of a killed run on a disk with no room for a copy: recovered where it lies.
+    (small_disk / "r.mp4").unlink()
+    from realtime.io.paths import HOST, clean_stale_parts
+
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    part = small_disk / f".night.{dead_pid()}@{HOST}.rec.abcd1234.part.mp4"
+    part.write_bytes(live_recording_bytes(gen) + b"torn")
+    held = salvage.scan(part).frames
+    fill(small_disk, 0)
+    clean_stale_parts(small_disk)
+    (kept_part,) = small_disk.glob("night.recovered-*.mp4")
+    assert not part.exists() and held >= 55 and frames_in(kept_part) == held
+
+
 def test_stream_state_cuts_on_style_scene_and_size():
     from fakes import FakeStylizer
 

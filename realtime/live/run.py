@@ -220,6 +220,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         )
         for p in app.recordings:
             print(f"recording: {p}")
+        if live.record and app.recording_errors:  # asked to record, and it did not all go to disk: say so to the service manager
+            raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
         return 0
     finally:
         source.close()
