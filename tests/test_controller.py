@@ -94,6 +94,15 @@ def test_main_thread_actions_are_queued_and_answered():
     assert late.cancelled() and c.toggle_recording().cancelled()
 
 
+def test_a_main_thread_action_racing_the_end_of_the_show_is_answered():
+    """A page's call that arrives after the loop cancelled its queue, before it said quit, is
+    cancelled at once (the page hears "the show is ending"), not left for a loop that is gone."""
+    c = Controller(["a"])
+    c.cancel_main_tasks()
+    fut = c.toggle_recording(origin="web")
+    assert fut.cancelled() and c.run_main_tasks() == 0
+
+
 def test_key_table_covers_help_and_actions():
     assert all(b.action in ACTIONS for b in KEYMAP)
     keys = [k for b in KEYMAP for k in b.keys]

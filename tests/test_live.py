@@ -4,6 +4,7 @@ sources, scripted keys, controller actions from other threads, outputs, failures
 
 import threading
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -227,6 +228,92 @@ def test_ctrl_c_finishes_the_recording(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         app.run()
     assert rec.exists() and not list(tmp_path.glob(".ctrlc*"))
+
+
+def test_toggling_recording_twice_at_once_leaves_the_file_it_announced(tmp_path):
+    """Issue 27: a start and a stop run back to back (no frame between) used to answer a file that
+    never appeared and a null.  A recording starts with the picture on screen; before the show has
+    shown one, a start is refused, saying why."""
+    from realtime.io.paths import OutputError
+
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path)
+    with pytest.raises(OutputError, match="not started: the show has not shown a picture yet"):
+        app.start_recording()
+    c = app.controller
+    got = {}
+
+    def remote():
+        while app.stats.shown < 3:
+            time.sleep(0.01)
+        start, stop = c.toggle_recording(origin="web"), c.toggle_recording(origin="web")  # one batch for the loop
+        got["start"], got["stop"] = start.result(timeout=10), stop.result(timeout=10)
+        c.quit()
+
+    t = threading.Thread(target=remote, name="realtime-test-remote")
+    t.start()
+    app.run()
+    t.join(10)
+    assert got["start"] == got["stop"] and got["stop"].exists() and app.recordings == [got["stop"]]
+    assert len(decoded_frames(got["stop"])) >= 1
+
+
+def test_concurrent_recording_toggles_are_serialized_and_every_announced_file_exists(tmp_path, caplog):
+    """Issue 27: two pages toggling at once.  Starts and stops from many threads run one at a time
+    on the show's thread; every answer is a file that exists at the end (a start answers the file
+    it records into, a stop the file it finished), or an error that says why, never a silent null."""
+    import concurrent.futures
+    import logging
+    import random
+
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path)
+    c = app.controller
+    answers: list[tuple[str, object]] = []
+    lock = threading.Lock()
+    caplog.set_level(logging.INFO, logger="realtime")
+
+    def page(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(8):
+            name = rng.choice(["toggle_recording", "toggle_recording", "start_recording", "stop_recording"])
+            fut = c.do(name, origin="web")
+            try:
+                got: object = fut.result(timeout=20)  # always answered: never left waiting
+            except concurrent.futures.CancelledError:
+                got = "cancelled"
+            except Exception as exc:  # noqa: BLE001 - the answer that says why
+                got = exc
+            with lock:
+                answers.append((name, got))
+            time.sleep(rng.random() * 0.03)
+
+    def driver() -> None:
+        while app.stats.shown < 3:
+            time.sleep(0.01)
+        pages = [threading.Thread(target=page, args=(i,), name=f"realtime-test-page-{i}") for i in range(6)]
+        for t in pages:
+            t.start()
+        for t in pages:
+            t.join(60)
+        c.quit()
+
+    t = threading.Thread(target=driver, name="realtime-test-driver")
+    t.start()
+    app.run()
+    t.join(70)
+    assert not t.is_alive() and len(answers) == 48
+    files = sorted((tmp_path / "rec").glob("*.mp4"))
+    announced = {Path(a) for _, a in answers if isinstance(a, Path)}
+    errors = [a for _, a in answers if isinstance(a, Exception)]
+    assert announced and announced <= set(files), (announced, files)
+    assert sorted(app.recordings) == files  # every recording started was finished into a file
+    assert all(str(e) for e in errors)
+    assert not [q for q in (tmp_path / "rec").iterdir() if ".part" in q.name]
+    for f in files:
+        assert len(decoded_frames(f)) >= 1
+    saved = [r.getMessage() for r in caplog.records if r.getMessage().startswith("saved recording")]
+    assert len(saved) == len(files)
+    starts = [a for n, a in answers if n == "start_recording" and isinstance(a, Path)]
+    assert set(starts) <= set(files)
 
 
 def test_capture_error_is_reported(tmp_path):

@@ -18,6 +18,7 @@ from conftest import ROOT
 from realtime.io.media.audio import plan_audio
 from realtime.io.media.decode import VideoFile, frame_at, seek_to, stream_time
 from realtime.io.media.h264 import H264Writer, pixel_format
+from realtime.io import salvage
 from realtime.io.synthetic import pattern_frame, write_clip
 
 
@@ -105,28 +106,192 @@ def test_sound_routes_copy_what_the_container_takes(tmp_path):
             assert list(routes) == [audio[0].index] and routes[audio[0].index].copy == (expect == "copied")
 
 
-def test_kill_9_during_a_live_recording_leaves_a_playable_file(models_dir, tmp_path):
-    """A power cut is a kill -9: the recording's temp file plays up to the last fragment."""
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def live_recording_bytes(folder: Path, frames: int = 75) -> bytes:
+    """What a live recording's temp file holds after ``frames`` frames at 30 fps, unfinished:
+    the header and the whole one-second fragments (the rest is still in the muxer)."""
+    w = H264Writer(folder / "g.mp4", fragmented=True)
+    w.start(96, 64, Fraction(30), Fraction(1, 1000), crf=30, preset="ultrafast")
+    for i in range(frames):
+        w.write(pattern_frame(i, 96, 64)[..., ::-1], i * 33)
+    data = w.tmp.read_bytes()
+    w.discard()
+    return data
+
+
+def test_parts_left_by_killed_runs_are_recovered_or_removed_when_the_folder_is_next_written(tmp_path, caplog):
+    """Issue 27: any output into a folder deals with what killed runs of this machine left there:
+    a live recording becomes a playable plain MP4 beside it (never over a file), one with nothing
+    playable goes, a `stylize video` part goes; other machines' and running processes' stay."""
+    import logging
+
+    from realtime.io.images import write_image
+    from realtime.io.paths import HOST
+
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    data = live_recording_bytes(gen)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = dead_pid()
+    torn = out / f".show.{dead}@{HOST}.rec.aaaa1111.part.mp4"
+    torn.write_bytes(data + b"\x00\x00\x10\x00moof-torn-by-the-kill")
+    os.utime(torn, (1_700_000_000, 1_700_000_000))
+    held = salvage.scan(torn).frames  # the whole one-second fragments
+    assert held >= 55
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(1_700_000_000))
+    earlier = out / f"show.recovered-{stamp}.mp4"
+    earlier.write_bytes(b"a file the user has")
+    header_only = out / f".early.{dead}@{HOST}.rec.bbbb2222.part.mp4"
+    header_only.write_bytes(data[: data.index(b"moof") - 4])
+    video_part = out / f".film.{dead}@{HOST}.cccc3333.part.mp4"
+    video_part.write_bytes(b"a stylize video part: its moov never came")
+    legacy = out / f".old.{dead}.dddd4444.part.mp4"  # named before hosts were in the name
+    legacy.write_bytes(b"old")
+    elsewhere = out / f".away.{dead}@another-host.rec.eeee5555.part.mp4"
+    elsewhere.write_bytes(data)
+    running = out / f".mine.{os.getpid()}@{HOST}.rec.ffff6666.part.mp4"
+    running.write_bytes(data)
+
+    caplog.set_level(logging.INFO, logger="realtime")
+    write_image(out / "still.png", pattern_frame(0, 32, 32))  # any output into the folder
+
+    recovered = out / f"show.recovered-{stamp}-2.mp4"
+    assert earlier.read_bytes() == b"a file the user has"
+    with av.open(str(recovered)) as c:
+        assert c.streams.video[0].frames == held  # a plain MP4's index, the torn end left out
+    assert frames_in(recovered) == held
+    assert not torn.exists() and not header_only.exists() and not video_part.exists() and not legacy.exists()
+    assert elsewhere.exists() and running.exists()
+    lines = [r.getMessage() for r in caplog.records if r.name == "realtime.io.paths"]
+    assert len(lines) == 4, lines
+    assert any(m.startswith(f"recovered {recovered}: {held} frames (2 s)") and f"process {dead}" in m for m in lines)
+    assert any(m.startswith(f"removed {header_only}: ") and "nothing playable" in m for m in lines)
+    assert any(m.startswith(f"removed {video_part}, left by an earlier run") for m in lines)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        [earlier.name, recovered.name, "still.png"])
+
+
+def test_kill_9_during_a_live_recording_is_recovered_by_the_next_run(models_dir, tmp_path):
+    """A power cut is a kill -9: the recording's temp file plays up to its last whole fragment (one
+    a second), and the next run that records into the folder recovers it into a playable file."""
     rec = tmp_path / "show.mp4"
-    p = subprocess.Popen([sys.executable, "-m", "realtime", "live", "--source", "synthetic:96x64", "--fps", "30",
-                          "--headless", "--record", str(rec), "--size", "32", "--backend", "openvino",
-                          "--max-frames", "100000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    live = [sys.executable, "-m", "realtime", "live", "--source", "synthetic:96x64", "--fps", "30", "--headless",
+            "--record", str(rec), "--size", "32", "--backend", "openvino"]
+    p = subprocess.Popen([*live, "--max-frames", "100000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         parts: list[Path] = []
-        while time.monotonic() < deadline:
-            parts = [q for q in tmp_path.iterdir() if q.name.startswith(".show.") and q.stat().st_size > 20_000]
-            if parts:
+        while time.monotonic() < deadline:  # until a second's fragment is whole: then kill, mid-way through the next
+            parts = [q for q in tmp_path.iterdir() if q.name.startswith(".show.")]
+            if parts and salvage.scan(parts[0]).frames >= 25:
                 break
             assert p.poll() is None, p.stderr.read().decode()
-            time.sleep(0.2)
-        assert parts, "the recording never grew"
-        time.sleep(1.5)  # past at least one more fragment
+            time.sleep(0.1)
+        else:
+            pytest.fail("the recording never grew")
     finally:
         os.kill(p.pid, signal.SIGKILL)
         p.wait(10)
-    assert not rec.exists()
-    assert frames_in(parts[0]) >= 15
+    assert not rec.exists() and ".rec." in parts[0].name
+    held = salvage.scan(parts[0]).frames  # the whole fragments (a fragment torn by the kill would stop a player at once)
+    assert held >= 25
+
+    r = subprocess.run([*live, "--max-frames", "5"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    recovered = list(tmp_path.glob("show.recovered-*.mp4"))
+    assert len(recovered) == 1 and f"recovered {recovered[0]}: {held} frames" in r.stderr, r.stderr
+    assert frames_in(recovered[0]) == held
+    assert frames_in(rec) == 5  # the second run's own recording, under the name asked for
+    assert not [q for q in tmp_path.iterdir() if ".part" in q.name]
+
+
+def test_kill_9_during_stylize_video_leaves_a_part_that_the_next_write_into_the_folder_removes(models_dir, tmp_path, caplog):
+    """A `stylize video` part is not worth recovering (a rerun makes it again, and an unfinished
+    MP4 has no index): any later output into that folder removes it, not only a rerun to its name."""
+    import logging
+
+    from conftest import signal_when_file_appears
+
+    from realtime.io.images import write_image
+    from realtime.io.synthetic import write_clip
+
+    src = tmp_path / "long.mp4"
+    write_clip(src, frames=900, width=96, height=64, fps=30, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    code, err = signal_when_file_appears(["video", src, "-o", out / "film.mp4", "--style", "mosaic", "--quiet"],
+                                         out, ".film.*", signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    (part,) = list(out.iterdir())
+    assert part.name.startswith(".film.") and ".rec." not in part.name
+    caplog.set_level(logging.INFO, logger="realtime")
+    write_image(out / "poster.png", pattern_frame(0, 32, 32))
+    assert [q.name for q in out.iterdir()] == ["poster.png"]
+    assert [r.getMessage() for r in caplog.records if r.name == "realtime.io.paths"] == [
+        f"removed {part}, left by an earlier run that was killed"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs (a disk that fills mid-show); skips where mounting is not allowed."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def fill(folder: Path, leave: int) -> None:
+    st = os.statvfs(folder)
+    with open(folder / "filler", "ab") as fh:
+        fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+def test_a_full_disk_keeps_the_recording_and_the_show_goes_on_but_exits_non_zero(models_dir, tmp_path, small_disk):
+    """Issue 27: the disk fills mid-show.  The whole fragments written are kept (published,
+    playable), the show goes on, the status says so, and a show asked to record exits non-zero."""
+    import json
+
+    rec = small_disk / "r.mp4"
+    status = tmp_path / "status.json"
+    cfg = tmp_path / "show.yaml"
+    cfg.write_text(f"show:\n  status_file: {status}\n  status_every_s: 0.5\n")
+    fill(small_disk, 200_000)  # some 2 s of 320x240 at 30 fps
+    r = subprocess.run([sys.executable, "-m", "realtime", "live", "--source", "synthetic:320x240", "--fps", "30",
+                        "--headless", "--record", str(rec), "--size", "32", "--backend", "openvino", "--config", str(cfg),
+                        "--max-frames", "150"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "150 frames shown" in r.stderr  # the show went on to the end
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stylize: error: the recording stopped early: cannot write {rec}: No space left on device; the ")
+    kept = int(last.split("; the ")[1].split()[0])
+    assert last.endswith(f"frames written before are kept in {rec}") and kept >= 30
+    assert frames_in(rec) == kept
+    st = json.loads(status.read_text())
+    assert st["recording"] is None and "No space left on device" in st["recording_error"] and str(rec) in st["recording_error"]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "r.mp4"]
+
+    # A part of a killed run on a disk with no room for a copy: recovered where it lies.
+    (small_disk / "r.mp4").unlink()
+    from realtime.io.paths import HOST, clean_stale_parts
+
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    part = small_disk / f".night.{dead_pid()}@{HOST}.rec.abcd1234.part.mp4"
+    part.write_bytes(live_recording_bytes(gen) + b"torn")
+    held = salvage.scan(part).frames
+    fill(small_disk, 0)
+    clean_stale_parts(small_disk)
+    (kept_part,) = small_disk.glob("night.recovered-*.mp4")
+    assert not part.exists() and held >= 55 and frames_in(kept_part) == held
 
 
 def test_stream_state_cuts_on_style_scene_and_size():

@@ -125,6 +125,22 @@ def test_recording_and_snapshots_from_the_page(show, tmp_path):
         assert requests.get(f"{show.url}/api/snapshots/{name}", headers=AUTH, timeout=10).status_code == 404
 
 
+def test_pages_toggling_the_recording_at_once_get_files_that_exist(show, tmp_path):
+    """Issue 27: two pages pressing record at the same moment.  The toggles run one at a time on
+    the show's thread: each answer names a file that exists once the show has ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6, thread_name_prefix="test-page") as pool:
+        answers = list(pool.map(lambda _: post(show, "toggle_recording"), range(12)))
+        answers += list(pool.map(lambda _: post(show, "toggle_recording"), range(5)))  # an odd count: left recording
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    assert show.controller.status()["recording"]
+    show.stop()  # ends the recording still running
+    files = sorted((tmp_path / "rec").glob("*.mp4"))
+    named = {Path(r.json()["result"]) for r in answers}
+    assert len(files) == 9 and named == set(files) and not [q for q in (tmp_path / "rec").iterdir() if ".part" in q.name]
+
+
 def _png(w=48, h=32, colour=(10, 200, 30)) -> bytes:
     return cv2.imencode(".png", np.full((h, w, 3), colour, np.uint8))[1].tobytes()
 

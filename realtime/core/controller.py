@@ -10,7 +10,10 @@ and every change reaches the subscribers as one :class:`~realtime.core.events.Co
 Thread safety: the state is one frozen :class:`LiveState`, replaced under a lock, so any thread
 may read a consistent snapshot or act.  Actions that touch files or the window (recording,
 snapshots, fullscreen) cannot run on the caller's thread: they are queued as *main-thread tasks*
-that the live loop runs between frames, and the caller gets a :class:`~concurrent.futures.Future`.
+that the live loop runs between frames, one at a time in the order they came, and the caller gets
+a :class:`~concurrent.futures.Future` that is always answered (a result, an error, or cancelled at
+the end of the show).  So the live loop's thread is the one owner of the recording: two toggles
+from two pages are a start and then a stop, never two starts.
 """
 
 from __future__ import annotations
@@ -177,6 +180,8 @@ class Controller:
         self._lock = threading.Lock()
         self._state = state or LiveState()
         self._tasks: queue.Queue[tuple[Cause, dict, Future]] = queue.Queue()
+        self._tasks_lock = threading.Lock()  # queueing vs. the end of the show: every Future is answered
+        self._tasks_closed = False
         self._main_handlers: dict[str, Callable[..., Any]] = {}
         self._status: list[Callable[[], dict[str, Any]]] = []
         self._listeners: list[Callable[[ControlEvent], None]] = []
@@ -383,7 +388,10 @@ class Controller:
             fut.set_result(result)
 
     def cancel_main_tasks(self) -> None:
-        """At the end of the show: nobody will run what is still queued."""
+        """At the end of the show: nobody will run what is still queued, nor what comes later
+        (a call from another thread that raced the end is answered as cancelled, not left waiting)."""
+        with self._tasks_lock:
+            self._tasks_closed = True
         while True:
             try:
                 _, _, fut = self._tasks.get_nowait()
@@ -394,10 +402,11 @@ class Controller:
     # -- internals ---------------------------------------------------------------------------------
     def _queue(self, cause: Cause, **args: Any) -> Future:
         fut: Future = Future()
-        if not self._state.running:
-            fut.cancel()
-            return fut
-        self._tasks.put((cause, args, fut))
+        with self._tasks_lock:
+            if self._tasks_closed or not self._state.running:
+                fut.cancel()
+                return fut
+            self._tasks.put((cause, args, fut))
         return fut
 
     def _set(self, cause: Cause, **changes: Any) -> Any:

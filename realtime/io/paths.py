@@ -5,8 +5,12 @@ written is reported in one line before minutes of work are spent; every file is 
 hidden temp name beside its target (same file system, so publishing is atomic) and then
 *published*: with ``overwrite`` by rename, otherwise by hard link, which fails if another process
 published the same name first (the loser is told the file exists instead of silently replacing it).
-Temp names carry our process id, so a later run can remove the leftovers of a killed one (SIGKILL,
-power loss) without touching those of a process that is still writing.
+Temp names carry our process id and host, so a later run can tell the leftovers of a killed one
+(SIGKILL, power loss) from those of a process that is still writing, here or on another machine
+that shares the folder (a cluster's work folder).  What a killed run left in a folder is dealt with
+when the folder is next written (:func:`clean_stale_parts`): a live recording is *recovered* into a
+playable file beside it (it is what the user made, and only the last second of it is torn); any
+other temp file is removed (a rerun makes it again, and a torn one is not worth keeping).
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import errno
 import logging
 import os
 import re
+import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 from ..errors import UserError
 
@@ -30,7 +38,24 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # read once at import: os.umask is process-global, not thread-safe
-_PART = re.compile(r"^\.(?P<stem>.*)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.part(?P<suffix>\.[^.]*)?$")
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:32] or "host"
+RECOVERABLE = "rec"  # the mark of a temp file worth recovering after a crash (a live recording)
+# .STEM.PID@HOST[.rec].RANDOM.part[.SUFFIX]; names from before the host was added have no @HOST
+_PART = re.compile(r"^\.(?P<stem>.*)\.(?P<pid>\d+)(?:@(?P<host>[A-Za-z0-9-]+))?\.(?:(?P<rec>rec)\.)?"
+                   r"[A-Za-z0-9_]+\.part(?P<suffix>\.[^.]*)?$")
+_swept: set[Path] = set()  # folders this process has cleaned (temp_path_for cleans each one once)
+_swept_lock = threading.Lock()
+
+
+class Part(NamedTuple):
+    """A temp file of ours, read from its name."""
+
+    path: Path
+    stem: str
+    suffix: str
+    pid: int
+    host: Optional[str]  # None: a name from before hosts were written into it (this machine's)
+    recoverable: bool
 
 
 class OutputError(UserError):
@@ -68,13 +93,21 @@ def check_output_file(path: Path, overwrite: bool = False, what: str = "output")
     check_output_dir(path.parent, f"the folder of {what}")
 
 
-def temp_path_for(path: Path) -> Path:
-    """A fresh hidden temp file beside ``path``, named with our pid (see :func:`remove_stale_parts`)."""
+def temp_path_for(path: Path, recoverable: bool = False) -> Path:
+    """A fresh hidden temp file beside ``path``, named with our pid and host (see
+    :func:`clean_stale_parts`); ``recoverable``: a live recording, recovered if we are killed."""
     path = Path(path)
     check_output_dir(path.parent)
+    _sweep_once(path.parent)
     remove_stale_parts(path)
+    return _new_temp(path, recoverable)
+
+
+def _new_temp(path: Path, recoverable: bool = False) -> Path:
+    mark = f"{RECOVERABLE}." if recoverable else ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=".part" + path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}@{HOST}.{mark}", suffix=".part" + path.suffix,
+                                   dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
     os.close(fd)
@@ -94,34 +127,184 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_parts(path: Path) -> list[Path]:
-    """Delete temp files for ``path`` left by processes that no longer run; returns them."""
-    removed = []
-    folder = Path(path).parent
+def parse_part(p: Path) -> Optional[Part]:
+    """The temp file ``p`` as ours (None: not one of our temp names)."""
+    m = _PART.match(p.name)
+    if not m:
+        return None
+    return Part(p, m.group("stem"), m.group("suffix") or "", int(m.group("pid")), m.group("host"), m.group("rec") is not None)
+
+
+def _stale(part: Part) -> bool:
+    """Left by a process of this machine that no longer runs (another machine's are not ours to judge)."""
+    return part.host in (None, HOST) and not _alive(part.pid)
+
+
+def stale_parts(folder: Path, stem: Optional[str] = None) -> list[Part]:
+    """Our temp files in ``folder`` (only those for ``stem``, if given) whose process is gone."""
+    pattern = f".{glob_escape(stem)}.*.part*" if stem is not None else ".*.part*"
     try:
-        candidates = list(folder.glob(f".{glob_escape(Path(path).stem)}.*.part*"))
+        candidates = sorted(Path(folder).glob(pattern))
     except OSError:
-        return removed
-    for p in candidates:
-        m = _PART.match(p.name)
-        if not m or m.group("stem") != Path(path).stem or _alive(int(m.group("pid"))):
-            continue
-        try:
-            p.unlink()
-            removed.append(p)
-            log.info("removed %s, left by an earlier run that was killed", p)
-        except OSError:
-            pass
-    return removed
+        return []
+    parts = [q for q in (parse_part(p) for p in candidates) if q is not None and (stem is None or q.stem == stem)]
+    return [q for q in parts if _stale(q)]
+
+
+def remove_stale_parts(path: Path) -> list[Path]:
+    """Deal with the temp files for ``path`` left by processes that no longer run (a recording is
+    recovered, anything else removed); returns the temp files that are gone."""
+    return _settle(stale_parts(Path(path).parent, Path(path).stem))
+
+
+def clean_stale_parts(folder: Path) -> list[Path]:
+    """Deal with every temp file in ``folder`` left by a process of this machine that no longer
+    runs: live recordings are recovered beside them (:func:`recover_part`), the rest removed, each
+    with one log line.  Returns the temp files that are gone.  Runs by itself the first time this
+    process writes into a folder (:func:`temp_path_for`); ``stylize live`` calls it for the
+    recording folder before the show starts, so a recovery never holds up the show."""
+    folder = Path(folder)
+    with _swept_lock:
+        _swept.add(_key(folder))
+    return _settle(stale_parts(folder))
+
+
+def _key(folder: Path) -> Path:
+    try:
+        return folder.resolve()
+    except OSError:
+        return folder.absolute()
+
+
+def _sweep_once(folder: Path) -> None:
+    key = _key(folder)
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    _settle(stale_parts(folder))
+
+
+def _settle(parts: list[Part]) -> list[Path]:
+    gone = []
+    for part in parts:
+        if part.recoverable:
+            recover_part(part)
+        else:
+            try:
+                part.path.unlink()
+            except OSError:
+                continue
+            log.info("removed %s, left by an earlier run that was killed", part.path)
+        if not part.path.exists():
+            gone.append(part.path)
+    return gone
+
+
+def recovered_name(part: Part) -> Path:
+    """Where a recording cut off by a crash goes: beside the file it was meant to become, named
+    with the time it was last written (when the show stopped), never over an existing file."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(part.path.stat().st_mtime))
+    base = f"{part.stem}.recovered-{stamp}"
+    for n in range(1, 1000):
+        dst = part.path.parent / f"{base}{'' if n == 1 else f'-{n}'}{part.suffix}"
+        if not dst.exists():
+            return dst
+    raise OutputError(f"cannot name a recovered copy of {part.path}: {base}-1..999 exist")
+
+
+def recover_part(part: Part) -> Optional[Path]:
+    """A live recording left by a killed process, made a playable file beside it (see
+    :func:`recovered_name`): its whole fragments remuxed into a plain MP4 with PyAV, the torn end
+    dropped; then the temp file goes.  A part with no playable frame is removed.  Where the copy
+    cannot be written (a full disk), the part itself is cut back to its whole fragments and renamed
+    (it plays as it is, only without an index).  Says what happened in one log line; returns the
+    recovered file (None: nothing to recover, or it stays for the next run)."""
+    from . import salvage
+
+    src = part.path
+    if not src.exists():  # another run recovered it meanwhile
+        return None
+    try:
+        dst = recovered_name(part)
+        tmp = _new_temp(dst)
+    except (OSError, OutputError) as exc:
+        log.warning("cannot recover %s now (%s); it stays for the next run", src, getattr(exc, "strerror", None) or exc)
+        return None
+    fmt = "mp4" if part.suffix.lower() in ("", ".mp4", ".m4v") else None  # otherwise FFmpeg goes by the name
+    try:
+        got = salvage.remux(src, tmp, fmt)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the part is kept
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return _recover_in_place(part, dst)
+        log.debug("remuxing %s failed", src, exc_info=True)
+        log.warning("cannot recover %s now (%s); it stays for the next run", src, exc)
+        return None
+    if not got.frames:
+        tmp.unlink(missing_ok=True)
+        return _remove_unplayable(part)
+    try:
+        publish(tmp, dst)
+    except OutputError as exc:
+        log.warning("cannot recover %s now (%s); it stays for the next run", src, exc)
+        return None
+    src.unlink(missing_ok=True)
+    log.warning("recovered %s: %d frames (%.0f s) of a recording cut off by a crash (process %d)", dst, got.frames,
+                got.seconds, part.pid)
+    return dst
+
+
+def _remove_unplayable(part: Part) -> None:
+    part.path.unlink(missing_ok=True)
+    log.warning("removed %s: a recording cut off by a crash (process %d) before its first fragment was written "
+                "(nothing playable)", part.path, part.pid)
+
+
+def _recover_in_place(part: Part, dst: Path) -> Optional[Path]:
+    """No room for a copy: the part itself, cut back to its whole fragments, under the recovered name."""
+    from . import salvage
+
+    src = part.path
+    try:
+        whole = salvage.scan(src)
+        if not whole.frames:
+            return _remove_unplayable(part)
+        os.truncate(src, whole.length)  # only the torn end goes
+        _rename_no_clobber(src, dst)
+    except Exception as exc:  # noqa: BLE001 - the part is kept
+        log.warning("cannot recover %s now (%s); it stays for the next run", src, getattr(exc, "strerror", None) or exc)
+        return None
+    log.warning("recovered %s: %d frames of a recording cut off by a crash (process %d); no room for an indexed "
+                "copy, kept as written (fragmented MP4)", dst, whole.frames, part.pid)
+    return dst
+
+
+def _rename_no_clobber(src: Path, dst: Path) -> None:
+    """``src`` under the name ``dst``, never over a file of that name; ``src`` is kept on any failure
+    (unlike :func:`publish`, which removes its temp file)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise OutputError(f"{dst} exists") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if dst.exists():
+            raise OutputError(f"{dst} exists") from None
+        os.rename(src, dst)
+        return
+    src.unlink()
 
 
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
-def publish(tmp: Path, dest: Path, overwrite: bool = False) -> Path:
+def publish(tmp: Path, dest: Path, overwrite: bool = False, keep: bool = False) -> Path:
     """Move the finished temp file to its name; without ``overwrite`` never replace a file that
-    appeared meanwhile (another process): that is an :class:`OutputError` and the temp file goes."""
+    appeared meanwhile (another process): that is an :class:`OutputError` and the temp file goes,
+    unless ``keep`` (a live recording: a later run recovers it, see :func:`clean_stale_parts`)."""
     tmp, dest = Path(tmp), Path(dest)
     try:
         if overwrite:
@@ -144,7 +327,7 @@ def publish(tmp: Path, dest: Path, overwrite: bool = False) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write {dest}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists() and tmp != dest:
+        if tmp.exists() and tmp != dest and not keep:
             tmp.unlink(missing_ok=True)
 
 

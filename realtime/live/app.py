@@ -6,6 +6,11 @@ and hands it to every output (window, recorder, ...) through one :class:`Outputs
 frames it runs the controller's queued main-thread actions (recording, snapshots) and reads keys.
 Whatever ends the show (q, the window's close button, the end of a file, Ctrl-C, SIGTERM, a failed
 worker), the outputs are closed first, so the recording is finished and playable.
+
+The recording has one owner, this loop's thread: starts and stops from keys, the page and the API
+all arrive as the controller's main-thread tasks, run one at a time between frames.  A recording
+that fails (a full disk) is ended here, its whole fragments kept, and the failure stays in the
+status (``recording_error``) for whoever watches the show.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..core.events import SHOW
 from ..core.frames import Styled
 from ..core.workers import EOS
 from ..io.images import write_image
+from ..io.paths import OutputError
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.window import WindowOutput
 from ..io.sources import FrameSource
@@ -110,11 +116,13 @@ class LiveApp:
         self._clip_next = 0.0
         self.clip_frames = 0
         self.closings = 0
-        self.recorder: Optional[VideoRecorder] = None
+        self.recorder: Optional[VideoRecorder] = None  # set and cleared on the main thread only
         self.recordings: list[Path] = []
+        self.recording_errors: list[str] = []  # one line per recording that failed (kept what it could)
         self.snapshots: list[Path] = []
         self._last: Optional[Styled] = None
         self._last_view: Optional[np.ndarray] = None
+        self._last_view_t = 0.0  # the time the outputs were given with it
         self._paused_shown = False
         c = self.controller
         c.bind_main("toggle_recording", lambda: self.stop_recording() if self.recorder else self.start_recording())
@@ -125,21 +133,55 @@ class LiveApp:
 
     # -- main-thread actions ---------------------------------------------------------------------
     def start_recording(self, path: Optional[str] = None) -> Path:
+        """Start recording (main thread); returns the file it will be.  It starts with the picture
+        on screen, so a start and an immediate stop still leave a file; before the show has shown
+        anything it is refused, saying so (nothing would be recorded)."""
         if self.recorder is not None:
             return self.recorder.path
+        if self._last_view is None:
+            raise OutputError("recording not started: the show has not shown a picture yet"
+                              + (" (it is closed)" if not self.controller.state.open else " (it is starting)"))
+        rec = self._begin_recording(path)
+        rec.write(self._last_view, self._last_view_t)
+        return rec.path
+
+    def _begin_recording(self, path: Optional[str]) -> VideoRecorder:
+        """The recorder, its temp file made now: a folder that cannot take it is the caller's error."""
         target = Path(path) if path else timestamped_path(self.opts.record_dir)
+        if not path:  # two starts within a millisecond (a stop between): the name announced is the file's
+            stem, n = target.stem, 2
+            while target.exists():
+                target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
         self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0)
         self.outputs.add(self.recorder)
-        return target
+        return self.recorder
 
     def stop_recording(self) -> Optional[Path]:
+        """Stop recording (main thread); returns the finished file (None: nothing was recording).
+        A recording that leaves no file is an error that says why."""
         rec, self.recorder = self.recorder, None
         if rec is None:
             return None
         done = self.outputs.remove(rec)
-        if done:
-            self.recordings.append(done)
+        self._account(rec, done)
+        if done is None:
+            raise OutputError(rec.failure or f"recording {rec.path} stopped before its first frame: no file was written")
         return done
+
+    def _account(self, rec: VideoRecorder, done: Optional[Path]) -> None:
+        """A closed recording into the show's books: its file, or its failure for the status."""
+        if done is not None:
+            self.recordings.append(done)
+        if rec.failure is not None:
+            self.recording_errors.append(rec.failure)
+
+    def _check_recording(self) -> None:
+        """A recording whose encoder failed (a full disk) is ended now: its whole fragments are
+        published and the show goes on without it (its one log line comes from the recorder)."""
+        rec = self.recorder
+        if rec is not None and rec.failure is not None:
+            self.recorder = None
+            self._account(rec, self.outputs.remove(rec))
 
     def snapshot(self) -> list[Path]:
         if self._last is None:
@@ -158,6 +200,7 @@ class LiveApp:
     # -- status and overlay ----------------------------------------------------------------------
     def _status(self) -> dict[str, Any]:
         s = self.stats
+        rec = self.recorder  # read once: the main thread may clear it meanwhile
         return {
             "display_fps": round(s.display_fps(), 1),
             "inference_fps": round(s.inference_fps(), 1),
@@ -165,7 +208,8 @@ class LiveApp:
             "shown": s.shown,
             "captured": self.p.captured,
             "dropped": self.p.dropped,
-            "recording": str(self.recorder.path) if self.recorder else None,
+            "recording": str(rec.path) if rec is not None else None,
+            "recording_error": self.recording_errors[-1] if self.recording_errors else None,
             "source": self.p.source.describe(),
             "source_away": bool(self._last is not None and self._last.placeholder),
             "worker_restarts": self.p.restart_count,
@@ -208,7 +252,7 @@ class LiveApp:
         running = False
         try:
             if opts.record:
-                self.start_recording(opts.record_path)
+                self._begin_recording(opts.record_path)  # from the first frame on
             if self.controller.state.open:
                 # Marked first: a SIGTERM while start() waits for a thread to come up must still stop
                 # the ones that did (stop() skips a worker that never started).
@@ -250,8 +294,10 @@ class LiveApp:
             finally:
                 self.controller.quit(origin=SHOW)
                 self.controller.cancel_main_tasks()
-                self.recorder = None
+                rec, self.recorder = self.recorder, None
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
+                if rec is not None and rec.failure is not None:
+                    self.recording_errors.append(rec.failure)
                 self.p.source.close()
                 if self.idle_clip is not None:
                     self.idle_clip.close()
@@ -261,6 +307,7 @@ class LiveApp:
         """Everything the main thread does besides showing: surfaces, queued actions, keys, window."""
         for surface in self.surfaces:
             surface.tick()
+        self._check_recording()
         self.controller.run_main_tasks()
         self.keyboard.press(self.keys.poll(wait_ms, self.stats.shown))
         if self.window is not None:
@@ -286,7 +333,7 @@ class LiveApp:
     def _show(self, item: Styled, state: LiveState) -> None:
         self._last = item
         view = compose(item.image, item.original, state.side_by_side, state.mirror)
-        self._last_view = view
+        self._last_view, self._last_view_t = view, item.t_capture
         self._paused_shown = False
         self.outputs.write(view, item.t_capture)
         self.stats.record(item, time.monotonic())
@@ -304,7 +351,7 @@ class LiveApp:
             self.idle_clip = None
             return
         self._clip_next = max(now, self._clip_next) + 1.0 / (self.idle_clip.fps or 25.0)
-        self._last_view = picture
+        self._last_view, self._last_view_t = picture, now
         self.outputs.write(picture, now)
         self.clip_frames += 1
 

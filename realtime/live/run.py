@@ -19,7 +19,7 @@ from ..config import Config
 from ..core.controller import Controller, LiveState
 from ..core.styleset import StyleEntry, StyleSet
 from ..io.images import read_image
-from ..io.paths import OutputError, check_output_dir
+from ..io.paths import OutputError, check_output_dir, clean_stale_parts
 from ..io.sinks import Output
 from ..io.sources import FileSource, FrameSource, open_source
 from ..pipeline.stage import StylizeStage, check_mixable
@@ -127,6 +127,11 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
         check_output_dir(Path(live.record_path).parent if live.record_path else Path(live.record_dir), "recording folder", create=False)
         if live.record_path and Path(live.record_path).exists():
             raise OutputError(f"{live.record_path} exists: choose another recording file")
+    # A recording cut off by a crash (a power cut, kill -9) is recovered now, before the show, not
+    # in the middle of it when the r key first writes into its folder.
+    for folder in {Path(live.record_dir), *([Path(live.record_path).parent] if live.record_path else [])}:
+        if folder.is_dir():
+            clean_stale_parts(folder)
     check_output_dir(Path(live.snapshot_dir), "snapshot folder", create=False)
     closed_picture = None  # read now: a bad picture is a one-line error before anything starts
     if cfg.show.closed_image:
@@ -215,6 +220,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         )
         for p in app.recordings:
             print(f"recording: {p}")
+        if live.record and app.recording_errors:  # asked to record, and it did not all go to disk: say so to the service manager
+            raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
         return 0
     finally:
         source.close()

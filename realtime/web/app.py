@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from ..core.controller import ACTIONS, ActionError, Controller
 from ..core.events import WEB
+from ..errors import UserError
 from .events import EventHub
 from .library import StyleLibrary, UploadError
 from .preview import BOUNDARY, MjpegPreview, TooManyClients
@@ -139,6 +140,8 @@ class _Handlers:
                 result = await asyncio.wait_for(asyncio.wrap_future(result), MAIN_THREAD_TIMEOUT_S)
         except ActionError as exc:
             return _error(400, str(exc))
+        except UserError as exc:  # the show said no and why (a recording not started, a full disk): logged there
+            return _error(409, str(exc))
         except asyncio.CancelledError:
             return _error(503, f"{name}: the show is ending")
         except asyncio.TimeoutError:

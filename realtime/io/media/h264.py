@@ -12,7 +12,11 @@ Here, once:
   (:mod:`realtime.io.paths`); until then the target does not exist, and :meth:`discard` removes
   the temp file;
 * ``fragmented=True`` (live recordings) writes fragmented MP4: a moov up front and a fragment
-  every second, so what has been written is playable at any instant, even after ``kill -9``.
+  every second (``frag_duration``; measured: 30 frames a fragment at 30 fps), each handed to the
+  OS as it is made (``flush_packets``), so what has been written is playable at any instant, even
+  after ``kill -9``.  Its temp name marks it *recoverable*: a later run recovers it into a playable
+  file (:func:`realtime.io.paths.recover_part`) instead of removing it, and a write error (a full
+  disk) keeps the whole fragments written so far (:meth:`keep_written`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...errors import MediaError
+from .. import salvage
 from ..paths import OutputError, publish, temp_path_for
 from .audio import AudioMuxer, AudioRoute, Sound
 
@@ -66,7 +71,8 @@ class H264Writer:
         import av
 
         self.dst = Path(dst)
-        self.tmp = temp_path_for(self.dst)
+        self.fragmented = fragmented
+        self.tmp = temp_path_for(self.dst, recoverable=fragmented)
         self.stream: Any = None
         self.sound: Optional[AudioMuxer] = None
         self.frames = 0
@@ -168,9 +174,46 @@ class H264Writer:
         finally:
             self.container = None
 
+    def sync(self) -> None:
+        """Ask the OS to put what was written on the disk (a power cut loses the page cache, not
+        only the process): the fragments written so far survive one."""
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # a file system without fsync: the next sync tries again
+            log.debug("fsync %s: %s", self.tmp, exc)
+
+    def keep_written(self) -> int:
+        """After a write error (a full disk) in a fragmented file: keep what was written up to
+        its last whole fragment, as a temp file ready to :meth:`publish`; returns its frames (0:
+        nothing playable, and the temp file is gone).  Why not :meth:`finish`: that writes the
+        last fragment and the index, which the full disk refuses; cutting the torn end off frees
+        room instead of needing it, and a fragmented MP4 plays without its index."""
+        container, self.container = self.container, None
+        self._encoding = False
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - its tail is torn; cut off below
+                log.debug("closing %s after a write error", self.tmp, exc_info=True)
+        if self.fragmented:
+            try:
+                whole = salvage.scan(self.tmp)
+                if whole.frames:
+                    os.truncate(self.tmp, whole.length)
+                    return whole.frames
+            except OSError as exc:
+                log.debug("cannot keep %s: %s", self.tmp, exc)
+        self.tmp.unlink(missing_ok=True)
+        return 0
+
     def publish(self, dst: Optional[Path] = None, overwrite: bool = False) -> Path:
         """The finished temp file under its name (``dst``: another name than the one it was opened for)."""
-        path = publish(self.tmp, Path(dst) if dst is not None else self.dst, overwrite)
+        # a live recording that cannot be published stays where it is, for the next run to recover
+        path = publish(self.tmp, Path(dst) if dst is not None else self.dst, overwrite, keep=self.fragmented)
         self._published = True
         return path
 

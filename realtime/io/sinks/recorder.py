@@ -7,7 +7,13 @@ speed things happened even when the frame rate varied.  The file is written unde
 renamed when the recorder is closed: on the r key, on quit, on Ctrl-C, and when the inference worker
 fails, so a recording is never lost and never half-written under its final name.  The file is the
 one :class:`~realtime.io.media.h264.H264Writer` every mode uses, fragmented: the temp file is
-playable at any instant, even after ``kill -9``.
+playable at any instant, synced to the disk every :data:`SYNC_S`, and recovered by the next run
+after ``kill -9`` or a power cut (:func:`realtime.io.paths.clean_stale_parts`).
+
+A write that fails (a full disk) ends the recording, not the show: the whole fragments written so
+far are kept and published as usual, and :attr:`VideoRecorder.failure` says what happened (the live
+loop puts it in the status and the exit status).  The temp file is made when the recorder is, so a
+recording that cannot even start is an error to whoever asked for it, not a file that never appears.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +30,7 @@ from typing import Optional
 import numpy as np
 
 from ...core.workers import EOS, Worker
-from ..media.h264 import H264Writer
+from ..media.h264 import H264Writer, write_error
 from ..paths import OutputError
 from .base import Output
 
@@ -35,10 +42,18 @@ def timestamped_path(folder: str | Path, prefix: str = "stylize", ext: str = ".m
     return Path(folder) / f"{prefix}-{stamp}{ext}"
 
 
+SYNC_S = 2.0  # how often the written fragments are forced onto the disk (a power cut loses the page cache)
+
+
 class VideoRecorder(Output):
     """H.264 MP4 through PyAV, encoded in a thread; finalized atomically on close.  x264
     ``superfast``: the recording shares the CPU with the live network, and superfast needs 55% of
-    veryfast's encoding CPU on stylized frames for the same quality per byte within 0.2 dB."""
+    veryfast's encoding CPU on stylized frames for the same quality per byte within 0.2 dB.
+
+    Making one creates its temp file (raising :class:`~realtime.io.paths.OutputError` if that is
+    not possible); :meth:`close` never raises: it returns the published file, or None and says why
+    in the log and in :attr:`failure` (None: no failure; a recording stopped before its first
+    frame has no file and no failure)."""
 
     name = "recorder"
 
@@ -47,23 +62,24 @@ class VideoRecorder(Output):
     def __init__(self, path: Path, crf: int = 20, preset: str = "superfast", fps_hint: float = 30.0, max_queue: int = 60) -> None:
         self.path = Path(path)
         self.crf, self.preset, self.fps_hint = crf, preset, fps_hint
-        self.frames = 0
+        self.frames = 0  # handed to the encoder
         self.dropped = 0
+        self.kept = 0  # frames in the file after a failure (whole fragments)
+        self.failure: Optional[str] = None  # one line: why the recording stopped early or was not saved
         self._q: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
-        self._writer: Optional[H264Writer] = None  # made by the encoder thread at the first frame
+        self._writer = H264Writer(self.path, fragmented=True)  # the temp file exists from here on
         self._t0: Optional[float] = None
         self._last_pts = -1
         self._closed = False
+        self._result: Optional[Path] = None
         self._worker = Worker("recorder", self._run, lambda: None, self._stop)
         self._worker.start()
         log.info("recording to %s", self.path)
 
     def write(self, frame_bgr: np.ndarray, t: float) -> None:
-        if self._closed:
-            return
-        if self._worker.error is not None:  # the encoder died: the fan-out detaches us
-            raise RuntimeError(f"encoder failed: {self._worker.error}")
+        if self._closed or self.failure is not None:
+            return  # a failed recording is over; the show goes on without it
         if self._t0 is None:
             self._t0 = t
         pts = int(round((t - self._t0) / float(self.TIME_BASE)))
@@ -76,6 +92,8 @@ class VideoRecorder(Output):
             self.dropped += 1
 
     def _run(self) -> None:
+        writer = self._writer
+        synced = time.monotonic()
         try:
             while True:
                 try:
@@ -87,45 +105,70 @@ class VideoRecorder(Output):
                 if item is EOS:
                     break
                 frame_bgr, pts = item
-                if self._writer is None:
+                if writer.stream is None:
                     h, w = frame_bgr.shape[:2]
-                    self._writer = H264Writer(self.path, fragmented=True)
-                    self._writer.start(w, h, Fraction(self.fps_hint).limit_denominator(1000), self.TIME_BASE,
-                                       crf=self.crf, preset=self.preset)
+                    writer.start(w, h, Fraction(self.fps_hint).limit_denominator(1000), self.TIME_BASE,
+                                 crf=self.crf, preset=self.preset)
                 # A view that changes mid-recording (side by side) is scaled into the file's size
                 # by the encoder's own conversion.
-                self._writer.write(frame_bgr, pts)
+                writer.write(frame_bgr, pts)
                 self.frames += 1
-        finally:
-            if self._writer is not None:
-                self._writer.finish()
+                if time.monotonic() - synced >= SYNC_S:
+                    writer.sync()
+                    synced = time.monotonic()
+            if self.frames:
+                writer.finish()
+        except Exception as exc:  # noqa: BLE001 - a full disk ends the recording, never the show
+            self.failure = str(write_error(exc, self.path) or exc)
+            log.debug("recording %s failed", self.path, exc_info=True)
+            self.kept = writer.keep_written() if self.frames else 0
+            if not self.frames:
+                writer.discard()
 
     def close(self) -> Optional[Path]:
         if self._closed:
-            return self.path if self.path.exists() else None
+            return self._result
         self._closed = True
-        try:
-            self._q.put(EOS, timeout=5)
-        except queue.Full:
-            self._stop.set()
+        if self._worker.is_alive():
+            try:
+                self._q.put(EOS, timeout=5)
+            except queue.Full:
+                self._stop.set()
         self._worker.join(30)
         if self._worker.is_alive():
             self._stop.set()
             self._worker.join(10)
-        if self._worker.error is not None:
-            log.error("recording failed: %s", self._worker.error)
+        self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> Optional[Path]:
         writer = self._writer
-        if writer is None:
+        if self._worker.is_alive():  # the encoder is stuck (40 s): what it wrote stays for the next run to recover
+            self.failure = f"the encoder of {self.path} did not finish; its temp file {writer.tmp} is recovered by the next run"
+            log.error("recording failed: %s", self.failure)
             return None
-        if self.frames and writer.tmp.exists() and self._worker.error is None:
-            if self.path.exists():  # a file of that name appeared meanwhile: keep both, lose nothing
-                self.path = timestamped_path(self.path.parent, self.path.stem)
-            try:
-                writer.publish(self.path)
-            except OutputError:
-                writer.discard()
-                raise
-            log.info("saved recording %s (%d frames%s)", self.path, self.frames, f", {self.dropped} dropped" if self.dropped else "")
-            return self.path
-        writer.discard()
-        return None
+        if self._worker.error is not None and self.failure is None:  # not an Exception: kept all the same
+            self.failure = f"{type(self._worker.error).__name__}: {self._worker.error}"
+            self.kept = writer.keep_written() if self.frames else 0
+        if self.failure is not None and not self.kept:
+            log.error("recording %s failed: %s; nothing playable was written", self.path, self.failure)
+            return None
+        if not self.frames:
+            writer.discard()
+            log.warning("recording %s stopped before its first frame: no file was written", self.path)
+            return None
+        if self.path.exists():  # a file of that name appeared meanwhile: keep both, lose nothing
+            self.path = timestamped_path(self.path.parent, self.path.stem)
+        try:
+            writer.publish(self.path)
+        except OutputError as exc:
+            self.failure = f"{exc}; the recording stays in {writer.tmp} and is recovered by the next run"
+            log.error("recording failed: %s", self.failure)
+            return None
+        if self.failure is not None:
+            self.failure = f"{self.failure}; the {self.kept} frames written before are kept in {self.path}"
+            log.error("recording stopped: %s", self.failure)
+        else:
+            log.info("saved recording %s (%d frames%s)", self.path, self.frames,
+                     f", {self.dropped} dropped" if self.dropped else "")
+        return self.path
