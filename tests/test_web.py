@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import requests
 from liveshow import AUTH, TOKEN, Show
+from test_images import png_declaring
 
 from realtime.core.controller import Controller
 from realtime.web.library import StyleLibrary
@@ -160,10 +161,15 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(show):
         (b"", {}, 400),
         (_png(8, 8), {}, 400),  # decodes, but too small to be a style
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, {}, 400),  # a PNG header with nothing behind it
+        (png_declaring(30000, 30000), {}, 400),  # 110 KB declaring 2.7 GB of pixels: refused from its header
+        (_png(1, 1), {}, 400),
     ]
     for body, headers, code in cases:
         r = requests.post(f"{show.url}/api/styles", data=body, headers={**AUTH, **headers}, timeout=30)
         assert r.status_code == code, (code, r.text)
+        assert set(r.json()) == {"error"} and "\n" not in r.json()["error"]
+    r = requests.post(f"{show.url}/api/styles", data=png_declaring(30000, 30000), headers=AUTH, timeout=30)
+    assert "30000x30000 pixels (900 MP): images of at most 50 MP" in r.json()["error"]
     # Chunked, with no Content-Length: counted as it arrives.
     r = requests.post(f"{show.url}/api/styles", data=iter([b"\xff\xd8\xff" + b"1" * 100_000] * 3), headers=AUTH, timeout=30)
     assert r.status_code == 413

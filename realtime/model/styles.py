@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import MediaError, UserError
-from ..io.images import IMAGE_EXTS, read_image
+from ..io.images import IMAGE_EXTS, MIN_STYLE_SIDE, check_image_header, decode_image
 from ..io.paths import glob_escape
 from ..resources import SHIPPED_STYLES  # the styles/ folder we ship (checkout or installed package)
 from .backends.base import Stylizer, require_mixable
@@ -131,14 +131,20 @@ class StyleBank:
         self.codes: list[np.ndarray] = []
 
     def code_for(self, style: Style) -> np.ndarray:
+        """The style's code (cached); the image's size is checked from its header first, cached or
+        not, so every way a style arrives (--style, the config, an upload) meets the same rule:
+        at most 50 MP, and at least 16x16 (:data:`~realtime.io.images.MIN_STYLE_SIDE`)."""
         try:
             data = style.path.read_bytes()
         except OSError as exc:
             raise MediaError(f"cannot read style {style.path}: {exc.strerror or exc}") from None
+        if not data:
+            raise MediaError(f"style image is empty: {style.path}")
+        check_image_header(data, f"style {style.path}", MIN_STYLE_SIDE)
         key = self.cache.key(data, self.stylizer.style_model_id)
         code = self.cache.get(key)
         if code is None:
-            code = self.stylizer.style_code(read_image(style.path))
+            code = self.stylizer.style_code(decode_image(data, f"style {style.path}", min_side=MIN_STYLE_SIDE))
             self.cache.put(key, code)
             log.debug("style code computed for %s", style.path)
         return code
