@@ -164,9 +164,11 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     if bool(args.output) == bool(args.out_dir):
         raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
-    if len(args.style) > 1 and not args.switch_every:
-        raise UserError("several --style values need --switch-every SECONDS")
-    for name, v in (("--switch-every", args.switch_every), ("--start", args.start), ("--end", args.end)):
+    if args.switch_every is not None and not (math.isfinite(args.switch_every) and 0 < args.switch_every <= 1e7):
+        raise UserError(f"--switch-every must be a number of seconds > 0, got {args.switch_every}")
+    if len(args.style) > 1 and args.switch_every is None:
+        raise UserError("several --style values need --switch-every SECONDS (how long each style is shown)")
+    for name, v in (("--start", args.start), ("--end", args.end)):
         if v is not None:
             _check_seconds(name, v)
     if args.start is not None and args.end is not None and args.end <= args.start:
@@ -181,7 +183,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     })
     job = VideoJob(
         inputs=tuple(args.inputs), styles=tuple(args.style), output=args.output, out_dir=args.out_dir,
-        switch_every=args.switch_every, audio=not args.no_audio, start=args.start, end=args.end,
+        switch_every=args.switch_every or 0.0, audio=not args.no_audio, start=args.start, end=args.end,
         overwrite=args.overwrite, progress=not args.quiet,
     )
     if cfg.cluster.enabled:  # Ray is imported only here
@@ -299,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("-o", "--output", help="output file (one input)")
     pv.add_argument("--out-dir", help="output folder (several inputs)")
     pv.add_argument("--style", action="append", required=True, help="style (repeat with --switch-every)")
-    pv.add_argument("--switch-every", type=float, default=0.0, help="seconds per style when several are given")
+    pv.add_argument("--switch-every", type=float, default=None, help="seconds per style when several are given (> 0)")
     pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
     pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
     pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 16)")

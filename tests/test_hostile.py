@@ -86,6 +86,12 @@ def run_main(argv, capsys):
     (["live", "--max-frames", "-1"], "live.max_frames"),
     (["live", "--size", "abc"], "invalid int value"),
     (["bench", "--sizes", "0x0"], "multiples of 4"),
+    # issue 27: "--switch-every 0" was told "several --style values need --switch-every SECONDS"
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y", "--switch-every", "0"], "--switch-every must be a number of seconds > 0, got 0.0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y", "--switch-every", "-2"], "--switch-every must be a number of seconds > 0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y", "--switch-every", "nan"], "--switch-every must be a number of seconds > 0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--switch-every", "0"], "--switch-every must be a number of seconds > 0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y"], "several --style values need --switch-every SECONDS"),
 ])
 def test_values_that_make_no_sense_are_refused(no_jobs, capsys, argv, needle):
     code, err = run_main(argv, capsys)
