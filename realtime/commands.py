@@ -91,7 +91,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     if args.output and len(args.content) > 1:
         raise UserError("-o takes one content image; use --out-dir DIR for several")
     cfg = load_cfg(args, {"image.size": args.size, "styles.strength": args.strength})
-    job = ImageJob(tuple(args.content), args.style, tuple(args.blend), args.output, args.out_dir, args.overwrite)
+    job = ImageJob(tuple(args.content), tuple(args.style), tuple(args.blend), args.output, args.out_dir, args.overwrite)
     return run_image(cfg, job)
 
 
@@ -286,12 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pi = sub.add_parser("image", help="stylize still images")
     pi.add_argument("content", nargs="+", help="content image file(s)")
-    pi.add_argument("--style", required=True, help="style image, folder (first image) or name in styles/")
+    pi.add_argument("--style", action="append", required=True,
+                    help="style image, folder (first image) or name in styles/; repeat for one result per style "
+                         "(-o two.png -> two-waves.png, two-dots.png)")
     pi.add_argument("-o", "--output", help="output image file (.png, .jpg, ...)")
-    pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png)")
+    pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png; a blend: CONTENT-STYLE+BLEND.png)")
     pi.add_argument("--size", type=int, default=None, help="inference short side in pixels (default: the content's own, capped)")
     pi.add_argument("--strength", type=float, default=None, help="0 = content's look, 1 = style (default), >1 extrapolates")
-    pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT", help="blend in more styles (--style has weight 1)")
+    pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT",
+                    help="blend in more styles, e.g. ink:0.5 (--style has weight 1; a weight is in 0..10, above 0)")
     pi.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _engine_options(pi)
     pi.set_defaults(func=cmd_image)

@@ -116,6 +116,25 @@ def test_config_values_are_checked_like_flags(no_jobs, capsys, tmp_path, text, n
     one_error_line(err, needle)
 
 
+def test_output_names_carry_every_style_of_the_run(tmp_path):
+    """Issue 27: --switch-every and --blend outputs were named after the first style only; now every
+    style, joined by '+', cut with a hash past 80 bytes (two long combinations keep two names)."""
+    from realtime.io.paths import MAX_LABEL_BYTES, output_label
+    from realtime.jobs.video import VideoJob, output_pairs
+    from realtime.model.styles import Style
+
+    job = VideoJob(inputs=("clip.mp4",), styles=("waves", "dots"), out_dir=str(tmp_path), switch_every=2.0)
+    styles = [Style("waves", tmp_path / "waves.jpg"), Style("dots", tmp_path / "dots.jpg")]
+    assert output_pairs(job, [Path("clip.mp4")], styles) == [(Path("clip.mp4"), tmp_path / "clip-waves+dots.mp4")]
+    assert output_label(["waves"]) == "waves"
+    many = [f"a_rather_long_style_name_{i}" for i in range(8)]
+    one, other = output_label(many), output_label(many[:-1] + ["something_else"])
+    assert len(one.encode()) <= MAX_LABEL_BYTES and len(other.encode()) <= MAX_LABEL_BYTES
+    assert one != other and one.startswith("a_rather_long_style_name_0+a_rather")
+    assert len(output_label(["\u00e9" * 100]).encode()) <= MAX_LABEL_BYTES  # cut between characters, not inside one
+    output_label(["\u00e9" * 100]).encode().decode("utf-8")
+
+
 def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):
     f = tmp_path / "c.yaml"
     f.write_bytes(b"\xff\xfe\x00binary\x89PNG")
