@@ -116,6 +116,24 @@ def test_config_values_are_checked_like_flags(no_jobs, capsys, tmp_path, text, n
     one_error_line(err, needle)
 
 
+@pytest.mark.parametrize("text, flags, needle", [
+    ("live: [1, 2]\n", ["--source", "synthetic"], "config section 'live' must be a mapping"),
+    ("live: [1, 2]\n", ["--headless"], "config section 'live' must be a mapping"),
+    ("live: [1, 2]\n", ["--size", "256"], "config section 'live' must be a mapping"),
+    ("live:\n  size: big\n", ["--size", "384"], "config key 'live.size' must be int, got 'big'"),
+    ("live:\n  size: big\n", ["--source", "synthetic", "--headless"], "config key 'live.size' must be int"),
+    ("web: 5\n", ["--web", "8080"], "config section 'web' must be a mapping"),
+])
+def test_a_bad_config_file_is_refused_whatever_flags_come_with_it(no_jobs, capsys, tmp_path, text, flags, needle):
+    """Issue 27: the file is checked whole before a flag is applied: a flag that sets a key of a
+    broken section (or the broken key itself) used to replace it and run with rc 0."""
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    code, err = run_main(["live", "--config", f, *flags], capsys)
+    assert code == 2 and not no_jobs
+    one_error_line(err, needle)
+
+
 def test_output_names_carry_every_style_of_the_run(tmp_path):
     """Issue 27: --switch-every and --blend outputs were named after the first style only; now every
     style, joined by '+', cut with a hash past 80 bytes (two long combinations keep two names)."""
