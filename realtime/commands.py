@@ -92,7 +92,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     if args.output and len(args.content) > 1:
         raise UserError("-o takes one content image; use --out-dir DIR for several")
     cfg = load_cfg(args, {"image.size": args.size, "styles.strength": args.strength})
-    job = ImageJob(tuple(args.content), args.style, tuple(args.blend), args.output, args.out_dir, args.overwrite)
+    job = ImageJob(tuple(args.content), tuple(args.style), tuple(args.blend), args.output, args.out_dir, args.overwrite)
     return run_image(cfg, job)
 
 
@@ -165,9 +165,11 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     if bool(args.output) == bool(args.out_dir):
         raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
-    if len(args.style) > 1 and not args.switch_every:
-        raise UserError("several --style values need --switch-every SECONDS")
-    for name, v in (("--switch-every", args.switch_every), ("--start", args.start), ("--end", args.end)):
+    if args.switch_every is not None and not (math.isfinite(args.switch_every) and 0 < args.switch_every <= 1e7):
+        raise UserError(f"--switch-every must be a number of seconds > 0, got {args.switch_every}")
+    if len(args.style) > 1 and args.switch_every is None:
+        raise UserError("several --style values need --switch-every SECONDS (how long each style is shown)")
+    for name, v in (("--start", args.start), ("--end", args.end)):
         if v is not None:
             _check_seconds(name, v)
     if args.start is not None and args.end is not None and args.end <= args.start:
@@ -182,7 +184,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     })
     job = VideoJob(
         inputs=tuple(args.inputs), styles=tuple(args.style), output=args.output, out_dir=args.out_dir,
-        switch_every=args.switch_every, audio=not args.no_audio, start=args.start, end=args.end,
+        switch_every=args.switch_every or 0.0, audio=not args.no_audio, start=args.start, end=args.end,
         overwrite=args.overwrite, progress=not args.quiet,
     )
     if cfg.cluster.enabled:  # Ray is imported only here
@@ -285,12 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pi = sub.add_parser("image", help="stylize still images")
     pi.add_argument("content", nargs="+", help="content image file(s)")
-    pi.add_argument("--style", required=True, help="style image, folder (first image) or name in styles/")
+    pi.add_argument("--style", action="append", required=True,
+                    help="style image, folder (first image) or name in styles/; repeat for one result per style "
+                         "(-o two.png -> two-waves.png, two-dots.png)")
     pi.add_argument("-o", "--output", help="output image file (.png, .jpg, ...)")
-    pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png)")
+    pi.add_argument("--out-dir", help="output folder (files named CONTENT-STYLE.png; a blend: CONTENT-STYLE+BLEND.png)")
     pi.add_argument("--size", type=int, default=None, help="inference short side in pixels (default: the content's own, capped)")
     pi.add_argument("--strength", type=float, default=None, help="0 = content's look, 1 = style (default), >1 extrapolates")
-    pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT", help="blend in more styles (--style has weight 1)")
+    pi.add_argument("--blend", nargs="+", default=[], metavar="STYLE:WEIGHT",
+                    help="blend in more styles, e.g. ink:0.5 (--style has weight 1; a weight is in 0..10, above 0)")
     pi.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _engine_options(pi)
     pi.set_defaults(func=cmd_image)
@@ -300,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("-o", "--output", help="output file (one input)")
     pv.add_argument("--out-dir", help="output folder (several inputs)")
     pv.add_argument("--style", action="append", required=True, help="style (repeat with --switch-every)")
-    pv.add_argument("--switch-every", type=float, default=0.0, help="seconds per style when several are given")
+    pv.add_argument("--switch-every", type=float, default=None, help="seconds per style when several are given (> 0)")
     pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
     pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")
     pv.add_argument("--crf", type=int, default=None, help="H.264 quality (lower = better; default 16)")

@@ -420,12 +420,19 @@ def _read_yaml(path: Path) -> dict:
 
 def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Defaults from the shipped configs/default.yaml (:mod:`realtime.resources`: the checkout's or
-    the installed package's), then ``path``, then ``overrides`` ("section.key": value)."""
+    the installed package's), then ``path``, then ``overrides`` ("section.key": value).
+
+    The file is checked whole before any override is applied: a flag replaces a value, it must not
+    hide a broken file (``live: [1, 2]`` or ``live: {size: big}`` with ``--source`` or ``--size``
+    used to run, the bad section or key quietly replaced by the flag's)."""
     data: dict = {}
     if DEFAULT_CONFIG_PATH.is_file():
         data = _read_yaml(DEFAULT_CONFIG_PATH)
     if path is not None:
         data = _merge(data, _read_yaml(Path(path)))
+    config = _build(Config, data, "")
+    if not any(value is not None for value in (overrides or {}).values()):
+        return config
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

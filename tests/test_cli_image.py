@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT, content_image
+from test_images import png_declaring
 
 from realtime.io.images import read_image, write_image
 
@@ -39,7 +40,7 @@ def test_image_real_photo_with_blend_and_strength_and_out_dir(models_dir, real_p
         "--size", "256", "--strength", "0.6", "--blend", "ink:0.5", "--backend", "tflite",
     )
     assert r.returncode == 0, r.stderr
-    out = tmp_path / f"{real_photo.stem}-{real_painting.stem}.png"
+    out = tmp_path / f"{real_photo.stem}-{real_painting.stem}+ink.png"  # a blend names every style in it
     assert read_image(out).shape == read_image(real_photo).shape
 
 
@@ -60,6 +61,13 @@ def _assert_one_line_error(r, needle):
         ("unknown_backend", "engine.backend"),
         ("unknown_style", "style not found"),
         ("existing_output", "exists (use --overwrite"),
+        # issue 27: each of these used to run (or decode 2.7 GB first); all fail before the network loads
+        ("huge_content", "is 30000x30000 pixels (900 MP): images of at most 50 MP"),
+        ("huge_style", "is 30000x30000 pixels (900 MP)"),
+        ("tiny_style", "is 1x1 pixels: a style image needs at least 16x16"),
+        ("blend_without_weight", "--blend takes STYLE:WEIGHT"),
+        ("blend_weight_huge", "--blend takes STYLE:WEIGHT with a weight above 0 and at most 10"),
+        ("same_style_twice", "two results would both be written to"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, needle):
@@ -69,6 +77,9 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
     txt = tmp_path / "style.txt"
     txt.write_text("hello")
     (tmp_path / "empty").mkdir()
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_declaring(30000, 30000))
+    tiny = write_image(tmp_path / "tiny.png", content_image(16, 16)[:1, :1])
     args = {
         "missing_content": [tmp_path / "nope.png", "--style", "mosaic"],
         "corrupt_content": [bad, "--style", "mosaic"],
@@ -77,6 +88,12 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
         "unknown_backend": [good, "--style", "mosaic", "--backend", "jax"],
         "unknown_style": [good, "--style", "no_such_style"],
         "existing_output": [good, "--style", "mosaic"],
+        "huge_content": [huge, "--style", "mosaic"],
+        "huge_style": [good, "--style", huge],
+        "tiny_style": [good, "--style", tiny],
+        "blend_without_weight": [good, "--style", "mosaic", "--blend", "ink"],
+        "blend_weight_huge": [good, "--style", "mosaic", "--blend", "ink:1e9"],
+        "same_style_twice": [good, "--style", "mosaic", "--style", "mosaic"],
     }[case]
     out = tmp_path / "out.png"
     if case == "existing_output":
@@ -88,6 +105,24 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
     else:
         assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_several_styles_give_one_result_each_named_by_its_styles(models_dir, tmp_path):
+    """Issue 27: `--style waves --style dots -o two.png` wrote one file, dots alone, with rc 0.  Now
+    one result per style (two-waves.png, two-dots.png, the same pixels as a run with that style
+    alone), and a blend's results name every style in it."""
+    src = write_image(tmp_path / "in.png", content_image(96, 64))
+    r = run("image", src, "--style", "waves", "--style", "dots", "-o", tmp_path / "two.png")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two-dots.png", "two-waves.png"]
+    r = run("image", src, "--style", "dots", "-o", tmp_path / "dots.png")
+    assert r.returncode == 0, r.stderr
+    waves, dots = read_image(tmp_path / "two-waves.png"), read_image(tmp_path / "two-dots.png")
+    assert np.array_equal(dots, read_image(tmp_path / "dots.png"))
+    assert np.abs(waves.astype(int) - dots.astype(int)).mean() > 5  # two styles, two pictures
+    r = run("image", src, "--style", "waves", "--style", "mosaic", "--blend", "ink:0.5", "dots:2", "--out-dir", tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["in-mosaic+ink+dots.png", "in-waves+ink+dots.png"]
 
 
 def test_wrong_model_checksum_is_a_one_line_error(models_dir, tmp_path):

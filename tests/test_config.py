@@ -52,3 +52,17 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("text, overrides, key", [
+    ("live: [1, 2]\n", {"live.source": "synthetic"}, "live"),
+    ("live:\n  size: big\n", {"live.size": 384}, "live.size"),
+    ("engine:\n  threads: -3\n", {"engine.threads": 2}, "engine.threads"),
+])
+def test_the_file_is_checked_whole_before_overrides(tmp_path, text, overrides, key):
+    """Issue 27: an override of a key (or of a key in a section) that is broken in the file hid the
+    breakage; the file alone is validated first."""
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(f, overrides)

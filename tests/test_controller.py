@@ -291,3 +291,22 @@ def test_the_style_set_is_appended_whole_and_read_as_snapshots():
     assert c.state.style_index == 2
     with pytest.raises(ValueError):
         StyleSet.of_names(["x"]).give_codes([np.zeros(100), np.zeros(100)])
+
+
+def test_a_range_open_at_one_end_is_a_clear_error():
+    """Issue 27: set_style_index -1 failed formatting its own message (the range has no top) and the
+    web answered 500; every one-sided range says what it allows."""
+    from realtime.core.controller import ActionError, Param
+
+    c = Controller(["a", "b"])
+    with pytest.raises(ActionError, match=r"'index' must be >= 0, got -1"):
+        c.set_style_index(-1)
+    with pytest.raises(ActionError, match=r"'x' must be <= 5, got 6"):
+        Param("x", int, None, 5).check("act", 6)
+    with pytest.raises(ActionError, match=r"must be in 0\.\.2, got 3"):
+        c.set_strength(3)
+    for text in ("\u00b2", "9" * 5000, "\u0661"):  # digits to str.isdigit, not to the index rule
+        with pytest.raises(ActionError, match="unknown style"):
+            c.set_style(text)
+    with pytest.raises(ActionError, match="unexpected argument 'name'"):
+        c.do("set_style", name="a")

@@ -86,6 +86,12 @@ def run_main(argv, capsys):
     (["live", "--max-frames", "-1"], "live.max_frames"),
     (["live", "--size", "abc"], "invalid int value"),
     (["bench", "--sizes", "0x0"], "multiples of 4"),
+    # issue 27: "--switch-every 0" was told "several --style values need --switch-every SECONDS"
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y", "--switch-every", "0"], "--switch-every must be a number of seconds > 0, got 0.0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y", "--switch-every", "-2"], "--switch-every must be a number of seconds > 0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y", "--switch-every", "nan"], "--switch-every must be a number of seconds > 0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--switch-every", "0"], "--switch-every must be a number of seconds > 0"),
+    (["video", "a.mp4", "-o", "b.mp4", "--style", "x", "--style", "y"], "several --style values need --switch-every SECONDS"),
 ])
 def test_values_that_make_no_sense_are_refused(no_jobs, capsys, argv, needle):
     code, err = run_main(argv, capsys)
@@ -108,6 +114,43 @@ def test_config_values_are_checked_like_flags(no_jobs, capsys, tmp_path, text, n
     code, err = run_main(["live", "--config", f], capsys)
     assert code == 2
     one_error_line(err, needle)
+
+
+@pytest.mark.parametrize("text, flags, needle", [
+    ("live: [1, 2]\n", ["--source", "synthetic"], "config section 'live' must be a mapping"),
+    ("live: [1, 2]\n", ["--headless"], "config section 'live' must be a mapping"),
+    ("live: [1, 2]\n", ["--size", "256"], "config section 'live' must be a mapping"),
+    ("live:\n  size: big\n", ["--size", "384"], "config key 'live.size' must be int, got 'big'"),
+    ("live:\n  size: big\n", ["--source", "synthetic", "--headless"], "config key 'live.size' must be int"),
+    ("web: 5\n", ["--web", "8080"], "config section 'web' must be a mapping"),
+])
+def test_a_bad_config_file_is_refused_whatever_flags_come_with_it(no_jobs, capsys, tmp_path, text, flags, needle):
+    """Issue 27: the file is checked whole before a flag is applied: a flag that sets a key of a
+    broken section (or the broken key itself) used to replace it and run with rc 0."""
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    code, err = run_main(["live", "--config", f, *flags], capsys)
+    assert code == 2 and not no_jobs
+    one_error_line(err, needle)
+
+
+def test_output_names_carry_every_style_of_the_run(tmp_path):
+    """Issue 27: --switch-every and --blend outputs were named after the first style only; now every
+    style, joined by '+', cut with a hash past 80 bytes (two long combinations keep two names)."""
+    from realtime.io.paths import MAX_LABEL_BYTES, output_label
+    from realtime.jobs.video import VideoJob, output_pairs
+    from realtime.model.styles import Style
+
+    job = VideoJob(inputs=("clip.mp4",), styles=("waves", "dots"), out_dir=str(tmp_path), switch_every=2.0)
+    styles = [Style("waves", tmp_path / "waves.jpg"), Style("dots", tmp_path / "dots.jpg")]
+    assert output_pairs(job, [Path("clip.mp4")], styles) == [(Path("clip.mp4"), tmp_path / "clip-waves+dots.mp4")]
+    assert output_label(["waves"]) == "waves"
+    many = [f"a_rather_long_style_name_{i}" for i in range(8)]
+    one, other = output_label(many), output_label(many[:-1] + ["something_else"])
+    assert len(one.encode()) <= MAX_LABEL_BYTES and len(other.encode()) <= MAX_LABEL_BYTES
+    assert one != other and one.startswith("a_rather_long_style_name_0+a_rather")
+    assert len(output_label(["\u00e9" * 100]).encode()) <= MAX_LABEL_BYTES  # cut between characters, not inside one
+    output_label(["\u00e9" * 100]).encode().decode("utf-8")
 
 
 def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):

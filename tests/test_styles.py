@@ -67,9 +67,16 @@ def test_blend_and_strength_arithmetic():
     assert np.allclose(apply_strength(b, a, 1.5), 1.5)
     with pytest.raises(UserError):
         blend_codes([a, b], [0, 0])
-    assert parse_blend(["wave:0.5", "ink"]) == [("wave", 0.5), ("ink", 1.0)]
-    with pytest.raises(UserError):
-        parse_blend(["wave:lots"])
+    assert parse_blend(["wave:0.5", "ink:10", "C:/styles/x.png:2"]) == [("wave", 0.5), ("ink", 10.0), ("C:/styles/x.png", 2.0)]
+
+
+@pytest.mark.parametrize("item", ["ink", "ink:", ":0.5", "wave:lots", "ink:1e9", "ink:10.5", "ink:0", "ink:-1", "ink:nan", "ink:inf"])
+def test_blend_weights_must_be_given_and_sane(item):
+    """Issue 27: `--blend ink:1e9` and `--blend ink` were taken silently (1e9 is ink alone, a missing
+    weight meant 1): each is a one-line error that shows the syntax."""
+    with pytest.raises(UserError, match=r"STYLE:WEIGHT .* e\.g\. ink:0\.5; got '") as err:
+        parse_blend(["wave:0.5", item])
+    assert item in str(err.value)
 
 
 def test_build_code_blend_then_strength(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import requests
 from liveshow import AUTH, TOKEN, Show
+from test_images import png_declaring
 
 from realtime.core.controller import Controller
 from realtime.web.library import StyleLibrary
@@ -176,10 +177,15 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(show):
         (b"", {}, 400),
         (_png(8, 8), {}, 400),  # decodes, but too small to be a style
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, {}, 400),  # a PNG header with nothing behind it
+        (png_declaring(30000, 30000), {}, 400),  # 110 KB declaring 2.7 GB of pixels: refused from its header
+        (_png(1, 1), {}, 400),
     ]
     for body, headers, code in cases:
         r = requests.post(f"{show.url}/api/styles", data=body, headers={**AUTH, **headers}, timeout=30)
         assert r.status_code == code, (code, r.text)
+        assert set(r.json()) == {"error"} and "\n" not in r.json()["error"]
+    r = requests.post(f"{show.url}/api/styles", data=png_declaring(30000, 30000), headers=AUTH, timeout=30)
+    assert "30000x30000 pixels (900 MP): images of at most 50 MP" in r.json()["error"]
     # Chunked, with no Content-Length: counted as it arrives.
     r = requests.post(f"{show.url}/api/styles", data=iter([b"\xff\xd8\xff" + b"1" * 100_000] * 3), headers=AUTH, timeout=30)
     assert r.status_code == 413
@@ -424,3 +430,104 @@ def test_a_page_that_reads_nothing_loses_old_events_and_never_slows_the_show():
     assert last["seq"] == 500 and last["origin"] == "key" and last["status"]["style_index"] == 500 % 3
     body = result["body"]
     assert len(body) == 1 and body[0].startswith(b"retry: ") and b"event: status" in body[0] and result["pages"] == 0
+
+
+@pytest.fixture
+def server_log(caplog):
+    """Every log record of the show's process, uvicorn's too (its loggers do not propagate to the
+    root, where caplog listens): where a traceback of a failed request would land."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    uvicorn = logging.getLogger("uvicorn")
+    uvicorn.addHandler(caplog.handler)
+    yield caplog
+    uvicorn.removeHandler(caplog.handler)
+
+
+def test_every_bad_request_is_a_json_4xx_and_never_a_traceback(show, server_log):
+    """Issue 27: set_style_index -1 was a 500 (a format error in the range message), a 100k-deep
+    body a 500 with a traceback in the show's log, a 50 MB body a message from Python's insides;
+    Starlette's own 404/405 were plain text.  Every one is now a 4xx in the README's shape."""
+    import json
+    import logging
+
+    caplog = server_log
+    url = f"{show.url}/api/actions"
+    before = show.controller.state
+    cases = [
+        ("set_style_index", json.dumps({"index": -1}).encode(), 400, "'index' must be >= 0, got -1"),
+        ("set_style", json.dumps({"style": "-1"}).encode(), 400, "out of range"),
+        ("set_style", json.dumps({"style": "\u00b2"}).encode(), 400, "unknown style"),  # isdigit(), yet int() refuses it
+        ("set_style", json.dumps({"style": "9" * 5000}).encode(), 400, "unknown style"),
+        ("set_strength", b"[" * 100_000 + b"]" * 100_000, 413, "larger than 64 KB"),
+        ("set_strength", b"[" * 30_000 + b"]" * 30_000, 400, "nested too deeply"),
+        ("set_strength", b'{"value": ' + b"1" * 5000 + b"}", 400, "a value in it is too long"),
+        ("set_strength", b'{"value": ' + b"1" * 50_000_000 + b"}", 413, "larger than 64 KB"),
+        ("set_strength", b'{"value": 0.5, "origin": "key"}', 400, "unexpected argument 'origin'"),
+        ("set_style", b'{"name": "red"}', 400, "unexpected argument 'name'"),
+        ("set_strength", b'{"value": 0.5,}', 400, "line 1 column 15"),
+    ]
+    for name, body, status, needle in cases:
+        r = requests.post(f"{url}/{name}", data=body, headers={**AUTH, "Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == status and needle in r.json()["error"], (name, body[:40], r.status_code, r.text[:300])
+        assert "sys.set_int_max_str_digits" not in r.text and "Traceback" not in r.text
+    # A body with no Content-Length is counted as it arrives.
+    r = requests.post(f"{url}/set_strength", data=iter([b" " * 50_000] * 3), headers=AUTH, timeout=30)
+    assert r.status_code == 413 and r.json()["error"]
+    # Starlette's own answers, in the same shape (405 keeps its Allow header).
+    r = requests.get(f"{url}/next_style", headers=AUTH, timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and "GET is not allowed on /api/actions/next_style" in r.json()["error"]
+    r = requests.delete(f"{show.url}/api/styles", headers=AUTH, timeout=10)
+    assert r.status_code == 405 and "DELETE is not allowed on /api/styles (allowed: GET, HEAD, POST)" == r.json()["error"]
+    for path in ("/nowhere", "/api/styles/x/thumb.jpg", "/api/styles/" + "9" * 5000 + "/thumb.jpg", "/api/styles/99/thumb.jpg"):
+        r = requests.get(show.url + path, headers=AUTH, timeout=10)
+        assert r.status_code == 404 and r.json()["error"], path
+    assert show.controller.state == before and show.thread.is_alive()
+    traced = [rec for rec in caplog.records if rec.exc_info or "Traceback" in rec.getMessage()]
+    assert not traced, [rec.getMessage() for rec in traced]
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]  # bad requests are not the show's faults
+
+
+def test_a_fault_inside_a_handler_is_one_log_line_and_a_json_500(show, server_log, monkeypatch):
+    """The class behind the traceback: Starlette's handler for Exception re-raises for the server to
+    log; the app's own middleware answers 500 in the error shape and logs one line, no traceback."""
+    import logging
+
+    def broken():
+        raise RuntimeError("a bug in the listing")
+
+    monkeypatch.setattr(show.library, "listing", broken)
+    caplog = server_log
+    r = requests.get(f"{show.url}/api/styles", headers=AUTH, timeout=10)
+    assert r.status_code == 500 and r.json() == {"error": "internal error (logged); the show goes on"}
+    lines = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert len(lines) == 1 and "RuntimeError: a bug in the listing" in lines[0].getMessage()
+    assert not [rec for rec in caplog.records if rec.exc_info]
+    assert requests.get(f"{show.url}/api/status", headers=AUTH, timeout=10).status_code == 200  # the server goes on
+
+
+def test_the_action_listing_offers_only_what_the_handler_takes(show):
+    """Issue 27: /api/actions advertised a `path` for start_recording that the handler refused.
+    Every argument listed is accepted: each is sent with a value from its advertised type and range."""
+    listing = requests.get(f"{show.url}/api/actions", headers=AUTH, timeout=10).json()
+    start = next(a for a in listing if a["name"] == "start_recording")
+    assert start["params"] == [] and "PATH" not in start["doc"]
+    sample = {"int": lambda p: p["min"] or 0, "float": lambda p: p["min"] if p["min"] is not None else 0.5,
+              "bool": lambda p: True, "str": lambda p: "red"}
+    tried = 0
+    for action in listing:
+        for param in action["params"]:
+            if action["name"] in ("set_open", "set_idle"):
+                continue  # accepted like the others, but they close the show or swap its source
+            r = post(show, action["name"], {param["name"]: sample[param["type"]](param)})
+            assert r.status_code == 200, (action["name"], param, r.text)
+            tried += 1
+    assert tried >= 6
+    assert post(show, "set_paused", {"paused": False}).status_code == 200  # the loop paused it: frames to record
+    r = post(show, "start_recording", {})
+    assert r.status_code == 200 and r.json()["state"]["recording"].endswith(".mp4")
+    time.sleep(0.5)
+    assert post(show, "start_recording", {"path": "x.mp4"}).status_code == 400  # still refused, and no longer offered
+    done = post(show, "stop_recording").json()["result"]
+    assert Path(done).parent == show.styles_dir.parent / "rec"

@@ -94,7 +94,7 @@ def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path]]:
     if job.output and Path(job.output).suffix.lower() == ".avi":
         raise UserError(f"--cluster writes MP4, MOV or MKV files (segments are joined by their timestamps): {job.output}")
     # Absolute paths: the workers of a cluster do not run in this folder.
-    items = [_Input(src.absolute(), dst.absolute()) for src, dst in output_pairs(job, inputs, styles[0].name)]
+    items = [_Input(src.absolute(), dst.absolute()) for src, dst in output_pairs(job, inputs, styles)]
     return items, [Path(s.path).absolute() for s in styles]
 
 

@@ -23,6 +23,7 @@ import functools
 import logging
 import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,8 +109,15 @@ class Param:
             if not math.isfinite(value):
                 raise ActionError(f"{action}: '{self.name}' must be a finite number, got {value!r}")
         if self.low is not None and value < self.low or self.high is not None and value > self.high:
-            raise ActionError(f"{action}: '{self.name}' must be in {self.low:g}..{self.high:g}, got {value!r}")
+            raise ActionError(f"{action}: '{self.name}' must be {self.range_text()}, got {value!r}")
         return value
+
+    def range_text(self) -> str:
+        """The allowed range in words; a bound may be open (``set_style_index`` has no top: the
+        number of styles changes as uploads arrive)."""
+        if self.low is not None and self.high is not None:
+            return f"in {self.low:g}..{self.high:g}"
+        return f">= {self.low:g}" if self.low is not None else f"<= {self.high:g}"
 
 
 @dataclass(frozen=True)
@@ -241,8 +249,9 @@ class Controller:
         return index
 
     # -- the door for names (web, scripts, key table) ---------------------------------------------
-    def do(self, name: str, origin: str = API, **args: Any) -> Any:
-        """Run the action called ``name`` with keyword arguments, validated like a direct call."""
+    def do(self, name: str, /, origin: str = API, **args: Any) -> Any:
+        """Run the action called ``name`` with keyword arguments, validated like a direct call
+        (``name`` is positional-only: an argument called "name" is the action's to refuse)."""
         spec = ACTIONS.get(name)
         if spec is None:
             raise ActionError(f"unknown action '{name}' (known: {', '.join(sorted(ACTIONS))})")
@@ -261,7 +270,7 @@ class Controller:
     def set_style(self, cause: Cause, style: str) -> int:
         if style in self.style_names:
             index = self.style_names.index(style)
-        elif style.lstrip("-").isdigit():
+        elif re.fullmatch(r"-?[0-9]{1,9}", style):  # ASCII digits only: int() refuses "²" and 5000-digit texts
             index = int(style)
             if not 0 <= index < len(self.styles):
                 raise ActionError(f"set_style: index {index} out of range 0..{len(self.styles) - 1}")

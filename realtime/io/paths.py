@@ -16,6 +16,7 @@ other temp file is removed (a rerun makes it again, and a torn one is not worth 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -60,6 +62,25 @@ class Part(NamedTuple):
 
 class OutputError(UserError):
     """An output location that cannot be written (no permission, a file in the way, disk full)."""
+
+
+# Longest style part of a derived output name, in bytes: file names end at 255 bytes, and the
+# content's own name and the extension need room too.
+MAX_LABEL_BYTES = 80
+
+
+def output_label(names: Sequence[str], max_bytes: int = MAX_LABEL_BYTES) -> str:
+    """The style part of an output name when a run uses several styles (a blend, --switch-every):
+    every name, joined by ``+`` (``waves+dots``), so the file says what made it.  Longer than
+    ``max_bytes``: cut, with a short hash of the whole label, so two long combinations that share a
+    beginning still get two names."""
+    label = "+".join(names)
+    raw = label.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return label
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    head = raw[: max_bytes - len(digest) - 1].decode("utf-8", errors="ignore").rstrip("+")
+    return f"{head}~{digest}"
 
 
 def check_output_dir(folder: Path, what: str = "output folder", create: bool = True) -> None:

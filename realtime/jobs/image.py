@@ -1,8 +1,14 @@
-"""``stylize image``: still images, at the content's size, through the same stylize stage as video."""
+"""``stylize image``: still images, at the content's size, through the same stylize stage as video.
+
+Several ``--style`` values give one result per style (``-o two.png`` -> ``two-waves.png``,
+``two-dots.png``): every output name says which styles made it (a blend: all of them,
+``photo-waves+ink.png``), and every name is checked before the network loads.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -12,10 +18,10 @@ from ..core.workers import call_interruptibly
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..pipeline.state import StreamState
 from ..errors import MediaError, UserError
-from ..io.images import read_image, write_image
-from ..io.paths import check_output_dir, check_output_file
+from ..io.images import MIN_STYLE_SIDE, check_image_header, read_image, read_image_bytes, write_image
+from ..io.paths import check_output_dir, check_output_file, output_label
 from ..model.engine import open_engine
-from ..model.styles import build_code, parse_blend
+from ..model.styles import Style, build_code, find_style_images, parse_blend
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +31,47 @@ class ImageJob:
     """What ``stylize image`` was asked to do, beyond the config."""
 
     contents: tuple[str, ...]
-    style: str
-    blend: tuple[str, ...] = ()
+    styles: tuple[str, ...]  # one result per style (a folder: its first image)
+    blend: tuple[str, ...] = ()  # STYLE:WEIGHT, blended into every style
     output: Optional[str] = None
     out_dir: Optional[str] = None
     overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class _Look:
+    """One style of the job with the blend mixed in, and the name its outputs carry."""
+
+    style: Style
+    label: str
+
+
+def plan_outputs(job: ImageJob, contents: Sequence[Path], labels: Sequence[str]) -> list[tuple[Path, str, Path]]:
+    """(content, style label, output) for every result.  ``-o`` names the result of one style
+    exactly; with several styles it is the pattern: ``two.png`` -> ``two-waves.png``, ``two-dots.png``.
+    ``--out-dir``: ``CONTENT-LABEL.png``.  Two results with one name are an error now, not a file
+    that says "exists" after the first was written."""
+    if job.output:
+        out = Path(job.output)
+        plan = ([(contents[0], labels[0], out)] if len(labels) == 1 else
+                [(contents[0], label, out.with_name(f"{out.stem}-{label}{out.suffix}")) for label in labels])
+    else:
+        folder = Path(job.out_dir or ".")
+        plan = [(c, label, folder / f"{c.stem}-{label}.png") for c in contents for label in labels]
+    seen: dict[Path, tuple[Path, str]] = {}
+    for c, label, out in plan:
+        if out in seen:
+            raise UserError(f"two results would both be written to {out} ({seen[out][0].name} with {seen[out][1]}, "
+                            f"{c.name} with {label}): give styles or contents with different names")
+        seen[out] = (c, label)
+    return plan
+
+
+def _style(cfg: Config, spec: str) -> Style:
+    """A --style or --blend value -> its style (a folder: the first image), its size checked now."""
+    style = find_style_images(spec, cfg.styles.dir)[0]
+    check_image_header(read_image_bytes(style.path), f"style {style.path}", MIN_STYLE_SIDE)
+    return style
 
 
 def run_image(cfg: Config, job: ImageJob) -> int:
@@ -40,38 +82,49 @@ def run_image(cfg: Config, job: ImageJob) -> int:
             raise MediaError(f"content is a folder, not an image: {c}")
         if not c.is_file():
             raise MediaError(f"content image not found: {c}")
+        check_image_header(read_image_bytes(c), str(c))  # a huge or unreadable image: before the network
     blend_specs = parse_blend(job.blend)
+    blend = [(_style(cfg, name), w) for name, w in blend_specs]
+    looks = [_Look(s, output_label([s.name] + [b.name for b, _ in blend])) for s in (_style(cfg, spec) for spec in job.styles)]
+    plan = plan_outputs(job, contents, [look.label for look in looks])
     if job.output:
-        out = Path(job.output)
-        if out.exists() and any(out.resolve() == c.resolve() for c in contents):
-            raise UserError(f"output {out} would overwrite the input")
-        check_output_file(out, job.overwrite)
-    else:
-        check_output_dir(Path(job.out_dir or "."))
-    engine = open_engine(cfg, fixed_size=False)
-    style = engine.resolve_styles([job.style])[0]
-    blend = [(engine.resolve_styles([name])[0], w) for name, w in blend_specs]
-    strength = cfg.styles.strength
-    check_mixable(engine.stylizer, strength, 1 + len(blend))
-    code = build_code(engine.bank, style, blend)
-    stage = StylizeStage(engine.stylizer, cfg.image.size, cfg.engine.max_size)
-    failures = 0
-    for c in contents:
-        out = Path(job.output) if job.output else Path(job.out_dir or ".") / f"{c.stem}-{style.name}.png"
-        try:
+        for c, _, out in plan:
             if out.exists() and out.resolve() == c.resolve():
                 raise UserError(f"output {out} would overwrite the input")
             check_output_file(out, job.overwrite)
-            bgr = read_image(c, bgr=True)  # BGR in and out, as the stage takes frames: two colour swaps in all
-            state = StreamState()  # each image is its own stream: its own content code for the strength
-            # on a worker thread: Ctrl-C and SIGTERM need not wait for a large image's network call
-            result = call_interruptibly("image", lambda: stage([bgr], stage.strengthen(state, code, strength, bgr), state)[0])
-            write_image(out, result, overwrite=job.overwrite, bgr=True)
-            w, h = stage.size_for(bgr.shape[1], bgr.shape[0])
-            log.info("%s -> %s (inference %dx%d, style %s)", c, out, w, h, style.name)
+    else:
+        check_output_dir(Path(job.out_dir or "."))
+    engine = open_engine(cfg, fixed_size=False)
+    strength = cfg.styles.strength
+    check_mixable(engine.stylizer, strength, 1 + len(blend))
+    codes = {look.label: build_code(engine.bank, look.style, blend) for look in looks}
+    stage = StylizeStage(engine.stylizer, cfg.image.size, cfg.engine.max_size)
+    failures = 0
+    for c in contents:
+        results = [(label, out) for content, label, out in plan if content == c]
+        try:
+            bgr = read_image(c, bgr=True)  # once, however many styles; BGR in and out, as the stage takes frames
         except UserError as exc:
-            if len(contents) == 1:
+            if len(plan) == 1:
                 raise
             log.error("%s: %s", c, exc)
-            failures += 1
+            failures += len(results)
+            continue
+        for label, out in results:
+            try:
+                if out.exists() and out.resolve() == c.resolve():
+                    raise UserError(f"output {out} would overwrite the input")
+                check_output_file(out, job.overwrite)
+                state = StreamState()  # each result is its own stream: its own content code for the strength
+                code = codes[label]
+                # on a worker thread: Ctrl-C and SIGTERM need not wait for a large image's network call
+                result = call_interruptibly("image", lambda: stage([bgr], stage.strengthen(state, code, strength, bgr), state)[0])
+                write_image(out, result, overwrite=job.overwrite, bgr=True)
+                w, h = stage.size_for(bgr.shape[1], bgr.shape[0])
+                log.info("%s -> %s (inference %dx%d, style %s)", c, out, w, h, label)
+            except UserError as exc:
+                if len(plan) == 1:
+                    raise
+                log.error("%s: %s", out, exc)
+                failures += 1
     return 2 if failures else 0

@@ -18,7 +18,7 @@ from ..config import Config
 from ..errors import MediaError, UserError
 from ..io.media.decode import VIDEO_EXTS, VideoFile
 from ..io.media.h264 import OUTPUT_EXTS
-from ..io.paths import check_output_dir, check_output_file
+from ..io.paths import check_output_dir, check_output_file, output_label
 from ..model.engine import open_engine
 from ..model.styles import Style, find_style_images
 from ..pipeline.video import VideoOptions, VideoResult, VideoStylizer
@@ -74,9 +74,10 @@ def job_styles(cfg: Config, job: VideoJob) -> list[Style]:
     return styles[:1] if len(job.styles) == 1 else styles
 
 
-def output_pairs(job: VideoJob, inputs: Sequence[Path], style_name: str) -> list[tuple[Path, Path]]:
+def output_pairs(job: VideoJob, inputs: Sequence[Path], styles: Sequence[Style]) -> list[tuple[Path, Path]]:
     """(input, output) for each input, with the checks that need neither the network nor the
-    files' contents (a wrong folder fails in a second, before anything loads)."""
+    files' contents (a wrong folder fails in a second, before anything loads).  ``--out-dir`` names
+    carry every style of the run (``clip-waves+dots.mp4`` for ``--switch-every``), not the first."""
     if job.output:
         if len(inputs) > 1:
             raise UserError("-o takes one input; use --out-dir DIR for several")
@@ -85,7 +86,8 @@ def output_pairs(job: VideoJob, inputs: Sequence[Path], style_name: str) -> list
         return [(inputs[0], Path(job.output))]
     out_dir = Path(job.out_dir)  # type: ignore[arg-type]
     check_output_dir(out_dir)
-    return [(src, out_dir / f"{src.stem}-{style_name}.mp4") for src in inputs]
+    label = output_label([s.name for s in styles])
+    return [(src, out_dir / f"{src.stem}-{label}.mp4") for src in inputs]
 
 
 def run_video(cfg: Config, job: VideoJob) -> int:
@@ -94,7 +96,7 @@ def run_video(cfg: Config, job: VideoJob) -> int:
 
     inputs = expand_inputs(job.inputs)
     styles = job_styles(cfg, job)
-    pairs = output_pairs(job, inputs, styles[0].name)
+    pairs = output_pairs(job, inputs, styles)
     if job.output:
         if Path(job.output).resolve() == inputs[0].resolve():
             raise UserError(f"output {job.output} would overwrite the input")

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import MediaError, UserError
-from ..io.images import IMAGE_EXTS, read_image
+from ..io.images import IMAGE_EXTS, MIN_STYLE_SIDE, check_image_header, decode_image
 from ..io.paths import glob_escape
 from ..resources import SHIPPED_STYLES  # the styles/ folder we ship (checkout or installed package)
 from .backends.base import Stylizer, require_mixable
@@ -131,14 +131,20 @@ class StyleBank:
         self.codes: list[np.ndarray] = []
 
     def code_for(self, style: Style) -> np.ndarray:
+        """The style's code (cached); the image's size is checked from its header first, cached or
+        not, so every way a style arrives (--style, the config, an upload) meets the same rule:
+        at most 50 MP, and at least 16x16 (:data:`~realtime.io.images.MIN_STYLE_SIDE`)."""
         try:
             data = style.path.read_bytes()
         except OSError as exc:
             raise MediaError(f"cannot read style {style.path}: {exc.strerror or exc}") from None
+        if not data:
+            raise MediaError(f"style image is empty: {style.path}")
+        check_image_header(data, f"style {style.path}", MIN_STYLE_SIDE)
         key = self.cache.key(data, self.stylizer.style_model_id)
         code = self.cache.get(key)
         if code is None:
-            code = self.stylizer.style_code(read_image(style.path))
+            code = self.stylizer.style_code(decode_image(data, f"style {style.path}", min_side=MIN_STYLE_SIDE))
             self.cache.put(key, code)
             log.debug("style code computed for %s", style.path)
         return code
@@ -170,19 +176,26 @@ def apply_strength(style_code: np.ndarray, content_code: Optional[np.ndarray], s
     return (strength * np.asarray(style_code, np.float32) + (1.0 - strength) * np.asarray(content_code, np.float32)).astype(np.float32)
 
 
+# A blend weight is relative to --style's 1: 10 already gives the other style 91% of the mix, so
+# anything larger (1e9) is a typo, not a wish; 0 would add nothing at all.
+MAX_BLEND_WEIGHT = 10.0
+BLEND_SYNTAX = "--blend takes STYLE:WEIGHT with a weight above 0 and at most 10, e.g. ink:0.5"
+
+
 def parse_blend(items: Sequence[str]) -> list[tuple[str, float]]:
-    """``STYLE:WEIGHT`` items (weight defaults to 1)."""
+    """``STYLE:WEIGHT`` items; a missing, non-numeric or out-of-range weight is a one-line error
+    that shows the syntax (a forgotten weight must not silently mean 1)."""
     out = []
     for item in items:
         name, sep, weight = item.rpartition(":")
-        if not sep or not name:
-            name, weight = item, "1"
+        if not sep or not name or not weight.strip():
+            raise UserError(f"{BLEND_SYNTAX}; got '{item}'")
         try:
             w = float(weight)
         except ValueError:
-            raise UserError(f"--blend expects STYLE:WEIGHT, got '{item}'") from None
-        if not math.isfinite(w) or w < 0:
-            raise UserError(f"--blend weight must be a number >= 0, got '{item}'")
+            raise UserError(f"{BLEND_SYNTAX}; got '{item}'") from None
+        if not (math.isfinite(w) and 0 < w <= MAX_BLEND_WEIGHT):
+            raise UserError(f"{BLEND_SYNTAX}; got '{item}' (weight {weight})")
         out.append((name, w))
     return out
 

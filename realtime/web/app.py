@@ -28,9 +28,12 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.controller import ACTIONS, ActionError, Controller
 from ..core.events import WEB
@@ -44,11 +47,85 @@ log = logging.getLogger(__name__)
 COOKIE = "realtime_token"
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 MAIN_THREAD_TIMEOUT_S = 15.0  # recording and snapshots run between frames on the show's thread
-NOT_FROM_THE_WEB = {"start_recording": "path"}  # arguments that would let a client write anywhere
+NOT_FROM_THE_WEB = {"start_recording": "path"}  # arguments that would let a client write anywhere: not listed, refused
+WEB_DOCS = {"start_recording": "start recording (a timestamped file in the recordings folder)"}  # their docs without them
+# An action's arguments are a few short values; a larger body is refused (413) before it is parsed
+# (a 50 MB body used to reach json.loads, and its error text leaked Python's internals).
+MAX_ACTION_BODY = 64 * 1024
+HTTP_REASONS = {404: "no such page or API route", 405: "method not allowed"}
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
+    """Every answer that is not a success has this shape: ``{"error": "one line"}`` (README)."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int, too_large: str) -> bytes | Response:
+    """The request body, counted as it arrives (a lying or missing Content-Length changes nothing):
+    past ``limit`` bytes a 413 with ``too_large``; a client that left mid-body a 400."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return _error(413, too_large)
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return _error(413, too_large)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return _error(400, "the request body was cut off")
+    return b"".join(chunks)
+
+
+def _parse_args(body: bytes) -> dict[str, Any] | Response:
+    """An action's JSON arguments, or the 400 that says what is wrong with them, in words of our
+    own: the parser's own messages can quote Python's internals (the digit limit of int)."""
+    if not body.strip():
+        return {}
+    try:
+        args = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return _error(400, f"the body must be a JSON object of arguments: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except UnicodeDecodeError:
+        return _error(400, "the body must be a JSON object of arguments in UTF-8 text")
+    except RecursionError:
+        return _error(400, "the body must be a JSON object of arguments: it is nested too deeply")
+    except ValueError:  # e.g. a number of thousands of digits
+        return _error(400, "the body must be a JSON object of arguments: a value in it is too long")
+    if not isinstance(args, dict):
+        return _error(400, "the body must be a JSON object of arguments, e.g. {\"value\": 0.8}")
+    return args
+
+
+class _Contained:
+    """ASGI middleware: whatever a handler lets escape becomes a JSON 500 and one log line.
+
+    Why not Starlette's ``exception_handlers={Exception: ...}``: its ServerErrorMiddleware calls
+    that handler and then raises the exception again, for the server to log, so every fault put
+    a traceback in the show's log (issue 27: a 100k-deep JSON body)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - a request must never reach the server's traceback logging
+            log.error("web request %s %s failed: %s: %.200s", scope.get("method"), scope.get("path"), type(exc).__name__, exc)
+            if not started:
+                await _error(500, "internal error (logged); the show goes on")(scope, receive, send)
 
 
 def _jsonable(value: Any) -> Any:
@@ -112,12 +189,7 @@ class _Handlers:
     async def actions(self, request: Request) -> Response:
         if (denied := self.guard(request)) is not None:
             return denied
-        return JSONResponse([
-            {"name": a.name, "doc": a.doc,
-             "params": [{"name": p.name, "type": p.kind.__name__, "min": p.low, "max": p.high, "optional": p.optional}
-                        for p in a.params]}
-            for a in ACTIONS.values()
-        ])
+        return JSONResponse(action_listing())
 
     async def do_action(self, request: Request) -> Response:
         if (denied := self.guard(request, post=True)) is not None:
@@ -125,15 +197,18 @@ class _Handlers:
         name = request.path_params["name"]
         if name not in ACTIONS:
             return _error(404, f"unknown action '{name}' (GET /api/actions lists them)")
-        body = await request.body()
-        try:
-            args = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error(400, f"the body must be a JSON object of arguments: {exc}")
-        if not isinstance(args, dict):
-            return _error(400, "the body must be a JSON object of arguments, e.g. {\"value\": 0.8}")
+        body = await _read_body(request, MAX_ACTION_BODY, f"the arguments are larger than {MAX_ACTION_BODY // 1024} KB")
+        if isinstance(body, Response):
+            return body
+        args = _parse_args(body)
+        if isinstance(args, Response):
+            return args
         if NOT_FROM_THE_WEB.get(name) in args:
             return _error(400, f"{name}: '{NOT_FROM_THE_WEB[name]}' cannot be chosen from the web (files go to the configured folder)")
+        known = {p.name for p in ACTIONS[name].params}
+        unexpected = sorted(k for k in args if k not in known)  # "origin" too: the web's origin is not the client's to say
+        if unexpected:
+            return _error(400, f"{name}: unexpected argument '{unexpected[0]}' (GET /api/actions lists the arguments)")
         try:
             result = self.controller.do(name, origin=WEB, **args)
             if isinstance(result, Future):
@@ -162,17 +237,11 @@ class _Handlers:
             return _error(404, "this show has no style library")
         if request.method == "GET":
             return JSONResponse(self.library.listing(), headers={"Cache-Control": "no-store"})
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.library.max_bytes:
-            return _error(413, f"the image is larger than {self.library.max_bytes / 1e6:.0f} MB")
-        chunks, size = [], 0
-        async for chunk in request.stream():  # counted as it arrives: a lying Content-Length changes nothing
-            size += len(chunk)
-            if size > self.library.max_bytes:
-                return _error(413, f"the image is larger than {self.library.max_bytes / 1e6:.0f} MB")
-            chunks.append(chunk)
+        body = await _read_body(request, self.library.max_bytes, f"the image is larger than {self.library.max_bytes / 1e6:.0f} MB")
+        if isinstance(body, Response):
+            return body
         try:
-            added = await asyncio.to_thread(self.library.add, b"".join(chunks))
+            added = await asyncio.to_thread(self.library.add, body)
         except UploadError as exc:
             return _error(exc.status, str(exc))
         return JSONResponse({"name": added.name, "index": added.index, "new": added.new}, status_code=201 if added.new else 200)
@@ -180,8 +249,10 @@ class _Handlers:
     async def thumb(self, request: Request) -> Response:
         if (denied := self.guard(request)) is not None:
             return denied
+        text = request.path_params["index"]  # read here, not by a route converter: int() of 5000 digits raises
+        index = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else -1
         # Reading and shrinking an upload takes a while: off the event loop, or every preview stream stalls.
-        data = await asyncio.to_thread(self.library.thumbnail, request.path_params["index"]) if self.library is not None else None
+        data = await asyncio.to_thread(self.library.thumbnail, index) if self.library is not None and index >= 0 else None
         if data is None:
             return _error(404, "no such style")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
@@ -214,10 +285,31 @@ class _Handlers:
             return denied
         return self.hub.response()
 
-    async def on_error(self, request: Request, exc: Exception) -> Response:
-        log.error("web request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-        return _error(500, "internal error (logged); the show goes on")
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's own answers (no such route, a wrong method) in the API's error shape."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = HTTP_REASONS.get(status, exc.detail if isinstance(exc, HTTPException) else "error")
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        if status == 405 and "Allow" in headers:
+            allowed = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))  # Starlette's order is a set's
+            message = f"{request.method} is not allowed on {request.url.path} (allowed: {allowed})"
+        elif status == 404:
+            message = f"{message}: {request.url.path}"
+        return _error(status, message, headers)
 
+
+
+def action_listing() -> list[dict[str, Any]]:
+    """``GET /api/actions``: every action with the arguments the web may send (those in
+    :data:`NOT_FROM_THE_WEB` are left out: the listing never offers what the handler refuses)."""
+    out = []
+    for a in ACTIONS.values():
+        params = [p for p in a.params if NOT_FROM_THE_WEB.get(a.name) != p.name]
+        doc = a.doc if len(params) == len(a.params) else WEB_DOCS.get(a.name, a.doc)
+        out.append({"name": a.name, "doc": doc,
+                    "params": [{"name": p.name, "type": p.kind.__name__, "min": p.low, "max": p.high, "optional": p.optional}
+                               for p in params]})
+    return out
 
 
 def build_app(
@@ -236,10 +328,10 @@ def build_app(
         Route("/api/actions", h.actions),
         Route("/api/actions/{name}", h.do_action, methods=["POST"]),
         Route("/api/styles", h.styles, methods=["GET", "POST"]),
-        Route("/api/styles/{index:int}/thumb.jpg", h.thumb),
+        Route("/api/styles/{index}/thumb.jpg", h.thumb),
         Route("/api/snapshots/{name}", h.snapshot_file),
         Route("/stream.mjpg", h.stream),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: h.on_error})
+    app = Starlette(routes=routes, middleware=[Middleware(_Contained)], exception_handlers={HTTPException: h.http_error})
     app.state.events = h.hub  # tests and the show can end the streams (hub.close) or count the pages
     return app

@@ -23,14 +23,14 @@ import numpy as np
 from ..core.controller import Controller
 from ..core.events import WEB
 from ..core.styleset import StyleEntry
-from ..errors import UserError
+from ..errors import MediaError, UserError
+from ..io.images import MIN_STYLE_SIDE, decode_image, read_image
 from ..io.paths import atomic_write_bytes
 from ..model.styles import Style
 
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 160
-MAX_PIXELS = 50_000_000  # a 50 MP photo is plenty for a style (the network sees 256x256)
 
 # Magic bytes -> the extension the file keeps (anything else that decodes is stored as PNG).
 _MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"BM", ".bmp"))
@@ -84,7 +84,12 @@ class StyleLibrary:
             return None
         entry = entries[index]
         if entry.thumbnail is None:
-            img = cv2.imread(str(entry.path), cv2.IMREAD_COLOR) if entry.path is not None else None
+            img = None
+            if entry.path is not None:
+                try:  # the shared reader: the same header check and pixel limit as every other image
+                    img = read_image(entry.path, bgr=True)
+                except MediaError as exc:
+                    log.warning("no thumbnail for style %s: %s", entry.name, exc)
             if img is None:
                 img = np.full((THUMB_SIDE, THUMB_SIDE, 3), 64, np.uint8)
             h, w = img.shape[:2]
@@ -102,12 +107,10 @@ class StyleLibrary:
             raise UploadError(f"the image is larger than {self.max_bytes / 1e6:.0f} MB", 413)
         if not data:
             raise UploadError("the upload is empty: send the image bytes as the request body")
-        buf = np.frombuffer(data, np.uint8)
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        if img is None or img.size == 0:
-            raise UploadError("not an image that can be read (JPEG, PNG, WebP, BMP, ...)")
-        if img.shape[0] * img.shape[1] > MAX_PIXELS or min(img.shape[:2]) < 16:
-            raise UploadError(f"image size {img.shape[1]}x{img.shape[0]} is outside 16x16 .. 50 MP")
+        try:  # the size is read from the header before anything is decoded (a small file may declare 30000x30000)
+            img = decode_image(data, "the upload", bgr=True, min_side=MIN_STYLE_SIDE)
+        except MediaError as exc:
+            raise UploadError(str(exc)) from None
         digest = hashlib.sha256(data).hexdigest()[:12]
         ext = next((e for magic, e in _MAGIC if data.startswith(magic)), None)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
