@@ -29,10 +29,11 @@ Two formulations are written (:data:`FORMULATIONS`): ``plain``, as above, and ``
 four times the channels at half the resolution; ``transfer_net`` derives the kernels), here with
 dynamic shapes: ``SpaceToDepth``/``DepthToSpace`` ops, TF's one-cell SYMMETRIC pad as ``edge``,
 and the phase-wise outputs in channel-major (CRD) order so each phase-wise norm is a reshape.
-Measured on ORT's CPU provider (2 threads, 684x384, uint8 path): s2d 266-350 ms per frame, plain
-390-480 ms (its 3-, 8- and 16-channel convolutions at full resolution dominate), openvino's static
-s2d graph 316-338 ms in the same runs; so the backend builds ``s2d`` (:data:`FORMULATION`), and the
-tests hold both to the other backends' numerics (``benchmarks/onnx_cpu.py`` measures them again).
+Measured on ORT's CPU provider (``benchmarks/onnx_cpu.py``: 2 threads of a 2-core EPYC VM, 684x384,
+uint8 path, the best of two interleaved rounds): s2d 74 ms per frame, plain 116 ms (its 3-, 8- and
+16-channel convolutions at full resolution dominate), openvino's static s2d graph 67 ms; so the
+backend builds ``s2d`` (:data:`FORMULATION`: 1.56x plain, 0.91x openvino on the CPU, where
+openvino stays ``auto``'s choice), and the tests hold both forms to the other backends' numerics.
 """
 
 from __future__ import annotations
