@@ -139,6 +139,7 @@ def test_device_gpu_without_a_gpu_provider_names_the_extra(platform, hint):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider")  # ORT says it too, as a Python warning
 def test_a_gpu_provider_that_does_not_start_is_said(models_dir, monkeypatch, caplog):
     """A listed CUDA provider whose libraries are missing: ONNX Runtime runs on the CPU instead.
     ``--device gpu`` makes that a one-line error; ``auto`` says it once and runs (simulated: the

@@ -146,6 +146,9 @@ class OnnxStylizer(Stylizer):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.log_severity_level = 3  # errors only: ORT's warnings (e.g. nodes left on the CPU) are not the user's
+        if "DmlExecutionProvider" in self.providers:  # DirectML takes neither memory patterns nor parallel execution
+            opts.enable_mem_pattern = False
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         index = device_index(self._device_arg)
         providers = [(p, _provider_options(p, index, self._cache_dir)) for p in self.providers]
         source = self._graph(uint8)
