@@ -378,6 +378,7 @@ class GpuSampler:
         self.source = "not available (no GPU)" if not cuda else ""
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._proc: Optional[subprocess.Popen] = None
         if cuda:
             try:
                 _torch().cuda.utilization()
@@ -390,30 +391,42 @@ class GpuSampler:
                 except (OSError, subprocess.SubprocessError):
                     self.source = "not available (no pynvml, no nvidia-smi)"
 
-    def _read(self) -> Optional[float]:
-        if self.source.startswith("torch"):
-            return float(_torch().cuda.utilization())
-        r = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
-                           capture_output=True, text=True, timeout=5)
-        return float(r.stdout.split()[0]) if r.returncode == 0 and r.stdout.strip() else None
-
-    def _loop(self) -> None:
+    def _poll(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                v = self._read()
+                self.samples.append(float(_torch().cuda.utilization()))
             except Exception:  # noqa: BLE001
-                v = None
-            if v is not None:
-                self.samples.append(v)
+                pass
+
+    def _read_smi(self) -> None:
+        """One ``nvidia-smi -lms 200`` for the whole run (not a process per sample: the pipeline's
+        CPU threads are what is measured)."""
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            try:
+                self.samples.append(float(line.split()[0]))
+            except (ValueError, IndexError):
+                continue
 
     def __enter__(self) -> GpuSampler:
-        if self.source.startswith(("torch", "nvidia")):
-            self._thread = threading.Thread(target=self._loop, name="gpu-sampler", daemon=True)
+        if self.source.startswith("torch"):
+            self._thread = threading.Thread(target=self._poll, name="gpu-sampler", daemon=True)
+        elif self.source.startswith("nvidia"):
+            self._proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                           "-i", "0", "-lms", "200"], stdout=subprocess.PIPE, text=True)
+            self._thread = threading.Thread(target=self._read_smi, name="gpu-sampler", daemon=True)
+        if self._thread is not None:
             self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
         if self._thread is not None:
             self._thread.join(2)
 
