@@ -13,7 +13,7 @@
 # Then, on the device (the `run` tool: carry [".dev/gpu"], timeout_s 600; the script holds itself
 # to 7 minutes and saves after every measurement):
 #
-#     pip install -q --no-deps --no-index .dev/gpu/av-*.whl && REALTIME_MODEL_DIR=.dev/gpu python benchmarks/gpu.py --out $OUT
+#     python -m pip install -q --no-deps --no-index .dev/gpu/av-*.whl && REALTIME_MODEL_DIR=.dev/gpu python benchmarks/gpu.py --out $OUT
 #
 # and the results come back as $OUT/<gpu-name>-gpu.{json,md} (copy them to benchmarks/results/).
 # Smoke test here, on the CPU: python benchmarks/gpu.py --device cpu --quick --out /tmp/gpu-smoke
