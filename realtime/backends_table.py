@@ -42,6 +42,9 @@ MODULES: dict[str, tuple[str, str]] = {
     "tensorflow_hub": ("TensorFlow Hub", "tensorflow-hub"),
     "openvino": ("OpenVINO", "openvino"),
     "torch": ("PyTorch", "'realtime[gpu]'"),  # the extra: PyPI's torch is the CUDA build on Linux, MPS on macOS
+    # the CPU build (CI's); 'realtime[directml]' (Windows, any GPU) and 'realtime[onnx-gpu]' (CUDA)
+    # replace it: the onnxruntime packages must not be installed side by side
+    "onnxruntime": ("ONNX Runtime", "'realtime[onnx]'"),
 }
 
 
@@ -87,9 +90,14 @@ BACKENDS: dict[str, BackendSpec] = {
                     "across the bus, CUDA graphs; the CPU as a last resort); no TensorFlow",
                     needs=("torch",), devices=("cpu", "gpu"), precisions=("float32", "mixed", "bf16"), auto="gpu",
                     probes_gpu=True),
+        BackendSpec("onnx", "the TF Lite weights as an ONNX graph on ONNX Runtime with the best provider present "
+                    "(TensorRT, CUDA, DirectML on Windows for any GPU, CoreML, CPU; float32); no TensorFlow, no PyTorch",
+                    needs=("onnxruntime",), devices=("cpu", "gpu"), precisions=("float32",), auto="gpu",
+                    precision_note="it runs float32 graphs for now", probes_gpu=True),
     )
 }
-AUTO_DESCRIPTION = ("torch where PyTorch is installed and sees a CUDA or Apple MPS GPU; else openvino on a CPU, for "
+AUTO_DESCRIPTION = ("torch where PyTorch is installed and sees a CUDA or Apple MPS GPU; onnx where PyTorch does not "
+                    "but ONNX Runtime has a CUDA, TensorRT or DirectML provider; else openvino on a CPU, for "
                     "live, video and images alike (no TensorFlow: about 1 s to the first frame instead of 4-10 s, a "
                     "third of the memory); tf for --device gpu or where an NVIDIA driver is loaded without a "
                     "CUDA-enabled PyTorch, and where OpenVINO is not installed")
@@ -149,9 +157,11 @@ def choose_auto(device: str, precision: str, gpu_present: bool, maybe_gpu: bool 
     """``auto``'s backend, the same for live, video and still images.
 
     1. Where a GPU may be there (``--device gpu[:N]``, or with ``--device auto`` an NVIDIA driver
-       loaded or ``maybe_gpu``: an Apple-silicon Mac), the first installed "gpu" row that probes
-       (``torch``) and whose framework sees a GPU (``sees_gpu(name)``: asked only here, so a
-       CPU-only machine never imports PyTorch to decide).
+       loaded or ``maybe_gpu``: an Apple-silicon Mac, a GPU build of ONNX Runtime installed), the
+       first installed "gpu" row that probes and whose framework sees a GPU (``sees_gpu(name)``:
+       asked only here, so a CPU-only machine never imports PyTorch to decide): ``torch`` first (the
+       GPU backend: half precision, CUDA graphs), then ``onnx`` (where PyTorch is missing or sees
+       no GPU but ONNX Runtime has a GPU provider: DirectML on Windows, CUDA).
     2. On a CPU (no ``--device gpu``, and with ``--device auto`` no NVIDIA driver loaded) the first
        installed "cpu" one that honours the precision (``openvino``: it never imports TensorFlow,
        which costs 4-10 s to the first frame and 600 MB).
@@ -197,6 +207,8 @@ def precision_words(asked: str, runs: str, cpu_bf16: str, name: str) -> str:
     if asked != "auto":
         return runs
     if BACKENDS[name].probes_gpu:
+        if BACKENDS[name].precisions == ("float32",):
+            return f"{runs} (auto: the {name} backend runs float32)"
         return f"{runs} (auto: {'the CPU runs float32' if runs == 'float32' else 'half precision on the GPU'})"
     if runs == "bf16":
         return "bf16 (auto: this CPU has AMX; lower precision, --precision float32 for full)"

@@ -43,7 +43,7 @@ def test_config_choices_and_cli_help_come_from_the_table(capsys):
     assert CHOICES["engine.device"] == table.DEVICES and CHOICES["engine.precision"] == table.PRECISIONS
     for name in BACKEND_CHOICES:
         assert load_config(None, {"engine.backend": name}).engine.backend == name
-    with pytest.raises(ConfigError, match=r"engine\.backend' must be one of auto\|tf\|tflite\|hub\|openvino\|torch"):
+    with pytest.raises(ConfigError, match=r"engine\.backend' must be one of auto\|tf\|tflite\|hub\|openvino\|torch\|onnx"):
         load_config(None, {"engine.backend": "jax"})
     from realtime.commands import build_parser
 
@@ -126,6 +126,58 @@ def test_auto_takes_torch_only_where_it_sees_a_gpu(monkeypatch, installed, devic
     assert factory_mod.resolve_backend(_cfg(**{"engine.device": device})) == expect
     assert bool(asked) == probed
     assert asked[:1] == ([1] if device == "gpu:1" else [None] if probed else [])
+
+
+ORT = ("tensorflow", "openvino", "onnxruntime")
+
+
+@pytest.mark.parametrize("installed, device, driver, ort_gpu_build, torch_sees, ort_sees, expect", [
+    # PyTorch seeing the GPU wins: onnx is the GPU backend only where torch is missing or sees none
+    ((*ALL, "onnxruntime"), "auto", True, True, True, True, "torch"),
+    ((*ALL, "onnxruntime"), "auto", True, False, False, True, "onnx"),  # a CPU-only PyTorch, onnxruntime-gpu
+    (ORT, "auto", True, True, False, True, "onnx"),  # no PyTorch: onnx before tf on an NVIDIA GPU
+    (ORT, "auto", True, False, False, False, "tf"),  # ONNX Runtime's CPU build beside a driver: tf, as before
+    (ORT, "auto", False, False, False, True, "openvino"),  # a CPU: openvino stays (ORT not even asked)
+    (ORT, "cpu", True, True, False, True, "openvino"),  # --device cpu beside a GPU
+    (("openvino", "onnxruntime"), "auto", False, True, False, True, "onnx"),  # Windows, onnxruntime-directml
+    (("openvino", "onnxruntime"), "auto", False, True, False, False, "openvino"),  # ... whose DirectML is missing
+    (("openvino", "onnxruntime"), "gpu", False, False, False, False, "onnx"),  # its "no GPU provider" is the error
+    (("onnxruntime",), "auto", False, False, False, False, "onnx"),  # the only runtime there: the CPU provider
+])
+def test_auto_takes_onnx_for_a_gpu_only_without_torch(monkeypatch, installed, device, driver, ort_gpu_build, torch_sees,
+                                                     ort_sees, expect):
+    """``auto`` never picks ``onnx`` on a CPU (``openvino`` stays); on a GPU it prefers ``torch`` (half
+    precision, CUDA graphs) and takes ``onnx`` where PyTorch is missing or sees no GPU but ONNX
+    Runtime has a GPU provider (CUDA beside a driver, DirectML on Windows); a GPU build of ONNX
+    Runtime (no driver file on Windows) is the sign that a GPU may be there."""
+    _only(monkeypatch, *installed)
+    asked: list[str] = []
+    monkeypatch.setattr(factory_mod, "_gpu_present", lambda: driver)
+    monkeypatch.setattr(factory_mod, "_apple_silicon", lambda: False)
+    monkeypatch.setattr(factory_mod, "_ort_gpu_build", lambda: ort_gpu_build)
+    monkeypatch.setattr(factory_mod, "_torch_sees_gpu", lambda index=None: asked.append("torch") or torch_sees)
+    monkeypatch.setattr(factory_mod, "_ort_sees_gpu", lambda: asked.append("onnx") or ort_sees)
+    assert factory_mod.resolve_backend(_cfg(**{"engine.device": device})) == expect
+    if expect == "openvino" and not ort_gpu_build:
+        assert asked == []
+
+
+def test_ort_sees_a_gpu_only_through_a_provider_auto_may_take(monkeypatch):
+    """CUDA/TensorRT count beside an NVIDIA driver only (the GPU build lists them anyway); DirectML
+    counts; CoreML and the CPU do not."""
+    ort = pytest.importorskip("onnxruntime")
+    for listed, driver, expect in [(["CUDAExecutionProvider", "CPUExecutionProvider"], True, True),
+                                   (["CUDAExecutionProvider", "CPUExecutionProvider"], False, False),
+                                   (["TensorrtExecutionProvider", "CPUExecutionProvider"], True, True),
+                                   (["DmlExecutionProvider", "CPUExecutionProvider"], False, True),
+                                   (["CoreMLExecutionProvider", "CPUExecutionProvider"], False, False),
+                                   (["AzureExecutionProvider", "CPUExecutionProvider"], True, False)]:
+        monkeypatch.setattr(ort, "get_available_providers", lambda listed=listed: listed)
+        monkeypatch.setattr(factory_mod, "_gpu_present", lambda driver=driver: driver)
+        factory_mod._ort_sees_gpu.cache_clear()
+        assert factory_mod._ort_sees_gpu() is expect, listed
+    factory_mod._ort_sees_gpu.cache_clear()
+    assert factory_mod._ort_gpu_build() is False  # CI has the CPU build
 
 
 @pytest.mark.parametrize("value, ok", [("gpu:0", True), ("gpu:3", True), ("gpu", True), ("cpu", True),
@@ -213,6 +265,8 @@ def test_precision_help_comes_from_the_table(capsys):
                                   "(pip install openvino, or --backend tf or --backend tflite)"),
     (("tensorflow", "openvino"), "torch", "--backend torch needs PyTorch, which is not installed "
                                           "(pip install 'realtime[gpu]', or --backend tf, --backend tflite or --backend openvino)"),
+    (("openvino",), "onnx", "--backend onnx needs ONNX Runtime, which is not installed "
+                            "(pip install 'realtime[onnx]', or --backend openvino)"),
 ])
 def test_a_missing_module_is_one_line_naming_what_to_install(monkeypatch, installed, backend, message):
     _only(monkeypatch, *installed)
@@ -226,7 +280,7 @@ def test_a_device_the_backend_cannot_use_is_an_error(monkeypatch, backend):
     monkeypatch.setattr(table, "installed", lambda m: True)
     with pytest.raises(UserError) as err:
         factory_mod.create_stylizer(_cfg(**{"engine.backend": backend, "engine.device": "gpu"}))
-    assert str(err.value) == (f"--device gpu needs the torch backend (or tf or hub; PyTorch with CUDA or MPS: "
+    assert str(err.value) == (f"--device gpu needs the torch backend (or onnx, tf or hub; PyTorch with CUDA or MPS: "
                               f"pip install 'realtime[gpu]'); {backend} runs on the CPU")
 
 
@@ -256,14 +310,14 @@ def test_a_precision_the_backend_does_not_honour_runs_float32_with_a_warning(mon
 
 def test_a_new_row_reaches_help_auto_and_the_model_flag(monkeypatch):
     """What adding a backend means: a row (and a factory); help, --model and auto follow by themselves."""
-    row = BackendSpec("onnx", "ONNX Runtime on the CPU", needs=("openvino",), devices=("cpu",),
+    row = BackendSpec("ncnn", "ncnn on the CPU", needs=("openvino",), devices=("cpu",),
                       precisions=("float32",), auto="cpu")
-    monkeypatch.setattr(table, "BACKENDS", {"onnx": row, **BACKENDS})
-    monkeypatch.setattr(table, "BACKEND_CHOICES", ("auto", "onnx", *BACKENDS))
+    monkeypatch.setattr(table, "BACKENDS", {"ncnn": row, **BACKENDS})
+    monkeypatch.setattr(table, "BACKEND_CHOICES", ("auto", "ncnn", *BACKENDS))
     _only(monkeypatch, "openvino")
-    assert "onnx: ONNX Runtime on the CPU" in table.backend_help()
-    assert table.backends_for_model("lite")[:2] == ("auto", "onnx")
-    assert table.choose_auto("auto", "auto", False) == "onnx"
+    assert "ncnn: ncnn on the CPU" in table.backend_help()
+    assert table.backends_for_model("lite")[:2] == ("auto", "ncnn")
+    assert table.choose_auto("auto", "auto", False) == "ncnn"
 
 
 def test_bench_variants_come_from_the_table_and_say_their_precision(monkeypatch):

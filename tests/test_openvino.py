@@ -227,7 +227,7 @@ def test_openvino_alone_without_tensorflow(models_dir, tmp_path):
     from realtime.io.images import write_image
 
     photo = write_image(tmp_path / "photo.png", content_image(160, 96))
-    block = ("import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None; "  # OpenVINO only
+    block = ("import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None; sys.modules['onnxruntime'] = None; "  # OpenVINO only
              "from realtime.cli import main; sys.exit(main(sys.argv[1:]))")
     common = ["--model-dir", str(models_dir), "--no-download"]
     r = subprocess.run([sys.executable, "-c", block, "image", str(photo), "--style", "waves", "--backend", "tf", "-o", str(tmp_path / "a.png"), *common],

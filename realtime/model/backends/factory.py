@@ -84,21 +84,62 @@ def _torch_sees_gpu(index: int | None = None) -> bool:
         return False
 
 
+#: ONNX Runtime's GPU builds (each installs the module ``onnxruntime``, in place of the CPU build).
+ORT_GPU_DISTRIBUTIONS = ("onnxruntime-gpu", "onnxruntime-directml")
+
+
+def _ort_gpu_build() -> bool:
+    """A GPU build of ONNX Runtime is installed (asked of the package metadata, nothing imported):
+    on Windows, where no NVIDIA driver file says a GPU is there, ``onnxruntime-directml`` is the
+    sign that one is wanted (any DirectX 12 GPU)."""
+    from importlib import metadata
+
+    for dist in ORT_GPU_DISTRIBUTIONS:
+        try:
+            metadata.distribution(dist)
+            return True
+        except metadata.PackageNotFoundError:
+            continue
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def _ort_sees_gpu() -> bool:
+    """ONNX Runtime lists a provider that ``auto`` may take for a GPU: DirectML, or CUDA/TensorRT
+    where an NVIDIA driver is loaded (the GPU build lists them whether or not a GPU is there).
+    CoreML is left to ``--backend onnx`` (not measured; Apple GPUs are ``torch``'s, through MPS).
+    Asked only where a GPU may be there; cached."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    try:
+        listed = set(onnxruntime.get_available_providers())
+    except Exception as exc:  # noqa: BLE001 - a broken install: the CPU path, and say why
+        log.warning("ONNX Runtime could not list its providers (%s); auto takes another backend", exc)
+        return False
+    nvidia = {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & listed and _gpu_present()
+    return bool(nvidia or "DmlExecutionProvider" in listed)
+
+
 def _sees_gpu(name: str, device: str) -> bool:
-    """Whether backend ``name``'s own framework sees the GPU ``device`` asks for (torch only)."""
-    return name == "torch" and _torch_sees_gpu(device_index(device))
+    """Whether backend ``name``'s own framework sees the GPU ``device`` asks for (torch, onnx)."""
+    if name == "torch":
+        return _torch_sees_gpu(device_index(device))
+    return name == "onnx" and _ort_sees_gpu()
 
 
 def resolve_backend(cfg: Config) -> str:
     """The configured backend, with ``auto`` chosen by the table (:func:`choose_auto`), the same in
     every mode: ``openvino`` on a CPU where it is installed (a process that never imports
     TensorFlow shows its first live frame in about 1 s instead of 4-10 s, in a third of the
-    memory), ``torch`` where PyTorch sees a CUDA or MPS GPU, ``tf`` for a GPU without it and where
-    OpenVINO is not installed."""
+    memory), ``torch`` where PyTorch sees a CUDA or MPS GPU, ``onnx`` where it does not but ONNX
+    Runtime has a GPU provider (DirectML: Windows with any GPU), ``tf`` for a GPU without either and
+    where OpenVINO is not installed."""
     eng = cfg.engine
     if eng.backend != "auto":
         return eng.backend
-    return choose_auto(eng.device, eng.precision, _gpu_present(), _apple_silicon(),
+    return choose_auto(eng.device, eng.precision, _gpu_present(), _apple_silicon() or _ort_gpu_build(),
                        lambda name: _sees_gpu(name, eng.device))
 
 

@@ -86,6 +86,15 @@ def _torch(cfg: Config, store: ModelStore, fixed_size: bool) -> Stylizer:
                          eng.precision, jit=_jit(cfg, fixed_size), fixed_size=fixed_size, cache_dir=cfg.cache_dir)
 
 
+@factory("onnx")
+def _onnx(cfg: Config, store: ModelStore, fixed_size: bool) -> Stylizer:
+    from .onnx_backend import OnnxStylizer
+
+    eng = cfg.engine
+    return OnnxStylizer(store.path("int8_prediction"), store.path("fp16_transfer"), eng.device, eng.threads,
+                        eng.precision, cache_dir=cfg.cache_dir)
+
+
 @dataclass(frozen=True)
 class Backend:
     """A backend: its row of the table and its factory."""

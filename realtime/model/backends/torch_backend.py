@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from ...backends_table import device_index, device_kind, installed
 from ...errors import UserError
 from .base import CODE_SIZE, Stylizer, batch_codes, check_frames
+from .cpu_styles import CPUStyles
 from .transfer_net import CONTRACT, CONTRACT_STRIDES, EXPANDS, RESIDUALS, TransferWeights
 
 log = logging.getLogger(__name__)
@@ -171,41 +171,6 @@ def pick_dtype(dev: torch.device, precision: str) -> torch.dtype:
     return DTYPES.get(AUTO_GPU_HALF if precision == "auto" else precision, torch.float32)
 
 
-class _Styles:
-    """Style codes on the CPU: OpenVINO's int8 style network (the ``openvino`` backend's, so codes
-    and cache entries are shared), else TF Lite's; built on the first code needed, so a show whose
-    codes are all cached (or a GPU box with neither runtime) never loads one."""
-
-    def __init__(self, path: Path, threads: int, cache_dir: Optional[Path]) -> None:
-        self.path, self.threads, self.cache_dir = path, threads, cache_dir
-        self.runtime = "openvino" if installed("openvino") else "tflite" if installed("tensorflow") or installed("ai_edge_litert") else ""
-        self._predict: Optional[Callable[[np.ndarray], np.ndarray]] = None
-        self._lock = threading.Lock()  # uploads (web thread) and content codes (inference thread)
-
-    @property
-    def model_id(self) -> str:
-        # openvino's id where no runtime is installed: codes cached by an openvino run still serve
-        return f"{self.runtime or 'openvino'}:{self.path.name}"
-
-    def __call__(self, style_rgb: np.ndarray) -> np.ndarray:
-        with self._lock:
-            if self._predict is None:
-                self._predict = self._load()
-        return self._predict(style_rgb)
-
-    def _load(self) -> Callable[[np.ndarray], np.ndarray]:
-        if self.runtime == "openvino":
-            from .openvino_backend import OpenVINOStylePredictor, openvino_core
-
-            return OpenVINOStylePredictor(self.path, openvino_core(self.cache_dir), self.threads)
-        if self.runtime == "tflite":
-            from .tflite_util import StylePredictor
-
-            return StylePredictor(self.path, self.threads)
-        raise UserError("--backend torch computes style codes on the CPU with OpenVINO or TensorFlow Lite, and "
-                        "neither is installed (pip install openvino)")
-
-
 @dataclass
 class _Slot:
     """One chunk's device buffers (and its CUDA graph once captured)."""
@@ -250,7 +215,7 @@ class TorchStylizer(Stylizer):
         self.threads = threads or os.cpu_count() or 1
         if self.dev.type == "cpu" and threads:
             torch.set_num_threads(threads)
-        self._styles = _Styles(prediction_path, self.threads, cache_dir)
+        self._styles = CPUStyles(prediction_path, self.threads, cache_dir, "torch")
         cuda = self.dev.type == "cuda"
         if cuda:
             torch.backends.cudnn.benchmark = True  # one frame size per show: the fastest kernels, found once
