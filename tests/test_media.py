@@ -326,3 +326,19 @@ def test_stream_state_cuts_on_style_scene_and_size():
     assert state._content_code is None and not np.array_equal(content, code)
     with pytest.raises(ValueError):
         state.cut("because")
+
+
+def test_a_live_recording_is_the_container_its_name_says(tmp_path):
+    """While it is written a recording is fragmented MP4 (what survives a kill); at its clean end
+    it is copied into the container of its name, not left as MP4 data under an .mkv name."""
+    dst = tmp_path / "rec.mkv"
+    w = H264Writer(dst, fragmented=True)
+    w.start(96, 64, Fraction(30), Fraction(1, 1000), crf=30, preset="ultrafast")
+    for i in range(40):
+        w.write(pattern_frame(i, 96, 64)[..., ::-1], i * 33)
+    w.finish()
+    w.publish()
+    with av.open(str(dst)) as c:
+        assert "matroska" in c.format.name
+    assert frames_in(dst) == 40
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no part left behind

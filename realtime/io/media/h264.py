@@ -212,10 +212,34 @@ class H264Writer:
 
     def publish(self, dst: Optional[Path] = None, overwrite: bool = False) -> Path:
         """The finished temp file under its name (``dst``: another name than the one it was opened for)."""
+        target = Path(dst) if dst is not None else self.dst
+        if self.fragmented and target.suffix.lower() != ".mp4" and format_for(target) != "mp4":
+            self._remux_for(target)
         # a live recording that cannot be published stays where it is, for the next run to recover
-        path = publish(self.tmp, Path(dst) if dst is not None else self.dst, overwrite, keep=self.fragmented)
+        path = publish(self.tmp, target, overwrite, keep=self.fragmented)
         self._published = True
         return path
+
+    def _remux_for(self, target: Path) -> None:
+        """A fragmented recording (always MP4 while it is written: that is what survives a kill)
+        asked for under another container's name (``r.mkv``, ``r.mov``): copy its packets into
+        that container (no re-encoding) before publishing, so the file is what its name says.
+        If the copy fails (a full disk) the MP4 part stays, for the next run to recover."""
+        import av
+
+        tmp = temp_path_for(target)
+        try:
+            held = salvage.remux(self.tmp, tmp, format_for(target))
+        except (OSError, av.error.FFmpegError) as exc:
+            tmp.unlink(missing_ok=True)
+            kept = f"; the recording is kept in {self.tmp} (recovered as MP4 by the next run)"
+            full = write_error(exc, target)
+            raise (OutputError(f"{full}{kept}") if full else MediaError(f"cannot write {target.name}: {exc}{kept}")) from None
+        if not held.frames:
+            tmp.unlink(missing_ok=True)
+            return
+        self.tmp.unlink(missing_ok=True)
+        self.tmp, self.fragmented = tmp, False
 
     def discard(self) -> None:
         """Close without finishing and remove the temp file (an error, Ctrl-C)."""
