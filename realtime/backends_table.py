@@ -63,8 +63,9 @@ class BackendSpec:
     # NVIDIA driver present), and the fallback where no "cpu" backend is installed.
     auto: str = ""
     precision_note: str = "it runs float32"  # what happens to a precision it does not honour
-    # --precision auto runs bf16 on CPUs with AMX (matrix tiles): measured 3.4x faster there with
-    # OpenVINO, but slower on AVX512-BF16 alone (0.8x), and not measured with TensorFlow on AMX.
+    # --precision auto runs bf16 on CPUs that run it natively (FAST_BF16): measured with OpenVINO
+    # 3.4x float32 on AMX and 1.9x on an AMD EPYC (Zen 4, AVX512-BF16), but 0.8x on an Intel Xeon
+    # with AVX512-BF16 and no AMX; not measured with TensorFlow on AMX.
     bf16_on_amx: bool = False
     # auto picks it for a GPU only where the backend itself sees one (the factory asks it: a GPU
     # framework can be installed as a CPU-only build); and --precision auto is left to the backend,
@@ -101,10 +102,10 @@ AUTO_DESCRIPTION = ("torch where PyTorch is installed and sees a CUDA or Apple M
                     "live, video and images alike (no TensorFlow: about 1 s to the first frame instead of 4-10 s, a "
                     "third of the memory); tf for --device gpu or where an NVIDIA driver is loaded without a "
                     "CUDA-enabled PyTorch, and where OpenVINO is not installed")
-PRECISION_DESCRIPTION = ("auto (default: half precision with torch on a GPU; bf16 with openvino on CPUs with AMX, about "
-                         "3x faster at about 0.002 mean error on photos; float32 elsewhere) | float32 (full precision: "
+PRECISION_DESCRIPTION = ("auto (default: half precision with torch on a GPU; bf16 with openvino on CPUs that run it natively "
+                         "(AMX: about 3x faster; AMD's AVX512-BF16: about 1.9x) at about 0.002 mean error on photos; float32 elsewhere) | float32 (full precision: "
                          "opts out of both) | mixed (GPU half precision: float16) | bf16 (bfloat16: on a GPU with torch, "
-                         "on the CPU with tf and openvino: lower precision, slower on CPUs without AMX)")
+                         "on the CPU with tf and openvino: lower precision, slower on Intel CPUs without AMX)")
 #: The values ``engine.backend`` takes.
 BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
 
@@ -192,14 +193,22 @@ def choose_auto(device: str, precision: str, gpu_present: bool, maybe_gpu: bool 
     return next(s.name for s in BACKENDS.values() if s.auto == "gpu" and not s.probes_gpu)
 
 
+#: ``cpu_bf16`` values (see ``model.backends.base.cpu_bf16``) where ``--precision auto`` runs bf16,
+#: and how the start-up line says why.
+FAST_BF16: dict[str, str] = {
+    "amx": "this CPU has AMX",
+    "zen": "this AMD CPU runs AVX512-BF16 natively",
+}
+
+
 def choose_precision(name: str, precision: str, cpu_bf16: str) -> str:
-    """The precision backend ``name`` runs: ``auto`` is bf16 where the row says so and the CPU has
-    AMX (``cpu_bf16`` is ``"amx"``: see ``model.backends.base.cpu_bf16``), float32 otherwise; any
+    """The precision backend ``name`` runs: ``auto`` is bf16 where the row says so and the CPU runs
+    bf16 natively (``cpu_bf16`` in :data:`FAST_BF16`: AMX, or an AMD CPU with AVX512-BF16), float32 otherwise; any
     other value is kept (the factory then checks it against the row).  A row that probes its GPU
     keeps ``auto``: the backend resolves it for the device it got (:attr:`BackendSpec.probes_gpu`)."""
     if precision != "auto" or BACKENDS[name].probes_gpu:
         return precision
-    return "bf16" if BACKENDS[name].bf16_on_amx and cpu_bf16 == "amx" else "float32"
+    return "bf16" if BACKENDS[name].bf16_on_amx and cpu_bf16 in FAST_BF16 else "float32"
 
 
 def precision_words(asked: str, runs: str, cpu_bf16: str, name: str) -> str:
@@ -211,7 +220,7 @@ def precision_words(asked: str, runs: str, cpu_bf16: str, name: str) -> str:
             return f"{runs} (auto: the {name} backend runs float32)"
         return f"{runs} (auto: {'the CPU runs float32' if runs == 'float32' else 'half precision on the GPU'})"
     if runs == "bf16":
-        return "bf16 (auto: this CPU has AMX; lower precision, --precision float32 for full)"
+        return f"bf16 (auto: {FAST_BF16[cpu_bf16]}; lower precision, --precision float32 for full)"
     if not BACKENDS[name].bf16_on_amx:
         return "float32 (auto)"
     why = {"avx512": "AVX512-BF16 without AMX: bf16 would be slower", "": "no bf16 instructions"}.get(cpu_bf16, "")

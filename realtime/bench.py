@@ -234,11 +234,12 @@ def variant_names() -> tuple[str, ...]:
 
 def installed_variants() -> tuple[str, ...]:
     """``--backends installed``: every installed backend of the lite model at float32, and in
-    bf16 where this CPU has AMX and the backend honours it (what ``--precision auto`` would run)."""
-    from .backends_table import BACKENDS, missing_modules
+    bf16 where this CPU runs bf16 natively (AMX, AMD's AVX512-BF16) and the backend honours it
+    (what ``--precision auto`` would run)."""
+    from .backends_table import BACKENDS, FAST_BF16, missing_modules
     from .model.backends.base import cpu_bf16
 
-    amx = cpu_bf16() == "amx"
+    amx = cpu_bf16() in FAST_BF16
     out: list[str] = []
     for spec in BACKENDS.values():
         if spec.model == "lite" and not missing_modules(spec.name):

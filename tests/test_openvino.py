@@ -116,7 +116,9 @@ def test_default_flags_never_import_tensorflow(models_dir, tmp_path, mode):
     r = subprocess.run([sys.executable, "-c", NO_TF_CHECK, *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     assert "NO-TF" in r.stdout, r.stderr
-    auto = "bf16 (auto: this CPU has AMX" if cpu_bf16() == "amx" else "float32 (auto"
+    from realtime.backends_table import FAST_BF16
+
+    auto = f"bf16 (auto: {FAST_BF16[cpu_bf16()]}" if cpu_bf16() in FAST_BF16 else "float32 (auto"
     assert "backend openvino on CPU" in r.stderr and f"; precision {auto}" in r.stderr, r.stderr
     if mode == "image":
         assert read_image(out).shape == (240, 360, 3)
@@ -178,8 +180,11 @@ def test_cpu_bf16_reads_the_flags(tmp_path):
     from realtime.model.backends.base import cpu_bf16
 
     info = tmp_path / "cpuinfo"
-    for flags, expect in (("fpu avx512f avx512_bf16 amx_bf16 amx_tile", "amx"), ("fpu avx512f avx512_bf16", "avx512"), ("fpu avx2", "")):
-        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    for vendor, flags, expect in (("GenuineIntel", "fpu avx512f avx512_bf16 amx_bf16 amx_tile", "amx"),
+                                  ("GenuineIntel", "fpu avx512f avx512_bf16", "avx512"),
+                                  ("AuthenticAMD", "fpu avx512f avx512_bf16", "zen"),  # Zen 4+: native bf16
+                                  ("AuthenticAMD", "fpu avx2", ""), ("GenuineIntel", "fpu avx2", "")):
+        info.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: {flags}\n")
         assert cpu_bf16(str(info)) == expect
     assert cpu_bf16(str(tmp_path / "missing")) == ""
 
