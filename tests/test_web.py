@@ -408,3 +408,103 @@ def test_a_page_that_reads_nothing_loses_old_events_and_never_slows_the_show():
     assert last["seq"] == 500 and last["origin"] == "key" and last["status"]["style_index"] == 500 % 3
     body = result["body"]
     assert len(body) == 1 and body[0].startswith(b"retry: ") and b"event: status" in body[0] and result["pages"] == 0
+
+
+def _global_ipv4() -> list[str]:
+    """This machine's global IPv4 addresses per iproute2 (an oracle independent of the code under test)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("ip"):
+        pytest.skip("no `ip` command to check against")
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    return [line.split()[3].split("/")[0] for line in out.splitlines() if " inet " in line]
+
+
+def test_listening_everywhere_prints_this_machines_network_address(capsys):
+    """Issue 27: with the host name resolving to loopback (Debian's default, and this test machine's
+    when it runs in a container), --web 0.0.0.0:PORT printed and QR-encoded http://127.0.0.1:PORT."""
+    from realtime.web.server import print_access
+
+    expected = _global_ipv4()
+    server = WebServer("0.0.0.0", 0)
+    try:
+        urls = server.urls("tok-12345678")
+        print_access(urls, everywhere=server.everywhere)
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    hosts = [u.split("//")[1].split(":")[0] for u in urls]
+    if expected:
+        assert hosts[0] in expected and not [h for h in hosts if h.startswith("127.")], (hosts, expected)
+        assert set(expected) <= set(hosts)  # every interface's own address is printed
+        assert out.splitlines()[0] == f"control page: {urls[0]}" and "\u2580" in out  # and QR-encoded
+    else:
+        assert hosts == ["127.0.0.1"] and "no network address found" in out
+
+
+def test_lan_addresses_outbound_first_then_interfaces_loopback_only_as_a_last_resort(monkeypatch, capsys):
+    import io
+
+    import segno
+
+    import realtime.web.server as server_mod
+
+    monkeypatch.setattr(server_mod, "_outbound_addresses", lambda: ["192.168.1.20"])
+    monkeypatch.setattr(server_mod, "_interface_addresses", lambda: ["127.0.0.1", "10.0.0.5", "169.254.3.3", "192.168.1.20"])
+    monkeypatch.setattr(server_mod, "_hostname_addresses", lambda: ["127.0.1.1"])
+    assert server_mod.lan_addresses() == ["192.168.1.20", "10.0.0.5"]
+    server = WebServer("0.0.0.0", 0)
+    try:
+        urls = server.urls("tok-12345678")
+        assert urls == [f"http://192.168.1.20:{server.port}/?token=tok-12345678", f"http://10.0.0.5:{server.port}/?token=tok-12345678"]
+        print_access = server_mod.print_access
+        print_access(urls, everywhere=True)
+        out = capsys.readouterr().out
+        assert out.splitlines()[:2] == [f"control page: {urls[0]}", f"          or: {urls[1]}"]
+        qr = io.StringIO()
+        segno.make(urls[0], error="m").terminal(out=qr, compact=True)
+        assert qr.getvalue() in out  # the QR code is the first address's
+
+        # No network at all: loopback, said so, and no QR code a phone could not use anyway.
+        for name in ("_outbound_addresses", "_interface_addresses"):
+            monkeypatch.setattr(server_mod, name, lambda: ["127.0.0.1"])
+        urls = server.urls("tok-12345678")
+        assert urls == [f"http://127.0.0.1:{server.port}/?token=tok-12345678"]
+        print_access(urls, everywhere=True)
+        out = capsys.readouterr().out
+        assert "no network address found on this machine" in out and "\u2580" not in out and "\u2588" not in out
+    finally:
+        server.stop()
+    # A host given by hand is printed as it is; loopback by choice gets no QR code and no warning.
+    with WebServer("127.0.0.1", 0) as local:
+        assert local.urls() == [f"http://127.0.0.1:{local.port}/"] and not local.everywhere
+        print_access(local.urls(), everywhere=local.everywhere)
+    out = capsys.readouterr().out
+    assert out == f"control page: http://127.0.0.1:{local.port}/\n"
+
+
+def test_finding_the_outbound_address_sends_nothing(monkeypatch):
+    """The UDP connect only asks the kernel for a route: no send, sendto or sendmsg on any socket."""
+    import socket
+
+    import realtime.web.server as server_mod
+
+    sent = []
+
+    class Watched(socket.socket):
+        def send(self, *a, **k):
+            sent.append(a)
+            return super().send(*a, **k)
+
+        def sendto(self, *a, **k):
+            sent.append(a)
+            return super().sendto(*a, **k)
+
+        def sendmsg(self, *a, **k):
+            sent.append(a)
+            return super().sendmsg(*a, **k)
+
+    monkeypatch.setattr(server_mod.socket, "socket", Watched)
+    server_mod.lan_addresses()
+    assert sent == []

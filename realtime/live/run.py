@@ -142,18 +142,19 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
 
 def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, code_for: Any) -> Output:
     """The control page: its preview output (returned, for the show's outputs), the style
-    library for uploads, and the server started; the URL (and a QR code off loopback) printed."""
+    library for uploads, and the server started; the URLs (and a QR code of the first, off
+    loopback) printed."""
     from ..web.app import build_app
     from ..web.library import StyleLibrary
     from ..web.preview import MjpegPreview
-    from ..web.server import is_loopback, print_access
+    from ..web.server import print_access
 
     web = cfg.web
     preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
     controller.add_status(preview.status)
     library = StyleLibrary(controller, Path(cfg.styles.dir), code_for, int(web.upload_mb * 1024 * 1024))
     server.start(build_app(controller, token, preview, library))
-    print_access(server.url(token), qr=not is_loopback(server.host))
+    print_access(server.urls(token), everywhere=server.everywhere)
     return preview
 
 
