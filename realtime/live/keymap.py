@@ -61,13 +61,30 @@ KEYMAP: tuple[Binding, ...] = (
 _BY_KEY: dict[int, Binding] = {k: b for b in KEYMAP for k in b.keys}
 assert all(b.action in ACTIONS for b in KEYMAP), "every key must name a controller action"
 
+#: What a visitor's keys never do in kiosk mode, even with ``kiosk.keys`` on: end the show (q, Esc)
+#: or leave its screen (f).  The exit keys are the only way out (issue 27: a single q ended a show).
+KIOSK_LOCKED = frozenset({"quit", "toggle_fullscreen"})
+EXIT_WINDOW_S = 2.0  # the exit keys must be typed within this many seconds
 
-def help_lines() -> list[str]:
-    """One line per label, in table order: the help card and the printed help."""
+
+def help_rows(kiosk: bool = False, exit_keys: str = "") -> list[tuple[str, str]]:
+    """(keys, what they do), one row per label in table order: the help card draws them as two
+    aligned columns.  In kiosk mode the locked rows give way to the exit keys."""
     seen: dict[str, str] = {}
     for b in KEYMAP:
-        seen.setdefault(b.label, b.text)
-    return [f"{label:15}{text}" for label, text in seen.items()]
+        if not (kiosk and b.action in KIOSK_LOCKED):
+            seen.setdefault(b.label, b.text)
+    rows = list(seen.items())
+    if kiosk and exit_keys:
+        rows.append((f"{exit_keys} within {EXIT_WINDOW_S:g} s", "end the show"))
+    return rows
+
+
+def help_lines(kiosk: bool = False, exit_keys: str = "") -> list[str]:
+    """:func:`help_rows` as text lines for a terminal (monospaced: padding aligns them)."""
+    rows = help_rows(kiosk, exit_keys)
+    width = max(len(label) for label, _ in rows) + 2
+    return [f"{label:{width}}{text}" for label, text in rows]
 
 
 def lookup(key: int) -> Optional[Binding]:
@@ -94,21 +111,21 @@ class ScriptedKeys:
         return ord(key) if isinstance(key, str) else key
 
 
-EXIT_WINDOW_S = 2.0  # the exit keys must be typed within this many seconds
-
-
 class KeyboardControl:
     """Turns key codes into controller actions through :data:`KEYMAP`.
 
-    Kiosk (``enabled=False``): every key is ignored except ``exit_keys`` typed in a row within
-    :data:`EXIT_WINDOW_S` (OpenCV reports no modifier keys, so a short sequence such as ``qqq``
-    stands in for a chord: a visitor leaning on the keyboard does not type it by chance).
+    ``exit_keys`` typed in a row within :data:`EXIT_WINDOW_S` end the show (OpenCV reports no
+    modifier keys, so a short sequence such as ``qqq`` stands in for a chord: a visitor leaning on
+    the keyboard does not type it by chance).  Kiosk (``kiosk=True``): they are the only way out,
+    the :data:`KIOSK_LOCKED` actions are never run by a key; ``enabled=False`` ignores every other
+    key too.
     """
 
     def __init__(self, controller: Controller, enabled: bool = True, exit_keys: str = "",
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, kiosk: bool = False) -> None:
         self.controller = controller
         self.enabled = enabled
+        self.kiosk = kiosk
         self.exit_keys = exit_keys
         self._clock = clock
         self._typed: list[tuple[int, float]] = []
@@ -133,6 +150,9 @@ class KeyboardControl:
             return False
         binding = lookup(key)
         if binding is None:
+            return False
+        if self.kiosk and binding.action in KIOSK_LOCKED:
+            log.debug("kiosk: key %d (%s) ignored; the exit keys end the show", key, binding.action)
             return False
         try:
             self.controller.do(binding.action, origin=KEY, **binding.args)

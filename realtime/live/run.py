@@ -42,8 +42,8 @@ class LiveJob:
 
 
 
-def print_help() -> None:
-    print("keys:\n  " + "\n  ".join(help_lines()), flush=True)
+def print_help(kiosk: bool = False, exit_keys: str = "") -> None:
+    print("keys:\n  " + "\n  ".join(help_lines(kiosk, exit_keys)), flush=True)
 
 
 def open_live_source(cfg: Config) -> FrameSource:
@@ -207,7 +207,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
                       idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs)
         if not live.headless:
-            print_help()
+            print_help(cfg.kiosk.enabled, cfg.kiosk.exit_keys)
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
         first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""
         log.info(
