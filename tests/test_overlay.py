@@ -81,3 +81,66 @@ def test_the_start_up_card_is_dark_with_readable_text():
     assert np.median(img) < 40  # dark
     tiny = card((160, 90), "loading the network...", ["a long line that would not fit at this size"])
     assert tiny.shape == (90, 160, 3)
+
+
+def _fake_window(monkeypatch, rect=(0, 0, 1024, 768), screen=(1024, 768)):
+    """A WindowOutput with OpenCV's and X11's calls replaced: what imshow was given is kept."""
+    import realtime.io.sinks.window as window
+    from realtime.io.sinks.x11 import X11Kiosk
+
+    shown = []
+    monkeypatch.setenv("DISPLAY", ":99")
+    for name in ("namedWindow", "resizeWindow", "setWindowProperty", "destroyAllWindows"):
+        monkeypatch.setattr(window.cv2, name, lambda *a: None)
+    monkeypatch.setattr(window.cv2, "waitKey", lambda *a: -1)
+    monkeypatch.setattr(window.cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(window.cv2, "getWindowImageRect", lambda *a: rect)
+    monkeypatch.setattr(window.cv2, "imshow", lambda title, img: shown.append(img))
+    monkeypatch.setattr(X11Kiosk, "screen_size", lambda self: screen)
+    monkeypatch.setattr(X11Kiosk, "apply", lambda self, cover=True: True)
+    return window, shown
+
+
+def test_the_kiosk_overlay_is_drawn_at_the_screen_size(monkeypatch):
+    """Issue 27: the overlay was drawn on the camera's 320x240 picture, then scaled to the screen
+    (and cut off).  Now the picture is scaled first, and the overlay drawn on the screen-sized one."""
+    window, shown = _fake_window(monkeypatch)
+    app = _app(stability=0.55)
+    got = []
+
+    def decorate(picture):
+        got.append(picture.shape)
+        return app._decorate(picture)
+
+    w = window.WindowOutput(fullscreen=True, decorate=decorate, kiosk=True)
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    w.write(frame, 0.0)
+    w.write(frame, 0.1)
+    assert got == [(768, 1024, 3)] * 2 and shown[-1].shape == (768, 1024, 3)
+    lines = app.overlay_lines()
+    layout = panel_layout((1024, 768), lines)
+    assert layout.box[2] < 1024 and layout.scale > 0.6  # whole, and large enough to read across a room
+    assert (shown[-1][400:, 600:] == 128).all()  # 4:3 into 4:3: the picture fills the screen, no bars
+    w.close()
+
+
+def test_a_window_shows_the_picture_at_the_windows_own_size(monkeypatch):
+    """A window resized by hand: the picture is scaled into it (black bars), then decorated."""
+    window, shown = _fake_window(monkeypatch, rect=(0, 0, 800, 300))
+    w = window.WindowOutput(decorate=lambda p: p)
+    frame = np.full((240, 320, 3), 200, np.uint8)
+    w.write(frame, 0.0)  # the first frame: the window's size is not known yet
+    w.write(frame, 0.1)
+    assert shown[0].shape == (240, 320, 3) and shown[1].shape == (300, 800, 3)
+    assert shown[1][:, :10].max() == 0 and shown[1][:, 400].min() == 200  # bars left and right
+    w.close()
+
+
+def test_fit_keeps_the_aspect_with_black_bars():
+    from realtime.io.sinks.window import fit
+
+    pic = np.full((720, 1280, 3), 255, np.uint8)
+    out = fit(pic, (1024, 768))
+    assert out.shape == (768, 1024, 3)
+    assert out[:90].max() == 0 and out[-90:].max() == 0 and out[100:668].min() == 255
+    assert fit(pic, None) is pic and fit(pic, (1281, 719)) is pic
