@@ -124,16 +124,25 @@ def test_the_kiosk_overlay_is_drawn_at_the_screen_size(monkeypatch):
     w.close()
 
 
-def test_a_window_shows_the_picture_at_the_windows_own_size(monkeypatch):
-    """A window resized by hand: the picture is scaled into it (black bars), then decorated."""
+def test_fullscreen_without_x11_draws_at_the_windows_image_area(monkeypatch):
+    """Where X11 cannot tell the screen (Wayland, macOS), the fullscreen window's own image area is
+    the size; a plain window shows the picture at its own size (the window is sized to it)."""
+    from realtime.io.sinks.x11 import X11Kiosk
+
     window, shown = _fake_window(monkeypatch, rect=(0, 0, 800, 300))
-    w = window.WindowOutput(decorate=lambda p: p)
+    monkeypatch.setattr(X11Kiosk, "screen_size", lambda self: ())
+    w = window.WindowOutput(fullscreen=True, decorate=lambda p: p)
     frame = np.full((240, 320, 3), 200, np.uint8)
     w.write(frame, 0.0)  # the first frame: the window's size is not known yet
     w.write(frame, 0.1)
     assert shown[0].shape == (240, 320, 3) and shown[1].shape == (300, 800, 3)
     assert shown[1][:, :10].max() == 0 and shown[1][:, 400].min() == 200  # bars left and right
     w.close()
+    plain = window.WindowOutput(decorate=lambda p: p)
+    plain.write(frame, 0.0)
+    plain.write(frame, 0.1)
+    assert shown[-1].shape == (240, 320, 3)
+    plain.close()
 
 
 def test_fit_keeps_the_aspect_with_black_bars():

@@ -508,3 +508,39 @@ def test_finding_the_outbound_address_sends_nothing(monkeypatch):
     monkeypatch.setattr(server_mod.socket, "socket", Watched)
     server_mod.lan_addresses()
     assert sent == []
+
+
+def test_the_preview_shows_a_card_until_the_first_frame(tmp_path):
+    """Issue 27: a page opened while the show starts got an empty preview box.  The network here
+    takes 3 s a frame: the stream's first picture is the card, not a frame."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    calls = tmp_path / "calls"
+    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_live.py"), "--delay-s", "3", "--calls", str(calls),
+                             "--", "live", "--headless", "--source", "synthetic:320x240", "--size", "64", "--style", "mosaic",
+                             "--web", f"127.0.0.1:{port}", "--max-frames", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # "control page: URL", printed once the server is up
+        assert line.startswith("control page:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        with requests.get(f"http://127.0.0.1:{port}/stream.mjpg", headers=AUTH, stream=True, timeout=10) as r:
+            parts = read_parts(r, 1, timeout_s=5)
+        assert calls.read_text() == "1", "a frame was stylized before the card was read: make the network slower"
+        assert parts, "no picture from the preview before the first frame"
+        card = cv2.imdecode(np.frombuffer(parts[0], np.uint8), cv2.IMREAD_COLOR)
+        assert card.shape[1] == 320 and np.median(card) < 40 and (card.max(axis=2) > 200).sum() > 100
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

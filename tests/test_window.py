@@ -226,3 +226,58 @@ def test_fullscreen_without_a_window_manager_covers_the_screen(xvfb, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_the_window_opens_at_once_with_a_loading_card(xvfb, tmp_path):
+    """Issue 27: nothing was on screen for 8-14 s after `stylize live` on a small machine.  With a
+    network that does not finish loading until the test says so, the window is there, showing the
+    card (and its seconds counting), before any frame was stylized; then the show runs."""
+    gate, calls = tmp_path / "gate", tmp_path / "calls"
+    proc = _fake_live(xvfb, tmp_path, "--source", "synthetic:320x240", "--size", "64", "--style", "mosaic",
+                      fake_args=("--gate", str(gate), "--calls", str(calls), "--delay-s", "0.05"))
+    try:
+        win, geo = _wait_window(xvfb, proc, timeout_s=30)
+        assert win, "no window while the network loads"
+        time.sleep(1.5)
+        first = grab(xvfb, geo[0], geo[1], geo[2], geo[3], tmp_path)
+        time.sleep(1.5)
+        second = grab(xvfb, geo[0], geo[1], geo[2], geo[3], tmp_path)
+        assert not calls.exists(), "the network ran before the test let it load"
+        from realtime.io.images import write_image
+
+        write_image(tmp_path / "card.png", first)
+        assert np.median(first) < 40 and (first.max(axis=2) > 200).sum() > 200  # dark, with white text
+        assert np.abs(first.astype(int) - second.astype(int)).sum() > 0  # redrawn while it waits (the seconds)
+        gate.touch()
+        deadline = time.monotonic() + 30
+        while not (calls.exists() and int(calls.read_text() or 0) > 5) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert calls.exists() and int(calls.read_text()) > 5, "the show never started"
+        _quit(xvfb, proc, geometry(xvfb, win))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_quitting_while_the_network_loads_ends_cleanly_once_it_has(xvfb, tmp_path):
+    gate, calls = tmp_path / "gate", tmp_path / "calls"
+    proc = _fake_live(xvfb, tmp_path, "--source", "synthetic:320x240", "--size", "64", "--style", "mosaic",
+                      fake_args=("--gate", str(gate), "--calls", str(calls)))
+    try:
+        win, geo = _wait_window(xvfb, proc, timeout_s=30)
+        xdo(xvfb, "mousemove", str(geo[0] + geo[2] // 2), str(geo[1] + geo[3] // 2))
+        time.sleep(0.5)
+        for _ in range(4):
+            xdo(xvfb, "key", "q")
+            time.sleep(0.5)
+        assert proc.poll() is None  # it waits for the load (a thread inside a native call cannot be stopped)
+        gate.touch()
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped before the show started" in err and "frames shown" not in err
+        assert int(calls.read_text()) == 1  # the warm-up only: the show never ran
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

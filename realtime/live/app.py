@@ -89,7 +89,9 @@ class LiveApp:
         closed_picture: Optional[np.ndarray] = None,
         idle_clip: Optional[FrameSource] = None,
         kiosk: Optional[KioskConfig] = None,
+        window: Optional[WindowOutput] = None,
     ) -> None:
+        """``window``: one already on screen (the start-up card's), else one is opened unless headless."""
         self.p = pipeline
         self.controller: Controller = pipeline.controller
         self.opts = opts
@@ -99,8 +101,12 @@ class LiveApp:
             self.outputs.add(out)
         kiosk = kiosk or KioskConfig()
         self.window: Optional[WindowOutput] = None
-        if not opts.headless:
+        if window is not None:
+            self.window = window
+            window.decorate = self._decorate
+        elif not opts.headless:
             self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate, kiosk=kiosk.enabled)
+        if self.window is not None:
             self.outputs.add(self.window)
         self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
         self.kiosk = kiosk

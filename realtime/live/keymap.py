@@ -111,6 +111,36 @@ class ScriptedKeys:
         return ord(key) if isinstance(key, str) else key
 
 
+class ExitKeys:
+    """Watches for ``exit_keys`` typed in a row within :data:`EXIT_WINDOW_S` (shared by the show's
+    keys and the start-up card, where the show's controller does not exist yet)."""
+
+    def __init__(self, exit_keys: str, clock=time.monotonic) -> None:
+        self.exit_keys = exit_keys
+        self._clock = clock
+        self._typed: list[tuple[int, float]] = []
+
+    def typed(self, key: int) -> bool:
+        """Note ``key``; True when it completes the sequence."""
+        if not self.exit_keys:
+            return False
+        n = len(self.exit_keys)
+        now = self._clock()
+        self._typed = [(k, t) for k, t in self._typed[-(n - 1):] if now - t <= EXIT_WINDOW_S] if n > 1 else []
+        self._typed.append((key, now))
+        return [k for k, _ in self._typed] == [ord(c) for c in self.exit_keys]
+
+
+def ends_the_show(key: int, kiosk: bool, exit_keys: ExitKeys) -> bool:
+    """Whether ``key`` ends the show: the exit keys' last one, or (outside kiosk mode) a quit key."""
+    if key < 0:
+        return False
+    if exit_keys.typed(key):
+        return True
+    binding = lookup(key)
+    return not kiosk and binding is not None and binding.action == "quit"
+
+
 class KeyboardControl:
     """Turns key codes into controller actions through :data:`KEYMAP`.
 
@@ -127,22 +157,13 @@ class KeyboardControl:
         self.enabled = enabled
         self.kiosk = kiosk
         self.exit_keys = exit_keys
-        self._clock = clock
-        self._typed: list[tuple[int, float]] = []
-
-    def _exit_typed(self, key: int) -> bool:
-        if not self.exit_keys:
-            return False
-        now = self._clock()
-        self._typed = [(k, t) for k, t in self._typed[-(len(self.exit_keys) - 1):] if now - t <= EXIT_WINDOW_S] if len(self.exit_keys) > 1 else []
-        self._typed.append((key, now))
-        return [k for k, _ in self._typed] == [ord(c) for c in self.exit_keys]
+        self._exit = ExitKeys(exit_keys, clock)
 
     def press(self, key: int) -> bool:
         """Act on one key code; False when the key is not bound (or -1: none)."""
         if key < 0:
             return False
-        if self._exit_typed(key):
+        if self._exit.typed(key):
             log.info("exit keys typed: ending the show")
             self.controller.quit(origin=KEY)
             return True

@@ -58,8 +58,8 @@ def fit(picture: np.ndarray, size: Optional[tuple[int, int]]) -> np.ndarray:
 class WindowOutput(Output):
     """Shows frames in an OpenCV window; ``decorate`` draws the overlay on a copy first.
 
-    The picture is scaled to the size it is shown at (the screen in fullscreen, else the window's
-    image area) *before* ``decorate`` draws on it, so the overlay's text is drawn at its final size:
+    In fullscreen the picture is scaled to the screen (black bars keep its shape) *before*
+    ``decorate`` draws on it, so the overlay's text is drawn at its final size:
     on a kiosk screen it was drawn at the camera's size, scaled up and cut off.  Fullscreen (``f``,
     ``--fullscreen``, kiosk) also sizes the window to the screen through X11 (:mod:`.x11`): OpenCV's
     flag only asks a window manager, and without one the window stayed at Qt's 400x300."""
@@ -105,9 +105,13 @@ class WindowOutput(Output):
             self.closed = True
 
     def display_size(self) -> Optional[tuple[int, int]]:
-        """(width, height) the picture is shown at: the screen in fullscreen (where X11 tells it),
-        else the window's image area once it is on screen; None while unknown."""
-        if self._fullscreen and self.x11 is not None and not self.x11.failed:
+        """(width, height) the picture is shown at in fullscreen: the screen (from X11), or where
+        there is no X11 (Wayland, macOS, Windows) the window's image area once it is on screen.
+        None in a window: it is sized to the picture (``resizeWindow``), and while Qt lays a window
+        out its image area reads as odd transient sizes (seen: 400x114), no size to draw at."""
+        if not self._fullscreen:
+            return None
+        if self.x11 is not None and not self.x11.failed:
             if not self._screen:
                 self._screen = self.x11.screen_size()
             if self._screen:
