@@ -147,6 +147,11 @@ def cmd_styles(args: argparse.Namespace) -> int:
             for s in local:
                 print(f"  {s.name:32} {s.path}")
             have |= {s.name for s in local}
+        uploaded = list_styles(cfg.upload_dir)
+        if uploaded and not args.dest:
+            print(f"uploaded from the control page, in {cfg.upload_dir}/ ({len(uploaded)}; --style NAME uses one):")
+            for s in uploaded:
+                print(f"  {s.name:32} {s.path}")
         print("catalogue (stylize styles fetch NAME):")
         for e in catalog:
             mark = "present" if e.name in have else "       "

@@ -35,6 +35,18 @@ def default_cache_dir() -> str:
     return os.path.join(base, "realtime")
 
 
+def default_data_dir() -> str:
+    """Per-user data folder (what the program keeps for a user, unlike a cache): ``$REALTIME_DATA_DIR``,
+    else the platform's (``platformdirs``: ``~/.local/share/realtime`` on Linux, ``~/Library/Application
+    Support/realtime`` on macOS, ``%LOCALAPPDATA%\\realtime`` on Windows)."""
+    env = os.environ.get("REALTIME_DATA_DIR")
+    if env:
+        return env
+    import platformdirs
+
+    return platformdirs.user_data_dir("realtime", appauthor=False)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Where the network files come from."""
@@ -84,6 +96,9 @@ class StyleConfig:
     crossfade_s: float = 0.5
     # Cache of style codes; null means <cache>/style_codes.
     cache_dir: Optional[str] = None
+    # Styles uploaded from the control page; null means <data>/styles (see default_data_dir).  Not
+    # the styles folder: an upload must not become part of every later show (issue 27).
+    upload_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +263,11 @@ class Config:
     @property
     def cache_dir(self) -> Path:
         return Path(self.models.cache_dir or default_cache_dir())
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where styles uploaded from the control page are kept (``styles.upload_dir``)."""
+        return Path(self.styles.upload_dir) if self.styles.upload_dir else Path(default_data_dir()) / "styles"
 
 
 CHOICES: dict[str, tuple[str, ...]] = {

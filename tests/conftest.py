@@ -116,9 +116,11 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache folder; the model folder comes from the environment."""
+    """Every test gets its own cache and data folders (uploads land there, never in the user's);
+    the model folder comes from the environment."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("REALTIME_CACHE_DIR", str(cache))
+    monkeypatch.setenv("REALTIME_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     d = _models_dir()
     if d is not None:
         monkeypatch.setenv("REALTIME_MODEL_DIR", str(d))

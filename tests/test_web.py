@@ -510,19 +510,25 @@ def test_finding_the_outbound_address_sends_nothing(monkeypatch):
     assert sent == []
 
 
+def free_port() -> int:
+    """A port nobody listens on now (for a show started in a child process)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_the_preview_shows_a_card_until_the_first_frame(tmp_path):
     """Issue 27: a page opened while the show starts got an empty preview box.  The network here
     takes 3 s a frame: the stream's first picture is the card, not a frame."""
     import os
-    import socket
     import subprocess
     import sys
 
     from conftest import ROOT
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     calls = tmp_path / "calls"
     env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_live.py"), "--delay-s", "3", "--calls", str(calls),
@@ -544,3 +550,71 @@ def test_the_preview_shows_a_card_until_the_first_frame(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_uploads_live_in_the_users_data_folder_not_in_every_later_show(tmp_path):
+    """Issue 27: an uploaded photo was written into the styles folder and so joined every later
+    run.  Now it goes to the user's data folder ($REALTIME_DATA_DIR here), is listed as uploaded,
+    can still be picked by name, and the next show of "every style" does not include it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name, colour in (("red", (40, 40, 220)), ("blue", (220, 60, 30))):
+        cv2.imwrite(str(styles / f"{name}.png"), np.full((64, 64, 3), colour, np.uint8))
+    config = tmp_path / "show.yaml"
+    config.write_text(f"styles:\n  dir: {styles}\n")
+    data = tmp_path / "data"
+    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_DATA_DIR": str(data), "REALTIME_CACHE_DIR": str(tmp_path / "cache")}
+
+    def live(*args, **kw):
+        return subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_live.py"), "--", "live", "--config", str(config),
+                                 "--headless", "--source", "synthetic:96x64", "--size", "32", *args],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+    port = free_port()
+    proc = live("--web", f"127.0.0.1:{port}")
+    try:
+        assert proc.stdout.readline().startswith("control page:"), proc.stderr.read() if proc.poll() is not None else ""
+        url = f"http://127.0.0.1:{port}"
+        r = requests.post(f"{url}/api/styles", data=_png(), headers=AUTH, timeout=30)
+        assert r.status_code == 201, r.text
+        name = r.json()["name"]
+        listing = requests.get(f"{url}/api/styles", headers=AUTH, timeout=10).json()
+        assert [(s["name"], s["uploaded"]) for s in listing] == [("blue", False), ("red", False), (name, True)]
+        requests.post(f"{url}/api/actions/quit", headers=AUTH, timeout=10)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert sorted(p.name for p in styles.iterdir()) == ["blue.png", "red.png"]  # the styles folder is untouched
+    assert [p.stem for p in (data / "styles").iterdir()] == [name]
+    listed = subprocess.run([sys.executable, "-m", "realtime", "styles", "list", "--config", str(config)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    section = listed.stdout.split("uploaded from the control page", 1)[1].split("catalogue", 1)[0]
+    assert name in section and name not in listed.stdout.split("uploaded from the control page", 1)[0]
+    again = live("--max-frames", "3")  # every style again: the upload is not among them
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0 and "; 2 styles;" in err, err
+    by_name = live("--max-frames", "3", "--style", name)  # but it can be chosen by name
+    _, err = by_name.communicate(timeout=60)
+    assert by_name.returncode == 0 and "; 1 styles;" in err, err
+
+
+def test_the_upload_folder_defaults_to_the_users_data_folder(monkeypatch, tmp_path):
+    import platformdirs
+
+    from realtime.config import load_config
+
+    monkeypatch.delenv("REALTIME_DATA_DIR", raising=False)
+    assert load_config(None).upload_dir == Path(platformdirs.user_data_dir("realtime", appauthor=False)) / "styles"
+    monkeypatch.setenv("REALTIME_DATA_DIR", str(tmp_path))
+    assert load_config(None).upload_dir == tmp_path / "styles"
+    assert load_config(None, {"styles.upload_dir": str(tmp_path / "u")}).upload_dir == tmp_path / "u"

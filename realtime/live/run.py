@@ -160,7 +160,7 @@ def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, co
     preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
     preview.show_card(startup_card(view_size, "the first picture is on its way", title="starting the show..."))
     controller.add_status(preview.status)
-    library = StyleLibrary(controller, Path(cfg.styles.dir), code_for, int(web.upload_mb * 1024 * 1024))
+    library = StyleLibrary(controller, cfg.upload_dir, code_for, int(web.upload_mb * 1024 * 1024))
     server.start(build_app(controller, token, preview, library))
     print_access(server.urls(token), everywhere=server.everywhere)
     return preview
@@ -213,7 +213,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     live = cfg.live
     closed_picture, server, token = _preflight(cfg)
     specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
-    styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir)]  # a wrong name: one line now
+    styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
     source = open_live_source(cfg)
     try:
         source.open()  # fail fast, before loading the network
