@@ -157,7 +157,7 @@ class ShowConfig:
     cycle_s: float = 0.0  # next style every N seconds (with the crossfade); 0 = off
     shuffle: bool = False  # random order, never the same style twice in a row
     resume_s: float = 60.0  # after a person changes the style by hand, cycling waits this long
-    # Each style's own time and strength, in this order: "great_wave 60s 1.2; scream 30s; dots";
+    # Each style's own time and strength, in this order: "waves 60s 1.2; mosaic 30s; dots";
     # empty = every loaded style for cycle_s at the current strength.
     playlist: str = ""
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
