@@ -618,3 +618,21 @@ def test_the_upload_folder_defaults_to_the_users_data_folder(monkeypatch, tmp_pa
     monkeypatch.setenv("REALTIME_DATA_DIR", str(tmp_path))
     assert load_config(None).upload_dir == tmp_path / "styles"
     assert load_config(None, {"styles.upload_dir": str(tmp_path / "u")}).upload_dir == tmp_path / "u"
+
+
+def test_the_401_page_says_where_the_link_comes_from_and_reads_on_a_phone(show):
+    """Issue 27: the 401 page was a bare white line on a phone."""
+    for url, title in ((f"{show.url}/", "Open the control page from its link"),
+                       (f"{show.url}/?token=an-old-token-123", "token is not this show")):
+        r = requests.get(url, timeout=10, allow_redirects=False)
+        assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
+        page = r.text
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page  # sized for a phone
+        assert "color-scheme: dark" in page and "background: #111" in page  # the control page's look
+        assert title in page
+        assert "QR code" in page and "terminal" in page and "stylize live --web" in page and "?token=" in page
+        assert TOKEN not in page and "{title}" not in page and "{why}" not in page
+        assert r.headers.get("cache-control") == "no-store"
+    # The JSON API keeps its JSON errors.
+    r = requests.get(f"{show.url}/api/status", timeout=10)
+    assert r.status_code == 401 and "token" in r.json()["error"]
