@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stylize images, video files and live camera video with any painting as the style.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug, with the native libraries' own messages)")
     p.add_argument("--log-quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
