@@ -27,9 +27,14 @@ INTERRUPTED = (130, 143)
 
 
 def entry() -> int:
-    """Console-script entry point: ``main`` with native stderr noise silenced unless -v."""
+    """Console-script entry point: ``main`` with native libraries' noise silenced unless -vv.
+
+    Why here, first: TensorFlow reads its log level from the environment once, when it is imported,
+    and writes some lines straight to file descriptor 2; both must be set up before any command runs."""
     argv = sys.argv[1:]
-    if not any(a in ("-v", "--verbose", "-vv") or a.startswith("-vv") for a in argv):
+    verbose = logs.verbosity(argv)
+    logs.quiet_tensorflow(verbose)
+    if verbose < 2:
         logs.silence_native_stderr()
     code = main(argv)
     if code in INTERRUPTED:
@@ -68,7 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    logs.quiet_tensorflow()
+    logs.quiet_tensorflow(args.verbose)  # before a command imports TensorFlow (tests call main directly)
     logs.setup_logging(args.verbose, args.log_quiet)
     previous = None
     if threading.current_thread() is threading.main_thread():

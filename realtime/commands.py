@@ -147,6 +147,11 @@ def cmd_styles(args: argparse.Namespace) -> int:
             for s in local:
                 print(f"  {s.name:32} {s.path}")
             have |= {s.name for s in local}
+        uploaded = list_styles(cfg.upload_dir)
+        if uploaded and not args.dest:
+            print(f"uploaded from the control page, in {cfg.upload_dir}/ ({len(uploaded)}; --style NAME uses one):")
+            for s in uploaded:
+                print(f"  {s.name:32} {s.path}")
         print("catalogue (stylize styles fetch NAME):")
         for e in catalog:
             mark = "present" if e.name in have else "       "
@@ -281,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stylize images, video files and live camera video with any painting as the style.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug, with the native libraries' own messages)")
     p.add_argument("--log-quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

@@ -35,6 +35,18 @@ def default_cache_dir() -> str:
     return os.path.join(base, "realtime")
 
 
+def default_data_dir() -> str:
+    """Per-user data folder (what the program keeps for a user, unlike a cache): ``$REALTIME_DATA_DIR``,
+    else the platform's (``platformdirs``: ``~/.local/share/realtime`` on Linux, ``~/Library/Application
+    Support/realtime`` on macOS, ``%LOCALAPPDATA%\\realtime`` on Windows)."""
+    env = os.environ.get("REALTIME_DATA_DIR")
+    if env:
+        return env
+    import platformdirs
+
+    return platformdirs.user_data_dir("realtime", appauthor=False)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Where the network files come from."""
@@ -84,6 +96,9 @@ class StyleConfig:
     crossfade_s: float = 0.5
     # Cache of style codes; null means <cache>/style_codes.
     cache_dir: Optional[str] = None
+    # Styles uploaded from the control page; null means <data>/styles (see default_data_dir).  Not
+    # the styles folder: an upload must not become part of every later show (issue 27).
+    upload_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,7 @@ class ShowConfig:
     cycle_s: float = 0.0  # next style every N seconds (with the crossfade); 0 = off
     shuffle: bool = False  # random order, never the same style twice in a row
     resume_s: float = 60.0  # after a person changes the style by hand, cycling waits this long
-    # Each style's own time and strength, in this order: "great_wave 60s 1.2; scream 30s; dots";
+    # Each style's own time and strength, in this order: "waves 60s 1.2; mosaic 30s; dots";
     # empty = every loaded style for cycle_s at the current strength.
     playlist: str = ""
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
@@ -248,6 +263,11 @@ class Config:
     @property
     def cache_dir(self) -> Path:
         return Path(self.models.cache_dir or default_cache_dir())
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where styles uploaded from the control page are kept (``styles.upload_dir``)."""
+        return Path(self.styles.upload_dir) if self.styles.upload_dir else Path(default_data_dir()) / "styles"
 
 
 CHOICES: dict[str, tuple[str, ...]] = {

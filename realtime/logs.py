@@ -15,10 +15,35 @@ from typing import Optional
 
 from .errors import UserError
 
-def quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+#: What keeps native libraries' start-up chatter (TensorFlow's CUDA probing "failed call to cuInit",
+#: oneDNN notes, gRPC) out of a user's terminal; read by TensorFlow when it is first imported.
+QUIET_NATIVE_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR"}
+
+
+def verbosity(argv: list[str]) -> int:
+    """How many -v a command line carries (``-v``, ``-vv``, ``--verbose``), before argparse runs."""
+    n = 0
+    for a in argv:
+        if a == "--":
+            break
+        if a == "--verbose":
+            n += 1
+        elif a.startswith("-v") and set(a[1:]) == {"v"}:
+            n += len(a) - 1
+    return n
+
+
+def quiet_tensorflow(verbose: int = 0) -> None:
+    """Set :data:`QUIET_NATIVE_ENV` before anything imports TensorFlow, unless ``-vv`` (debugging,
+    where the chatter may help).  A user's own setting wins: only unset variables are filled.
+
+    Why environment variables: TensorFlow reads them once, at import; set later they do nothing.
+    (The lines TensorFlow prints before absl's logging is set up ignore them; :func:`silence_native_stderr`
+    catches those.)"""
+    if verbose >= 2:
+        return
+    for key, value in QUIET_NATIVE_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
@@ -78,7 +103,7 @@ def silence_native_stderr() -> None:
     """Send native libraries' direct writes to fd 2 (TF/absl/CUDA probing, XNNPACK, Qt) to /dev/null.
 
     Python's own stderr (our log lines, errors, tracebacks of bugs) is moved to a duplicate of the
-    real stderr first, so nothing of ours is lost.  Skipped with -v, where the noise may help.
+    real stderr first, so nothing of ours is lost.  Skipped with -vv, where the noise may help.
     """
     try:
         real = os.dup(2)

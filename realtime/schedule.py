@@ -124,7 +124,7 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 
 
 def parse_playlist(text: str) -> list[PlaylistEntry]:
-    """``"great_wave 60s 1.2; the scream 30s; dots"`` -> entries: a style name, then optionally how
+    """``"waves 60s 1.2; mosaic 30s; dots"`` -> entries: a style name, then optionally how
     long it stays (``60s``) and its strength (``1.2``, 0..2), separated by ``;``."""
     out: list[PlaylistEntry] = []
     for clause in filter(None, (c.strip() for c in text.split(";"))):

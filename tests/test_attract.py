@@ -296,3 +296,43 @@ def test_an_unexpected_error_reaches_the_log_file_with_its_traceback(tmp_path, m
     text = log_file.read_text()
     assert "stylize: unexpected error" in text and "Traceback" in text and "boom in the show" in text
     assert logs.file_handler is None
+
+
+def test_in_kiosk_mode_with_keys_on_only_the_exit_keys_end_the_show():
+    """Issue 27: configs/installation.yaml has kiosk.keys: true, and a visitor's single q or Esc
+    ended the show.  Visitors still steer styles; quitting and leaving fullscreen are locked."""
+    from realtime.live.keymap import ESC
+
+    from realtime.core.controller import LiveState
+
+    clock = Clock()
+    c = Controller(["a", "b"], LiveState(fullscreen=True))
+    keys = KeyboardControl(c, enabled=True, exit_keys="qqq", clock=clock, kiosk=True)
+    for k in (ord("q"), ESC, ord("f"), ord("n")):
+        keys.press(k)
+        clock.t += 3  # apart: not the exit sequence
+    assert c.state.running and c.state.fullscreen  # q, Esc and f did nothing ...
+    assert c.state.style_index == 1  # ... while n still steers the show
+    for k in "qqq":
+        keys.press(ord(k))
+        clock.t += 0.3
+    assert not c.state.running
+    # Outside kiosk mode q is the quit key, as the help says.
+    c2 = Controller(["a", "b"])
+    KeyboardControl(c2, exit_keys="qqq").press(ord("q"))
+    assert not c2.state.running
+
+
+def test_the_installation_config_runs_a_kiosk_whose_q_key_does_not_quit():
+    from realtime.config import load_config
+    from realtime.io.sources import SyntheticSource
+    from realtime.live.keymap import ScriptedKeys
+    from realtime.resources import SHIPPED_CONFIGS
+
+    cfg = load_config(SHIPPED_CONFIGS / "installation.yaml")
+    assert cfg.kiosk.enabled and cfg.kiosk.keys  # the case of the issue
+    c = Controller(["a", "b"])
+    p = LivePipeline(SyntheticSource(64, 48, fps=200), StylizeStage(FakeStylizer(), 32), c, fake_codes(2), 0.0)
+    app = LiveApp(p, LiveConfig(headless=True, max_frames=60), keys=ScriptedKeys({5: "q", 6: 27, 7: "n"}), kiosk=cfg.kiosk)
+    stats = app.run()
+    assert stats.shown == 60 and c.state.style_index == 1  # q and Esc did not end it; n changed the style

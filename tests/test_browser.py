@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +41,10 @@ def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     port = free_port()
-    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_MODEL_DIR": str(models_dir)}
+    from conftest import ROOT
+
+    # PYTHONPATH: this checkout's code, run from another folder (an editable install may point elsewhere).
+    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_MODEL_DIR": str(models_dir), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "realtime", "live", "--headless", "--source", "synthetic:160x120", "--size", "96",
          "--style", "dots", "--style", "waves", "--web", f"127.0.0.1:{port}"],
@@ -96,7 +100,8 @@ def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
                 browser.close()
         assert status["style"] == "waves" and abs(status["strength"] - 0.2) < 1e-6
         assert (tmp_path / saved).stat().st_size > 0 and (tmp_path / saved).parent == tmp_path / "recordings"
-        assert len(list((tmp_path / "styles").glob("upload-*.jpg"))) == 1  # stored in the show's styles folder
+        uploads = Path(os.environ["REALTIME_DATA_DIR"]) / "styles"  # the user's data folder (conftest: per test)
+        assert len(list(uploads.glob("upload-*.jpg"))) == 1 and not (tmp_path / "styles").exists()  # not the styles folder
         assert status["preview_clients"] >= 1 and status["display_fps"] > 0
         assert np.abs(after_style - before).mean() > 8, "the preview did not change with the style"
         assert np.abs(after_strength - after_style).mean() > 4, "the preview did not change with the strength"

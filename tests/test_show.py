@@ -380,3 +380,24 @@ def test_auto_cycle_tells_a_persons_change_from_others_by_the_events_origin():
     step(10)
     assert c.state.style_index == 2
     assert origins.count("auto") == cycle.switches
+
+
+def test_a_change_by_hand_says_cycling_resumes_only_when_cycling_is_on(caplog):
+    """Issue 27: "cycling resumes in 60 s" was logged on every key press, with the cycle off."""
+    import logging
+
+    from realtime.core.events import KEY
+
+    caplog.set_level(logging.INFO, logger="realtime")
+    off = Controller(["a", "b", "c"])
+    AutoCycle(off, cycle_s=0, resume_s=60, clock=Clock())  # always there, even with the cycle off
+    off.next_style(origin=KEY)
+    assert off.state.style_index == 1 and "cycling resumes" not in caplog.text
+    on = Controller(["a", "b", "c"])
+    AutoCycle(on, cycle_s=20, resume_s=60, clock=Clock())
+    on.next_style(origin=KEY)
+    assert "style chosen by hand (key): cycling resumes in 60 s" in caplog.text
+    caplog.clear()
+    on.set_cycle(0, origin=KEY)  # turned off from the page: quiet again
+    on.next_style(origin=KEY)
+    assert "cycling resumes" not in caplog.text

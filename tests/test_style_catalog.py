@@ -68,3 +68,17 @@ def test_styles_fetch_and_list_cli(tmp_path, http_server):
     r = subprocess.run([sys.executable, "-m", "realtime", "styles", "fetch", "nope", "--catalog", cat, "--dest", dest],
                        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "not in the style catalogue" in r.stderr
+
+
+def test_offline_fetch_says_where_to_put_the_file_by_hand(tmp_path):
+    """Issue 27: offline, `styles fetch` said only that the download failed."""
+    cat = tmp_path / "cat.yaml"
+    cat.write_text("styles:\n  - name: far\n    url: http://127.0.0.1:9/far-away.jpg\n")  # nothing listens on port 9
+    dest = tmp_path / "my styles"
+    r = subprocess.run([sys.executable, "-m", "realtime", "styles", "fetch", "--catalog", cat, "--dest", dest],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("failed")]
+    assert len(lines) == 1, r.stderr
+    assert "cannot download http://127.0.0.1:9/far-away.jpg" in lines[0]
+    assert f"save it as far.jpg in {dest.resolve()}/" in lines[0]  # the file name and the folder

@@ -84,7 +84,7 @@ def test_no_device_is_one_line_and_the_show_goes_on_unless_required(caplog):
     assert "\n" not in str(err.value)
 
 
-def test_cli_without_a_device_warns_and_runs(tmp_path):
+def test_cli_without_a_device_warns_and_runs(models_dir, tmp_path):  # the real network runs: needs the files
     import subprocess
     import sys
 

@@ -531,3 +531,231 @@ def test_the_action_listing_offers_only_what_the_handler_takes(show):
     assert post(show, "start_recording", {"path": "x.mp4"}).status_code == 400  # still refused, and no longer offered
     done = post(show, "stop_recording").json()["result"]
     assert Path(done).parent == show.styles_dir.parent / "rec"
+
+
+def _global_ipv4() -> list[str]:
+    """This machine's global IPv4 addresses per iproute2 (an oracle independent of the code under test)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("ip"):
+        pytest.skip("no `ip` command to check against")
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    return [line.split()[3].split("/")[0] for line in out.splitlines() if " inet " in line]
+
+
+def test_listening_everywhere_prints_this_machines_network_address(capsys):
+    """Issue 27: with the host name resolving to loopback (Debian's default, and this test machine's
+    when it runs in a container), --web 0.0.0.0:PORT printed and QR-encoded http://127.0.0.1:PORT."""
+    from realtime.web.server import print_access
+
+    expected = _global_ipv4()
+    server = WebServer("0.0.0.0", 0)
+    try:
+        urls = server.urls("tok-12345678")
+        print_access(urls, everywhere=server.everywhere)
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    hosts = [u.split("//")[1].split(":")[0] for u in urls]
+    if expected:
+        assert hosts[0] in expected and not [h for h in hosts if h.startswith("127.")], (hosts, expected)
+        assert set(expected) <= set(hosts)  # every interface's own address is printed
+        assert out.splitlines()[0] == f"control page: {urls[0]}" and "\u2580" in out  # and QR-encoded
+    else:
+        assert hosts == ["127.0.0.1"] and "no network address found" in out
+
+
+def test_lan_addresses_outbound_first_then_interfaces_loopback_only_as_a_last_resort(monkeypatch, capsys):
+    import io
+
+    import segno
+
+    import realtime.web.server as server_mod
+
+    monkeypatch.setattr(server_mod, "_outbound_addresses", lambda: ["192.168.1.20"])
+    monkeypatch.setattr(server_mod, "_interface_addresses", lambda: ["127.0.0.1", "10.0.0.5", "169.254.3.3", "192.168.1.20"])
+    monkeypatch.setattr(server_mod, "_hostname_addresses", lambda: ["127.0.1.1"])
+    assert server_mod.lan_addresses() == ["192.168.1.20", "10.0.0.5"]
+    server = WebServer("0.0.0.0", 0)
+    try:
+        urls = server.urls("tok-12345678")
+        assert urls == [f"http://192.168.1.20:{server.port}/?token=tok-12345678", f"http://10.0.0.5:{server.port}/?token=tok-12345678"]
+        print_access = server_mod.print_access
+        print_access(urls, everywhere=True)
+        out = capsys.readouterr().out
+        assert out.splitlines()[:2] == [f"control page: {urls[0]}", f"          or: {urls[1]}"]
+        qr = io.StringIO()
+        segno.make(urls[0], error="m").terminal(out=qr, compact=True)
+        assert qr.getvalue() in out  # the QR code is the first address's
+
+        # No network at all: loopback, said so, and no QR code a phone could not use anyway.
+        for name in ("_outbound_addresses", "_interface_addresses"):
+            monkeypatch.setattr(server_mod, name, lambda: ["127.0.0.1"])
+        urls = server.urls("tok-12345678")
+        assert urls == [f"http://127.0.0.1:{server.port}/?token=tok-12345678"]
+        print_access(urls, everywhere=True)
+        out = capsys.readouterr().out
+        assert "no network address found on this machine" in out and "\u2580" not in out and "\u2588" not in out
+    finally:
+        server.stop()
+    # A host given by hand is printed as it is; loopback by choice gets no QR code and no warning.
+    with WebServer("127.0.0.1", 0) as local:
+        assert local.urls() == [f"http://127.0.0.1:{local.port}/"] and not local.everywhere
+        print_access(local.urls(), everywhere=local.everywhere)
+    out = capsys.readouterr().out
+    assert out == f"control page: http://127.0.0.1:{local.port}/\n"
+
+
+def test_finding_the_outbound_address_sends_nothing(monkeypatch):
+    """The UDP connect only asks the kernel for a route: no send, sendto or sendmsg on any socket."""
+    import socket
+
+    import realtime.web.server as server_mod
+
+    sent = []
+
+    class Watched(socket.socket):
+        def send(self, *a, **k):
+            sent.append(a)
+            return super().send(*a, **k)
+
+        def sendto(self, *a, **k):
+            sent.append(a)
+            return super().sendto(*a, **k)
+
+        def sendmsg(self, *a, **k):
+            sent.append(a)
+            return super().sendmsg(*a, **k)
+
+    monkeypatch.setattr(server_mod.socket, "socket", Watched)
+    server_mod.lan_addresses()
+    assert sent == []
+
+
+def free_port() -> int:
+    """A port nobody listens on now (for a show started in a child process)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_preview_shows_a_card_until_the_first_frame(tmp_path):
+    """Issue 27: a page opened while the show starts got an empty preview box.  The network here
+    takes 3 s a frame: the stream's first picture is the card, not a frame."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    port = free_port()
+    calls = tmp_path / "calls"
+    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_live.py"), "--delay-s", "3", "--calls", str(calls),
+                             "--", "live", "--headless", "--source", "synthetic:320x240", "--size", "64", "--style", "mosaic",
+                             "--web", f"127.0.0.1:{port}", "--max-frames", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # "control page: URL", printed once the server is up
+        assert line.startswith("control page:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        with requests.get(f"http://127.0.0.1:{port}/stream.mjpg", headers=AUTH, stream=True, timeout=10) as r:
+            parts = read_parts(r, 1, timeout_s=5)
+        assert calls.read_text() == "1", "a frame was stylized before the card was read: make the network slower"
+        assert parts, "no picture from the preview before the first frame"
+        card = cv2.imdecode(np.frombuffer(parts[0], np.uint8), cv2.IMREAD_COLOR)
+        assert card.shape[1] == 320 and np.median(card) < 40 and (card.max(axis=2) > 200).sum() > 100
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_uploads_live_in_the_users_data_folder_not_in_every_later_show(tmp_path):
+    """Issue 27: an uploaded photo was written into the styles folder and so joined every later
+    run.  Now it goes to the user's data folder ($REALTIME_DATA_DIR here), is listed as uploaded,
+    can still be picked by name, and the next show of "every style" does not include it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name, colour in (("red", (40, 40, 220)), ("blue", (220, 60, 30))):
+        cv2.imwrite(str(styles / f"{name}.png"), np.full((64, 64, 3), colour, np.uint8))
+    config = tmp_path / "show.yaml"
+    config.write_text(f"styles:\n  dir: {styles}\n")
+    data = tmp_path / "data"
+    env = {**os.environ, "REALTIME_WEB_TOKEN": TOKEN, "REALTIME_DATA_DIR": str(data), "REALTIME_CACHE_DIR": str(tmp_path / "cache")}
+
+    def live(*args, **kw):
+        return subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_live.py"), "--", "live", "--config", str(config),
+                                 "--headless", "--source", "synthetic:96x64", "--size", "32", *args],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+    port = free_port()
+    proc = live("--web", f"127.0.0.1:{port}")
+    try:
+        assert proc.stdout.readline().startswith("control page:"), proc.stderr.read() if proc.poll() is not None else ""
+        url = f"http://127.0.0.1:{port}"
+        r = requests.post(f"{url}/api/styles", data=_png(), headers=AUTH, timeout=30)
+        assert r.status_code == 201, r.text
+        name = r.json()["name"]
+        listing = requests.get(f"{url}/api/styles", headers=AUTH, timeout=10).json()
+        assert [(s["name"], s["uploaded"]) for s in listing] == [("blue", False), ("red", False), (name, True)]
+        requests.post(f"{url}/api/actions/quit", headers=AUTH, timeout=10)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert sorted(p.name for p in styles.iterdir()) == ["blue.png", "red.png"]  # the styles folder is untouched
+    assert [p.stem for p in (data / "styles").iterdir()] == [name]
+    listed = subprocess.run([sys.executable, "-m", "realtime", "styles", "list", "--config", str(config)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    section = listed.stdout.split("uploaded from the control page", 1)[1].split("catalogue", 1)[0]
+    assert name in section and name not in listed.stdout.split("uploaded from the control page", 1)[0]
+    again = live("--max-frames", "3")  # every style again: the upload is not among them
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0 and "; 2 styles;" in err, err
+    by_name = live("--max-frames", "3", "--style", name)  # but it can be chosen by name
+    _, err = by_name.communicate(timeout=60)
+    assert by_name.returncode == 0 and "; 1 styles;" in err, err
+
+
+def test_the_upload_folder_defaults_to_the_users_data_folder(monkeypatch, tmp_path):
+    import platformdirs
+
+    from realtime.config import load_config
+
+    monkeypatch.delenv("REALTIME_DATA_DIR", raising=False)
+    assert load_config(None).upload_dir == Path(platformdirs.user_data_dir("realtime", appauthor=False)) / "styles"
+    monkeypatch.setenv("REALTIME_DATA_DIR", str(tmp_path))
+    assert load_config(None).upload_dir == tmp_path / "styles"
+    assert load_config(None, {"styles.upload_dir": str(tmp_path / "u")}).upload_dir == tmp_path / "u"
+
+
+def test_the_401_page_says_where_the_link_comes_from_and_reads_on_a_phone(show):
+    """Issue 27: the 401 page was a bare white line on a phone."""
+    for url, title in ((f"{show.url}/", "Open the control page from its link"),
+                       (f"{show.url}/?token=an-old-token-123", "token is not this show")):
+        r = requests.get(url, timeout=10, allow_redirects=False)
+        assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
+        page = r.text
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page  # sized for a phone
+        assert "color-scheme: dark" in page and "background: #111" in page  # the control page's look
+        assert title in page
+        assert "QR code" in page and "terminal" in page and "stylize live --web" in page and "?token=" in page
+        assert TOKEN not in page and "{title}" not in page and "{why}" not in page
+        assert r.headers.get("cache-control") == "no-store"
+    # The JSON API keeps its JSON errors.
+    r = requests.get(f"{show.url}/api/status", timeout=10)
+    assert r.status_code == 401 and "token" in r.json()["error"]

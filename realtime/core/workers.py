@@ -143,18 +143,24 @@ class Worker(threading.Thread):
                 log.debug("%s on_exit failed", self.name, exc_info=True)
 
 
-def call_interruptibly(name: str, fn: Callable[[], Any]) -> Any:
+def call_interruptibly(name: str, fn: Callable[[], Any], between: Optional[Callable[[], None]] = None) -> Any:
     """``fn()`` on a worker thread while the calling thread waits in :data:`POLL_S` steps; its
-    result, or its exception re-raised here.
+    result, or its exception re-raised here.  ``between`` (if given) is the calling thread's work
+    while it waits, called instead of each step (it should return within about :data:`POLL_S`):
+    the live window's start-up card is drawn and its keys read there.
 
     Why: Python runs signal handlers on the main thread between bytecodes, so one long native call
-    there (a large image through the network) holds Ctrl-C and SIGTERM until it returns.  Waiting
-    here, the interrupt is raised at once; the call, which touches only what it was given, is left
-    to finish on its own while the command exits."""
+    there (a large image through the network, loading the network) holds Ctrl-C and SIGTERM until
+    it returns, and a window owned by that thread freezes.  Waiting here, the interrupt is raised at
+    once; the call, which touches only what it was given, is left to finish on its own while the
+    command exits."""
     worker = Worker(name, fn, lambda: None, threading.Event())
     worker.start()
     while worker.is_alive():
-        worker.join(POLL_S)
+        if between is None:
+            worker.join(POLL_S)
+        else:
+            between()
     if worker.error is not None:
         raise worker.error
     return worker.result

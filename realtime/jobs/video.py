@@ -70,7 +70,7 @@ def _frames_estimate(path: Path, opts: VideoOptions) -> Optional[int]:
 
 def job_styles(cfg: Config, job: VideoJob) -> list[Style]:
     """The job's styles (one --style may name a folder: its first image is used, as for naming)."""
-    styles = [s for spec in job.styles for s in find_style_images(spec, cfg.styles.dir)]
+    styles = [s for spec in job.styles for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]
     return styles[:1] if len(job.styles) == 1 else styles
 
 

@@ -35,7 +35,7 @@ from ..io.paths import OutputError
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.window import WindowOutput
 from ..io.sources import FrameSource
-from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_lines
+from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_rows
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
 from .show import Ticking, process_age_s
@@ -95,7 +95,9 @@ class LiveApp:
         closed_picture: Optional[np.ndarray] = None,
         idle_clip: Optional[FrameSource] = None,
         kiosk: Optional[KioskConfig] = None,
+        window: Optional[WindowOutput] = None,
     ) -> None:
+        """``window``: one already on screen (the start-up card's), else one is opened unless headless."""
         self.p = pipeline
         self.controller: Controller = pipeline.controller
         self.opts = opts
@@ -105,11 +107,16 @@ class LiveApp:
             self.outputs.add(out)
         kiosk = kiosk or KioskConfig()
         self.window: Optional[WindowOutput] = None
-        if not opts.headless:
+        if window is not None:
+            self.window = window
+            window.decorate = self._decorate
+        elif not opts.headless:
             self.window = WindowOutput(self.controller.state.fullscreen, decorate=self._decorate, kiosk=kiosk.enabled)
+        if self.window is not None:
             self.outputs.add(self.window)
         self.keys: KeySource = keys or (_WindowKeys(self.window) if self.window else ScriptedKeys({}))
-        self.keyboard = KeyboardControl(self.controller, enabled=kiosk.keys, exit_keys=kiosk.exit_keys)
+        self.kiosk = kiosk
+        self.keyboard = KeyboardControl(self.controller, enabled=kiosk.keys, exit_keys=kiosk.exit_keys, kiosk=kiosk.enabled)
         self.surfaces: list[Ticking] = list(surfaces or [])  # auto-cycle, status file, heartbeat, hours
         self.closed_picture = closed_picture  # BGR, shown while the schedule keeps the show closed
         self.idle_clip = idle_clip  # a looping file shown as it is in attract mode
@@ -220,13 +227,14 @@ class LiveApp:
     def overlay_lines(self) -> list[str]:
         st = self.controller.status()
         rec = "  REC" if st["recording"] else ""
-        strength = f"{st['strength']:.1f}" if self.controller.mixable else "n/a"
+        # Two decimals: the stability steps are 0.55 and 0.8, the page's sliders move by 0.05.
+        strength = f"{st['strength']:.2f}" if self.controller.mixable else "n/a"
         lines = [
             f"display {st['display_fps']:5.1f} fps   inference {st['inference_fps']:5.1f} fps{rec}",
             f"latency {st['latency_ms']:5.0f} ms   dropped {st['dropped']}"
             + (f"   reconnects {st['reconnects']}" if st.get("reconnects") else ""),
             f"style {st['style']} ({st['style_index'] + 1}/{st['styles']})   strength {strength}"
-            + (f"   stability {st['stability']:.1f}" if st["stability"] else ""),
+            + (f"   stability {st['stability']:.2f}" if st["stability"] else ""),
         ]
         if "governor" in st:
             lines.append(f"size {st['inference_side']} for {st['target_fps']:g} fps: {st['governor']}")
@@ -241,7 +249,7 @@ class LiveApp:
         if state.overlay:
             draw_panel(shown, self.overlay_lines())
         if state.help:
-            draw_panel(shown, help_lines(), origin=(8, shown.shape[0] // 3))
+            draw_panel(shown, help_rows(self.kiosk.enabled, self.kiosk.exit_keys), origin=(8, shown.shape[0] // 3))
         if state.paused:
             draw_panel(shown, ["PAUSED (space resumes)"], origin=(8, max(8, shown.shape[0] - 48)))
         return shown

@@ -61,13 +61,30 @@ KEYMAP: tuple[Binding, ...] = (
 _BY_KEY: dict[int, Binding] = {k: b for b in KEYMAP for k in b.keys}
 assert all(b.action in ACTIONS for b in KEYMAP), "every key must name a controller action"
 
+#: What a visitor's keys never do in kiosk mode, even with ``kiosk.keys`` on: end the show (q, Esc)
+#: or leave its screen (f).  The exit keys are the only way out (issue 27: a single q ended a show).
+KIOSK_LOCKED = frozenset({"quit", "toggle_fullscreen"})
+EXIT_WINDOW_S = 2.0  # the exit keys must be typed within this many seconds
 
-def help_lines() -> list[str]:
-    """One line per label, in table order: the help card and the printed help."""
+
+def help_rows(kiosk: bool = False, exit_keys: str = "") -> list[tuple[str, str]]:
+    """(keys, what they do), one row per label in table order: the help card draws them as two
+    aligned columns.  In kiosk mode the locked rows give way to the exit keys."""
     seen: dict[str, str] = {}
     for b in KEYMAP:
-        seen.setdefault(b.label, b.text)
-    return [f"{label:15}{text}" for label, text in seen.items()]
+        if not (kiosk and b.action in KIOSK_LOCKED):
+            seen.setdefault(b.label, b.text)
+    rows = list(seen.items())
+    if kiosk and exit_keys:
+        rows.append((f"{exit_keys} within {EXIT_WINDOW_S:g} s", "end the show"))
+    return rows
+
+
+def help_lines(kiosk: bool = False, exit_keys: str = "") -> list[str]:
+    """:func:`help_rows` as text lines for a terminal (monospaced: padding aligns them)."""
+    rows = help_rows(kiosk, exit_keys)
+    width = max(len(label) for label, _ in rows) + 2
+    return [f"{label:{width}}{text}" for label, text in rows]
 
 
 def lookup(key: int) -> Optional[Binding]:
@@ -94,38 +111,59 @@ class ScriptedKeys:
         return ord(key) if isinstance(key, str) else key
 
 
-EXIT_WINDOW_S = 2.0  # the exit keys must be typed within this many seconds
+class ExitKeys:
+    """Watches for ``exit_keys`` typed in a row within :data:`EXIT_WINDOW_S` (shared by the show's
+    keys and the start-up card, where the show's controller does not exist yet)."""
+
+    def __init__(self, exit_keys: str, clock=time.monotonic) -> None:
+        self.exit_keys = exit_keys
+        self._clock = clock
+        self._typed: list[tuple[int, float]] = []
+
+    def typed(self, key: int) -> bool:
+        """Note ``key``; True when it completes the sequence."""
+        if not self.exit_keys:
+            return False
+        n = len(self.exit_keys)
+        now = self._clock()
+        self._typed = [(k, t) for k, t in self._typed[-(n - 1):] if now - t <= EXIT_WINDOW_S] if n > 1 else []
+        self._typed.append((key, now))
+        return [k for k, _ in self._typed] == [ord(c) for c in self.exit_keys]
+
+
+def ends_the_show(key: int, kiosk: bool, exit_keys: ExitKeys) -> bool:
+    """Whether ``key`` ends the show: the exit keys' last one, or (outside kiosk mode) a quit key."""
+    if key < 0:
+        return False
+    if exit_keys.typed(key):
+        return True
+    binding = lookup(key)
+    return not kiosk and binding is not None and binding.action == "quit"
 
 
 class KeyboardControl:
     """Turns key codes into controller actions through :data:`KEYMAP`.
 
-    Kiosk (``enabled=False``): every key is ignored except ``exit_keys`` typed in a row within
-    :data:`EXIT_WINDOW_S` (OpenCV reports no modifier keys, so a short sequence such as ``qqq``
-    stands in for a chord: a visitor leaning on the keyboard does not type it by chance).
+    ``exit_keys`` typed in a row within :data:`EXIT_WINDOW_S` end the show (OpenCV reports no
+    modifier keys, so a short sequence such as ``qqq`` stands in for a chord: a visitor leaning on
+    the keyboard does not type it by chance).  Kiosk (``kiosk=True``): they are the only way out,
+    the :data:`KIOSK_LOCKED` actions are never run by a key; ``enabled=False`` ignores every other
+    key too.
     """
 
     def __init__(self, controller: Controller, enabled: bool = True, exit_keys: str = "",
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, kiosk: bool = False) -> None:
         self.controller = controller
         self.enabled = enabled
+        self.kiosk = kiosk
         self.exit_keys = exit_keys
-        self._clock = clock
-        self._typed: list[tuple[int, float]] = []
-
-    def _exit_typed(self, key: int) -> bool:
-        if not self.exit_keys:
-            return False
-        now = self._clock()
-        self._typed = [(k, t) for k, t in self._typed[-(len(self.exit_keys) - 1):] if now - t <= EXIT_WINDOW_S] if len(self.exit_keys) > 1 else []
-        self._typed.append((key, now))
-        return [k for k, _ in self._typed] == [ord(c) for c in self.exit_keys]
+        self._exit = ExitKeys(exit_keys, clock)
 
     def press(self, key: int) -> bool:
         """Act on one key code; False when the key is not bound (or -1: none)."""
         if key < 0:
             return False
-        if self._exit_typed(key):
+        if self._exit.typed(key):
             log.info("exit keys typed: ending the show")
             self.controller.quit(origin=KEY)
             return True
@@ -133,6 +171,9 @@ class KeyboardControl:
             return False
         binding = lookup(key)
         if binding is None:
+            return False
+        if self.kiosk and binding.action in KIOSK_LOCKED:
+            log.debug("kiosk: key %d (%s) ignored; the exit keys end the show", key, binding.action)
             return False
         try:
             self.controller.do(binding.action, origin=KEY, **binding.args)

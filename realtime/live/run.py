@@ -3,7 +3,8 @@
 Why apart from :mod:`.app`: the main loop (:class:`~.app.LiveApp`) is what tests and benchmarks
 drive with fakes; this is the wiring of the real thing (the engine, the style set, the control
 page, the virtual camera, the show's surfaces) and the order that makes every likely failure a
-one-line error before the ten seconds of loading the network.
+one-line error before the ten seconds of loading the network, which then run on a worker thread
+while the window already shows a card (:mod:`.startup`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Optional
 
 import numpy as np
@@ -18,10 +20,13 @@ import numpy as np
 from ..config import Config
 from ..core.controller import Controller, LiveState
 from ..core.styleset import StyleEntry, StyleSet
+from ..core.workers import call_interruptibly
 from ..io.images import read_image
 from ..io.paths import OutputError, check_output_dir, clean_stale_parts
 from ..io.sinks import Output
+from ..io.sinks.window import WindowOutput
 from ..io.sources import FileSource, FrameSource, open_source
+from ..model.styles import Style, find_style_images
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..core.motion import MotionMeter
 from .app import LiveApp
@@ -29,6 +34,7 @@ from .governor import Governor, target_for
 from .keymap import help_lines
 from .pipeline import LivePipeline
 from .show import memory_mb, show_surfaces
+from .startup import StartupCard, startup_card
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +48,8 @@ class LiveJob:
 
 
 
-def print_help() -> None:
-    print("keys:\n  " + "\n  ".join(help_lines()), flush=True)
+def print_help(kiosk: bool = False, exit_keys: str = "") -> None:
+    print("keys:\n  " + "\n  ".join(help_lines(kiosk, exit_keys)), flush=True)
 
 
 def open_live_source(cfg: Config) -> FrameSource:
@@ -145,29 +151,74 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
     return closed_picture, server, token
 
 
-def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, code_for: Any) -> Output:
-    """The control page: its preview output (returned, for the show's outputs), the style
-    library for uploads, and the server started; the URL (and a QR code off loopback) printed."""
+def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, code_for: Any,
+                view_size: tuple[int, int]) -> Output:
+    """The control page: its preview output (returned, for the show's outputs; a card until the
+    first frame), the style library for uploads, and the server started; the URLs (and a QR code of
+    the first, off loopback) printed."""
     from ..web.app import build_app
     from ..web.library import StyleLibrary
     from ..web.preview import MjpegPreview
-    from ..web.server import is_loopback, print_access
+    from ..web.server import print_access
 
     web = cfg.web
     preview = MjpegPreview(web.preview_width, web.preview_quality, web.preview_fps, web.max_clients)
+    preview.show_card(startup_card(view_size, "the first picture is on its way", title="starting the show..."))
     controller.add_status(preview.status)
-    library = StyleLibrary(controller, Path(cfg.styles.dir), code_for, int(web.upload_mb * 1024 * 1024))
+    library = StyleLibrary(controller, cfg.upload_dir, code_for, int(web.upload_mb * 1024 * 1024))
     server.start(build_app(controller, token, preview, library))
-    print_access(server.url(token), qr=not is_loopback(server.host))
+    print_access(server.urls(token), everywhere=server.everywhere)
     return preview
+
+
+@dataclass
+class _Loaded:
+    """What the slow part of the start made (on the loader thread)."""
+
+    engine: Any
+    style_set: StyleSet
+    stage: StylizeStage
+
+
+def _load(cfg: Config, styles: list[Style], source: FrameSource, progress: Callable[[str], None]) -> _Loaded:
+    """The slow part (8-14 s on a small machine): the network, each style's code, the warm-up at
+    the inference size.  Runs on a worker thread; ``progress`` says what it is doing."""
+    from ..model.engine import open_engine
+
+    progress(f"opening the network ({cfg.engine.backend} backend)")
+    engine = open_engine(cfg)
+    codes = []
+    for i, style in enumerate(styles):
+        progress(f"style {i + 1} of {len(styles)}: {style.name}")
+        codes.append(engine.bank.code_for(style))
+    style_set = StyleSet(StyleEntry(s.name, s.path, c) for s, c in zip(styles, codes))
+    check_mixable(engine.stylizer, cfg.styles.strength, 1)
+    stage = StylizeStage(engine.stylizer, cfg.live.size, cfg.engine.max_size)
+    w, h = source.size
+    if w and h:
+        size = stage.size_for(w, h)
+        progress(f"warming up at {size[0]}x{size[1]}")
+        engine.stylizer.warmup(*size)
+    return _Loaded(engine, style_set, stage)
+
+
+def open_start_window(cfg: Config, source: FrameSource) -> tuple[Optional[WindowOutput], Optional[StartupCard]]:
+    """The show's window, opened now with the start-up card (None, None when headless)."""
+    if cfg.live.headless:
+        return None, None
+    kiosk = cfg.kiosk.enabled
+    window = WindowOutput(cfg.live.fullscreen or kiosk, kiosk=kiosk)
+    startup = StartupCard(window, stage_view_size(source), kiosk=kiosk, exit_keys=cfg.kiosk.exit_keys)
+    startup.draw()
+    return window, startup
 
 
 def run_live(cfg: Config, job: LiveJob) -> int:
     """``stylize live`` from a validated config and the style list."""
-    from ..model.engine import open_engine
-
     live = cfg.live
     closed_picture, server, token = _preflight(cfg)
+    specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
+    styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
     source = open_live_source(cfg)
     try:
         source.open()  # fail fast, before loading the network
@@ -176,29 +227,31 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             server.stop()
         raise
     idle_clip = None
+    window: Optional[WindowOutput] = None
     try:
         idle_clip = open_idle_clip(cfg)
-        engine = open_engine(cfg)
-        specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
-        styles = engine.resolve_styles(specs)
-        style_set = StyleSet(StyleEntry(s.name, s.path, engine.bank.code_for(s)) for s in styles)
-        check_mixable(engine.stylizer, cfg.styles.strength, 1)
+        window, startup = open_start_window(cfg, source)  # something on screen at once
+        if window is not None:
+            print_help(cfg.kiosk.enabled, cfg.kiosk.exit_keys)
+        loaded = call_interruptibly("load", lambda: _load(cfg, styles, source, startup.progress if startup else log.debug),
+                                    between=startup.tick if startup else None)
+        if startup is not None and startup.stopping:
+            log.info("stopped before the show started")
+            return 0
+        engine, stage = loaded.engine, loaded.stage
         kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
         controller = Controller(
-            style_set,
+            loaded.style_set,
             LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
                       mirror=live.mirror, fullscreen=live.fullscreen or kiosk),
             mixable=engine.stylizer.mixable_codes,
         )
-        stage = StylizeStage(engine.stylizer, live.size, cfg.engine.max_size)
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
         governor = open_governor(cfg, source, controller)
         pipeline = LivePipeline(source, stage, controller, None, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
                                 motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s, governor=governor)
         w, h = source.size
-        if w and h:
-            engine.stylizer.warmup(*stage.size_for(w, h))
         log.info("source: %s; %d styles; inference %s%s", source.describe(), len(styles),
                  "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}",
                  f" (governor: {governor.target_fps:g} fps)" if governor else " (pinned)")
@@ -207,11 +260,10 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if camera is not None:
             outputs.append(camera)
         if server is not None:
-            outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for))
+            outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source)))
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
-                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs)
-        if not live.headless:
-            print_help()
+                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window)
+        window = None  # the app's outputs own it now
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
         first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""
         log.info(
@@ -224,9 +276,10 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
         return 0
     finally:
+        if window is not None:
+            window.close()  # the start-up card's, when the start failed or was stopped
         source.close()
         if idle_clip is not None:
             idle_clip.close()
         if server is not None:
             server.stop()  # after the outputs closed: the preview streams have ended
-

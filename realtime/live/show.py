@@ -140,7 +140,9 @@ class AutoCycle:
             if event.origin not in BY_HAND:
                 return  # e.g. the saved state put back at start: the normal pace from there
             self._hold_until = self._last + self.resume_s
-        log.info("style chosen by hand (%s): cycling resumes in %.0f s", event.origin, max(self.resume_s, self.period()))
+            period = self.period()
+        if period > 0:  # said only where something cycles: with the cycle off there is nothing to resume
+            log.info("style chosen by hand (%s): cycling resumes in %.0f s", event.origin, max(self.resume_s, period))
 
 
 def resolve_playlist(text: str, style_names: list[str], cycle_s: float) -> list[tuple[int, Optional[float], Optional[float]]]:

@@ -29,7 +29,7 @@ class Engine:
         """--style values (files, folders, names in the styles folder) -> styles, in order."""
         out: list[Style] = []
         for spec in specs:
-            out.extend(find_style_images(spec, self.cfg.styles.dir))
+            out.extend(find_style_images(spec, self.cfg.styles.dir, self.cfg.upload_dir))
         return out
 
 

@@ -61,7 +61,8 @@ def _validate_image(path: Path) -> None:
 
 
 def fetch_styles(dest: Path, names: list[str], catalog: list[CatalogEntry], overwrite: bool = False) -> tuple[list[Path], list[str]]:
-    """Download the named entries (all when ``names`` is empty): (written paths, error lines)."""
+    """Download the named entries (all when ``names`` is empty): (written paths, error lines); a
+    download that cannot reach its server says where to put the file by hand."""
     by_name = {e.name: e for e in catalog}
     unknown = [n for n in names if n not in by_name]
     if unknown:
@@ -74,8 +75,12 @@ def fetch_styles(dest: Path, names: list[str], catalog: list[CatalogEntry], over
             log.info("%s already present", target)
             written.append(target)
             continue
+        # Offline, the way on is by hand: the folder and the file name it must have (issue 27: the
+        # error said only that the download failed).
+        by_hand = f"download it in a browser and save it as {target.name} in {dest.resolve()}/"
         try:
-            written.append(download(e.url, target, sha256=e.sha256, validate=_validate_image, error=MediaError))
+            written.append(download(e.url, target, sha256=e.sha256, validate=_validate_image, error=MediaError,
+                                    hint=by_hand))
         except UserError as exc:
             errors.append(f"{e.name}: {exc}")
     if created and dest.is_dir() and not any(dest.iterdir()):

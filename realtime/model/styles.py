@@ -42,21 +42,26 @@ class Style:
 
 
 
-def style_dirs(styles_dir: str | os.PathLike | None) -> list[Path]:
+def style_dirs(styles_dir: str | os.PathLike | None, uploads: str | os.PathLike | None = None) -> list[Path]:
     """Where style names are looked up: the configured folder (relative to the current folder: a
     user's own ``styles/``), then the styles that ship with the program (the checkout's ``styles/`` or
-    the installed package's copy), so names work from any folder."""
+    the installed package's copy), so names work from any folder, then (``uploads``) the styles
+    uploaded from the control page, by name only: they are never part of "every style"."""
     dirs = [Path(styles_dir)] if styles_dir is not None else []
     if SHIPPED_STYLES.is_dir() and all(d.resolve() != SHIPPED_STYLES for d in dirs if d.exists()):
         dirs.append(SHIPPED_STYLES)
+    if uploads is not None:
+        dirs.append(Path(uploads))
     return [d for d in dirs if d.is_dir()]
 
 
-def find_style_images(spec: str | os.PathLike, styles_dir: str | os.PathLike | None = None) -> list[Style]:
-    """Resolve a --style value: an image file, a folder of images, or a name in the styles folders."""
+def find_style_images(spec: str | os.PathLike, styles_dir: str | os.PathLike | None = None,
+                      uploads: str | os.PathLike | None = None) -> list[Style]:
+    """Resolve a --style value: an image file, a folder of images, or a name in the styles folders
+    (and among the uploaded styles)."""
     p = Path(spec)
     if not p.exists() and p.parent == Path("."):
-        for d in style_dirs(styles_dir):
+        for d in style_dirs(styles_dir, uploads):
             matches = sorted(q for q in d.glob(glob_escape(p.name) + ".*") if q.suffix.lower() in IMAGE_EXTS)
             if matches:
                 p = matches[0]
@@ -68,7 +73,7 @@ def find_style_images(spec: str | os.PathLike, styles_dir: str | os.PathLike | N
             if str(spec) == str(styles_dir) and style_dirs(styles_dir):
                 p = style_dirs(styles_dir)[0]  # "all styles" when the configured folder is not here
     if not p.exists():
-        known = ", ".join(s.name for d in style_dirs(styles_dir) for s in list_styles(d))
+        known = ", ".join(s.name for d in style_dirs(styles_dir, uploads) for s in list_styles(d))
         hint = f" (known: {known}; `stylize styles list` shows them)" if known else ""
         raise MediaError(f"style not found: {spec}{hint}")
     if p.is_dir():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import json
 import logging
 from concurrent.futures import Future
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "realtime_token"
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+DENIED_PAGE = Path(__file__).resolve().parent / "static" / "denied.html"
 MAIN_THREAD_TIMEOUT_S = 15.0  # recording and snapshots run between frames on the show's thread
 NOT_FROM_THE_WEB = {"start_recording": "path"}  # arguments that would let a client write anywhere: not listed, refused
 WEB_DOCS = {"start_recording": "start recording (a timestamped file in the recordings folder)"}  # their docs without them
@@ -146,6 +148,13 @@ class _Handlers:
         self.snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
         self.hub = EventHub(controller)
         self.page_html = PAGE.read_text(encoding="utf-8")  # once: a missing page fails at start, not per visit
+        self.denied_html = DENIED_PAGE.read_text(encoding="utf-8")
+
+    def denied_page(self, title: str, why: str) -> HTMLResponse:
+        """The 401 a person sees (on a phone, mostly): the control page's look, and where the link
+        with the token comes from (the QR code or the URL line printed at start)."""
+        body = self.denied_html.replace("{title}", html.escape(title)).replace("{why}", html.escape(why))
+        return HTMLResponse(body, 401, headers={"Cache-Control": "no-store"})
 
     def authorized(self, request: Request) -> bool:
         given = request.cookies.get(COOKIE) or request.query_params.get("token") or ""
@@ -171,14 +180,18 @@ class _Handlers:
         given = request.query_params.get("token")
         if given is not None:
             if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return HTMLResponse("<h1>401</h1><p>Wrong token: open the URL printed by stylize.</p>", 401)
+                return self.denied_page("This link's token is not this show's",
+                                        "A new token is made each time the show starts (unless REALTIME_WEB_TOKEN or "
+                                        "web.token fixes one), so a link from an earlier start no longer opens it.")
             response = RedirectResponse("/", 303)  # the token leaves the address bar (and history)
             # Lax, not Strict: a link to the page opened from a chat or a QR-code app must still work;
             # cross-site POSTs never carry it, and a foreign Origin is refused anyway.
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="lax", max_age=30 * 86400)
             return response
         if not self.authorized(request):
-            return HTMLResponse("<h1>401</h1><p>Open the URL printed by stylize (it carries the token).</p>", 401)
+            return self.denied_page("Open the control page from its link",
+                                    "This address has no token, and this browser has not opened the link before "
+                                    "(it keeps the token for 30 days once it has).")
         return HTMLResponse(self.page_html, headers={"Cache-Control": "no-store"})
 
     async def status(self, request: Request) -> Response:

@@ -63,7 +63,8 @@ class StyleLibrary:
         max_bytes: int = 15 * 1024 * 1024,
     ) -> None:
         """The styles are the controller's :class:`~realtime.core.styleset.StyleSet` (with their
-        files); uploads are stored in ``folder`` and coded with ``code_for``."""
+        files); uploads are stored in ``folder`` (the user's data folder, ``Config.upload_dir``: never
+        the styles folder, whose every image is part of every later show) and coded with ``code_for``."""
         self.controller = controller
         self.styles = controller.styles
         self.folder = Path(folder)
@@ -72,10 +73,19 @@ class StyleLibrary:
         self._lock = threading.Lock()  # one upload at a time (the same photo twice is one style)
 
     def listing(self) -> list[dict[str, object]]:
+        """The show's styles for the page, each marked ``uploaded`` when its file is in the upload folder."""
         entries = self.styles.snapshot()
         current = self.controller.state.style_index
-        return [{"index": i, "name": e.name, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg"}
+        return [{"index": i, "name": e.name, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg",
+                 "uploaded": self.is_upload(e.path)}
                 for i, e in enumerate(entries)]
+
+    def is_upload(self, path: Optional[Path]) -> bool:
+        """Whether ``path`` is one of the uploaded styles (a file in the upload folder)."""
+        try:
+            return path is not None and path.resolve().parent == self.folder.resolve()
+        except OSError:
+            return False
 
     def thumbnail(self, index: int) -> Optional[bytes]:
         """A small JPEG of style ``index`` (made once, kept in the style set), or None for an unknown index."""

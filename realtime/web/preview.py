@@ -75,6 +75,12 @@ class MjpegPreview(Output):
             self._thread = threading.Thread(target=self._encode_loop, name="realtime-preview", daemon=True)
             self._thread.start()
 
+    def show_card(self, picture: np.ndarray) -> None:
+        """Serve ``picture`` (BGR) until the first shown frame replaces it: a page opened while the
+        show starts sees a card saying so, not an empty box."""
+        self.latest = self.encode(picture)
+        self._wake_clients()
+
     def close(self) -> Optional[Path]:
         self._stop.set()
         with self._wake:

@@ -16,8 +16,9 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from ..errors import UserError
 
@@ -51,18 +52,79 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def lan_address() -> Optional[str]:
-    """This machine's address on the network, for the printed URL when listening on all interfaces
-    (from the host name; no packet is sent anywhere)."""
+#: Addresses whose route the kernel is asked for (a UDP ``connect`` sends no packet): one through the
+#: default route (TEST-NET-3, never a real host), then the private ranges, for a LAN with no default route.
+ROUTE_PROBES = ("203.0.113.1", "10.254.254.254", "192.168.254.254", "172.31.254.254")
+SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
+
+
+def _usable(ip: str) -> bool:
+    """An address another machine could reach: not loopback, link-local (169.254/16) or unspecified."""
     try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-    except OSError:
-        return None
-    for *_, addr in infos:
-        ip = addr[0]
-        if not ipaddress.ip_address(ip).is_loopback:
-            return ip
-    return None
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return not (a.is_loopback or a.is_link_local or a.is_unspecified or a.is_multicast)
+
+
+def _outbound_addresses() -> list[str]:
+    """The address this machine would send from, per probed route: the interface a phone on the
+    same network sees.  ``connect`` on a UDP socket only picks the route; nothing is sent."""
+    found = []
+    for target in ROUTE_PROBES:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect((target, 9))
+                found.append(s.getsockname()[0])
+        except OSError:  # no route that way
+            continue
+    return found
+
+
+def _interface_addresses() -> list[str]:
+    """Every network interface's own IPv4 address (Linux ioctl; elsewhere none), in interface order."""
+    try:
+        import fcntl
+        import struct
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError, AttributeError):
+        return []
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for name in names:
+            try:
+                packed = fcntl.ioctl(s.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+            except OSError:  # an interface with no IPv4 address
+                continue
+            found.append(socket.inet_ntoa(packed[20:24]))
+    return found
+
+
+def _hostname_addresses() -> list[str]:
+    """What the host name resolves to (on Debian usually 127.0.1.1 only: hence the other sources)."""
+    found = []
+    for name in {socket.gethostname(), socket.getfqdn()}:
+        try:
+            found += [addr[0] for *_, addr in socket.getaddrinfo(name, None, socket.AF_INET)]
+        except OSError:
+            continue
+    return found
+
+
+def lan_addresses() -> list[str]:
+    """This machine's addresses on its networks, for the printed URL when listening on all
+    interfaces: the outbound interface's first (the one a phone on the same Wi-Fi most likely
+    shares), then every other interface's, then the host name's; loopback and link-local left out.
+    Empty when the machine has no network (then only this machine can open the page)."""
+    out: list[str] = []
+    for source in (_outbound_addresses, _interface_addresses, _hostname_addresses):
+        try:
+            found = source()
+        except OSError:
+            continue
+        out += [ip for ip in found if _usable(ip) and ip not in out]
+    return out
 
 
 class WebServer:
@@ -120,13 +182,21 @@ class WebServer:
         except OSError:
             pass
 
+    @property
+    def everywhere(self) -> bool:
+        """Listening on every interface (``0.0.0.0`` or ``::``)."""
+        return self.host in ("0.0.0.0", "::", "")
+
+    def urls(self, token: Optional[str] = None) -> list[str]:
+        """The addresses to open the page at, best first: on every interface, this machine's LAN
+        addresses (:func:`lan_addresses`), loopback only when it has none; else the host given."""
+        hosts = (lan_addresses() or ["127.0.0.1"]) if self.everywhere else [self.host]
+        query = f"?token={quote(token, safe='')}" if token else ""
+        return [f"http://{f'[{h}]' if ':' in h else h}:{self.port}/{query}" for h in hosts]
+
     def url(self, token: Optional[str] = None) -> str:
-        host = self.host
-        if host in ("0.0.0.0", "::"):
-            host = lan_address() or "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}/" + (f"?token={quote(token, safe='')}" if token else "")
+        """The first of :meth:`urls`: the one to print first and to QR-encode."""
+        return self.urls(token)[0]
 
     def __enter__(self) -> "WebServer":
         return self
@@ -135,14 +205,25 @@ class WebServer:
         self.stop()
 
 
-def print_access(url: str, qr: bool = True) -> None:
-    """The URL to open (with the token), and a QR code of it for a phone's camera."""
-    print(f"control page: {url}", flush=True)
-    if not qr:
+def print_access(urls: str | Sequence[str], qr: Optional[bool] = None, everywhere: bool = False) -> None:
+    """The URL to open (with the token), any other addresses of this machine, and a QR code of the
+    first for a phone's camera.  ``qr`` None: a QR code unless the first URL is loopback (a phone
+    cannot open that).  ``everywhere``: the server listens on every interface, so a loopback URL
+    means this machine has no network address, which is said."""
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    first = urls[0]
+    loopback = is_loopback(urlsplit(first).hostname or "")
+    print(f"control page: {first}", flush=True)
+    for other in urls[1:]:
+        print(f"          or: {other}", flush=True)
+    if loopback and everywhere:
+        print("(no network address found on this machine: only a browser on this machine can open the page;"
+              " connect it to the network phones are on and start again)", flush=True)
+    if not (qr if qr is not None else not loopback):
         return
     try:
         import segno
 
-        segno.make(url, error="m").terminal(compact=True)
+        segno.make(first, error="m").terminal(compact=True)
     except Exception as exc:  # noqa: BLE001 - the URL above is enough
         log.debug("no QR code: %s", exc)

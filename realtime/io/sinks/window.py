@@ -28,6 +28,8 @@ from .x11 import X11Kiosk
 log = logging.getLogger(__name__)
 
 TITLE = "stylize"
+X11_HOLD = 10  # frames in a row the window must be found as wanted (see X11Kiosk.apply)
+X11_TRIES = 300  # frames to keep trying (10 s at 30 fps)
 
 
 def require_display() -> None:
@@ -37,8 +39,30 @@ def require_display() -> None:
                         "use --headless (with --record FILE to keep the picture)")
 
 
+def fit(picture: np.ndarray, size: Optional[tuple[int, int]]) -> np.ndarray:
+    """``picture`` scaled into ``size`` (width, height), aspect kept, black bars around it; as it is
+    when ``size`` is None or within 2 pixels of its own (a window manager's rounding)."""
+    if size is None:
+        return picture
+    w, h = size
+    ph, pw = picture.shape[:2]
+    if abs(pw - w) <= 2 and abs(ph - h) <= 2:
+        return picture
+    scale = min(w / pw, h / ph)
+    nw, nh = max(1, min(w, round(pw * scale))), max(1, min(h, round(ph * scale)))
+    resized = cv2.resize(picture, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return cv2.copyMakeBorder(resized, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
 class WindowOutput(Output):
-    """Shows frames in an OpenCV window; ``decorate`` draws the overlay on a copy first."""
+    """Shows frames in an OpenCV window; ``decorate`` draws the overlay on a copy first.
+
+    In fullscreen the picture is scaled to the screen (black bars keep its shape) *before*
+    ``decorate`` draws on it, so the overlay's text is drawn at its final size:
+    on a kiosk screen it was drawn at the camera's size, scaled up and cut off.  Fullscreen (``f``,
+    ``--fullscreen``, kiosk) also sizes the window to the screen through X11 (:mod:`.x11`): OpenCV's
+    flag only asks a window manager, and without one the window stayed at Qt's 400x300."""
 
     name = "window"
 
@@ -46,75 +70,94 @@ class WindowOutput(Output):
                  title: str = TITLE, kiosk: bool = False) -> None:
         require_display()
         self.title = title
-        # Kiosk: the whole screen and no pointer, applied once the window exists (and after toggles).
-        self.kiosk: Optional[X11Kiosk] = X11Kiosk(title) if kiosk else None
-        self._kiosk_pending = kiosk
-        self._kiosk_tries = 0
+        self.kiosk = kiosk
+        # The screen's size and (kiosk) no pointer, applied once the window exists (and after toggles).
+        self.x11: Optional[X11Kiosk] = X11Kiosk(title, hide_pointer=kiosk) if (kiosk or fullscreen) else None
+        self._x11_pending = self.x11 is not None
+        self._x11_tries = 0  # X11 calls since the last toggle
+        self._x11_held = 0  # ... that found the window as wanted, in a row
         self.decorate = decorate
         self.closed = False
         self._fullscreen = fullscreen
         self._size: tuple[int, ...] = ()
-        self._screen: tuple[int, ...] = ()  # the screen's size (kiosk), for black bars
+        self._screen: tuple[int, ...] = ()  # the screen's size (from X11), what fullscreen shows at
         self._shown = 0
         cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         if fullscreen:
             cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+    @property
+    def fullscreen(self) -> bool:
+        return self._fullscreen
 
     def set_fullscreen(self, on: bool) -> None:
         if on == self._fullscreen or self.closed:
             return
         self._fullscreen = on
         self._size = ()
-        self._kiosk_pending = self.kiosk is not None
+        if on and self.x11 is None:
+            self.x11 = X11Kiosk(self.title, hide_pointer=False)
+        self._x11_pending = self.x11 is not None
+        self._x11_tries = self._x11_held = 0
         try:
             cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
         except cv2.error:
             self.closed = True
 
+    def display_size(self) -> Optional[tuple[int, int]]:
+        """(width, height) the picture is shown at in fullscreen: the screen (from X11), or where
+        there is no X11 (Wayland, macOS, Windows) the window's image area once it is on screen.
+        None in a window: it is sized to the picture (``resizeWindow``), and while Qt lays a window
+        out its image area reads as odd transient sizes (seen: 400x114), no size to draw at."""
+        if not self._fullscreen:
+            return None
+        if self.x11 is not None and not self.x11.failed:
+            if not self._screen:
+                self._screen = self.x11.screen_size()
+            if self._screen:
+                return (int(self._screen[0]), int(self._screen[1]))
+        if not self._shown:
+            return None
+        try:
+            _, _, w, h = cv2.getWindowImageRect(self.title)
+        except cv2.error:
+            return None
+        return (w, h) if w >= 32 and h >= 32 else None
+
     def write(self, frame: np.ndarray, t: float) -> None:
         if self.closed:
             return
-        shown = self.decorate(frame) if self.decorate is not None else frame
         try:
             if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
                 self.closed = True  # closed with the window manager's button
                 return
-            if shown.shape[:2] != self._size and not self._fullscreen:
-                self._size = shown.shape[:2]
-                cv2.resizeWindow(self.title, shown.shape[1], shown.shape[0])  # follow side-by-side toggles
-            if self._fullscreen and self.kiosk is not None:
-                shown = self._black_bars(shown)
+            if frame.shape[:2] != self._size and not self._fullscreen:
+                self._size = frame.shape[:2]
+                cv2.resizeWindow(self.title, frame.shape[1], frame.shape[0])  # follow side-by-side toggles
+            picture = fit(frame, self.display_size())
+            shown = self.decorate(picture) if self.decorate is not None else picture
             cv2.imshow(self.title, shown)
         except cv2.error as exc:
             log.debug("window gone: %s", exc)
             self.closed = True
             return
         self._shown += 1
-        if self._kiosk_pending and self.kiosk is not None:
-            cv2.waitKey(1)  # let Qt map the window before X11 calls look for it
-            self._kiosk_pending = not self.kiosk.apply(cover=self._fullscreen)
-            self._kiosk_tries = 0 if not self._kiosk_pending else self._kiosk_tries + 1
-            if self._kiosk_tries > 100:  # not an X11 window after all (Wayland): stop looking
-                log.warning("kiosk: the window was not found on the X server; pointer not hidden")
-                self._kiosk_pending = False
+        if self._x11_pending and self.x11 is not None:
+            self._apply_x11()
 
-    def _black_bars(self, picture: np.ndarray) -> np.ndarray:
-        """Kiosk: pad to the screen's shape with black, as Qt would fill the rest light grey."""
-        if not self._screen and self.kiosk is not None:
-            self._screen = self.kiosk.screen_size()
-        if not self._screen:
-            return picture
-        w, h = self._screen
-        ph, pw = picture.shape[:2]
-        if abs(pw * h - ph * w) <= max(w, h):  # same shape within a pixel
-            return picture
-        if pw * h > ph * w:  # wider than the screen: bars above and below
-            extra = round(pw * h / w) - ph
-            top, bottom, left, right = extra // 2, extra - extra // 2, 0, 0
-        else:
-            extra = round(ph * w / h) - pw
-            top, bottom, left, right = 0, 0, extra // 2, extra - extra // 2
-        return cv2.copyMakeBorder(picture, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    def _apply_x11(self) -> None:
+        """Screen size and pointer by X11 until they have held for :data:`X11_HOLD` frames in a row
+        (Qt may move a window it is still mapping); given up after :data:`X11_TRIES`."""
+        assert self.x11 is not None
+        cv2.waitKey(1)  # let Qt map the window before X11 calls look for it
+        self._x11_tries += 1
+        self._x11_held = self._x11_held + 1 if self.x11.apply(cover=self._fullscreen) else 0
+        if self._x11_held >= X11_HOLD or self.x11.failed:
+            self._x11_pending = False
+        elif self._x11_tries > X11_TRIES:  # not an X11 window after all (Wayland), or a window manager that says no
+            if self.kiosk:
+                log.warning("kiosk: the window could not be found or sized on the X server; pointer and size left as they are")
+            self._x11_pending = False
 
     def poll_key(self, wait_ms: int = 1) -> int:
         """A key code, or -1; also runs the window's event loop (keep calling it)."""
@@ -130,8 +173,8 @@ class WindowOutput(Output):
         return key
 
     def close(self) -> Optional[Path]:
-        if self.kiosk is not None:
-            self.kiosk.close()
+        if self.x11 is not None:
+            self.x11.close()
         try:
             cv2.destroyAllWindows()
             cv2.waitKey(1)

@@ -1,11 +1,12 @@
-"""Kiosk touches OpenCV cannot make: the window over the whole screen, and no pointer on it.
+"""Touches OpenCV cannot make: the window over the whole screen, and (kiosk) no pointer on it.
 
 Why X11 calls (python-xlib, pure Python): OpenCV's window API has no pointer control, and its
-fullscreen flag only *asks* the window manager, so on the bare X server of a kiosk (``xinit``, no
-window manager) the window keeps its size.  Here the window is found by its title, sized to the
-screen, and given an invisible pointer (a 1x1 cursor with an empty mask) that applies only over our
-window, so a technician's pointer elsewhere still shows.  Where there is no X server (Wayland,
-macOS, Windows) it logs once and does nothing: the show goes on.
+fullscreen flag only *asks* the window manager, so on a bare X server (a kiosk's ``xinit``, no
+window manager) the window keeps its size (Qt's 400x300).  Here the window is found by its title,
+sized to the screen (kiosk and ``--fullscreen`` alike), and in a kiosk given an invisible pointer (a
+1x1 cursor with an empty mask) that applies only over our window, so a technician's pointer
+elsewhere still shows.  Where there is no X server (Wayland, macOS, Windows) it does nothing (a
+kiosk logs that once; plain fullscreen has the window manager's own): the show goes on.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ log = logging.getLogger(__name__)
 
 
 class X11Kiosk:
-    """One X connection for the life of the window (closing it would undo nothing, but costs nothing)."""
+    """One X connection for the life of the window (closing it would undo nothing, but costs nothing).
+    ``hide_pointer``: a kiosk (also says when it cannot work); False: fullscreen only, quietly."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, hide_pointer: bool = True) -> None:
         self.title = title
+        self.hide_pointer = hide_pointer
         self._display: Any = None
         self._cursor: Any = None
         self.failed = False
@@ -49,7 +52,10 @@ class X11Kiosk:
 
     def _give_up(self, why: str) -> None:
         self.failed = True
-        log.warning("kiosk: cannot hide the pointer or cover the screen (%s); the show goes on", why)
+        if self.hide_pointer:
+            log.warning("kiosk: cannot hide the pointer or cover the screen (%s); the show goes on", why)
+        else:
+            log.debug("fullscreen through X11 not available (%s): the window manager's fullscreen only", why)
 
     def _find(self, window: Any, depth: int = 0) -> list[Any]:
         found = []
@@ -70,21 +76,32 @@ class X11Kiosk:
             self._blank(child)
 
     def apply(self, cover: bool = True) -> bool:
-        """Hide the pointer over our window and (``cover``) size it to the screen; False if not found yet."""
+        """Hide the pointer over our window (kiosk) and (``cover``) size it to the screen; True once
+        that is how it already was (False: not found yet, or just moved: ask again).
+
+        Why "already": Qt sets its own geometry while it maps a new window, which can land after
+        ours (seen with --fullscreen: the window went back to 400x300), so the caller asks until
+        the screen size has stuck."""
         if not self._connect():
             return True  # nothing more will ever be done: stop asking
         try:
             screen = self._display.screen()
+            want = (0, 0, screen.width_in_pixels, screen.height_in_pixels)
             windows = self._find(screen.root)
+            done = bool(windows)
             for w in windows:
                 if cover:
-                    w.configure(x=0, y=0, width=screen.width_in_pixels, height=screen.height_in_pixels)
-                self._blank(w)
+                    g = w.get_geometry()
+                    if (g.x, g.y, g.width, g.height) != want:
+                        w.configure(x=0, y=0, width=want[2], height=want[3])
+                        done = False
+                if self.hide_pointer:
+                    self._blank(w)
             self._display.sync()
         except Exception as exc:  # noqa: BLE001
             log.debug("kiosk: %s", exc)
             return False
-        return bool(windows)
+        return done
 
     def screen_size(self) -> tuple[int, ...]:
         """(width, height) of the screen, or () without an X server."""
