@@ -6,7 +6,6 @@ issue gets its 4xx and changes nothing.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from pathlib import Path
