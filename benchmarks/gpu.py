@@ -53,6 +53,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # video_speed (shared clip frames), however this file is run
 
 from realtime import bench  # noqa: E402
 
@@ -207,31 +208,10 @@ def load_codes(path: Path, n: int = 3) -> tuple[dict[str, np.ndarray], str]:
 
 def real_frames(clip: Optional[Path], width: int, height: int, count: int) -> list[np.ndarray]:
     """RGB frames of the carried clip, centre-cropped to the aspect and scaled; the moving test
-    pattern where there is no clip."""
-    import cv2
+    pattern where there is no clip (``video_speed.source_frames``)."""
+    from video_speed import source_frames  # this folder is on sys.path when run as a script
 
-    from realtime.io.synthetic import pattern_frame
-
-    src: list[np.ndarray] = []
-    if clip is not None and clip.is_file():
-        import av
-
-        with av.open(str(clip)) as c:
-            for f in c.decode(video=0):
-                src.append(f.to_ndarray(format="rgb24"))
-                if len(src) >= count:
-                    break
-    if not src:
-        return [cv2.cvtColor(pattern_frame(i, width, height), cv2.COLOR_BGR2RGB) for i in range(count)]
-    out = []
-    for i in range(count):
-        img = src[i % len(src)]
-        h, w = img.shape[:2]
-        ch = min(h, round(w * height / width))
-        cw = min(w, round(ch * width / height))
-        img = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-        out.append(cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if cw > width else cv2.INTER_LINEAR))
-    return out
+    return source_frames(width, height, count, clip=clip)
 
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int) -> Path:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -37,17 +38,17 @@ MEDIA = Path(os.environ.get("REALTIME_MEDIA") or ROOT.parent / "shared" / "media
 FOX = MEDIA / "content" / "fox.mp4"
 
 
-def source_frames(width: int, height: int, frames: int) -> list[np.ndarray]:
-    """RGB frames: the fox clip cropped to the aspect and scaled (repeated to ``frames``), or the
-    moving test pattern where ../shared/media is absent."""
+def source_frames(width: int, height: int, frames: int, clip: Optional[Path] = FOX) -> list[np.ndarray]:
+    """RGB frames: ``clip`` (the fox clip) cropped to the aspect and scaled (repeated to ``frames``),
+    or the moving test pattern where it is absent."""
     import av
     import cv2
 
     from realtime.io.synthetic import pattern_frame
 
     src: list[np.ndarray] = []
-    if FOX.is_file():
-        with av.open(str(FOX)) as c:
+    if clip is not None and clip.is_file():
+        with av.open(str(clip)) as c:
             for f in c.decode(video=0):
                 src.append(f.to_ndarray(format="rgb24"))
                 if len(src) >= frames:

@@ -381,12 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--json", help="also write the figures to this JSON file")
     pe.set_defaults(func=cmd_evaluate)
 
+    from .bench import variant_names as bench_variants  # the names come from the backends table
+
     pb = sub.add_parser("bench", help="measure model throughput on this machine")
     pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
     pb.add_argument("--batches", default="1", help="comma-separated batch sizes")
     pb.add_argument("--backends", default="installed",
-                    help="installed (every installed backend; bf16 too on CPUs with AMX), or comma-separated: "
-                         "tf, tf-xla, tf-mixed, tflite (fp16), tflite-int8, openvino, openvino-bf16, hub")
+                    help="installed (every installed backend; bf16 too on CPUs that run it natively), or "
+                         "comma-separated: " + ", ".join(bench_variants()))
     pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     pb.add_argument("--json", help="also write the results to this JSON file")
     pb.add_argument("--target-fps", type=float, default=0.0,

@@ -172,6 +172,35 @@ def tflite_stylizer(models_dir):
     return TFLiteStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1])
 
 
+@pytest.fixture(scope="session")
+def ov_stylizer(models_dir, tmp_path_factory):
+    """OpenVINO in float32 (the reference the other backends are held to: no bf16 even where
+    ``auto`` would pick it)."""
+    pytest.importorskip("openvino")
+    from realtime.model.backends.openvino_backend import OpenVINOStylizer
+
+    return OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], precision="float32",
+                            cache_dir=tmp_path_factory.mktemp("ov"))
+
+
+def photos(w: int, h: int, n: int) -> np.ndarray:
+    """``n`` different RGB pictures at w x h: the shared photos (flipped for more), else generated ones."""
+    from realtime.io.images import read_image, resize
+
+    files = sorted((MEDIA / "content").glob("*.jpg"))
+    pics = [resize(read_image(f), (w, h)) for f in files] or [content_image(w, h, i) for i in range(2)]
+    pics += [p[:, ::-1] for p in pics]
+    return np.ascontiguousarray(np.stack([pics[i % len(pics)] for i in range(n)]))
+
+
+def style_photo() -> np.ndarray:
+    """A real painting (the shared wave) where present, else a generated picture."""
+    from realtime.io.images import read_image
+
+    p = MEDIA / "styles" / "wave.jpg"
+    return read_image(p) if p.is_file() else content_image(256, 256, 9)
+
+
 def content_image(width: int = 320, height: int = 240, index: int = 5) -> np.ndarray:
     from realtime.io.synthetic import pattern_frame
 

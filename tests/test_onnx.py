@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEDIA, REQUIRED_FILES, ROOT, content_image
+from conftest import REQUIRED_FILES, ROOT, content_image, photos, style_photo
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -27,42 +27,16 @@ def onnx_stylizer(models_dir, tmp_path_factory):
     return _onnx(models_dir, tmp_path_factory.mktemp("onnx"))
 
 
-@pytest.fixture(scope="module")
-def ov_stylizer(models_dir, tmp_path_factory):
-    pytest.importorskip("openvino")
-    from realtime.model.backends.openvino_backend import OpenVINOStylizer
-
-    return OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], precision="float32",
-                            cache_dir=tmp_path_factory.mktemp("ov"))
-
-
-def _photos(w: int, h: int, n: int) -> np.ndarray:
-    """``n`` different RGB pictures at w x h: the shared photos (flipped for more), else generated ones."""
-    from realtime.io.images import read_image, resize
-
-    files = sorted((MEDIA / "content").glob("*.jpg"))
-    pics = [resize(read_image(f), (w, h)) for f in files] or [content_image(w, h, i) for i in range(2)]
-    pics += [p[:, ::-1] for p in pics]
-    return np.ascontiguousarray(np.stack([pics[i % len(pics)] for i in range(n)]))
-
-
-def _style() -> np.ndarray:
-    from realtime.io.images import read_image
-
-    p = MEDIA / "styles" / "wave.jpg"
-    return read_image(p) if p.is_file() else content_image(256, 256, 9)
-
-
 @pytest.mark.parametrize("size", [(384, 384), (684, 384), (336, 208)])  # 336x208: odd multiples of 16
 def test_matches_openvino_at_any_size_and_batch(onnx_stylizer, ov_stylizer, size):
     """float32 on the CPU provider within the project's 2e-3 of openvino (measured about 5e-6), batch
     1 and 4 with a code per frame, one session for every size; the codes are openvino's own."""
     w, h = size
-    code = onnx_stylizer.style_code(_style())
-    assert np.array_equal(code, ov_stylizer.style_code(_style()))
+    code = onnx_stylizer.style_code(style_photo())
+    assert np.array_equal(code, ov_stylizer.style_code(style_photo()))
     assert onnx_stylizer.style_model_id == ov_stylizer.style_model_id
     codes = np.stack([code, code * 0.5, code, -0.3 * code])
-    images = _photos(w, h, 4).astype(np.float32) / 255
+    images = photos(w, h, 4).astype(np.float32) / 255
     ours = onnx_stylizer.transfer(images, codes)
     ref = ov_stylizer.transfer(images, codes)
     assert ours.shape == ref.shape == (4, h, w, 3) and ours.dtype == np.float32
@@ -70,14 +44,14 @@ def test_matches_openvino_at_any_size_and_batch(onnx_stylizer, ov_stylizer, size
     assert np.abs(ref - images).mean() > 0.05  # stylized: a pass-through could not match
     one = onnx_stylizer.transfer(images[1:2], codes[1])
     assert np.abs(one[0] - ref[1]).max() <= 2e-3
-    frames = _photos(w, h, 4)
+    frames = photos(w, h, 4)
     got = onnx_stylizer.stylize(frames, codes)
     assert got.dtype == np.uint8 and got.shape == frames.shape
     assert np.abs(got.astype(int) - ov_stylizer.stylize(frames, codes)).max() <= 1
 
 
 def test_uint8_path_rounds_like_the_float_path(onnx_stylizer):
-    frames = _photos(128, 96, 3)
+    frames = photos(128, 96, 3)
     codes = np.random.default_rng(1).normal(0, 0.5, (3, 100)).astype(np.float32)
     out = onnx_stylizer.stylize(frames, codes)
     ref = np.clip(onnx_stylizer.transfer(frames.astype(np.float32) / 255, codes) * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -94,7 +68,7 @@ def test_both_formulations_write_the_same_network(models_dir):
 
     assert FORMULATION == "s2d"
     w = TransferWeights.from_tflite(models_dir / REQUIRED_FILES[1])
-    x = _photos(168, 96, 2).astype(np.float32) / 255
+    x = photos(168, 96, 2).astype(np.float32) / 255
     codes = np.random.default_rng(2).normal(0, 0.5, (2, 100)).astype(np.float32)
     outs = [ort.InferenceSession(build_model(w, False, f).SerializeToString(), providers=["CPUExecutionProvider"])
             .run(None, {FRAMES: x, CODES: codes})[0] for f in ("plain", "s2d")]
@@ -169,7 +143,7 @@ def test_the_cached_graph_is_written_once_and_reused(models_dir, tmp_path, monke
     assert path.name.startswith(REQUIRED_FILES[1].removesuffix(".tflite"))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
     stat = path.stat()
-    frames, code = _photos(64, 48, 1), np.random.default_rng(3).normal(0, 0.5, 100).astype(np.float32)
+    frames, code = photos(64, 48, 1), np.random.default_rng(3).normal(0, 0.5, 100).astype(np.float32)
     ref = first.stylize(frames, code)
 
     def no_build(self, uint8):

@@ -15,13 +15,6 @@ from conftest import REQUIRED_FILES, ROOT, content_image
 pytest.importorskip("openvino")
 
 
-@pytest.fixture(scope="module")
-def ov_stylizer(models_dir, tmp_path_factory):
-    from realtime.model.backends.openvino_backend import OpenVINOStylizer
-
-    return OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], cache_dir=tmp_path_factory.mktemp("ov"))
-
-
 def _code(stylizer, seed=3):
     rng = np.random.default_rng(seed)
     style = (np.clip(rng.normal(0.5, 0.25, (64, 64, 3)), 0, 1) * 255).astype(np.uint8)

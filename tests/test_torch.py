@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEDIA, REQUIRED_FILES, ROOT, content_image
+from conftest import REQUIRED_FILES, ROOT, content_image, photos, style_photo
 
 torch = pytest.importorskip("torch")
 
@@ -34,42 +33,16 @@ def torch_stylizer(models_dir, tmp_path_factory):
                          cache_dir=tmp_path_factory.mktemp("torch"))
 
 
-@pytest.fixture(scope="module")
-def ov_stylizer(models_dir, tmp_path_factory):
-    pytest.importorskip("openvino")
-    from realtime.model.backends.openvino_backend import OpenVINOStylizer
-
-    return OpenVINOStylizer(models_dir / REQUIRED_FILES[0], models_dir / REQUIRED_FILES[1], precision="float32",
-                            cache_dir=tmp_path_factory.mktemp("ov"))
-
-
-def _photos(w: int, h: int, n: int) -> np.ndarray:
-    """``n`` different RGB pictures at w x h: the shared photos (flipped for more), else generated ones."""
-    from realtime.io.images import read_image, resize
-
-    files = sorted((MEDIA / "content").glob("*.jpg"))
-    pics = [resize(read_image(f), (w, h)) for f in files] or [content_image(w, h, i) for i in range(2)]
-    pics += [p[:, ::-1] for p in pics]
-    return np.ascontiguousarray(np.stack([pics[i % len(pics)] for i in range(n)]))
-
-
-def _style() -> np.ndarray:
-    from realtime.io.images import read_image
-
-    p = MEDIA / "styles" / "wave.jpg"
-    return read_image(p) if p.is_file() else content_image(256, 256, 9)
-
-
 @pytest.mark.parametrize("size", [(384, 384), (684, 384), (400, 224)])
 def test_matches_openvino_at_any_size_and_batch(torch_stylizer, ov_stylizer, size):
     """float32 on the CPU within the project's 2e-3 of openvino (measured about 2e-5), batch 1 and 4
     with a code per frame; the style codes are openvino's own (one id, one cache)."""
     w, h = size
-    code = torch_stylizer.style_code(_style())
-    assert np.array_equal(code, ov_stylizer.style_code(_style()))
+    code = torch_stylizer.style_code(style_photo())
+    assert np.array_equal(code, ov_stylizer.style_code(style_photo()))
     assert torch_stylizer.style_model_id == ov_stylizer.style_model_id
     codes = np.stack([code, code * 0.5, code, -0.3 * code])
-    images = _photos(w, h, 4).astype(np.float32) / 255
+    images = photos(w, h, 4).astype(np.float32) / 255
     ours = torch_stylizer.transfer(images, codes)
     ref = ov_stylizer.transfer(images, codes)
     assert ours.shape == ref.shape == (4, h, w, 3) and ours.dtype == np.float32
@@ -80,13 +53,13 @@ def test_matches_openvino_at_any_size_and_batch(torch_stylizer, ov_stylizer, siz
 
 
 def test_matches_tf(torch_stylizer, tf_stylizer):
-    x = _photos(684, 384, 1).astype(np.float32) / 255
-    code = tf_stylizer.style_code(_style())
+    x = photos(684, 384, 1).astype(np.float32) / 255
+    code = tf_stylizer.style_code(style_photo())
     assert np.abs(torch_stylizer.transfer(x, code) - tf_stylizer.transfer(x, code)).max() <= 2e-3
 
 
 def test_uint8_path_rounds_like_the_float_path(torch_stylizer):
-    frames = _photos(128, 96, 3)
+    frames = photos(128, 96, 3)
     codes = np.random.default_rng(1).normal(0, 0.5, (3, 100)).astype(np.float32)
     out = torch_stylizer.stylize(frames, codes)
     ref = np.clip(torch_stylizer.transfer(frames.astype(np.float32) / 255, codes) * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -127,7 +100,7 @@ def test_the_cuda_pipeline_chunks_and_slots_on_the_cpu(models_dir, monkeypatch):
         monkeypatch.setattr(torch.cuda, name, _FakeStream)
     monkeypatch.setattr(torch.cuda, "stream", lambda stream: __import__("contextlib").nullcontext())
     monkeypatch.setattr(torch_backend, "CHUNK_PIXELS", 2 * 64 * 48)  # two frames a chunk: 5 = 2 + 2 + 1
-    frames = _photos(64, 48, 5)
+    frames = photos(64, 48, 5)
     codes = np.random.default_rng(6).normal(0, 0.5, (5, 100)).astype(np.float32)
     ref = s.stylize(frames, codes)
     for _ in range(2):
@@ -260,11 +233,11 @@ def test_cuda_precisions_against_cpu_float32(models_dir, torch_stylizer, precisi
     gpu = _gpu(models_dir, precision=precision, fixed_size=False)
     assert gpu.dev.type == "cuda" and gpu.precision == precision
     assert "via PyTorch" in gpu.device and " CUDA " in gpu.device
-    x = _photos(684, 384, 2).astype(np.float32) / 255
+    x = photos(684, 384, 2).astype(np.float32) / 255
     code = np.random.default_rng(3).normal(0, 0.5, 100).astype(np.float32)
     d = np.abs(gpu.transfer(x, code) - torch_stylizer.transfer(x, code))
     assert d.max() < max_abs and d.mean() < mean_abs, (d.max(), d.mean())
-    frames = _photos(684, 384, 2)
+    frames = photos(684, 384, 2)
     ref = torch_stylizer.stylize(frames, code)
     assert np.abs(gpu.stylize(frames, code).astype(int) - ref).mean() < 255 * mean_abs
     gpu.close()
@@ -279,7 +252,7 @@ def test_cuda_pipeline_and_graphs_match_eager(models_dir):
     gpu = _gpu(models_dir, precision="auto", fixed_size=True)
     assert gpu.precision == AUTO_GPU_HALF and gpu.use_graphs and "CUDA graphs" in gpu.device
     codes = np.random.default_rng(4).normal(0, 0.5, (3, 100)).astype(np.float32)
-    frames = _photos(1280, 720, 3)
+    frames = photos(1280, 720, 3)
     with torch.inference_mode():
         eager = gpu.net.forward_uint8(torch.from_numpy(frames).to(gpu.dev), torch.from_numpy(codes).to(gpu.dev)).cpu().numpy()
     gpu.warmup(1280, 720, 3)
@@ -287,7 +260,7 @@ def test_cuda_pipeline_and_graphs_match_eager(models_dir):
         _close_bytes(gpu.stylize(frames, codes), eager)
     assert all(s.graph is not None for r in gpu._runners.values() for s in r.slots)
     _close_bytes(gpu.stylize(frames[1:2], codes[1]), eager[1:2])
-    small = _photos(384, 384, 4)
+    small = photos(384, 384, 4)
     assert gpu.stylize(small, codes[0]).shape == small.shape
     assert all(k[1:] == (384, 384) for k in gpu._runners)
     gpu.close()
@@ -299,7 +272,7 @@ def test_cuda_torch_compile_or_a_logged_fallback(models_dir, caplog):
     the pictures are the eager network's, and a failure is one log line, not an error."""
     gpu = _gpu(models_dir, precision="mixed", fixed_size=True, jit=True)
     codes = np.random.default_rng(5).normal(0, 0.5, (2, 100)).astype(np.float32)
-    frames = _photos(256, 256, 2)
+    frames = photos(256, 256, 2)
     with torch.inference_mode():
         eager = gpu.net.forward_uint8(torch.from_numpy(frames).to(gpu.dev), torch.from_numpy(codes).to(gpu.dev)).cpu().numpy()
     with caplog.at_level(logging.WARNING, logger="realtime"):

@@ -301,18 +301,20 @@ def _recover_in_place(part: Part, dst: Path) -> Optional[Path]:
     return dst
 
 
-def _rename_no_clobber(src: Path, dst: Path) -> None:
-    """``src`` under the name ``dst``, never over a file of that name; ``src`` is kept on any failure
-    (unlike :func:`publish`, which removes its temp file)."""
+def _rename_no_clobber(src: Path, dst: Path, exists: str = "") -> None:
+    """``src`` under the name ``dst``, never over a file of that name (an :class:`OutputError`
+    saying ``exists``): a hard link, atomic and refused where ``dst`` exists, then ``src`` goes; on
+    file systems without hard links (FAT, some network shares) a check, then a rename.  ``src`` is
+    kept on any failure."""
     try:
         os.link(src, dst)
     except FileExistsError:
-        raise OutputError(f"{dst} exists") from None
+        raise OutputError(exists or f"{dst} exists") from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
             raise
         if dst.exists():
-            raise OutputError(f"{dst} exists") from None
+            raise OutputError(exists or f"{dst} exists") from None
         os.rename(src, dst)
         return
     src.unlink()
@@ -331,19 +333,7 @@ def publish(tmp: Path, dest: Path, overwrite: bool = False, keep: bool = False) 
         if overwrite:
             os.replace(tmp, dest)
             return dest
-        try:
-            os.link(tmp, dest)  # atomic, and fails if dest exists
-        except FileExistsError:
-            raise OutputError(f"{dest} exists: another process wrote it first (use --overwrite to replace it)") from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-            # File systems without hard links (FAT, some network shares): check, then rename.
-            if dest.exists():
-                raise OutputError(f"{dest} exists (use --overwrite to replace it)") from None
-            os.replace(tmp, dest)
-            return dest
-        os.unlink(tmp)
+        _rename_no_clobber(tmp, dest, f"{dest} exists: another process wrote it first (use --overwrite to replace it)")
         return dest
     except OSError as exc:
         raise OutputError(f"cannot write {dest}: {exc.strerror or exc}") from None

@@ -52,3 +52,17 @@ class CPUStyles:
             return StylePredictor(self.path, self.threads)
         raise UserError(f"--backend {self.backend} computes style codes on the CPU with OpenVINO or TensorFlow Lite, "
                         "and neither is installed (pip install openvino)")
+
+
+class StylesOnCPU:
+    """Mixin for a :class:`~.base.Stylizer` whose style codes come from a :class:`CPUStyles` in
+    ``self._styles`` (the GPU backends): the code and the cache key are the CPU network's."""
+
+    _styles: CPUStyles
+
+    @property
+    def style_model_id(self) -> str:
+        return self._styles.model_id
+
+    def style_code(self, style_rgb: np.ndarray) -> np.ndarray:
+        return self._styles(style_rgb)

@@ -42,7 +42,7 @@ from ...backends_table import device_index, device_kind
 from ...errors import UserError
 from ..files import sha256_file
 from .base import Stylizer, batch_codes, check_frames
-from .cpu_styles import CPUStyles
+from .cpu_styles import CPUStyles, StylesOnCPU
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def model_file(cache_dir: Path, transfer_path: Path, uint8: bool) -> Path:
     return cache_dir / "onnx" / f"{transfer_path.stem}-{sha}-{FORMULATION}-g{GRAPH_VERSION}-{'u8' if uint8 else 'f32'}.onnx"
 
 
-class OnnxStylizer(Stylizer):
+class OnnxStylizer(StylesOnCPU, Stylizer):
     """The transfer network on ONNX Runtime; style codes on the CPU (OpenVINO or TF Lite)."""
 
     name = "onnx"
@@ -218,13 +218,6 @@ class OnnxStylizer(Stylizer):
     @property
     def device(self) -> str:
         return self._device
-
-    @property
-    def style_model_id(self) -> str:
-        return self._styles.model_id
-
-    def style_code(self, style_rgb: np.ndarray) -> np.ndarray:
-        return self._styles(style_rgb)
 
     # -- transfer --------------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -40,7 +39,7 @@ import torch.nn.functional as F
 from ...backends_table import device_index, device_kind, installed
 from ...errors import UserError
 from .base import CODE_SIZE, Stylizer, batch_codes, check_frames
-from .cpu_styles import CPUStyles
+from .cpu_styles import CPUStyles, StylesOnCPU
 from .transfer_net import CONTRACT, CONTRACT_STRIDES, EXPANDS, RESIDUALS, TransferWeights
 
 log = logging.getLogger(__name__)
@@ -193,7 +192,7 @@ class _Runner:
     calls: int = 0
 
 
-class TorchStylizer(Stylizer):
+class TorchStylizer(StylesOnCPU, Stylizer):
     """The transfer network on PyTorch; style codes on the CPU (OpenVINO or TF Lite)."""
 
     name = "torch"
@@ -253,13 +252,6 @@ class TorchStylizer(Stylizer):
     @property
     def device(self) -> str:
         return self._device
-
-    @property
-    def style_model_id(self) -> str:
-        return self._styles.model_id
-
-    def style_code(self, style_rgb: np.ndarray) -> np.ndarray:
-        return self._styles(style_rgb)
 
     # -- float path (the accuracy tests' path) --------------------------------------------------
 
