@@ -3,6 +3,8 @@ one node removed while both stylize; its unit is redone on the other and the out
 
 import logging
 
+from pathlib import Path
+
 import av
 import pytest
 
@@ -25,6 +27,16 @@ def two_nodes():
     cluster.shutdown()
 
 
+def _ancestors(pid: int) -> set[int]:
+    """The process ids above ``pid`` (Linux: the parent field of /proc/PID/stat)."""
+    out = set()
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        out.add(pid)
+    return out
+
+
 def test_a_machine_lost_half_way_has_its_unit_redone_on_another(two_nodes, cfg_factory, tmp_path):
     from realtime.cluster.runner import ClusterRun
 
@@ -34,8 +46,18 @@ def test_a_machine_lost_half_way_has_its_unit_redone_on_another(two_nodes, cfg_f
     out = tmp_path / "film-out.mp4"
     lost = []
 
+    raylet = node.all_processes["raylet"][0].process.pid
+
+    def on_that_node(run, actor) -> bool:  # a worker process is a child of its node's raylet
+        pid = run.pool.pids.get(id(actor))
+        return pid is not None and raylet in _ancestors(pid)
+
     def lose_a_node(run, actor, task):
-        if len(run._inflight) == 2 and not lost:  # both workers busy: one machine goes away
+        if lost:
+            return
+        if run.pool.starting:  # the first unit: let the other worker finish loading (units are quick)
+            ray.wait(list(run.pool.starting), num_returns=len(run.pool.starting), timeout=60)
+        if on_that_node(run, actor):  # a unit handed to the other machine: that machine goes away
             lost.append(task.unit.name)
             cluster.remove_node(node)
 

@@ -58,6 +58,7 @@ class WorkerPool:
         self._last_news = time.monotonic()
         self._started_ray = False
         self.engines: dict[str, str] = {}  # what each kind of worker runs (worker.engine_words) -> a node running it
+        self.pids: dict[int, int] = {}  # id(actor) -> its process id, once loaded (tests tell its machine by it)
 
     # -- Ray ---------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -136,7 +137,7 @@ class WorkerPool:
         ready, _ = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)
         for ref in ready:
             actor = self.starting.pop(ref)
-            loaded = self._ready(ref)
+            loaded = self._ready(ref, actor)
             if loaded is None:
                 self.drop(actor)
                 self._lost_loading += 1
@@ -149,7 +150,7 @@ class WorkerPool:
             self.idle.append(actor)
             self._last_news = time.monotonic()
 
-    def _ready(self, ref: Any) -> Optional[float]:
+    def _ready(self, ref: Any, actor: Any) -> Optional[float]:
         """A worker's start finished: its load time; None when it died while loading (its machine
         went away: another is started); a one-line error ending the run when it cannot work at all
         (no model files on that machine, a style it cannot read)."""
@@ -166,6 +167,7 @@ class WorkerPool:
         if info["error"]:
             raise UserError(f"a cluster worker on {info['node']} cannot start: {info['error']}")
         self.note_engine(info.get("engine", ""), info["node"])
+        self.pids[id(actor)] = int(info["pid"])
         return float(info["load_s"])
 
     def note_engine(self, engine: str, node: str) -> None:
