@@ -221,6 +221,11 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
         host, port = parse_web(args.web)
         extra.update({"web.enabled": True, "web.host": host, "web.port": port})
+    if args.osc is not None:
+        from .control.osc import parse_osc
+
+        host, port = parse_osc(args.osc)
+        extra.update({"osc.enabled": True, "osc.host": host, "osc.port": port})
     if args.virtual_camera:
         extra["virtual_camera.enabled"] = True
     if args.log_file:
@@ -234,6 +239,11 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
+    if args.osc_help:  # the address table, generated from the actions like the key help
+        from .control.osc import osc_help_lines
+
+        print("OSC addresses (stylize live --osc [HOST:]PORT):\n  " + "\n  ".join(osc_help_lines()))
+        return 0
     from .live.run import LiveJob, run_live
 
     extra = live_overrides(args)
@@ -346,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--kiosk", action="store_true", help="installation screen: whole screen, no pointer, no overlay (config kiosk:)")
     pl.add_argument("--log-file", help="also log to this size-rotated file (config log:)")
     pl.add_argument("--web", metavar="[HOST:]PORT", help="control page, JSON API and preview stream (e.g. 8080, or 0.0.0.0:8080 for phones)")
+    pl.add_argument("--osc", metavar="[HOST:]PORT", help="Open Sound Control over UDP: every action at /realtime/<action> (e.g. 9000)")
+    pl.add_argument("--osc-help", action="store_true", help="print the OSC address table and exit")
     pl.add_argument("--virtual-camera", action="store_true", help="send the picture to a virtual webcam (OBS, Zoom, Meet)")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
     pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")

@@ -178,6 +178,9 @@ class ShowConfig:
     idle_cycle_s: float = 0.0  # style cycle while idle; 0 = the same as cycle_s
     idle_strength: Optional[float] = None  # strength while idle; null = unchanged
     idle_clip: Optional[str] = None  # video shown (looped, as it is) while idle instead of the camera
+    # With a tempo known (tap_tempo, set_tempo: OSC, the page), the cycle's switches fall on beats:
+    # every N beats instead of cycle_s (which still turns the cycle on and off); 0 = by seconds only.
+    cycle_beats: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,15 @@ class WebConfig:
     preview_fps: float = 15.0  # preview frame-rate cap (encoded once per frame for every client)
     max_clients: int = 8  # preview streams at once; more get 503
     upload_mb: float = 15.0  # largest style upload
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    """Open Sound Control over UDP (``--osc [HOST:]PORT``): every action at ``/realtime/<action>``."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # OSC has no password: listen beyond this machine only on a trusted network
+    port: int = 9000
 
 
 @dataclass(frozen=True)
@@ -256,6 +268,7 @@ class Config:
     show: ShowConfig = field(default_factory=ShowConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
     virtual_camera: VirtualCameraConfig = field(default_factory=VirtualCameraConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -311,6 +324,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "show.idle_motion": (0.0, 255.0, "mean grey change"),
     "show.idle_cycle_s": (0.0, 86400.0, "seconds; 0 = as cycle_s"),
     "show.idle_strength": (0.0, 2.0, ""),
+    "show.cycle_beats": (0, 1024, "beats; 0 = off"),
+    "osc.port": (0, 65535, "0 = any free port"),
     "log.max_mb": (0.001, 100000.0, "megabytes"),
     "web.port": (0, 65535, "0 = any free port"),
     "web.preview_width": (64, 4096, "pixels"),

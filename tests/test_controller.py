@@ -217,8 +217,8 @@ def test_every_change_is_one_event_with_its_action_fields_and_origin():
     assert events[0].state.style_index == 1 and events[2].state.strength == 0.6 and events[3].state.mirror
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert events[1].to_json() == {"action": "set_strength", "changed": ["strength"], "origin": "web", "seq": 2}
-    with pytest.raises(ActionError, match="unknown origin 'osc'"):
-        c.do("next_style", origin="osc")
+    with pytest.raises(ActionError, match="unknown origin 'telepathy'"):
+        c.do("next_style", origin="telepathy")
     with pytest.raises(ActionError, match="unknown origin"):
         c.toggle_pause(origin="visitor")
     assert len(events) == 4 and not c.state.paused  # a refused call is no change and no event
@@ -239,7 +239,7 @@ def test_every_change_is_one_event_with_its_action_fields_and_origin():
     c.unsubscribe(events.append)
     c.next_style()
     assert events[-1].action == "add_style"
-    assert {"key", "web", "schedule", "auto", "attract", "restore", "show", "api"} == ORIGINS
+    assert {"key", "web", "schedule", "auto", "attract", "restore", "show", "api", "osc"} == ORIGINS
 
 
 def test_events_from_many_threads_arrive_with_the_states_in_order():

@@ -4,10 +4,12 @@ seconds), and the shipped installation config."""
 import json
 import random
 
+import pytest
+
 from fakes import FakeStylizer
 
 from realtime.config import load_config
-from realtime.core.controller import Controller
+from realtime.core.controller import ActionError, Controller
 from realtime.live.show import AutoCycle, Heartbeat, StatusFile, show_surfaces
 
 
@@ -401,3 +403,55 @@ def test_a_change_by_hand_says_cycling_resumes_only_when_cycling_is_on(caplog):
     on.set_cycle(0, origin=KEY)  # turned off from the page: quiet again
     on.next_style(origin=KEY)
     assert "cycling resumes" not in caplog.text
+
+
+def test_tap_tempo_puts_the_cycle_switches_on_the_beat_within_one_frame():
+    """Four taps at 120 bpm (one a little late: the median holds), show.cycle_beats 4: the cycle
+    switches every 2 s, each on the first frame at or after its beat (30 fps, a fake clock)."""
+    clock = Clock()
+    c = Controller(["a", "b", "c"], clock=clock)
+    for t in (1000.3, 1000.8, 1001.33, 1001.8, 1002.3):
+        clock.t = t
+        c.tap_tempo(origin="osc")
+    assert c.state.bpm == 120.0
+    clock.t = 1002.37  # off the beat
+    cycle = AutoCycle(c, cycle_s=7, clock=clock, cycle_beats=4)
+    frame = 1 / 30
+    switches = []
+    for i in range(1, 30 * 9):
+        clock.t = 1002.37 + i * frame
+        before = c.state.style_index
+        cycle.tick()
+        if c.state.style_index != before:
+            switches.append(clock.t)
+    beats = [(t - 1002.3) / 0.5 for t in switches]
+    assert len(switches) == 4, switches
+    for b in beats:
+        assert 0 <= (b - round(b)) * 0.5 < frame + 1e-9, beats  # on the beat, at most one frame late
+    assert [round(b) for b in beats] == [4, 8, 12, 16]  # every cycle_beats beats
+
+    c.set_tempo(0, origin="osc")  # no tempo: back to cycle_s seconds
+    assert c.beat_grid() is None and cycle._due(7) == cycle._last + 7
+
+
+def test_tap_tempo_median_and_a_pause_starts_over():
+    clock = Clock()
+    c = Controller(["a"], clock=clock)
+    events = []
+    c.subscribe(events.append)
+    c.tap_tempo()
+    assert c.state.bpm == 0 and not events  # one tap is no tempo yet
+    for dt in (0.6, 0.6, 1.2, 0.6):  # a missed tap among them: the median keeps 100 bpm
+        clock.t += dt
+        c.tap_tempo()
+    assert c.state.bpm == 100.0 and events[-1].changed == {"bpm"}
+    clock.t += 5  # a pause: the next taps are a new count
+    c.tap_tempo()
+    clock.t += 0.25
+    c.tap_tempo()
+    assert c.state.bpm == 240.0
+    with pytest.raises(ActionError):
+        c.set_tempo(10.0)
+    with pytest.raises(ActionError):
+        c.set_tempo(301.0)
+    assert c.set_tempo(90.0) == 90.0 and c.beat_grid() == (clock.t, 60 / 90)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 STRENGTH_RANGE = (0.0, 2.0)
 STRENGTH_STEP = 0.1
 STABILITY_LEVELS = (0.0, 0.55, 0.8)  # what cycle_stability steps through (off, the default, very steady)
+TEMPO_RANGE = (20.0, 300.0)  # beats per minute a tap or set_tempo may give (0 = no tempo)
+TAP_RESET_S = 2.0  # a pause longer than this between taps starts a new count
+TAP_INTERVALS = 4  # the tempo is the median of the last this many tap intervals
 
 
 class ActionError(errors.UserError):
@@ -80,6 +83,7 @@ class LiveState:
     cycle_s: float = 0.0  # automatic style cycle: next style every N seconds; 0 = off
     idle: bool = False  # attract mode: nobody in front of the camera (see realtime.live.show.Attract)
     running: bool = True
+    bpm: float = 0.0  # the show's tempo (tap_tempo, set_tempo); 0 = none known
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ class Controller:
         self._status: list[Callable[[], dict[str, Any]]] = []
         self._listeners: list[Callable[[ControlEvent], None]] = []
         self._seq = 0
+        self._taps: list[float] = []  # recent tap_tempo times (controller clock), under _lock
+        self._beat_at: Optional[float] = None  # a time that fell on a beat (the last tap, or set_tempo's call)
         self.started = clock()
         self._check_state(self._state)
 
@@ -310,6 +316,44 @@ class Controller:
     @action("automatic style cycle: next style every N seconds (crossfaded); 0 = off", Param("seconds", float, 0.0, 86400.0))
     def set_cycle(self, cause: Cause, seconds: float) -> float:
         return self._set(cause, cycle_s=seconds)
+
+    @action("tap on the beat: two or more taps set the tempo (median of the last intervals; a 2 s pause starts over)")
+    def tap_tempo(self, cause: Cause) -> float:
+        """Why a median: one late or doubled tap among five must not throw the tempo off."""
+        now = self._clock()
+        with self._lock:
+            if self._taps and now - self._taps[-1] > TAP_RESET_S:
+                self._taps.clear()
+            self._taps = (self._taps + [now])[-(TAP_INTERVALS + 1):]
+            taps = list(self._taps)
+            self._beat_at = now
+        if len(taps) < 2:
+            return self._state.bpm
+        intervals = sorted(b - a for a, b in zip(taps, taps[1:]))
+        mid = len(intervals) // 2
+        median = intervals[mid] if len(intervals) % 2 else (intervals[mid - 1] + intervals[mid]) / 2
+        if median <= 0:
+            return self._state.bpm
+        bpm = round(min(TEMPO_RANGE[1], max(TEMPO_RANGE[0], 60.0 / median)), 2)
+        return self._set(cause, bpm=bpm)
+
+    @action("the tempo in beats per minute (20..300; 0 = none); the call falls on a beat",
+            Param("bpm", float, 0.0, TEMPO_RANGE[1]))
+    def set_tempo(self, cause: Cause, bpm: float) -> float:
+        if 0 < bpm < TEMPO_RANGE[0]:
+            raise ActionError(f"set_tempo: 'bpm' must be 0 or in {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}, got {bpm:g}")
+        with self._lock:
+            self._taps.clear()
+            self._beat_at = self._clock() if bpm else None
+        return self._set(cause, bpm=round(bpm, 2))
+
+    def beat_grid(self) -> Optional[tuple[float, float]]:
+        """(a time on a beat, seconds per beat) on the controller's clock, or None without a tempo:
+        what the style cycle snaps its switches to."""
+        bpm, at = self._state.bpm, self._beat_at
+        if bpm <= 0 or at is None:
+            return None
+        return at, 60.0 / bpm
 
     @action("pause or resume the picture")
     def toggle_pause(self, cause: Cause) -> bool:

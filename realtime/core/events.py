@@ -25,10 +25,12 @@ ATTRACT = "attract"  # attract mode (live/show.py: Attract)
 RESTORE = "restore"  # the saved show state, put back at start (live/memory.py)
 SHOW = "show"  # the live loop itself: its start-up settings, the end of a file, the window closed
 API = "api"  # Python callers that name no surface: scripts, tests, benchmarks
-ORIGINS: frozenset[str] = frozenset({KEY, WEB, SCHEDULE, AUTO, ATTRACT, RESTORE, SHOW, API})
+OSC = "osc"  # Open Sound Control over UDP (control/osc.py): a performer's controller, a DAW, TouchOSC
+ORIGINS: frozenset[str] = frozenset({KEY, WEB, SCHEDULE, AUTO, ATTRACT, RESTORE, SHOW, API, OSC})
 
 # Origins where a person (or their script) made the choice: the style cycle pauses for them.
-BY_HAND: frozenset[str] = frozenset({KEY, WEB, API})
+# OSC counts: a performer steers it live, like the keys.
+BY_HAND: frozenset[str] = frozenset({KEY, WEB, API, OSC})
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,16 @@ def open_governor(cfg: Config, source: FrameSource, controller: Controller) -> O
     return governor
 
 
+def open_osc(cfg: Config) -> Any:
+    """``--osc``: the UDP port taken now (one line if it is in use, before camera and network); it
+    serves once the controller exists (:meth:`~realtime.control.osc.OscServer.start`)."""
+    if not cfg.osc.enabled:
+        return None
+    from ..control.osc import OscServer
+
+    return OscServer(cfg.osc.host, cfg.osc.port)
+
+
 def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
     """What can fail in a second is checked before the camera and the network (which take ten):
     the display, the recording and snapshot folders, the closed-hours picture, the web port.
@@ -220,11 +230,15 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
     styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
     source = open_live_source(cfg)
+    osc = None
     try:
+        osc = open_osc(cfg)
         source.open()  # fail fast, before loading the network
     except BaseException:
         if server is not None:
             server.stop()
+        if osc is not None:
+            osc.stop()
         raise
     idle_clip = None
     window: Optional[WindowOutput] = None
@@ -261,6 +275,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             outputs.append(camera)
         if server is not None:
             outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source)))
+        if osc is not None:
+            osc.start(controller)
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
                       idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window)
         window = None  # the app's outputs own it now
@@ -283,3 +299,5 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             idle_clip.close()
         if server is not None:
             server.stop()  # after the outputs closed: the preview streams have ended
+        if osc is not None:
+            osc.stop()

@@ -9,6 +9,8 @@ threads of their own.
 * :class:`AutoCycle`: the next style every ``cycle_s`` (crossfaded by the pipeline), in order or
   shuffled without immediate repeats; a change made by hand (an event whose origin is a person's:
   key, web, api) pauses it for ``resume_s``.
+  With ``cycle_beats`` and a tempo known (``tap_tempo``, ``set_tempo``), a switch falls on a beat,
+  every ``cycle_beats`` beats.
 * :class:`Attract`: attract mode when nothing has moved in front of the camera for a while (a
   slower cycle, another strength, or a prepared clip); the first motion ends it.
 * :class:`StatusFile`: the controller's status as JSON, written atomically every few seconds, for
@@ -67,8 +69,10 @@ class AutoCycle:
         rng: Optional[random.Random] = None,
         idle_cycle_s: float = 0.0,
         playlist: Optional[list[tuple[int, Optional[float], Optional[float]]]] = None,
+        cycle_beats: int = 0,
     ) -> None:
         self.controller = controller
+        self.cycle_beats = cycle_beats
         if cycle_s is not None:
             controller.set_cycle(cycle_s, origin=SHOW)
         self.idle_cycle_s = idle_cycle_s
@@ -96,6 +100,25 @@ class AutoCycle:
         own = self.entries[self._pos][1] if self.entries and self._pos >= 0 else None
         return own or self.controller.state.cycle_s
 
+    def _due(self, period: float) -> float:
+        """When the next switch is due: ``period`` after the last one, or, with ``cycle_beats`` and a
+        tempo, the beat nearest to ``cycle_beats`` beats after it (a playlist entry's or the idle
+        time snapped to the nearest beat), never the beat of the last switch itself.
+
+        Why snap to the nearest beat: the last switch happened on the first frame after its beat, so
+        "period after it" lies a fraction of a frame past a beat; rounding up would lose a beat."""
+        grid = self.controller.beat_grid() if self.cycle_beats > 0 else None
+        if grid is None:
+            return self._last + period
+        at, beat = grid
+        by_beats = not (self.controller.state.idle and self.idle_cycle_s > 0) and not (
+            self.entries and self._pos >= 0 and self.entries[self._pos][1])
+        due = self._last + (self.cycle_beats * beat if by_beats else period)
+        snapped = at + round((due - at) / beat) * beat
+        while snapped <= self._last + beat / 2:
+            snapped += beat
+        return snapped
+
     def _entries(self) -> list[tuple[int, Optional[float], Optional[float]]]:
         """The playlist, or every style in order (built only when switching: styles may be added)."""
         return self.entries or [(i, None, None) for i in range(len(self.controller.style_names))]
@@ -116,7 +139,7 @@ class AutoCycle:
         with self._lock:
             if self._pos >= 0:
                 period = self.period()
-                if period <= 0 or now - self._last < period or now < self._hold_until:
+                if period <= 0 or now < self._due(period) or now < self._hold_until:
                     return
                 if len(self.entries or self.controller.style_names) < 2:
                     return
@@ -334,7 +357,7 @@ def show_surfaces(controller: Controller, cfg, clock: Callable[[], float] = time
     playlist = resolve_playlist(show.playlist, list(controller.style_names), show.cycle_s) if show.playlist else None
     # Always there, even with cycle_s 0: a control page can turn the cycle on (set_cycle).
     out.append(AutoCycle(controller, show.cycle_s, show.shuffle, show.resume_s, clock,
-                         idle_cycle_s=show.idle_cycle_s, playlist=playlist))
+                         idle_cycle_s=show.idle_cycle_s, playlist=playlist, cycle_beats=show.cycle_beats))
     if show.status_file:
         out.append(StatusFile(controller, show.status_file, show.status_every_s, clock))
     if show.heartbeat_min > 0:

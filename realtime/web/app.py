@@ -36,6 +36,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..control.osc import osc_table
 from ..core.controller import ACTIONS, ActionError, Controller
 from ..core.events import WEB
 from ..errors import UserError
@@ -194,6 +195,12 @@ class _Handlers:
                                     "(it keeps the token for 30 days once it has).")
         return HTMLResponse(self.page_html, headers={"Cache-Control": "no-store"})
 
+    async def osc(self, request: Request) -> Response:
+        """``/osc``: the OSC address table, generated from the actions (as ``--osc-help`` prints it)."""
+        if not self.authorized(request):
+            return self.denied_page("Open the control page from its link", "The OSC table is shown to the control page's visitors.")
+        return HTMLResponse(osc_page(), headers={"Cache-Control": "no-store"})
+
     async def status(self, request: Request) -> Response:
         if (denied := self.guard(request)) is not None:
             return denied
@@ -325,6 +332,18 @@ def action_listing() -> list[dict[str, Any]]:
     return out
 
 
+def osc_page() -> str:
+    """The OSC address table as a small HTML page (address, arguments with types and ranges, what it does)."""
+    rows = "\n".join(f"<tr><td><code>{html.escape(a)}</code></td><td>{html.escape(g)}</td><td>{html.escape(d)}</td></tr>"
+                     for a, g, d in osc_table())
+    return ("<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+            "<title>OSC addresses</title><style>body{font-family:sans-serif;margin:1em}td,th{padding:.3em .6em;"
+            "text-align:left;vertical-align:top;border-bottom:1px solid #ccc}code{white-space:nowrap}</style></head><body>"
+            "<h1>OSC addresses</h1><p>Start the show with <code>stylize live --osc [HOST:]PORT</code>; arguments are "
+            "positional, in this order. <code>stylize live --osc-help</code> prints the same table.</p>"
+            "<table><tr><th>address</th><th>arguments</th><th>what it does</th></tr>\n" + rows + "\n</table></body></html>")
+
+
 def build_app(
     controller: Controller,
     token: str,
@@ -336,6 +355,7 @@ def build_app(
 
     routes = [
         Route("/", h.page),
+        Route("/osc", h.osc),
         Route("/api/status", h.status),
         Route("/api/events", h.events),
         Route("/api/actions", h.actions),
