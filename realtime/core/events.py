@@ -30,6 +30,11 @@ ORIGINS: frozenset[str] = frozenset({KEY, WEB, SCHEDULE, AUTO, ATTRACT, RESTORE,
 # Origins where a person (or their script) made the choice: the style cycle pauses for them.
 BY_HAND: frozenset[str] = frozenset({KEY, WEB, API})
 
+# A MIDI controller (live/midi.py: MidiControl): faders, knobs and pads moved by a person.
+MIDI = "midi"
+ORIGINS = ORIGINS | {MIDI}
+BY_HAND = BY_HAND | {MIDI}
+
 
 @dataclass(frozen=True)
 class ControlEvent:
