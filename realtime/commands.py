@@ -228,6 +228,8 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
         extra.update({"osc.enabled": True, "osc.host": host, "osc.port": port})
     if args.virtual_camera:
         extra["virtual_camera.enabled"] = True
+    if getattr(args, "midi", None) is not None:
+        extra.update({"midi.enabled": True, "midi.port": args.midi or None})
     if args.log_file:
         extra["log.file"] = args.log_file
     if args.no_reconnect:
@@ -358,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--web", metavar="[HOST:]PORT", help="control page, JSON API and preview stream (e.g. 8080, or 0.0.0.0:8080 for phones)")
     pl.add_argument("--osc", metavar="[HOST:]PORT", help="Open Sound Control over UDP: every action at /realtime/<action> (e.g. 9000)")
     pl.add_argument("--osc-help", action="store_true", help="print the OSC address table and exit")
+    pl.add_argument("--midi", nargs="?", const="", default=None, metavar="PORT",
+                    help="steer the show from a MIDI controller (PORT: an input's name; none = the first; config midi:)")
     pl.add_argument("--virtual-camera", action="store_true", help="send the picture to a virtual webcam (OBS, Zoom, Meet)")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
     pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")

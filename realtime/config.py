@@ -218,6 +218,17 @@ class VirtualCameraConfig:
 
 
 @dataclass(frozen=True)
+class MidiConfig:
+    """A MIDI controller steering the show (``--midi [PORT]``): faders and knobs on the sliders,
+    pads and buttons on styles, recording and pause (realtime/live/midi.py)."""
+
+    enabled: bool = False
+    port: Optional[str] = None  # an input port's name (or the start of it); null = the first input port
+    # The control table: a shipped one by name (configs/midi-NAME.yaml) or a YAML file's path
+    mapping: str = "nanokontrol2"
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     """A screen nobody should be able to leave by accident (installations)."""
 
@@ -270,6 +281,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     virtual_camera: VirtualCameraConfig = field(default_factory=VirtualCameraConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 

@@ -239,7 +239,7 @@ def test_every_change_is_one_event_with_its_action_fields_and_origin():
     c.unsubscribe(events.append)
     c.next_style()
     assert events[-1].action == "add_style"
-    assert {"key", "web", "schedule", "auto", "attract", "restore", "show", "api", "osc"} == ORIGINS
+    assert {"key", "web", "schedule", "auto", "attract", "restore", "show", "api", "osc", "midi"} == ORIGINS
 
 
 def test_events_from_many_threads_arrive_with_the_states_in_order():

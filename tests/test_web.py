@@ -519,6 +519,8 @@ def test_the_action_listing_offers_only_what_the_handler_takes(show):
         for param in action["params"]:
             if action["name"] in ("set_open", "set_idle"):
                 continue  # accepted like the others, but they close the show or swap its source
+            if action["name"] == "midi_learn":
+                continue  # needs a MIDI controller and an action's name (tests/test_midi.py)
             r = post(show, action["name"], {param["name"]: sample[param["type"]](param)})
             assert r.status_code == 200, (action["name"], param, r.text)
             tried += 1

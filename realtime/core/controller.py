@@ -413,6 +413,13 @@ class Controller:
     def snapshot(self, cause: Cause) -> Future:
         return self._queue(cause)
 
+    @action("MIDI learn: the next control moved on the MIDI controller is bound to ACTION (e.g. set_strength, toggle_pause)",
+            Param("action", str), main_thread=True)
+    def midi_learn(self, cause: Cause, action: str) -> Future:
+        # Why an action: the page (and scripts) steer the MIDI surface through the same door as the
+        # show; the surface (live/midi.py) binds the handler, a show without MIDI answers that it has none.
+        return self._queue(cause, action=action)
+
     def bind_main(self, name: str, handler: Callable[..., Any]) -> None:
         """The live loop says how it runs a main-thread action."""
         self._main_handlers[name] = handler

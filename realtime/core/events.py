@@ -26,11 +26,12 @@ RESTORE = "restore"  # the saved show state, put back at start (live/memory.py)
 SHOW = "show"  # the live loop itself: its start-up settings, the end of a file, the window closed
 API = "api"  # Python callers that name no surface: scripts, tests, benchmarks
 OSC = "osc"  # Open Sound Control over UDP (control/osc.py): a performer's controller, a DAW, TouchOSC
-ORIGINS: frozenset[str] = frozenset({KEY, WEB, SCHEDULE, AUTO, ATTRACT, RESTORE, SHOW, API, OSC})
+MIDI = "midi"  # a MIDI controller (live/midi.py: MidiControl): faders, knobs and pads
+ORIGINS: frozenset[str] = frozenset({KEY, WEB, SCHEDULE, AUTO, ATTRACT, RESTORE, SHOW, API, OSC, MIDI})
 
 # Origins where a person (or their script) made the choice: the style cycle pauses for them.
-# OSC counts: a performer steers it live, like the keys.
-BY_HAND: frozenset[str] = frozenset({KEY, WEB, API, OSC})
+# OSC and MIDI count: a performer steers them live, like the keys.
+BY_HAND: frozenset[str] = frozenset({KEY, WEB, API, OSC, MIDI})
 
 
 @dataclass(frozen=True)

@@ -94,10 +94,11 @@ class ShowMemory:
         self.every_s = every_s
         self._clock = clock
         self.restored: list[str] = []
+        self.saved: Optional[dict[str, Any]] = None  # the file as read (None: fresh, or none usable)
         if fresh:
             log.info("--fresh: the saved show state is not used (it is replaced by this show's)")
         else:
-            saved = read_saved(self.path)
+            saved = self.saved = read_saved(self.path)
             if saved is not None:
                 self.restored = restore(controller, saved)
                 log.info("show state from %s: %s (--fresh starts from the config)", self.path,
@@ -105,6 +106,8 @@ class ShowMemory:
         self._lock = threading.Lock()  # the fields, from any thread's events
         self._write_lock = threading.Lock()  # one write at a time, newest last
         self._fields = self._snapshot(controller.state)
+        # Other surfaces' keys (``midi``: learned bindings) travel on, even in a show that does not use them.
+        self._fields.update({k: v for k, v in (self.saved or {}).items() if k not in self._fields and k not in ("version", "saved")})
         self._dirty = fresh  # a fresh show replaces the old file at once
         self._last_write = float("-inf")
         self._failed = False
@@ -129,6 +132,15 @@ class ShowMemory:
                 self._dirty = True
         if not event.state.running:
             self.flush()  # the show ends: the last change reaches the disk before the process exits
+
+    def keep(self, key: str, value: Any) -> None:
+        """Any thread: keep another surface's JSON-able ``value`` under ``key`` (learned MIDI
+        bindings), written like a change of the show; read back from :attr:`saved` at start."""
+        if key in FIELDS or key in ("version", "saved", "style"):
+            raise ValueError(f"{key!r} is the show's own key")
+        with self._lock:
+            self._fields[key] = value
+            self._dirty = True
 
     def tick(self) -> None:
         """Live loop: write when something changed and the last write is ``every_s`` old."""

@@ -32,6 +32,8 @@ from ..core.motion import MotionMeter
 from .app import LiveApp
 from .governor import Governor, target_for
 from .keymap import help_lines
+from .memory import ShowMemory
+from .midi import MidiControl, mapping_for, open_midi
 from .pipeline import LivePipeline
 from .show import memory_mb, show_surfaces
 from .startup import StartupCard, startup_card
@@ -226,6 +228,7 @@ def open_start_window(cfg: Config, source: FrameSource) -> tuple[Optional[Window
 def run_live(cfg: Config, job: LiveJob) -> int:
     """``stylize live`` from a validated config and the style list."""
     live = cfg.live
+    midi_mapping = mapping_for(cfg)  # a bad MIDI table: one line before anything opens
     closed_picture, server, token = _preflight(cfg)
     specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
     styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
@@ -242,6 +245,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         raise
     idle_clip = None
     window: Optional[WindowOutput] = None
+    midi: Optional[MidiControl] = None
     try:
         idle_clip = open_idle_clip(cfg)
         window, startup = open_start_window(cfg, source)  # something on screen at once
@@ -263,6 +267,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
         governor = open_governor(cfg, source, controller)
+        midi = open_midi(cfg, controller, midi_mapping, next((s for s in surfaces if isinstance(s, ShowMemory)), None))
         pipeline = LivePipeline(source, stage, controller, None, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
                                 motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s, governor=governor)
         w, h = source.size
@@ -292,6 +297,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
         return 0
     finally:
+        if midi is not None:
+            midi.close()  # its reader thread joined
         if window is not None:
             window.close()  # the start-up card's, when the start failed or was stopped
         source.close()

@@ -250,6 +250,12 @@ class _Handlers:
             result = {"files": [f"/api/snapshots/{Path(p).name}" for p in result]}
         return JSONResponse({"action": name, "result": _jsonable(result), "state": self.controller.status()})
 
+    async def midi_learn(self, request: Request) -> Response:
+        """``POST /api/midi/learn {"action": NAME}``: the ``midi_learn`` action by its own address
+        (the page's learn buttons); a show without ``--midi`` answers 400 (not available in this show)."""
+        request.scope.setdefault("path_params", {})["name"] = "midi_learn"
+        return await self.do_action(request)
+
     async def styles(self, request: Request) -> Response:
         if (denied := self.guard(request, post=request.method == "POST")) is not None:
             return denied
@@ -360,6 +366,7 @@ def build_app(
         Route("/api/events", h.events),
         Route("/api/actions", h.actions),
         Route("/api/actions/{name}", h.do_action, methods=["POST"]),
+        Route("/api/midi/learn", h.midi_learn, methods=["POST"]),
         Route("/api/styles", h.styles, methods=["GET", "POST"]),
         Route("/api/styles/{index}/thumb.jpg", h.thumb),
         Route("/api/snapshots/{name}", h.snapshot_file),
