@@ -99,6 +99,9 @@ class StyleConfig:
     # Styles uploaded from the control page; null means <data>/styles (see default_data_dir).  Not
     # the styles folder: an upload must not become part of every later show (issue 27).
     upload_dir: Optional[str] = None
+    # Styles taken from the camera (take_style, the g key) kept in the show; the oldest leaves the
+    # show (its file stays in <upload_dir>/taken) so a long night of takes cannot grow it without end.
+    taken_max: int = 8
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "engine.max_size": (16, 8192, "pixels"),
     "styles.strength": (0.0, 2.0, "0 = the content's look, 1 = the style"),
     "styles.crossfade_s": (0.0, 60.0, "seconds"),
+    "styles.taken_max": (1, 1000, "taken styles kept in the show"),
     "live.width": (0, 8192, "0 = the camera's own"),
     "live.height": (0, 8192, "0 = the camera's own"),
     "live.fps": (0.0, 240.0, "0 = the source's own"),

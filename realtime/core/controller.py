@@ -254,6 +254,22 @@ class Controller:
             self._emit(Cause("add_style", origin), frozenset({"styles"}))
         return index
 
+    def replace_style(self, index: int, style: StyleEntry, origin: str = API) -> StyleEntry:
+        """Put ``style`` (whole, code and all) in slot ``index``, whose style leaves the show (a
+        taken style past ``styles.taken_max``); returns the style that left.  Indices do not move
+        (see :meth:`StyleSet.replace`); a show on that slot crossfades to the new code (the live
+        pipeline follows the slot's code, not only its index)."""
+        if origin not in ORIGINS:
+            raise ActionError(f"replace_style: unknown origin {origin!r}")
+        if not 0 <= index < len(self.styles):
+            raise ActionError(f"replace_style: index {index} out of range 0..{len(self.styles) - 1}")
+        try:
+            old = self.styles.replace(index, style)
+        except ValueError as exc:
+            raise ActionError(f"replace_style: {exc}") from None
+        self._emit(Cause("replace_style", origin), frozenset({"styles"}))
+        return old
+
     # -- the door for names (web, scripts, key table) ---------------------------------------------
     def do(self, name: str, /, origin: str = API, **args: Any) -> Any:
         """Run the action called ``name`` with keyword arguments, validated like a direct call
@@ -412,6 +428,13 @@ class Controller:
     @action("save the shown picture and its original as PNGs; returns their paths", main_thread=True)
     def snapshot(self, cause: Cause) -> Future:
         return self._queue(cause)
+
+    @action("take a style: the current camera picture becomes a new style (coded off the show's "
+            "threads, saved under styles/taken/) and the show crossfades to it; returns the file", main_thread=True)
+    def take_style(self, cause: Cause) -> Future:
+        # Why main-thread: the live loop owns the shown picture; it hands a copy to the taker's own
+        # thread (live/take.py), so neither it nor the inference worker waits for the style network.
+        return self._queue(cause, origin=cause.origin)
 
     @action("MIDI learn: the next control moved on the MIDI controller is bound to ACTION (e.g. set_strength, toggle_pause)",
             Param("action", str), main_thread=True)

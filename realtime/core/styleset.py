@@ -6,7 +6,9 @@ control page's) used to be three parallel lists kept in step by a comment about 
 upload had to reach all three in the right order or the worker could see an index without a code.
 Here an entry is whole before anyone can see it: :meth:`StyleSet.append` publishes a new tuple in
 one assignment, so every reader (any thread, no lock) gets either the old list or the new one, and
-an index that a reader got from a snapshot stays valid (entries are never removed or reordered).
+an index that a reader got from a snapshot stays valid (entries are never removed or reordered:
+a style that leaves the show, a taken one past ``styles.taken_max``, is *replaced* in its slot by
+:meth:`StyleSet.replace`, so the set never shrinks and no index shifts under a reader).
 The controller holds an index into the set.
 """
 
@@ -79,6 +81,20 @@ class StyleSet:
             entries[index] = replace(entries[index], **fields)
             self._entries = tuple(entries)
             return entries[index]
+
+    def replace(self, index: int, entry: StyleEntry) -> StyleEntry:
+        """Put ``entry`` (whole, its code computed) in the slot of entry ``index``, which leaves
+        the show.  Why in place and not a removal: the controller's index, the inference worker's
+        and the page's all stay valid (nothing shifts, the set never shrinks).  A name that another
+        slot holds is refused (names are unique in a show)."""
+        with self._write:
+            entries = list(self._entries)
+            old = entries[index]
+            if any(e.name == entry.name for i, e in enumerate(entries) if i != index):
+                raise ValueError(f"a style called {entry.name!r} is already in the show")
+            entries[index] = entry
+            self._entries = tuple(entries)
+            return old
 
     def give_codes(self, codes: Sequence[Any]) -> None:
         """Codes for a set built from names (one per entry, in order)."""

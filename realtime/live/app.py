@@ -39,6 +39,7 @@ from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_rows
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
 from .show import Ticking, process_age_s
+from .take import StyleTaker, TakeError
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,10 @@ class LiveApp:
         idle_clip: Optional[FrameSource] = None,
         kiosk: Optional[KioskConfig] = None,
         window: Optional[WindowOutput] = None,
+        taker: Optional[StyleTaker] = None,
     ) -> None:
-        """``window``: one already on screen (the start-up card's), else one is opened unless headless."""
+        """``window``: one already on screen (the start-up card's), else one is opened unless headless;
+        ``taker``: makes styles of the camera's picture (``take_style``; None: a show without it)."""
         self.p = pipeline
         self.controller: Controller = pipeline.controller
         self.opts = opts
@@ -136,6 +139,9 @@ class LiveApp:
         c.bind_main("start_recording", self.start_recording)
         c.bind_main("stop_recording", self.stop_recording)
         c.bind_main("snapshot", self.snapshot)
+        self.taker = taker
+        if taker is not None:
+            c.bind_main("take_style", self.take_style)
         c.add_status(self._status)
 
     # -- main-thread actions ---------------------------------------------------------------------
@@ -203,6 +209,17 @@ class LiveApp:
         self.snapshots += saved
         log.info("snapshot %s-{styled,original}.png", base)
         return saved
+
+    def take_style(self, origin: str = SHOW) -> str:
+        """Hand a copy of the source's current picture to the taker (main thread: this loop owns
+        the shown frame); returns the name the file will have.  The style network runs on the
+        taker's thread; before the first real picture it is refused, saying so."""
+        assert self.taker is not None
+        last = self._last
+        if last is None or last.placeholder:
+            raise TakeError("take_style: no camera picture yet" + (" (the source is away)" if last is not None else ""))
+        self.taker.submit(last.original.copy(), origin=origin)
+        return "taking a style from the camera"
 
     # -- status and overlay ----------------------------------------------------------------------
     def _status(self) -> dict[str, Any]:
@@ -302,6 +319,8 @@ class LiveApp:
             finally:
                 self.controller.quit(origin=SHOW)
                 self.controller.cancel_main_tasks()
+                if self.taker is not None:
+                    self.taker.close()  # its thread joined; a take under way finishes first
                 rec, self.recorder = self.recorder, None
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
                 if rec is not None and rec.failure is not None:

@@ -48,6 +48,7 @@ KEYMAP: tuple[Binding, ...] = (
     Binding(_keys("-_", *DOWN), "change_strength", "+ / -, up/down", "strength", {"delta": -STRENGTH_STEP}),
     Binding(_keys("r"), "toggle_recording", "r", "start / stop recording"),
     Binding(_keys("s"), "snapshot", "s", "snapshot (stylized + original PNG)"),
+    Binding(_keys("g"), "take_style", "g", "grab: the camera's picture becomes a style"),
     Binding(_keys(" "), "toggle_pause", "space", "pause"),
     Binding(_keys("o"), "toggle_overlay", "o", "overlay on / off"),
     Binding(_keys("f"), "toggle_fullscreen", "f", "fullscreen"),

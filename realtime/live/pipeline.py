@@ -89,6 +89,7 @@ class LivePipeline:
         state = controller.state
         self.fader = CodeFader(self.styles[state.style_index].code, crossfade_s)
         self._style_index = state.style_index
+        self._style_code = self.styles[state.style_index].code  # what the fader was last sent (by identity)
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self.hang_s = hang_s  # an inference call with no result this long is a hang; 0 = not watched
         self.governor = governor  # moves the stage's short side to hold the frame rate (None: the size is pinned)
@@ -210,9 +211,12 @@ class LivePipeline:
     def _follow_controller(self, stream: StreamState) -> tuple[int, float]:
         """Pick up changes made by any control surface since the last frame."""
         state = self.controller.state
-        if state.style_index != self._style_index:
+        code = self.styles[state.style_index].code
+        # The code too, not only the index: a slot may get a new style in place (StyleSet.replace).
+        if state.style_index != self._style_index or code is not self._style_code:
             self._style_index = state.style_index
-            self.fader.set_target(self.styles[state.style_index].code)
+            self._style_code = code
+            self.fader.set_target(code)
             stream.cut(STYLE)  # a new style: nothing of the old one is carried along
         if state.stability != stream.stability:
             stream.set_stability(state.stability)  # a new level keeps what it holds
