@@ -37,6 +37,7 @@ from .midi import MidiControl, mapping_for, open_midi
 from .pipeline import LivePipeline
 from .show import memory_mb, show_surfaces
 from .startup import StartupCard, startup_card
+from .take import StyleTaker
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +283,10 @@ def run_live(cfg: Config, job: LiveJob) -> int:
             outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source)))
         if osc is not None:
             osc.start(controller)
+        # take_style (issue 28): pictures coded like the page's uploads, kept beside them; the app joins its thread.
+        taker = StyleTaker(controller, cfg.upload_dir / "taken", engine.bank.code_for, cfg.styles.taken_max)
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
-                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window)
+                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window, taker=taker)
         window = None  # the app's outputs own it now
         stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
         first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from urllib.parse import quote
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -73,10 +74,12 @@ class StyleLibrary:
         self._lock = threading.Lock()  # one upload at a time (the same photo twice is one style)
 
     def listing(self) -> list[dict[str, object]]:
-        """The show's styles for the page, each marked ``uploaded`` when its file is in the upload folder."""
+        """The show's styles for the page, each marked ``uploaded`` when its file is in the upload folder.
+        The thumbnail's address names the style: a slot that a taken style took over is a new
+        address (the browser keeps thumbnails an hour)."""
         entries = self.styles.snapshot()
         current = self.controller.state.style_index
-        return [{"index": i, "name": e.name, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg",
+        return [{"index": i, "name": e.name, "current": i == current, "thumb": f"/api/styles/{i}/thumb.jpg?{quote(e.name)}",
                  "uploaded": self.is_upload(e.path)}
                 for i, e in enumerate(entries)]
 
