@@ -277,7 +277,7 @@ def test_a_full_disk_keeps_the_recording_and_the_show_goes_on_but_exits_non_zero
     assert frames_in(rec) == kept
     st = json.loads(status.read_text())
     assert st["recording"] is None and "No space left on device" in st["recording_error"] and str(rec) in st["recording_error"]
-    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "r.mp4"]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "r.mp4", "r.timeline.json"]  # with its timeline
 
     # A part of a killed run on a disk with no room for a copy: recovered where it lies.
     (small_disk / "r.mp4").unlink()

@@ -56,6 +56,7 @@ class Cause:
 
     action: str
     origin: str
+    args: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, hash=False)  # validated, for the event
 
 
 # What a finished main-thread action changed (they touch files, not the LiveState).
@@ -164,7 +165,7 @@ def action(doc: str, *params: Param, main_thread: bool = False):
                         raise ActionError(f"{spec.name}: missing argument '{p.name}'")
                     values[p.name] = None
                 values[p.name] = p.check(spec.name, values[p.name])
-            return method(self, Cause(spec.name, origin), **values)
+            return method(self, Cause(spec.name, origin, dict(values)), **values)
 
         checked.action = spec  # type: ignore[attr-defined]
         return checked
@@ -503,7 +504,7 @@ class Controller:
             self._check_state(new)
             self._state = new
             self._seq += 1
-            event = ControlEvent(cause.action, frozenset(changes), cause.origin, new, self._seq)
+            event = ControlEvent(cause.action, frozenset(changes), cause.origin, new, self._seq, cause.args)
         self._notify(event)
         return next(iter(changes.values()))
 
@@ -511,7 +512,7 @@ class Controller:
         """An event for a change outside the LiveState (a style added, a recording started)."""
         with self._lock:
             self._seq += 1
-            event = ControlEvent(cause.action, changed, cause.origin, self._state, self._seq)
+            event = ControlEvent(cause.action, changed, cause.origin, self._state, self._seq, cause.args)
         self._notify(event)
 
     def _notify(self, event: ControlEvent) -> None:

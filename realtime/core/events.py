@@ -10,7 +10,7 @@ made the change.  Nothing here depends on threads or thread-local flags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ class ControlEvent:
     origin: str
     state: "LiveState"
     seq: int = 0  # counts changes of this controller, in the order they were made
+    # The action's validated arguments (a recording's timeline replays them); not part of equality.
+    args: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         """The event for a web page (without the state: the page gets the whole status with it)."""

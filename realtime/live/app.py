@@ -10,7 +10,9 @@ worker), the outputs are closed first, so the recording is finished and playable
 The recording has one owner, this loop's thread: starts and stops from keys, the page and the API
 all arrive as the controller's main-thread tasks, run one at a time between frames.  A recording
 that fails (a full disk) is ended here, its whole fragments kept, and the failure stays in the
-status (``recording_error``) for whoever watches the show.
+status (``recording_error``) for whoever watches the show.  Every recording keeps its timeline
+(``NAME.timeline.json``, :mod:`realtime.io.sinks.timeline`): the state it started with and each
+control event during it at its media time, so the performance can be re-rendered offline.
 """
 
 from __future__ import annotations
@@ -20,19 +22,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import cv2
 import numpy as np
 
 from ..config import KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
-from ..core.events import SHOW
+from ..core.events import SHOW, ControlEvent
 from ..core.frames import Styled
 from ..core.workers import EOS
 from ..io.images import write_image
 from ..io.paths import OutputError
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
+from ..io.sinks.timeline import Timeline
 from ..io.sinks.window import WindowOutput
 from ..io.sources import FrameSource
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_rows
@@ -165,9 +168,31 @@ class LiveApp:
             stem, n = target.stem, 2
             while target.exists():
                 target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
-        self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0)
+        timeline = Timeline(target, lambda: {**self._timeline_state(self.controller.state),
+                                             "crossfade_s": self.p.fader.crossfade_s})
+        self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0, timeline=timeline)
+        self.controller.subscribe(self._timeline_listener(timeline))
         self.outputs.add(self.recorder)
         return self.recorder
+
+    def _timeline_state(self, state: LiveState) -> dict[str, Any]:
+        """What a re-render needs of a state: the style by name and file, strength, stability."""
+        entry = self.controller.styles[state.style_index]
+        return {"style": entry.name, "style_path": str(entry.path) if entry.path else None,
+                "style_index": state.style_index, "strength": state.strength, "stability": state.stability}
+
+    def _timeline_listener(self, timeline: Timeline) -> Callable[[ControlEvent], None]:
+        """A controller subscriber for one recording's timeline (any thread; no file work); it
+        unsubscribes itself at the first event after the recording ended."""
+
+        def listener(event: ControlEvent) -> None:
+            if timeline.closed:
+                self.controller.unsubscribe(listener)
+                return
+            timeline.add({"seq": event.seq, "action": event.action, "args": dict(event.args), "origin": event.origin,
+                          "changed": sorted(event.changed), **self._timeline_state(event.state)})
+
+        return listener
 
     def stop_recording(self) -> Optional[Path]:
         """Stop recording (main thread); returns the finished file (None: nothing was recording).

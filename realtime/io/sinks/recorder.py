@@ -8,7 +8,9 @@ renamed when the recorder is closed: on the r key, on quit, on Ctrl-C, and when 
 fails, so a recording is never lost and never half-written under its final name.  The file is the
 one :class:`~realtime.io.media.h264.H264Writer` every mode uses, fragmented: the temp file is
 playable at any instant, synced to the disk every :data:`SYNC_S`, and recovered by the next run
-after ``kill -9`` or a power cut (:func:`realtime.io.paths.clean_stale_parts`).
+after ``kill -9`` or a power cut (:func:`realtime.io.paths.clean_stale_parts`).  A recorder given a
+:class:`~realtime.io.sinks.timeline.Timeline` keeps it in step: media time 0 at its first frame,
+rewritten from the encoder's thread, finished beside the file when the recording is.
 
 A write that fails (a full disk) ends the recording, not the show: the whole fragments written so
 far are kept and published as usual, and :attr:`VideoRecorder.failure` says what happened (the live
@@ -33,6 +35,7 @@ from ...core.workers import EOS, Worker
 from ..media.h264 import H264Writer, write_error
 from ..paths import OutputError
 from .base import Output
+from .timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,10 @@ class VideoRecorder(Output):
 
     TIME_BASE = Fraction(1, 1000)  # millisecond timestamps
 
-    def __init__(self, path: Path, crf: int = 20, preset: str = "superfast", fps_hint: float = 30.0, max_queue: int = 60) -> None:
+    def __init__(self, path: Path, crf: int = 20, preset: str = "superfast", fps_hint: float = 30.0, max_queue: int = 60,
+                 timeline: Optional[Timeline] = None) -> None:
         self.path = Path(path)
+        self.timeline = timeline  # the control events of this recording, on its clock (None: none kept)
         self.crf, self.preset, self.fps_hint = crf, preset, fps_hint
         self.frames = 0  # handed to the encoder
         self.dropped = 0
@@ -82,6 +87,10 @@ class VideoRecorder(Output):
             return  # a failed recording is over; the show goes on without it
         if self._t0 is None:
             self._t0 = t
+            if self.timeline is not None:
+                self.timeline.start(t)
+        if self.timeline is not None:
+            self.timeline.frame(t)
         pts = int(round((t - self._t0) / float(self.TIME_BASE)))
         if pts <= self._last_pts:
             pts = self._last_pts + 1  # timestamps must increase
@@ -99,6 +108,8 @@ class VideoRecorder(Output):
                 try:
                     item = self._q.get(timeout=0.1)
                 except queue.Empty:
+                    if self.timeline is not None:
+                        self.timeline.flush()  # a paused show still gets its changes on the disk
                     if self._stop.is_set() and self._q.empty():
                         break
                     continue
@@ -113,6 +124,8 @@ class VideoRecorder(Output):
                 # by the encoder's own conversion.
                 writer.write(frame_bgr, pts)
                 self.frames += 1
+                if self.timeline is not None:
+                    self.timeline.flush()  # at most every timeline.SYNC_S, only with news
                 if time.monotonic() - synced >= SYNC_S:
                     writer.sync()
                     synced = time.monotonic()
@@ -139,6 +152,8 @@ class VideoRecorder(Output):
             self._stop.set()
             self._worker.join(10)
         self._result = self._finish()
+        if self.timeline is not None:
+            self.timeline.close(self._result)
         return self._result
 
     def _finish(self) -> Optional[Path]:

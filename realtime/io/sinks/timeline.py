@@ -1,0 +1,159 @@
+"""A live recording's timeline: what was changed, by whom, and when on the recording's own clock.
+
+Why (issue #28, a performance re-rendered offline): a live show is stylized at the size and frame
+rate the machine could hold; the timeline lets the same performance be stylized again from a raw
+recording, at any size, every frame.  So it keeps the state the recording started with and every
+control event during it, each at its *media time*: seconds from the recording's first frame on the
+clock of the recorded frames' timestamps (capture times, monotonic), so an event at media time
+``t`` happened before every frame whose pts is later than ``t``.
+
+How it survives a crash: the file is one JSON document, rewritten whole (temp file, fsync, rename)
+at most every :data:`SYNC_S` while it has news, from the recorder's own thread, and once more when
+the recording ends (``"complete": true``).  A rewrite was chosen over appended JSON lines because
+events come at a person's pace (a few a second at most, a fader's burst folded into one rewrite),
+the reader gets one format whether the show ended well or not, and a file that was renamed into
+place is never torn: after ``kill -9`` or a power cut it holds everything up to the last second.
+
+The file sits beside the recording: ``NAME.timeline.json`` for ``NAME.mp4``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from ..paths import OutputError, publish, temp_path_for
+
+log = logging.getLogger(__name__)
+
+FORMAT = "realtime-timeline"
+VERSION = 1
+SYNC_S = 1.0  # the longest a change waits before it is on the disk (a crash loses at most this much)
+
+
+def timeline_path(video: Path) -> Path:
+    """``NAME.timeline.json`` beside ``NAME.mp4``."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}.timeline.json")
+
+
+class Timeline:
+    """The timeline of one recording.  ``initial``: called once, at the first frame, for the state
+    the recording starts with (a dict); :meth:`add` takes an event's dict from any thread."""
+
+    def __init__(self, video: Path, initial: Callable[[], dict[str, Any]], clock: Callable[[], float] = time.monotonic) -> None:
+        self.video = Path(video)
+        self.path = timeline_path(self.video)
+        self._initial_of = initial
+        self._clock = clock
+        self._lock = threading.Lock()  # the data: events come from any thread
+        self._write_lock = threading.Lock()  # one rewrite at a time (the recorder's thread, then close)
+        self._t0: Optional[float] = None
+        self._started: Optional[str] = None
+        self._initial: dict[str, Any] = {}
+        self._events: list[dict[str, Any]] = []
+        self._end_s: Optional[float] = None
+        self._dirty = False
+        self._written = -1e9
+        self.closed = False
+        self.failure: Optional[str] = None
+
+    @property
+    def started(self) -> bool:
+        return self._t0 is not None
+
+    def start(self, t0: float) -> None:
+        """The recording's first frame, captured at ``t0`` (monotonic): media time 0.  Events
+        before it are in the initial state (it is read now), so they are not listed."""
+        with self._lock:
+            if self._t0 is not None:
+                return
+            self._t0 = t0
+            self._started = datetime.now().astimezone().isoformat(timespec="milliseconds")
+            self._initial = self._initial_of()
+            self._dirty = True
+
+    def frame(self, t: float) -> None:
+        """A frame went into the recording at ``t``: the end of the timeline moves with it."""
+        with self._lock:
+            if self._t0 is not None:
+                self._end_s = round(t - self._t0, 3)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """An event, stamped now with its media time (any thread; quick: no file work here)."""
+        now = self._clock()
+        with self._lock:
+            if self._t0 is None or self.closed:
+                return
+            self._events.append({"t": round(max(0.0, now - self._t0), 3), **entry})
+            self._dirty = True
+
+    def flush(self, force: bool = False) -> None:
+        """Rewrite the file if it has news and :data:`SYNC_S` passed (``force``: now).  A failure
+        is logged once and kept in :attr:`failure`; the recording goes on."""
+        with self._write_lock:
+            with self._lock:
+                if not self._dirty or self._t0 is None or (not force and self._clock() - self._written < SYNC_S):
+                    return
+                doc = self._document()
+                self._dirty = False
+                self._written = self._clock()
+            try:
+                _write_json_synced(self.path, doc)
+            except (OutputError, OSError) as exc:
+                if self.failure is None:
+                    log.error("timeline %s not written: %s", self.path, exc)
+                self.failure = str(exc)
+
+    def close(self, video: Optional[Path]) -> Optional[Path]:
+        """The recording ended as ``video`` (None: no file was kept): the final timeline beside it,
+        or none (a timeline written so far is removed with a recording that left nothing)."""
+        with self._lock:
+            if self.closed:
+                return self.path if video is not None else None
+            self.closed = True
+            self._dirty = True
+            if video is not None and Path(video) != self.video:  # the recorder chose another name
+                old, self.video, self.path = self.path, Path(video), timeline_path(Path(video))
+                old.unlink(missing_ok=True)
+        if video is None or self._t0 is None:
+            self.path.unlink(missing_ok=True)
+            return None
+        self.flush(force=True)
+        if self.failure is None:
+            log.info("saved timeline %s (%d events)", self.path, len(self._events))
+        return self.path if self.failure is None else None
+
+    def _document(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "video": self.video.name,
+            "started": self._started,
+            "complete": self.closed,
+            "duration_s": self._end_s if self._end_s is not None else 0.0,
+            "initial": self._initial,
+            "events": list(self._events),
+        }
+
+
+def _write_json_synced(path: Path, doc: dict[str, Any]) -> None:
+    """Atomically, and on the disk before the rename (a power cut leaves the old file or the new)."""
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(tmp, path, overwrite=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
