@@ -170,6 +170,16 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     if bool(args.output) == bool(args.out_dir):
         raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
+    if args.timeline is not None:
+        clash = [flag for flag, v in (("--style", args.style), ("--switch-every", args.switch_every),
+                                      ("--cluster", args.cluster), ("--strength", args.strength),
+                                      ("--stability", _stability(args)), ("--start", args.start), ("--end", args.end))
+                 if v is not None]
+        if clash:
+            raise UserError(f"--timeline sets styles, strength and stability over the whole recording: drop {', '.join(clash)}")
+    elif not args.style:
+        raise UserError("give --style STYLE (or --timeline NAME.timeline.json to replay a recording)")
+    args.style = args.style or []
     if args.switch_every is not None and not (math.isfinite(args.switch_every) and 0 < args.switch_every <= 1e7):
         raise UserError(f"--switch-every must be a number of seconds > 0, got {args.switch_every}")
     if len(args.style) > 1 and args.switch_every is None:
@@ -190,7 +200,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     job = VideoJob(
         inputs=tuple(args.inputs), styles=tuple(args.style), output=args.output, out_dir=args.out_dir,
         switch_every=args.switch_every or 0.0, audio=not args.no_audio, start=args.start, end=args.end,
-        overwrite=args.overwrite, progress=not args.quiet,
+        overwrite=args.overwrite, progress=not args.quiet, timeline=args.timeline,
     )
     if cfg.cluster.enabled:  # Ray is imported only here
         from .cluster.runner import run_cluster
@@ -321,7 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("inputs", nargs="+", help="video file(s) or folder(s)")
     pv.add_argument("-o", "--output", help="output file (one input)")
     pv.add_argument("--out-dir", help="output folder (several inputs)")
-    pv.add_argument("--style", action="append", required=True, help="style (repeat with --switch-every)")
+    pv.add_argument("--style", action="append", default=None, help="style (repeat with --switch-every)")
+    pv.add_argument("--timeline", default=None, metavar="NAME.timeline.json",
+                    help="replay a live recording's timeline on its raw video: styles, strength, stability and "
+                         "crossfades at their media times (instead of --style)")
     pv.add_argument("--switch-every", type=float, default=None, help="seconds per style when several are given (> 0)")
     pv.add_argument("--size", type=int, default=None, help="inference short side (default: source's own, capped)")
     pv.add_argument("--strength", type=float, default=None, help="style strength (default from config)")

@@ -7,9 +7,11 @@ in and out so the change has no visible start or end.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,3 +73,62 @@ class StyleSchedule:
         if k > 0 and self.crossfade_s > 0 and into < self.crossfade_s:
             return mix(self.codes[(k - 1) % n], cur, smoothstep(into / self.crossfade_s))
         return cur
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A recorded performance as plain data (issue #28): from ``times[i]`` (seconds from the first
+    frame) on, style ``styles[i]`` (an index into the run's codes), ``strengths[i]`` and
+    ``stabilities[i]``; ``times[0]`` is 0.  Plain data so that it can sit in the frozen options."""
+
+    times: tuple[float, ...]
+    styles: tuple[int, ...]
+    strengths: tuple[float, ...]
+    stabilities: tuple[float, ...]
+    crossfade_s: float = 0.0
+
+    @property
+    def mixes(self) -> bool:
+        """Whether any part needs the strength mix (the content's own code)."""
+        return any(s != 1.0 for s in self.strengths)
+
+
+class ReplaySchedule:
+    """Per frame of a replay: the code (crossfading at each style switch as the live show's
+    :class:`CodeFader` did: from wherever the fade was towards the new style), the strength, the
+    stability, and the style slot (a new slot is a style switch: the stabiliser starts over)."""
+
+    def __init__(self, codes: Sequence[np.ndarray], replay: Replay) -> None:
+        if not replay.times or replay.times[0] != 0.0:
+            raise ValueError("a replay starts at 0")
+        self.codes = [np.asarray(c, np.float32) for c in codes]
+        self.replay = replay
+        # Each style switch: (time, the code it fades from, the code it fades to).
+        self.switches: list[tuple[float, np.ndarray, np.ndarray]] = [(0.0, self.codes[replay.styles[0]], self.codes[replay.styles[0]])]
+        self._switch_times = [0.0]
+        for t, k, prev in zip(replay.times[1:], replay.styles[1:], replay.styles):
+            if k != prev:
+                self.switches.append((t, self._at(t), self.codes[k]))
+                self._switch_times.append(t)
+
+    def _index(self, t: float) -> int:
+        return max(0, bisect.bisect_right(self.replay.times, t) - 1)
+
+    def _at(self, t: float) -> np.ndarray:
+        t0, a, b = self.switches[max(0, bisect.bisect_right(self._switch_times, t) - 1)]
+        fade = self.replay.crossfade_s
+        if fade <= 0 or t - t0 >= fade:
+            return b
+        return mix(a, b, smoothstep((t - t0) / fade))
+
+    def slot_at(self, t: float) -> int:
+        return max(0, bisect.bisect_right(self._switch_times, t) - 1)
+
+    def code_at(self, t: float) -> np.ndarray:
+        return self._at(t)
+
+    def strength_at(self, t: float) -> float:
+        return self.replay.strengths[self._index(t)]
+
+    def stability_at(self, t: float) -> float:
+        return self.replay.stabilities[self._index(t)]

@@ -20,6 +20,8 @@ from ..io.media.decode import VIDEO_EXTS, VideoFile
 from ..io.media.h264 import OUTPUT_EXTS
 from ..io.paths import check_output_dir, check_output_file, output_label
 from ..model.engine import open_engine
+from ..effects.crossfade import Replay
+from ..io.sinks.timeline import read_timeline
 from ..model.styles import Style, find_style_images
 from ..pipeline.video import VideoOptions, VideoResult, VideoStylizer
 
@@ -40,6 +42,7 @@ class VideoJob:
     end: Optional[float] = None
     overwrite: bool = False
     progress: bool = True
+    timeline: Optional[str] = None  # replay a live recording's timeline (issue #28) instead of --style
 
 
 def expand_inputs(paths: Sequence[str]) -> list[Path]:
@@ -66,6 +69,34 @@ def _frames_estimate(path: Path, opts: VideoOptions) -> Optional[int]:
             end = opts.end if opts.end is not None else dur
             n = max(0, int((end - (opts.start or 0)) * rate))
         return n or None
+
+
+def timeline_replay(cfg: Config, path: str) -> tuple[list[Style], Replay]:
+    """The styles a timeline uses and its schedule over them.  A style is found by the path the
+    show used while that file is still there (the same image, even if another took its name), else
+    by its name through the usual --style lookup; one that is gone is an error that names it."""
+    doc = read_timeline(Path(path))
+    styles: list[Style] = []
+    index: dict[tuple[str, Optional[str]], int] = {}
+    for s in doc.states:
+        key = (s.style, s.style_path)
+        if key in index:
+            continue
+        if s.style_path and Path(s.style_path).is_file():
+            style = Style(s.style, Path(s.style_path))
+        else:
+            try:
+                style = find_style_images(s.style, cfg.styles.dir, cfg.upload_dir)[0]
+            except MediaError:
+                where = f" (was {s.style_path})" if s.style_path else ""
+                raise MediaError(f"timeline {path}: style {s.style!r}{where} at {s.t:.3f} s no longer exists") from None
+        index[key] = len(styles)
+        styles.append(style)
+    replay = Replay(
+        times=tuple(s.t for s in doc.states), styles=tuple(index[(s.style, s.style_path)] for s in doc.states),
+        strengths=tuple(s.strength for s in doc.states), stabilities=tuple(s.stability for s in doc.states),
+        crossfade_s=doc.crossfade_s)
+    return styles, replay
 
 
 def job_styles(cfg: Config, job: VideoJob) -> list[Style]:
@@ -95,7 +126,13 @@ def run_video(cfg: Config, job: VideoJob) -> int:
     from tqdm import tqdm
 
     inputs = expand_inputs(job.inputs)
-    styles = job_styles(cfg, job)
+    replay: Optional[Replay] = None
+    if job.timeline:
+        if len(inputs) != 1:
+            raise UserError("--timeline replays one recording: give one input")
+        styles, replay = timeline_replay(cfg, job.timeline)
+    else:
+        styles = job_styles(cfg, job)
     pairs = output_pairs(job, inputs, styles)
     if job.output:
         if Path(job.output).resolve() == inputs[0].resolve():
@@ -103,7 +140,8 @@ def run_video(cfg: Config, job: VideoJob) -> int:
         check_output_file(Path(job.output), job.overwrite)
     engine = open_engine(cfg)
     codes = [engine.bank.code_for(s) for s in styles]
-    opts = VideoOptions.from_config(cfg, switch_every=job.switch_every, audio=job.audio, start=job.start, end=job.end)
+    opts = VideoOptions.from_config(cfg, switch_every=job.switch_every, audio=job.audio, start=job.start, end=job.end,
+                                     replay=replay)
     stylizer = VideoStylizer(engine, codes, opts)
     show = job.progress and sys.stderr.isatty()
     failed: list[str] = []

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..config import Config
 from ..core.profile import Profile
+from ..effects.crossfade import Replay
 from ..core.workers import EOS, FrameQueue, Worker, join_all, join_until
 from ..errors import MediaError
 from ..io.media.audio import plan_audio
@@ -81,6 +82,15 @@ class VideoOptions:
     end: Optional[float] = None
     span: Optional[Span] = None  # a segment of the file, video only (the cluster joins them)
     encoder_threads: int = 0  # x264 threads; 0 = half the cores
+    replay: Optional[Replay] = None  # a recorded performance (--timeline): style, strength, stability by media time
+
+    @property
+    def mix_strength(self) -> float:
+        """A strength the run mixes with (not 1.0 if any part of it does): what the checks and the
+        content code need to know."""
+        if self.replay is not None:
+            return next((s for s in self.replay.strengths if s != 1.0), 1.0)
+        return self.strength
 
     @classmethod
     def from_config(cls, cfg: Config, **job: Any) -> "VideoOptions":
@@ -128,7 +138,7 @@ class VideoStylizer:
     object runs many files in a row."""
 
     def __init__(self, engine: Engine, codes: Sequence[np.ndarray], opts: VideoOptions) -> None:
-        check_mixable(engine.stylizer, opts.strength, len(codes))
+        check_mixable(engine.stylizer, opts.mix_strength, len(codes))
         self.engine = engine
         self.codes = list(codes)
         self.opts = opts
@@ -173,7 +183,7 @@ def _run(job: VideoStylizer, opts: VideoOptions, reader: VideoFile, writer: H264
     # One stage for the threads (it holds no stream state) and one state for this file: the
     # inference thread uses its content code, the finisher its temporal filter.
     stage = StylizeStage(job.engine.stylizer, opts.size, max_size)
-    state = StreamState(opts.stability)
+    state = StreamState(opts.replay.stabilities[0] if opts.replay is not None else opts.stability)
     infer = Infer(stage, state, job.codes, opts, window, src)
     vs = reader.video
     settings = EncodeSettings(

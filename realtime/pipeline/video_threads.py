@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.profile import Profile
 from ..core.workers import EOS, FrameQueue
-from ..effects.crossfade import StyleSchedule
+from ..effects.crossfade import ReplaySchedule, StyleSchedule
 from ..errors import MediaError
 from ..io.media.audio import AudioRoute, Sound, demux_sound, sound_time
 from ..io.media.decode import DecodedFrame, VideoFile, frame_at, stream_time
@@ -60,6 +60,7 @@ class Batch:
     content: Any = None  # RGB uint8 [B, h, w, 3] at the inference size (what the stabiliser tracks)
     styled: Any = None
     size: tuple[int, int] = (0, 0)  # the inference size
+    stability: Optional[float] = None  # a replay's stability for this batch (None: the run's own)
 
 
 @dataclass
@@ -165,7 +166,9 @@ class Infer:
     def __init__(self, stage: StylizeStage, state: StreamState, codes: Sequence[np.ndarray], opts: Any,
                  window: Window, src: Path) -> None:
         self.stage, self.state, self.opts, self.src = stage, state, opts, src
-        self.schedule = StyleSchedule(list(codes), opts.switch_every, opts.crossfade_s)
+        self.schedule: Union[StyleSchedule, ReplaySchedule] = (
+            ReplaySchedule(list(codes), opts.replay) if opts.replay is not None
+            else StyleSchedule(list(codes), opts.switch_every, opts.crossfade_s))
         self.first_code = codes[0]
         self.t0 = window.origin  # media time the style schedule starts at (None: the first frame's)
         self.content_at = window.origin if window.origin is not None else (opts.start or 0.0)
@@ -176,6 +179,7 @@ class Infer:
         pending: list[Message] = []
         frames: list[DecodedFrame] = []
         slot, cut, size = 0, False, (0, 0)
+        stability: Optional[float] = None  # a replay's, for the frames gathered so far
         while True:
             with self.prof.step("wait: inference starved"):
                 item = q_in.get()
@@ -187,40 +191,56 @@ class Infer:
                     frames, pending, cut = [], [], False
                 if self.t0 is None:
                     self.t0 = item.time
-                now = int((item.time - self.t0) // self.opts.switch_every) if self.opts.switch_every > 0 else 0
+                now = self._slot(item.time - self.t0)
                 if now != slot:  # a style switch: the stabiliser starts again from the new style
-                    size = self._flush(frames, pending, cut, size, q_out)
+                    size = self._flush(frames, pending, cut, size, q_out, stability)
                     frames, pending, cut, slot = [], [], True, now
+                if isinstance(self.schedule, ReplaySchedule):  # one stability per batch
+                    level = self.schedule.stability_at(item.time - self.t0)
+                    if frames and level != stability:
+                        size = self._flush(frames, pending, cut, size, q_out, stability)
+                        frames, pending, cut = [], [], False
+                    stability = level
                 frames.append(item)
             pending.append(item)
             if len(frames) >= self.opts.batch:
-                size = self._flush(frames, pending, cut, size, q_out)
+                size = self._flush(frames, pending, cut, size, q_out, stability)
                 frames, pending, cut = [], [], False
-        self._flush(frames, pending, cut, size, q_out)
+        self._flush(frames, pending, cut, size, q_out, stability)
+
+    def _slot(self, t: float) -> int:
+        """Which style period media time ``t`` is in (a change is a switch)."""
+        if isinstance(self.schedule, ReplaySchedule):
+            return self.schedule.slot_at(t)
+        return int(t // self.opts.switch_every) if self.opts.switch_every > 0 else 0
+
+    def _strength(self, t: float) -> float:
+        return self.schedule.strength_at(t) if isinstance(self.schedule, ReplaySchedule) else self.opts.strength
 
     def _content_code(self) -> None:
         """The content's own code comes from the job's first frame at full size, as in live and
         image mode (the decoder's frames may be shrunk), and a segment takes the whole file's."""
         import av
 
-        if self.opts.strength == 1.0 or not self.stage.stylizer.mixable_codes:
+        strength = self.opts.mix_strength
+        if strength == 1.0 or not self.stage.stylizer.mixable_codes:
             return
         try:
             first = frame_at(self.src, self.content_at)
-            self.stage.strengthen(self.state, self.first_code, self.opts.strength, first.image)
+            self.stage.strengthen(self.state, self.first_code, strength, first.image)
         except (MediaError, av.error.FFmpegError):  # nothing decodes there: the first decoded frame will do
             pass
 
     def _flush(self, frames: list[DecodedFrame], pending: list[Message], cut: bool, size: tuple[int, int],
-               q_out: FrameQueue) -> tuple[int, int]:
+               q_out: FrameQueue, stability: Optional[float] = None) -> tuple[int, int]:
         """Stylize ``frames`` and send them on with ``pending``; returns the inference size."""
-        batch = Batch(frames, pending, cut, size=size)
+        batch = Batch(frames, pending, cut, size=size, stability=stability)
         prof = self.prof
         if frames:
-            stage, state, strength = self.stage, self.state, self.opts.strength
+            stage, state = self.stage, self.state
             with prof.step("style codes"):
-                codes = np.stack([stage.strengthen(state, self.schedule.code_at(f.time - self.t0), strength, f.image)
-                                  for f in frames])
+                codes = np.stack([stage.strengthen(state, self.schedule.code_at(f.time - self.t0), self._strength(f.time - self.t0),
+                                                   f.image) for f in frames])
             with prof.step("preprocess"):
                 batch.content = stage.preprocess([f.image for f in frames], frames[0].source_size)
             with prof.step("infer"):
@@ -246,6 +266,8 @@ def finish(stage: StylizeStage, state: StreamState, warm_until: Optional[float],
         if batch.frames:
             if batch.cut:
                 state.cut(STYLE)
+            if batch.stability is not None and batch.stability != state.stability:
+                state.set_stability(batch.stability)  # a replay's change: the stabiliser keeps its memory
             with prof.step("postprocess"):
                 images = stage.postprocess(batch.content, batch.styled, batch.frames[0].source_size, state)
             for f, image in zip(batch.frames, images):

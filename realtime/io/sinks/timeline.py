@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
+from ...errors import MediaError
 from ..paths import OutputError, publish, temp_path_for
 
 log = logging.getLogger(__name__)
@@ -157,3 +160,82 @@ def _write_json_synced(path: Path, doc: dict[str, Any]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class TimelineState:
+    """The show's state from media time ``t`` on: what a replay acts on (other actions, such as
+    mirror or overlay, change nothing here and are left out)."""
+
+    t: float
+    style: str
+    style_path: Optional[str]
+    strength: float
+    stability: float
+
+
+@dataclass(frozen=True)
+class TimelineFile:
+    """A timeline as read back: the initial state at ``t = 0``, then each *change* of style,
+    strength or stability in order, and the crossfade the show used at style switches."""
+
+    path: Path
+    states: tuple[TimelineState, ...]
+    crossfade_s: float
+
+
+def read_timeline(path: Path) -> TimelineFile:
+    """Read ``NAME.timeline.json`` (format version 1) for a replay.  Why one check here: a replay
+    runs minutes of network work, so every fault of the file is said in one line before it starts."""
+    path = Path(path)
+
+    def bad(why: str) -> MediaError:
+        return MediaError(f"timeline {path}: {why}")
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MediaError(f"timeline not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise bad(f"not a {FORMAT} file")
+    if doc.get("version") != VERSION:
+        raise bad(f"format version {doc.get('version')!r} is not supported (this program reads {VERSION})")
+    initial, events = doc.get("initial"), doc.get("events")
+    if not isinstance(initial, dict) or not isinstance(events, list):
+        raise bad("'initial' must be an object and 'events' a list")
+
+    def state(entry: Any, t: float, where: str) -> TimelineState:
+        if not isinstance(entry, dict):
+            raise bad(f"{where} is not an object")
+        style, style_path = entry.get("style"), entry.get("style_path")
+        strength, stability = entry.get("strength"), entry.get("stability")
+        if not isinstance(style, str) or not style:
+            raise bad(f"{where}: 'style' must be a name")
+        if style_path is not None and not isinstance(style_path, str):
+            raise bad(f"{where}: 'style_path' must be a path or null")
+        for key, v in (("strength", strength), ("stability", stability)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise bad(f"{where}: {key!r} must be a number")
+        if not 0.0 <= stability <= 1.0:
+            raise bad(f"{where}: 'stability' {stability} is outside 0..1")
+        return TimelineState(t, style, style_path, float(strength), float(stability))
+
+    crossfade = initial.get("crossfade_s", 0.0)
+    if isinstance(crossfade, bool) or not isinstance(crossfade, (int, float)) or not 0 <= crossfade <= 60:
+        raise bad("'initial.crossfade_s' must be seconds in 0..60")
+    states = [state(initial, 0.0, "initial")]
+    last_t = 0.0
+    for i, ev in enumerate(events):
+        t = ev.get("t") if isinstance(ev, dict) else None
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < last_t:
+            raise bad(f"event {i}: 't' must be seconds, not before the event before it")
+        last_t = float(t)
+        s = state(ev, last_t, f"event {i} ({ev.get('action', '?')})")
+        prev = states[-1]
+        if (s.style, s.style_path, s.strength, s.stability) != (prev.style, prev.style_path, prev.strength, prev.stability):
+            states.append(s)
+    return TimelineFile(path, tuple(states), float(crossfade))
