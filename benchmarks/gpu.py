@@ -216,31 +216,9 @@ def real_frames(clip: Optional[Path], width: int, height: int, count: int) -> li
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     """H.264 (veryfast: the benchmark's own minutes) + a 330 Hz sine as AAC, at ``fps``."""
-    import av
+    from video_speed import write_clip_of
 
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20"})
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        aus = out.add_stream("aac", rate=48000)
-        aus.layout = "mono"
-        for i, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            vf.pts = i
-            for p in vs.encode(vf):
-                out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
-        n = int(len(frames) / fps * 48000)
-        tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(n) / 48000)).astype(np.float32)
-        for s in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="flt", layout="mono")
-            af.sample_rate, af.pts = 48000, s
-            for p in aus.encode(af):
-                out.mux(p)
-        for p in aus.encode(None):
-            out.mux(p)
-    return path
+    return write_clip_of(path, frames, fps, {"preset": "veryfast", "crf": "20"})
 
 
 # -- 1. the network alone ------------------------------------------------------------------------------

@@ -68,21 +68,27 @@ def source_frames(width: int, height: int, frames: int, clip: Optional[Path] = F
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
     """H.264 + AAC clip of :func:`source_frames` at 30 fps."""
+    return write_clip_of(path, source_frames(width, height, frames), 30)
+
+
+def write_clip_of(path: Path, frames: list[np.ndarray], fps: int, options: Optional[dict] = None) -> Path:
+    """H.264 (x264 ``options``) of RGB ``frames`` at ``fps``, with a 330 Hz sine as AAC sound."""
     import av
 
+    h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=30)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs = out.add_stream("libx264", rate=fps, options=options)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         aus = out.add_stream("aac", rate=48000)
         aus.layout = "mono"
-        for i, img in enumerate(source_frames(width, height, frames)):
+        for i, img in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
             vf.pts = i
             for p in vs.encode(vf):
                 out.mux(p)
         for p in vs.encode(None):
             out.mux(p)
-        n = int(frames / 30 * 48000)
+        n = int(len(frames) / fps * 48000)
         tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(n) / 48000)).astype(np.float32)
         for s in range(0, n, 1024):
             af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="flt", layout="mono")

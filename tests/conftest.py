@@ -193,6 +193,25 @@ def photos(w: int, h: int, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack([pics[i % len(pics)] for i in range(n)]))
 
 
+def check_matches_openvino(stylizer, ov_stylizer, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """``stylizer`` (float path) within the project's 2e-3 of openvino float32 at w x h, batch 1 and
+    4 with a code per frame, and its style codes openvino's own (one id, one cache).  Returns the
+    frames and codes it used."""
+    code = stylizer.style_code(style_photo())
+    assert np.array_equal(code, ov_stylizer.style_code(style_photo()))
+    assert stylizer.style_model_id == ov_stylizer.style_model_id
+    codes = np.stack([code, code * 0.5, code, -0.3 * code])
+    images = photos(w, h, 4).astype(np.float32) / 255
+    ours = stylizer.transfer(images, codes)
+    ref = ov_stylizer.transfer(images, codes)
+    assert ours.shape == ref.shape == (4, h, w, 3) and ours.dtype == np.float32
+    assert np.abs(ours - ref).max() <= 2e-3
+    assert np.abs(ref - images).mean() > 0.05  # stylized: a pass-through could not match
+    one = stylizer.transfer(images[1:2], codes[1])
+    assert np.abs(one[0] - ref[1]).max() <= 2e-3
+    return photos(w, h, 4), codes
+
+
 def style_photo() -> np.ndarray:
     """A real painting (the shared wave) where present, else a generated picture."""
     from realtime.io.images import read_image

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REQUIRED_FILES, ROOT, content_image, photos, style_photo
+from conftest import REQUIRED_FILES, ROOT, check_matches_openvino, content_image, photos
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -31,20 +31,7 @@ def onnx_stylizer(models_dir, tmp_path_factory):
 def test_matches_openvino_at_any_size_and_batch(onnx_stylizer, ov_stylizer, size):
     """float32 on the CPU provider within the project's 2e-3 of openvino (measured about 5e-6), batch
     1 and 4 with a code per frame, one session for every size; the codes are openvino's own."""
-    w, h = size
-    code = onnx_stylizer.style_code(style_photo())
-    assert np.array_equal(code, ov_stylizer.style_code(style_photo()))
-    assert onnx_stylizer.style_model_id == ov_stylizer.style_model_id
-    codes = np.stack([code, code * 0.5, code, -0.3 * code])
-    images = photos(w, h, 4).astype(np.float32) / 255
-    ours = onnx_stylizer.transfer(images, codes)
-    ref = ov_stylizer.transfer(images, codes)
-    assert ours.shape == ref.shape == (4, h, w, 3) and ours.dtype == np.float32
-    assert np.abs(ours - ref).max() <= 2e-3
-    assert np.abs(ref - images).mean() > 0.05  # stylized: a pass-through could not match
-    one = onnx_stylizer.transfer(images[1:2], codes[1])
-    assert np.abs(one[0] - ref[1]).max() <= 2e-3
-    frames = photos(w, h, 4)
+    frames, codes = check_matches_openvino(onnx_stylizer, ov_stylizer, *size)
     got = onnx_stylizer.stylize(frames, codes)
     assert got.dtype == np.uint8 and got.shape == frames.shape
     assert np.abs(got.astype(int) - ov_stylizer.stylize(frames, codes)).max() <= 1

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REQUIRED_FILES, ROOT, content_image, photos, style_photo
+from conftest import REQUIRED_FILES, ROOT, check_matches_openvino, content_image, photos, style_photo
 
 torch = pytest.importorskip("torch")
 
@@ -37,19 +37,7 @@ def torch_stylizer(models_dir, tmp_path_factory):
 def test_matches_openvino_at_any_size_and_batch(torch_stylizer, ov_stylizer, size):
     """float32 on the CPU within the project's 2e-3 of openvino (measured about 2e-5), batch 1 and 4
     with a code per frame; the style codes are openvino's own (one id, one cache)."""
-    w, h = size
-    code = torch_stylizer.style_code(style_photo())
-    assert np.array_equal(code, ov_stylizer.style_code(style_photo()))
-    assert torch_stylizer.style_model_id == ov_stylizer.style_model_id
-    codes = np.stack([code, code * 0.5, code, -0.3 * code])
-    images = photos(w, h, 4).astype(np.float32) / 255
-    ours = torch_stylizer.transfer(images, codes)
-    ref = ov_stylizer.transfer(images, codes)
-    assert ours.shape == ref.shape == (4, h, w, 3) and ours.dtype == np.float32
-    assert np.abs(ours - ref).max() <= 2e-3
-    assert np.abs(ref - images).mean() > 0.05  # stylized: a pass-through could not match
-    one = torch_stylizer.transfer(images[1:2], codes[1])
-    assert np.abs(one[0] - ref[1]).max() <= 2e-3
+    check_matches_openvino(torch_stylizer, ov_stylizer, *size)
 
 
 def test_matches_tf(torch_stylizer, tf_stylizer):

@@ -226,6 +226,20 @@ def open_start_window(cfg: Config, source: FrameSource) -> tuple[Optional[Window
     return window, startup
 
 
+def _report(app: LiveApp, stats: Any, dropped: int, asked_to_record: bool) -> None:
+    """The show's closing lines: its figures and its recordings; a recording that did not all reach
+    the disk (asked for with --record) is an error, so a service manager hears of it."""
+    first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""
+    log.info(
+        "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped, peak memory %.0f MB%s",
+        stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), dropped, memory_mb(peak=True), first,
+    )
+    for p in app.recordings:
+        print(f"recording: {p}")
+    if asked_to_record and app.recording_errors:
+        raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
+
+
 def run_live(cfg: Config, job: LiveJob) -> int:
     """``stylize live`` from a validated config and the style list."""
     live = cfg.live
@@ -288,16 +302,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
                       idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window, taker=taker)
         window = None  # the app's outputs own it now
-        stats = app.run()  # SIGTERM (the CLI turns it into an interrupt) and Ctrl-C finish the files
-        first = f", first frame {stats.first_frame_s:.2f} s after start" if stats.first_frame_s is not None else ""
-        log.info(
-            "%d frames shown, display %.1f fps, latency p50 %.0f ms / p95 %.0f ms, %d dropped, peak memory %.0f MB%s",
-            stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), pipeline.dropped, memory_mb(peak=True), first,
-        )
-        for p in app.recordings:
-            print(f"recording: {p}")
-        if live.record and app.recording_errors:  # asked to record, and it did not all go to disk: say so to the service manager
-            raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
+        _report(app, app.run(), pipeline.dropped, live.record)  # SIGTERM and Ctrl-C (interrupts) finish the files first
         return 0
     finally:
         if midi is not None:
