@@ -433,11 +433,18 @@ def step_video(run: Run, ctx: dict, deadline: float) -> None:
     engine, cfg = ctx["engine"](), ctx["cfg"]
     rec["stylizer"] = engine.stylizer.device
     code = ctx["code"]
-    stabilities = [None, 0.0]  # the config's default, then off (what the stability filter costs)
+    # The config's default, then off (what the stability filter costs), then the default with its
+    # full-size warp and blend on the CPU (what moving them onto the GPU gained; torch on a GPU only).
+    stabilities: list[tuple[Optional[float], str]] = [(None, "auto"), (0.0, "auto")]
+    dev = engine.stylizer.torch_device
+    if dev is not None and dev.type != "cpu" and cfg.engine.stability_device == "auto":
+        stabilities.append((None, "cpu"))
     for (w, h), clip in ctx["video_clips"].items():
-        for stability in stabilities:
-            label = "default" if stability is None else f"{stability:g}"
+        for stability, where in stabilities:
+            label = ("default" if stability is None else f"{stability:g}") + (", carry on the CPU" if where == "cpu" else "")
             row: dict[str, Any] = {"clip": f"{w}x{h}", "stability": label if stability is not None else f"default ({cfg.video.stability:g})"}
+            if where == "cpu":
+                row["stability"] += ", carry on the CPU"
             if time.monotonic() > deadline - 5:
                 row["skipped"] = "budget"
                 rows.append(row)
@@ -445,10 +452,12 @@ def step_video(run: Run, ctx: dict, deadline: float) -> None:
             opts = VideoOptions.from_config(cfg, audio=True)
             if stability is not None:
                 opts = dataclasses.replace(opts, stability=stability)
+            eng = engine if where == "auto" else dataclasses.replace(
+                engine, cfg=dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, stability_device=where)))
             t = time.perf_counter()  # the first second: compile, cuDNN's kernels, CUDA graphs at this size
-            VideoStylizer(engine, [code], dataclasses.replace(opts, end=1.0)).run(clip, ctx["tmp"] / "warm.mp4", overwrite=True)
+            VideoStylizer(eng, [code], dataclasses.replace(opts, end=1.0)).run(clip, ctx["tmp"] / "warm.mp4", overwrite=True)
             warm_s = time.perf_counter() - t
-            job = VideoStylizer(engine, [code], opts)
+            job = VideoStylizer(eng, [code], opts)
             with GpuSampler(ctx["device"] == "cuda") as gpu:
                 t = time.perf_counter()
                 res = job.run(clip, ctx["tmp"] / "out.mp4", overwrite=True)

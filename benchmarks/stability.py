@@ -82,7 +82,7 @@ def main() -> int:
 
     from realtime.config import load_config
     from realtime.effects.metrics import ConsistencyMeter
-    from realtime.effects.stability import DEFAULT, FlowStabilizer
+    from realtime.effects.stability import DEFAULT, FLOW_SIDE, FlowStabilizer
     from realtime.effects.temporal import TemporalSmoother
     from realtime.model.engine import open_engine
 
@@ -97,6 +97,8 @@ def main() -> int:
         net_ms = 1000 * (time.perf_counter() - t0) / len(frames)
         variants = [("none", None), ("old smoothing 0.8", lambda: TemporalSmoother(0.8))]
         variants += [(f"stability {v:g}" + (" (default)" if v == DEFAULT else ""), (lambda v=v: FlowStabilizer(v))) for v in levels]
+        if min(frames[0].shape[:2]) > 2 * FLOW_SIDE:  # where the flow's cap applies: against half-size flow
+            variants.append((f"stability {DEFAULT:g}, half-size flow", lambda: FlowStabilizer(DEFAULT, flow_side=0)))
         outputs: dict[str, list[np.ndarray]] = {"source": frames}
         costs: dict[str, float] = {}
         for label, make in variants:

@@ -83,6 +83,9 @@ class EngineConfig:
     # frame size: one ~1 s compile, then 10-15% faster on CPU), not for still images of many sizes | always | never
     xla: str = "auto"
     batch_size: int = 4  # frames per inference call for video files
+    # where the stability filter warps and blends full-size frames: auto = on the backend's GPU
+    # (torch on CUDA or MPS), else the CPU | cpu (the flow is always found on the CPU)
+    stability_device: str = "auto"
     max_size: int = 1080  # cap on the inference short side (the output keeps the source size)
 
 
@@ -303,6 +306,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.device": DEVICES,
     "engine.precision": PRECISIONS,
     "engine.xla": ("auto", "always", "never"),
+    "engine.stability_device": ("auto", "cpu"),
     "models.transfer": ("fp16", "int8"),
     "video.preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
 }

@@ -162,3 +162,75 @@ def test_metrics_are_zero_for_a_still_picture_and_psnr_is_symmetric():
     assert consistency([f] * 4, [f] * 4).warping_error == pytest.approx(0.0, abs=1e-6)
     a, b = flickering_network([f, f])
     assert psnr([a], [b]) == pytest.approx(psnr([b], [a])) and psnr([a], [a]) == float("inf")
+
+
+def _pan(n: int, h: int, w: int, step: int = 3) -> list[np.ndarray]:
+    big = textured(h, w + step * n, seed=3)
+    return [np.ascontiguousarray(big[:, step * i: step * i + w]) for i in range(n)]
+
+
+def test_the_flow_is_capped_for_big_frames_and_still_removes_the_flicker():
+    """At most FLOW_SIDE pixels on the flow's short side (half size below 2x that): big frames pay
+    for a small flow; the filter still holds the texture along the pan."""
+    from realtime.effects.stability import FLOW_SIDE
+
+    frames = _pan(8, 600, 640)
+    raw = flickering_network(frames)
+    stab = FlowStabilizer()
+    outs = [stab(f, r) for f, r in zip(frames, raw)]
+    assert min(stab._prev_grey.shape) == FLOW_SIDE  # 600 -> 270, not 300
+    small = FlowStabilizer()
+    small(frames[0][:400, :400], raw[0][:400, :400])
+    assert small._prev_grey.shape == (200, 200)  # half size where that is under the cap
+    ours, theirs = consistency(frames, outs), consistency(frames, raw)
+    assert ours.warping_error < 0.6 * theirs.warping_error
+
+
+def test_the_carry_on_a_torch_device_matches_opencv():
+    """The GPU backend's carry (here on the CPU device: same code) gives OpenCV's pictures within a
+    grey level or two, frame after frame, and the stage hands it to a stream's stabiliser."""
+    torch = pytest.importorskip("torch")
+    from realtime.effects.stability import OpenCVCarry
+    from realtime.effects.stability_torch import TorchCarry
+
+    frames = _pan(10, 96, 160)
+    raw = flickering_network(frames)
+    cpu = FlowStabilizer(0.8, carry=OpenCVCarry())
+    dev = FlowStabilizer(0.8, carry=TorchCarry(torch.device("cpu")))
+    for i, (f, r) in enumerate(zip(frames, raw)):
+        a, b = cpu(f, r), dev(f, r)
+        assert a.dtype == b.dtype == np.uint8 and a.shape == b.shape
+        d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert d.mean() < 0.3 and d.max() <= 3, (i, d.mean(), d.max())
+    assert not np.array_equal(a, raw[-1])  # it did carry something
+
+
+def test_the_stage_picks_the_carry_by_the_backends_device():
+    torch = pytest.importorskip("torch")
+    from fakes import FakeStylizer
+
+    from realtime.effects.stability_torch import TorchCarry
+    from realtime.pipeline.stage import StylizeStage, stability_carry
+    from realtime.pipeline.state import StreamState
+
+    class OnDevice(FakeStylizer):
+        def __init__(self, dev: str) -> None:
+            super().__init__()
+            self._dev = torch.device(dev)
+
+        @property
+        def torch_device(self):
+            return self._dev
+
+    assert stability_carry(FakeStylizer()) is None  # not a torch backend: OpenCV
+    assert stability_carry(OnDevice("cpu")) is None  # torch on the CPU: OpenCV is as fast
+    assert isinstance(stability_carry(OnDevice("cuda")), TorchCarry)
+    assert stability_carry(OnDevice("cuda"), "cpu") is None  # engine.stability_device: cpu
+    stage = StylizeStage(FakeStylizer())
+    stage.carry = TorchCarry(torch.device("cpu"))
+    state = StreamState(0.6)
+    frames = _pan(3, 64, 96)
+    for f in frames:
+        stage.postprocess(f[None], flickering_network([f])[0][None], (96, 64), state)
+    assert state.temporal.carrier is stage.carry
+    assert isinstance(state.temporal._prev_out, torch.Tensor)  # the memory lives on the carry's device

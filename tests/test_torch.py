@@ -276,3 +276,27 @@ def test_gpu_n_picks_the_nth_cuda_device():
     from realtime.model.backends.torch_backend import pick_device
 
     assert pick_device("gpu:1") == torch.device("cuda", 1)
+
+
+@cuda
+def test_cuda_stability_carry_runs_on_the_gpu_and_matches_opencv(models_dir):
+    """With torch on CUDA the stage warps and blends on the GPU: the stream's memory is a CUDA
+    tensor and the pictures are OpenCV's within a grey level or two."""
+    from realtime.pipeline.stage import StylizeStage
+    from realtime.pipeline.state import StreamState
+
+    gpu = _gpu(models_dir, precision="auto", fixed_size=True)
+    stage, cpu_stage = StylizeStage(gpu), StylizeStage(gpu, stability_device="cpu")
+    assert stage.carry is not None and cpu_stage.carry is None
+    ours, ref = StreamState(0.55), StreamState(0.55)
+    frames = [np.ascontiguousarray(np.roll(photos(684, 384, 1)[0], 3 * i, axis=1)[..., ::-1]) for i in range(6)]
+    code = np.random.default_rng(3).normal(0, 0.5, 100).astype(np.float32)
+    for f in frames:
+        batch = stage.preprocess([f])
+        styled = stage.infer(batch, code)
+        a = stage.postprocess(batch, styled, (684, 384), ours)[0]
+        b = cpu_stage.postprocess(batch, styled, (684, 384), ref)[0]
+        d = np.abs(a.astype(int) - b)
+        assert d.mean() < 0.3 and d.max() <= 3, (d.mean(), d.max())
+    assert ours.temporal._prev_out.device.type == "cuda"
+    gpu.close()

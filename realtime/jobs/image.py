@@ -98,7 +98,7 @@ def run_image(cfg: Config, job: ImageJob) -> int:
     strength = cfg.styles.strength
     check_mixable(engine.stylizer, strength, 1 + len(blend))
     codes = {look.label: build_code(engine.bank, look.style, blend) for look in looks}
-    stage = StylizeStage(engine.stylizer, cfg.image.size, cfg.engine.max_size)
+    stage = StylizeStage(engine.stylizer, cfg.image.size, cfg.engine.max_size, stability_device=cfg.engine.stability_device)
     failures = 0
     for c in contents:
         results = [(label, out) for content, label, out in plan if content == c]

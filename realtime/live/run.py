@@ -206,7 +206,7 @@ def _load(cfg: Config, styles: list[Style], source: FrameSource, progress: Calla
         codes.append(engine.bank.code_for(style))
     style_set = StyleSet(StyleEntry(s.name, s.path, c) for s, c in zip(styles, codes))
     check_mixable(engine.stylizer, cfg.styles.strength, 1)
-    stage = StylizeStage(engine.stylizer, cfg.live.size, cfg.engine.max_size)
+    stage = StylizeStage(engine.stylizer, cfg.live.size, cfg.engine.max_size, stability_device=cfg.engine.stability_device)
     w, h = source.size
     if w and h:
         size = stage.size_for(w, h)

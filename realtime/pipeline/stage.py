@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core.profile import Profile
 from ..io.images import MIN_SIDE, MULTIPLE, resize
+from ..effects.stability import Carry
 from ..model.backends.base import Stylizer, require_mixable
 from .state import StreamState
 
@@ -61,14 +62,27 @@ def check_mixable(stylizer: Stylizer, strength: float, n_styles: int) -> None:
         require_mixable(stylizer, "several styles (switching, blends)")
 
 
+def stability_carry(stylizer: Stylizer, where: str = "auto") -> Optional[Carry]:
+    """The stability filter's full-size half on the backend's GPU (torch on CUDA or MPS), where
+    the output already is; None (OpenCV on the CPU) for every other backend or ``where="cpu"``."""
+    dev = stylizer.torch_device
+    if where == "cpu" or dev is None or dev.type == "cpu":
+        return None
+    from ..effects.stability_torch import TorchCarry
+
+    return TorchCarry(dev)
+
+
 class StylizeStage:
     """BGR frames -> stylized BGR frames of the same size, for any stream (its state passed in)."""
 
-    def __init__(self, stylizer: Stylizer, short_side: int = 0, max_size: int = 0, profile: Optional[Profile] = None) -> None:
+    def __init__(self, stylizer: Stylizer, short_side: int = 0, max_size: int = 0, profile: Optional[Profile] = None,
+                 stability_device: str = "auto") -> None:
         self.stylizer = stylizer
         self.profile = profile or Profile()
         self.short_side = short_side  # the live governor moves it between frames, on the thread that stylizes
         self.max_size = max_size
+        self.carry = stability_carry(stylizer, stability_device)
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         """The inference (w, h) for a source of this size (:func:`pick_inference_size`)."""
@@ -99,6 +113,8 @@ class StylizeStage:
         """The stream's temporal filter at the inference size, then BGR at ``src_size`` (w, h);
         a source size other than the stream's last is a cut."""
         state.frame_size(src_size)
+        if state.carry is not self.carry:
+            state.use_carry(self.carry)
         return [resize(cv2.cvtColor(state.filter(c, s), cv2.COLOR_RGB2BGR), src_size)
                 for c, s in zip(content_rgb, styled_rgb)]
 

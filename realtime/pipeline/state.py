@@ -16,7 +16,7 @@ from typing import Optional, Protocol
 import cv2
 import numpy as np
 
-from ..effects.stability import FlowStabilizer
+from ..effects.stability import Carry, FlowStabilizer
 from ..model.backends.base import Stylizer
 from ..model.styles import apply_strength
 
@@ -45,6 +45,7 @@ class StreamState:
 
     def __init__(self, stability: float = 0.0, temporal: Optional[TemporalFilter] = None) -> None:
         self.temporal: Optional[TemporalFilter] = temporal
+        self.carry: Optional[Carry] = None  # the stage's (None: the stabiliser's own, OpenCV)
         self.stability = 0.0
         if temporal is None:
             self.set_stability(stability)
@@ -57,8 +58,14 @@ class StreamState:
         if amount > 0 and isinstance(self.temporal, FlowStabilizer):
             self.temporal.amount = amount
         else:
-            self.temporal = FlowStabilizer(amount) if amount > 0 else None
+            self.temporal = FlowStabilizer(amount, carry=self.carry) if amount > 0 else None
         self.stability = amount
+
+    def use_carry(self, carry: Optional[Carry]) -> None:
+        """Where the stabiliser's full-size half runs (the stage's choice for its backend)."""
+        self.carry = carry
+        if isinstance(self.temporal, FlowStabilizer) and carry is not None:
+            self.temporal.use_carry(carry)
 
     def cut(self, reason: str) -> None:
         """Start over: the temporal memory always; the content code only for a new stream."""

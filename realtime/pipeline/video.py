@@ -182,7 +182,7 @@ def _run(job: VideoStylizer, opts: VideoOptions, reader: VideoFile, writer: H264
         seek_to(reader, window.lo)  # the keyframe before --start; the decoder then skips frames before it
     # One stage for the threads (it holds no stream state) and one state for this file: the
     # inference thread uses its content code, the finisher its temporal filter.
-    stage = StylizeStage(job.engine.stylizer, opts.size, max_size)
+    stage = StylizeStage(job.engine.stylizer, opts.size, max_size, stability_device=cfg.engine.stability_device)
     state = StreamState(opts.replay.stabilities[0] if opts.replay is not None else opts.stability)
     infer = Infer(stage, state, job.codes, opts, window, src)
     vs = reader.video

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from typing import Any
+
 import numpy as np
 
 from ...errors import UserError
@@ -73,6 +75,12 @@ class Stylizer(ABC):
         check_frames(frames)
         out = self.transfer(frames.astype(np.float32) * (1.0 / 255.0), codes)
         return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    @property
+    def torch_device(self) -> Any:
+        """The ``torch.device`` the network runs on (None for backends that are not PyTorch): the
+        stage runs the stability filter's full-size half there too (:mod:`realtime.effects.stability_torch`)."""
+        return None
 
     def warmup(self, width: int, height: int, batch: int = 1) -> None:
         """Run once at the given size so the first real frame does not pay for tracing/allocation."""

@@ -253,6 +253,10 @@ class TorchStylizer(StylesOnCPU, Stylizer):
     def device(self) -> str:
         return self._device
 
+    @property
+    def torch_device(self) -> torch.device:
+        return self.dev
+
     # -- float path (the accuracy tests' path) --------------------------------------------------
 
     def transfer(self, images: np.ndarray, codes: np.ndarray) -> np.ndarray:
