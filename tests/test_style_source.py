@@ -260,3 +260,11 @@ def test_stylize_live_style_source_end_to_end(tmp_path):
             proc.communicate()
     [taken] = (data / "styles" / "taken").glob("taken-*.jpg")
     assert is_flat_colour(cv2.imread(str(taken)))
+
+
+def test_a_take_while_the_style_source_is_not_connected_is_refused_in_words(tmp_path):
+    src = BackgroundSource(SyntheticSource(48, 32), label="synthetic:48x32")  # not started: not connected
+    app, _ = make_show(tmp_path, src)
+    with pytest.raises(TakeError, match=r"the style source \(synthetic:48x32\) is not connected"):
+        app.take_style()
+    assert app.taker.last is None and len(app.controller.styles) == 3
