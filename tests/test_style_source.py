@@ -268,3 +268,87 @@ def test_a_take_while_the_style_source_is_not_connected_is_refused_in_words(tmp_
     with pytest.raises(TakeError, match=r"the style source \(synthetic:48x32\) is not connected"):
         app.take_style()
     assert app.taker.last is None and len(app.controller.styles) == 3
+
+
+def test_the_page_shows_the_style_sources_picture_only_when_there_is_one(tmp_path):
+    """In a real browser: the small picture under "take style" is shown and reloaded with a style
+    source, hidden and never asked for without one."""
+    from test_browser import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    src = style_source_of(flat_clip(tmp_path / "postcard.mp4"))
+    seen = {}
+    for name, style_source in (("with", src), ("without", None)):
+        (tmp_path / name).mkdir()
+        show = Show(tmp_path / name, style_source=style_source)
+        requested: list[str] = []
+        try:
+            with sync_api.sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                try:
+                    page = browser.new_page(viewport={"width": 412, "height": 900})
+                    page.on("request", lambda req: requested.append(req.url))
+                    page.goto(f"{show.url}/?token={TOKEN}", wait_until="domcontentloaded")
+                    page.wait_for_selector("body[data-events='open']", timeout=15_000)
+                    page.wait_for_timeout(2600)
+                    seen[name] = page.evaluate("""() => { const i = document.getElementById('style-source');
+                        return {hidden: i.hidden, width: i.naturalWidth, title: document.getElementById('take').title,
+                                status: document.getElementById('status').textContent}; }""")
+                finally:
+                    browser.close()
+        finally:
+            show.stop()
+        seen[name]["loads"] = len([u for u in requested if "/api/style-source.jpg" in u])
+    assert seen["with"]["hidden"] is False and seen["with"]["width"] == SIZE[0] and seen["with"]["loads"] >= 2, seen
+    assert "style source" in seen["with"]["title"] and "style source" in seen["with"]["status"]
+    assert seen["without"]["hidden"] is True and seen["without"]["loads"] == 0, seen
+    assert "style source" not in seen["without"]["status"]
+
+
+def test_the_style_camera_rests_while_the_show_is_closed(tmp_path):
+    """Closing hours release the second camera with the first, and opening takes it up again."""
+    import datetime as dt
+
+    from realtime.live.show import OpeningHours
+    from realtime.schedule import Schedule
+
+    plug, opened = threading.Event(), []
+    plug.set()
+
+    class CountingCamera(FakeCamera):
+        def open(self):
+            opened.append(1)
+            super().open()
+
+    cams = []
+    src = BackgroundSource(SupervisedSource(lambda: cams.append(CountingCamera(plug, 48, 32)) or cams[-1], stall_s=2), label="1").start()
+
+    def camera_open():
+        return any(cam._open for cam in cams)
+
+    clock = {"now": dt.datetime(2026, 11, 24, 17, 58)}  # a Tuesday, just before closing
+    c = Controller(["a", "b"])
+    p = LivePipeline(SyntheticSource(96, 64, fps=60), StylizeStage(FakeStylizer(), 32), c, fake_codes(2), 0.0)
+    hours = OpeningHours(c, Schedule.parse("tue-sun 10:00-18:00"), now=lambda: clock["now"])
+    app = LiveApp(p, LiveConfig(headless=True), surfaces=[hours], style_source=src)
+    log = {}
+
+    def day():
+        try:
+            wait_for(lambda: app.stats.shown >= 5 and src.connected)
+            clock["now"] = dt.datetime(2026, 11, 24, 18, 0)  # closing time
+            wait_for(lambda: not src._thread.is_alive())  # closed: its thread ended, its camera released
+            log["closed"] = (len(opened), src.connected, camera_open())
+            clock["now"] = dt.datetime(2026, 11, 25, 10, 0)  # next morning
+            wait_for(lambda: src.connected)
+        finally:
+            c.quit()
+
+    t = threading.Thread(target=day, name="realtime-test-day")
+    t.start()
+    app.run()
+    t.join(20)
+    assert log["closed"] == (1, False, False) and len(opened) == 2 and app.closings == 1
+    assert not src._thread.is_alive()

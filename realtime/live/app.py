@@ -333,6 +333,8 @@ class LiveApp:
                     log.info("show open: reopening %s", self.p.source.describe())
                     running = True
                     self.p.reopen()
+                    if self.style_source is not None:
+                        self.style_source.start()
                 wait = 0.05
                 if self.idle_clip is not None and self.controller.state.idle:
                     # the network rests while the clip plays: wait only until its next frame is due
@@ -385,6 +387,8 @@ class LiveApp:
         """Closing time: stop the workers, release the camera; the recording keeps going on reopen."""
         self.p.stop()
         self.p.source.close()
+        if self.style_source is not None:
+            self.style_source.close()  # the second camera rests too; started again on reopening
         self.closings += 1
         log.info("show closed: camera released, network idle")
 

@@ -55,7 +55,10 @@ class BackgroundSource:
 
     # -- the show's side ---------------------------------------------------------------------------
     def start(self) -> "BackgroundSource":
-        if self._thread is None:
+        """Start reading (it opens the source on its thread); after :meth:`close`, again (the show
+        reopening after closing hours)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name=f"realtime-{self.name.replace(' ', '-')}", daemon=True)
             self._thread.start()
         return self
