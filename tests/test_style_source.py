@@ -222,7 +222,7 @@ def test_the_style_source_from_the_config_and_its_errors(tmp_path):
     src.close()  # never started: nothing to join
     camera = open_style_source(load_config(None, {"live.style_source": "3"}))
     assert isinstance(camera.source, SupervisedSource) and camera.source.name == "style source 3"
-    with pytest.raises(ConfigError, match="the show's own --source"):
+    with pytest.raises(ConfigError, match="the show.s own camera"):
         open_style_source(load_config(None, {"live.style_source": "0", "live.source": "0"}))
     with pytest.raises(MediaError, match="WxH"):
         open_style_source(load_config(None, {"live.style_source": "synthetic:big"}))

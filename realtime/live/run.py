@@ -80,8 +80,8 @@ def open_style_source(cfg: Config) -> Optional[BackgroundSource]:
     spec = (live.style_source or "").strip()
     if not spec:
         return None
-    if spec == str(live.source).strip():
-        raise ConfigError(f"--style-source {spec} is the show's own --source: leave it out to take styles from the show's picture")
+    if spec == str(live.source).strip() and (spec.isdigit() or spec.startswith("/dev/")):  # a camera opens once
+        raise ConfigError(f"--style-source {spec} is the show's own camera (--source): leave it out to take styles from the show's picture")
     source = open_source(spec, width=live.width, height=live.height, loop=True, keep_pace=True, reconnect=True,
                          stall_s=live.stall_s, reconnect_max_s=live.reconnect_max_s)
     if isinstance(source, SupervisedSource):
