@@ -215,7 +215,7 @@ _CLUSTER_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+|[\w.\-]+:\d+)$")
 def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """``stylize live``'s flags as config keys (None: not given, the config's value stays)."""
     extra: dict[str, Any] = {
-        "live.source": args.source, "live.size": args.size, "live.width": args.width, "live.height": args.height,
+        "live.source": args.source, "live.style_source": args.style_source, "live.size": args.size, "live.width": args.width, "live.height": args.height,
         # --size pins the size: the governor is off unless a target is asked for too
         "live.target_fps": args.target_fps if args.target_fps is not None else (0.0 if args.size is not None else None),
         "live.fps": args.fps, "live.stability": _stability(args), "live.max_frames": args.max_frames,
@@ -357,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("live", help="stylize a camera (or file, stream, synthetic) live in a window")
     pl.add_argument("--source", help="camera index, /dev/videoN, file, rtsp/http URL or 'synthetic'")
     pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
+    pl.add_argument("--style-source", metavar="SRC",
+                    help="a second camera, file or stream (as --source) that take_style (key g) takes its picture from")
     pl.add_argument("--size", type=int, default=None,
                     help="inference short side, pinned (default: the governor picks it, 384 at most)")
     pl.add_argument("--target-fps", type=float, default=None,

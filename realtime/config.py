@@ -113,6 +113,10 @@ class LiveConfig:
     unattended setup can live in one file."""
 
     source: str = "0"
+    # A second source (same forms as source) that take_style takes its picture from (issue 28: a
+    # camera that takes styles); read on its own thread, shown small on the control page; null = the
+    # main source's picture is taken.
+    style_source: Optional[str] = None
     width: int = 1280  # requested capture size (cameras; read back, drivers may differ)
     height: int = 720
     fps: float = 0.0  # requested camera rate / file pacing; 0 = the source's own (synthetic: 30)

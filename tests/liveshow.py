@@ -52,7 +52,8 @@ class Show:
     """A headless show on a worker thread with the web server in front of it."""
 
     def __init__(self, tmp_path: Path, max_clients: int = 8, upload_bytes: int = 200_000, fps: float = 60.0,
-                 keys: Optional[QueuedKeys] = None) -> None:
+                 keys: Optional[QueuedKeys] = None, style_source=None) -> None:
+        """``style_source``: a started :class:`~realtime.io.sources.BackgroundSource` (--style-source)."""
         styles = tmp_path / "styles"
         styles.mkdir()
         paths = []
@@ -71,9 +72,9 @@ class Show:
         self.library = StyleLibrary(self.controller, styles, lambda s: self.stylizer.style_code(read_image(s.path)), upload_bytes)
         opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snaps"))
         self.keys = keys or QueuedKeys()
-        self.app = LiveApp(self.pipeline, opts, keys=self.keys, outputs=[self.preview])
+        self.app = LiveApp(self.pipeline, opts, keys=self.keys, outputs=[self.preview], style_source=style_source)
         self.server = WebServer("127.0.0.1", 0)
-        self.web = build_app(self.controller, TOKEN, self.preview, self.library)
+        self.web = build_app(self.controller, TOKEN, self.preview, self.library, style_source)
         self.server.start(self.web)
         self.url = f"http://127.0.0.1:{self.server.port}"
         self.error: list[BaseException] = []

@@ -37,7 +37,7 @@ from ..io.paths import OutputError
 from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
 from ..io.sinks.timeline import Timeline
 from ..io.sinks.window import WindowOutput
-from ..io.sources import FrameSource
+from ..io.sources import BackgroundSource, FrameSource
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_rows
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
@@ -101,9 +101,12 @@ class LiveApp:
         kiosk: Optional[KioskConfig] = None,
         window: Optional[WindowOutput] = None,
         taker: Optional[StyleTaker] = None,
+        style_source: Optional[BackgroundSource] = None,
     ) -> None:
         """``window``: one already on screen (the start-up card's), else one is opened unless headless;
-        ``taker``: makes styles of the camera's picture (``take_style``; None: a show without it)."""
+        ``taker``: makes styles of the camera's picture (``take_style``; None: a show without it);
+        ``style_source``: the second source whose picture it takes instead (``--style-source``;
+        started by the caller, closed at the end of the show with the taker)."""
         self.p = pipeline
         self.controller: Controller = pipeline.controller
         self.opts = opts
@@ -143,6 +146,7 @@ class LiveApp:
         c.bind_main("stop_recording", self.stop_recording)
         c.bind_main("snapshot", self.snapshot)
         self.taker = taker
+        self.style_source = style_source
         if taker is not None:
             c.bind_main("take_style", self.take_style)
         c.add_status(self._status)
@@ -237,9 +241,17 @@ class LiveApp:
 
     def take_style(self, origin: str = SHOW) -> str:
         """Hand a copy of the source's current picture to the taker (main thread: this loop owns
-        the shown frame); returns the name the file will have.  The style network runs on the
-        taker's thread; before the first real picture it is refused, saying so."""
+        the shown frame), or of the style source's newest one where there is one (``--style-source``);
+        returns what it does.  The style network runs on the taker's thread; before the first real
+        picture, or while the style source is not connected, it is refused, saying so."""
         assert self.taker is not None
+        if self.style_source is not None:
+            picture = self.style_source.latest()
+            if picture is None:
+                raise TakeError(f"take_style: the style source ({self.style_source.describe()}) is not connected"
+                                f" ({self.style_source.why()}); nothing was taken")
+            self.taker.submit(picture.copy(), origin=origin)
+            return "taking a style from the style source"
         last = self._last
         if last is None or last.placeholder:
             raise TakeError("take_style: no camera picture yet" + (" (the source is away)" if last is not None else ""))
@@ -264,6 +276,8 @@ class LiveApp:
             "worker_restarts": self.p.restart_count,
             "worker_hangs": self.p.hangs,
             **self.p.source.counters(),
+            **(self.style_source.status() if self.style_source is not None
+               else {"style_source": None, "style_source_connected": False}),
         }
 
     def overlay_lines(self) -> list[str]:
@@ -319,6 +333,8 @@ class LiveApp:
                     log.info("show open: reopening %s", self.p.source.describe())
                     running = True
                     self.p.reopen()
+                    if self.style_source is not None:
+                        self.style_source.start()
                 wait = 0.05
                 if self.idle_clip is not None and self.controller.state.idle:
                     # the network rests while the clip plays: wait only until its next frame is due
@@ -346,6 +362,8 @@ class LiveApp:
                 self.controller.cancel_main_tasks()
                 if self.taker is not None:
                     self.taker.close()  # its thread joined; a take under way finishes first
+                if self.style_source is not None:
+                    self.style_source.close()  # its reader thread joined, its source closed
                 rec, self.recorder = self.recorder, None
                 self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
                 if rec is not None and rec.failure is not None:
@@ -369,6 +387,8 @@ class LiveApp:
         """Closing time: stop the workers, release the camera; the recording keeps going on reopen."""
         self.p.stop()
         self.p.source.close()
+        if self.style_source is not None:
+            self.style_source.close()  # the second camera rests too; started again on reopening
         self.closings += 1
         log.info("show closed: camera released, network idle")
 

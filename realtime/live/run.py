@@ -25,7 +25,8 @@ from ..io.images import read_image
 from ..io.paths import OutputError, check_output_dir, clean_stale_parts
 from ..io.sinks import Output
 from ..io.sinks.window import WindowOutput
-from ..io.sources import FileSource, FrameSource, open_source
+from ..errors import ConfigError
+from ..io.sources import BackgroundSource, FileSource, FrameSource, SupervisedSource, open_source
 from ..model.styles import Style, find_style_images
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..core.motion import MotionMeter
@@ -68,6 +69,24 @@ def open_live_source(cfg: Config) -> FrameSource:
         stall_s=live.stall_s,
         reconnect_max_s=live.reconnect_max_s,
     )
+
+
+def open_style_source(cfg: Config) -> Optional[BackgroundSource]:
+    """``--style-source``: the second source take_style takes from, made now (a malformed value is
+    one line before anything opens) but opened on its own thread once started: one that is missing
+    or lost is a log line and "not connected", never the end of the show, so it is always supervised
+    and a file loops."""
+    live = cfg.live
+    spec = (live.style_source or "").strip()
+    if not spec:
+        return None
+    if spec == str(live.source).strip() and (spec.isdigit() or spec.startswith("/dev/")):  # a camera opens once
+        raise ConfigError(f"--style-source {spec} is the show's own camera (--source): leave it out to take styles from the show's picture")
+    source = open_source(spec, width=live.width, height=live.height, loop=True, keep_pace=True, reconnect=True,
+                         stall_s=live.stall_s, reconnect_max_s=live.reconnect_max_s)
+    if isinstance(source, SupervisedSource):
+        source.name = f"style source {spec}"
+    return BackgroundSource(source, label=spec, retry_max_s=live.reconnect_max_s)
 
 
 def stage_view_size(source: FrameSource) -> tuple[int, int]:
@@ -165,7 +184,7 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
 
 
 def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, code_for: Any,
-                view_size: tuple[int, int]) -> Output:
+                view_size: tuple[int, int], style_source: Optional[BackgroundSource] = None) -> Output:
     """The control page: its preview output (returned, for the show's outputs; a card until the
     first frame), the style library for uploads, and the server started; the URLs (and a QR code of
     the first, off loopback) printed."""
@@ -179,7 +198,7 @@ def _serve_page(cfg: Config, server: Any, token: str, controller: Controller, co
     preview.show_card(startup_card(view_size, "the first picture is on its way", title="starting the show..."))
     controller.add_status(preview.status)
     library = StyleLibrary(controller, cfg.upload_dir, code_for, int(web.upload_mb * 1024 * 1024))
-    server.start(build_app(controller, token, preview, library))
+    server.start(build_app(controller, token, preview, library, style_source))
     print_access(server.urls(token), everywhere=server.everywhere)
     return preview
 
@@ -249,7 +268,9 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
     source = open_live_source(cfg)
     osc = None
+    style_source = None
     try:
+        style_source = open_style_source(cfg)
         osc = open_osc(cfg)
         source.open()  # fail fast, before loading the network
     except BaseException:
@@ -258,6 +279,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if osc is not None:
             osc.stop()
         raise
+    if style_source is not None:
+        style_source.start()  # it connects while the network loads
     idle_clip = None
     window: Optional[WindowOutput] = None
     midi: Optional[MidiControl] = None
@@ -294,13 +317,18 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if camera is not None:
             outputs.append(camera)
         if server is not None:
-            outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source)))
+            outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source),
+                                       style_source))
         if osc is not None:
             osc.start(controller)
         # take_style (issue 28): pictures coded like the page's uploads, kept beside them; the app joins its thread.
         taker = StyleTaker(controller, cfg.upload_dir / "taken", engine.bank.code_for, cfg.styles.taken_max)
+        if style_source is not None:
+            log.info("take_style takes its picture from the style source %s (%s)", live.style_source,
+                     "connected" if style_source.connected else "not connected yet")
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
-                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window, taker=taker)
+                      idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window, taker=taker,
+                      style_source=style_source)
         window = None  # the app's outputs own it now
         _report(app, app.run(), pipeline.dropped, live.record)  # SIGTERM and Ctrl-C (interrupts) finish the files first
         return 0
@@ -310,6 +338,8 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if window is not None:
             window.close()  # the start-up card's, when the start failed or was stopped
         source.close()
+        if style_source is not None:
+            style_source.close()  # the app closed it already, unless the start failed
         if idle_clip is not None:
             idle_clip.close()
         if server is not None:

@@ -40,6 +40,7 @@ from ..control.osc import osc_table
 from ..core.controller import ACTIONS, ActionError, Controller
 from ..core.events import WEB
 from ..errors import UserError
+from ..io.sources import BackgroundSource
 from .events import EventHub
 from .library import StyleLibrary, UploadError
 from .preview import BOUNDARY, MjpegPreview, TooManyClients
@@ -144,8 +145,9 @@ class _Handlers:
     change, that the request comes from the page's own origin), then calls the controller."""
 
     def __init__(self, controller: Controller, token: str, preview: Optional[MjpegPreview],
-                 library: Optional[StyleLibrary]) -> None:
+                 library: Optional[StyleLibrary], style_source: Optional[BackgroundSource] = None) -> None:
         self.controller, self.token, self.preview, self.library = controller, token, preview, library
+        self.style_source = style_source
         self.snapshots: dict[str, Path] = {}  # files this server may hand out: only snapshots it took
         self.hub = EventHub(controller)
         self.page_html = PAGE.read_text(encoding="utf-8")  # once: a missing page fails at start, not per visit
@@ -306,6 +308,20 @@ class _Handlers:
             headers={"Cache-Control": "no-store", "Pragma": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    async def style_source_picture(self, request: Request) -> Response:
+        """``/api/style-source.jpg``: the style source's newest picture, small (``?width=``, 64..1280,
+        default 320), or a "not connected" card; the page reloads it about once a second."""
+        if (denied := self.guard(request)) is not None:
+            return denied
+        if self.style_source is None:
+            return _error(404, "this show has no style source (stylize live --style-source SRC)")
+        text = request.query_params.get("width", "320")
+        if not (text.isascii() and text.isdigit() and len(text) <= 4 and 64 <= int(text) <= 1280):
+            return _error(400, "width must be a whole number of pixels from 64 to 1280")
+        # Encoding (once per picture, shared by every page) is off the event loop, as thumbnails are.
+        data = await asyncio.to_thread(self.style_source.jpeg, int(text))
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
     async def events(self, request: Request) -> Response:
         if (denied := self.guard(request)) is not None:
             return denied
@@ -355,9 +371,10 @@ def build_app(
     token: str,
     preview: Optional[MjpegPreview] = None,
     library: Optional[StyleLibrary] = None,
+    style_source: Optional[BackgroundSource] = None,
 ) -> Starlette:
     """The ASGI app for one show: the route table over :class:`_Handlers`."""
-    h = _Handlers(controller, token, preview, library)
+    h = _Handlers(controller, token, preview, library, style_source)
 
     routes = [
         Route("/", h.page),
@@ -370,6 +387,7 @@ def build_app(
         Route("/api/styles", h.styles, methods=["GET", "POST"]),
         Route("/api/styles/{index}/thumb.jpg", h.thumb),
         Route("/api/snapshots/{name}", h.snapshot_file),
+        Route("/api/style-source.jpg", h.style_source_picture),
         Route("/stream.mjpg", h.stream),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_Contained)], exception_handlers={HTTPException: h.http_error})

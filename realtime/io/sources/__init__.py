@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from ...errors import MediaError
+from .background import BackgroundSource
 from .base import FrameSource
 from .camera import CameraSource, StreamSource
 from ..media.decode import VideoFile
@@ -15,7 +16,7 @@ from .supervised import SupervisedSource
 from .synthetic import SyntheticSource
 
 __all__ = [
-    "CameraSource", "FileSource", "FrameSource", "StreamSource", "SupervisedSource", "SyntheticSource",
+    "BackgroundSource", "CameraSource", "FileSource", "FrameSource", "StreamSource", "SupervisedSource", "SyntheticSource",
     "VideoFile", "open_source",
 ]
 
