@@ -194,7 +194,7 @@ def cmd_video(args: argparse.Namespace) -> int:
                         "(put the input files before --cluster)")
     cfg = load_cfg(args, {
         "engine.batch_size": args.batch, "video.crf": args.crf, "video.stability": _stability(args),
-        "video.preset": args.preset, "video.size": args.size, "styles.strength": args.strength,
+        "video.preset": args.preset, "video.encoder": args.encoder, "video.size": args.size, "styles.strength": args.strength,
         "cluster.enabled": True if args.cluster is not None else None, "cluster.address": args.cluster or None,
     })
     job = VideoJob(
@@ -342,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55)")
     pv.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
     pv.add_argument("--preset", default=None, help="x264 speed/size trade-off: ultrafast .. veryslow (default superfast)")
+    pv.add_argument("--encoder", choices=("x264", "nvenc"), default=None,
+                    help="x264 (default) or nvenc: NVIDIA's hardware encoder where the GPU has one (else x264, said once)")
     pv.add_argument("--batch", type=int, default=None, help="frames per inference call")
     pv.add_argument("--no-audio", action="store_true", help="drop the sound")
     pv.add_argument("--start", type=float, default=None, help="start time in seconds")

@@ -156,6 +156,9 @@ class VideoConfig:
     # (benchmarks/video_speed.py, README).
     crf: int = 16
     preset: str = "superfast"
+    # x264 (the host's cores) | nvenc (NVIDIA's hardware encoder, where the GPU has one: GeForce and
+    # RTX cards do, the H100/H200 do not; x264 with a warning where it does not open)
+    encoder: str = "x264"
     stability: float = 0.55  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
     queue_frames: int = 16
 
@@ -312,6 +315,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "engine.xla": ("auto", "always", "never"),
     "engine.stability_device": ("auto", "cpu"),
     "models.transfer": ("fp16", "int8"),
+    "video.encoder": ("x264", "nvenc"),
     "video.preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
 }
 

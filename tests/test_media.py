@@ -342,3 +342,27 @@ def test_a_live_recording_is_the_container_its_name_says(tmp_path):
         assert "matroska" in c.format.name
     assert frames_in(dst) == 40
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no part left behind
+
+
+@pytest.mark.parametrize("size", [(160, 120), (161, 119)])
+def test_nvenc_is_used_where_it_opens_and_otherwise_x264_with_one_warning(tmp_path, caplog, size):
+    """--encoder nvenc: NVIDIA's encoder where the driver and GPU have one; everywhere else (this
+    machine, an H100, an odd size) the same file from x264 and a warning that says why."""
+    from realtime.io.media.h264 import nvenc_problem
+
+    w, h = size
+    with H264Writer(tmp_path / "n.mp4") as wr:
+        wr.start(w, h, Fraction(30), Fraction(1, 30), crf=20, preset="superfast", encoder="nvenc")
+        for i in range(6):
+            wr.write(pattern_frame(i, w, h), i)
+        wr.finish()
+        path = wr.publish()
+    expect = "nvenc" if not nvenc_problem() and w % 2 == 0 else "x264"
+    assert wr.encoder == expect
+    warned = [r.getMessage() for r in caplog.records if "--encoder nvenc" in r.getMessage()]
+    assert len(warned) == (expect == "x264")
+    if warned:
+        assert (nvenc_problem() or "odd size") in warned[0]
+    assert frames_in(path) == 6
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"

@@ -74,6 +74,7 @@ class VideoOptions:
     crossfade_s: float = 0.5
     crf: int = 16
     preset: str = "superfast"
+    encoder: str = "x264"  # x264 | nvenc
     batch: int = 4
     queue_frames: int = 16
     audio: bool = True
@@ -101,6 +102,7 @@ class VideoOptions:
             crossfade_s=cfg.styles.crossfade_s,
             crf=cfg.video.crf,
             preset=cfg.video.preset,
+            encoder=cfg.video.encoder,
             batch=cfg.engine.batch_size,
             queue_frames=cfg.video.queue_frames,
             stability=cfg.video.stability,
@@ -188,7 +190,7 @@ def _run(job: VideoStylizer, opts: VideoOptions, reader: VideoFile, writer: H264
     vs = reader.video
     settings = EncodeSettings(
         rate=vs.average_rate or vs.guessed_rate or Fraction(30), time_base=vs.time_base, t_first=reader.start_time,
-        frame_s=1.0 / (reader.fps or 30.0), origin=window.origin, crf=opts.crf, preset=opts.preset,
+        frame_s=1.0 / (reader.fps or 30.0), origin=window.origin, crf=opts.crf, preset=opts.preset, encoder=opts.encoder,
         # Half the cores at most: the network wants the rest, and on two cores x264's own threads
         # only add overhead (15% more CPU per frame measured) while fighting the inference thread.
         threads=opts.encoder_threads or max(1, (os.cpu_count() or 2) // 2),

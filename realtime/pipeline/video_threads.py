@@ -291,6 +291,7 @@ class EncodeSettings:
     crf: int
     preset: str
     threads: int
+    encoder: str  # x264 | nvenc (x264 where NVENC does not open)
     routes: Optional[dict[int, AudioRoute]]  # None: video only (a segment)
 
 
@@ -320,7 +321,7 @@ def encode(writer: H264Writer, s: EncodeSettings, q_in: FrameQueue, progress: "q
             h, w = item.image.shape[:2]
             zero = (s.origin if s.origin is not None else item.time) + s.t_first
             writer.start(w, h, s.rate, s.time_base, crf=s.crf, preset=s.preset, threads=s.threads,
-                         audio=s.routes or {}, audio_zero=zero)
+                         audio=s.routes or {}, audio_zero=zero, encoder=s.encoder)
             done.width, done.height, pts0, done.first_pts = w, h, item.pts, item.pts
         t_enc = time.perf_counter()
         writer.write(item.image, item.pts - pts0)

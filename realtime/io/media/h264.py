@@ -22,6 +22,7 @@ Here, once:
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 from fractions import Fraction
@@ -53,6 +54,31 @@ def write_error(exc: BaseException, dst: Path) -> Optional[OutputError]:
     return None
 
 
+# x264's preset names -> NVENC's (p1 fastest .. p7 best), so --preset means the same trade-off on both
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p4", "fast": "p5",
+                 "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7"}
+
+
+@functools.lru_cache(maxsize=1)
+def nvenc_problem() -> str:
+    """Why NVIDIA's hardware encoder cannot be used here ("" when it can).  Asked once per process
+    by opening a tiny encoder: FFmpeg finds the driver's libnvidia-encode only then, and GPUs
+    without NVENC (the H100 and H200 among them) fail there too."""
+    import av
+
+    if "h264_nvenc" not in av.codecs_available:
+        return "this PyAV's FFmpeg has no h264_nvenc"
+    try:
+        ctx = av.CodecContext.create("h264_nvenc", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 256, 144, "yuv420p"
+        ctx.time_base = Fraction(1, 30)
+        ctx.open()
+        ctx.close() if hasattr(ctx, "close") else None
+    except Exception as exc:  # noqa: BLE001 - FFmpeg's errors for a missing driver or GPU vary
+        return f"h264_nvenc does not open ({str(exc).strip() or type(exc).__name__})"
+    return ""
+
+
 def pixel_format(width: int, height: int) -> str:
     """4:2:0 where the sides are even; 4:4:4 keeps an odd size exact (said once, as a warning)."""
     if width % 2 or height % 2:
@@ -74,6 +100,7 @@ class H264Writer:
         self.fragmented = fragmented
         self.tmp = temp_path_for(self.dst, recoverable=fragmented)
         self.stream: Any = None
+        self.encoder = ""  # the one start() chose: x264 | nvenc
         self.sound: Optional[AudioMuxer] = None
         self.frames = 0
         self._retime: Optional[Fraction] = None  # output time base when re-timed (AVI)
@@ -95,10 +122,19 @@ class H264Writer:
 
     # -- streams ---------------------------------------------------------------------------------
     def start(self, width: int, height: int, rate: Fraction, time_base: Fraction, *, crf: int, preset: str,
-              threads: int = 0, audio: Optional[dict[int, AudioRoute]] = None, audio_zero: float = 0.0) -> None:
+              threads: int = 0, audio: Optional[dict[int, AudioRoute]] = None, audio_zero: float = 0.0,
+              encoder: str = "x264") -> None:
         """The video stream (``time_base``: the one :meth:`write`'s timestamps are in), then the
-        sound's streams; ``audio_zero``: the first frame's time in the source file's clock."""
-        ovs = self.container.add_stream("libx264", rate=rate)
+        sound's streams; ``audio_zero``: the first frame's time in the source file's clock.
+        ``encoder="nvenc"``: NVIDIA's hardware encoder where it opens (even sizes), else x264 with
+        one warning saying why."""
+        nvenc = encoder == "nvenc"
+        if nvenc:
+            problem = nvenc_problem() or ("an odd size needs x264's 4:4:4" if width % 2 or height % 2 else "")
+            if problem:
+                log.warning("--encoder nvenc: %s; encoding with x264", problem)
+                nvenc = False
+        ovs = self.container.add_stream("h264_nvenc" if nvenc else "libx264", rate=rate)
         ovs.width, ovs.height = width, height
         ovs.pix_fmt = pixel_format(width, height)
         self._in_tb = tb = time_base
@@ -108,13 +144,17 @@ class H264Writer:
             tb = self._retime = Fraction(1) / Fraction(rate).limit_denominator(1001)
         ovs.codec_context.time_base = tb
         ovs.time_base = tb
-        options = {"crf": str(crf), "preset": preset}
-        if threads:
-            options["threads"] = str(threads)
+        if nvenc:  # constant quality on the same 0-51 scale as x264's CRF (not the same picture per number)
+            options = {"preset": NVENC_PRESETS.get(preset, "p4"), "tune": "hq", "rc": "vbr", "cq": str(crf), "b": "0"}
+        else:
+            options = {"crf": str(crf), "preset": preset}
+            if threads:
+                options["threads"] = str(threads)
         if self._retime is not None:
             options["bf"] = "0"  # AVI cannot reorder frames: no B-frames
         ovs.options = options
         self.stream = ovs
+        self.encoder = "nvenc" if nvenc else "x264"
         self._encoding = True
         self.sound = AudioMuxer(self.container, audio, audio_zero) if audio is not None else None
 
