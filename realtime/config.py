@@ -167,7 +167,7 @@ class ShowConfig:
     playlist: str = ""
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
     status_every_s: float = 5.0
-    # Style (by name), strength, stability, cycle and overlay survive a restart (stylize live --fresh
+    # Style (by name), strength, stability, cycle, overlay, crossfade and tempo survive a restart (--fresh
     # starts from the config instead); kept in state_file, null = <cache>/show-state.json.
     remember: bool = False
     state_file: Optional[str] = None
@@ -186,6 +186,9 @@ class ShowConfig:
     # With a tempo known (tap_tempo, set_tempo: OSC, the page), the cycle's switches fall on beats:
     # every N beats instead of cycle_s (which still turns the cycle on and off); 0 = by seconds only.
     cycle_beats: int = 0
+    # With a tempo known, a style switch's crossfade lasts this many beats instead of styles.crossfade_s
+    # (and set_crossfade's seconds); 0 = by seconds only.
+    crossfade_beats: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "show.idle_cycle_s": (0.0, 86400.0, "seconds; 0 = as cycle_s"),
     "show.idle_strength": (0.0, 2.0, ""),
     "show.cycle_beats": (0, 1024, "beats; 0 = off"),
+    "show.crossfade_beats": (0.0, 64.0, "beats; 0 = by seconds (styles.crossfade_s)"),
     "log.max_mb": (0.001, 100000.0, "megabytes"),
     "log.backups": (1, 1000, ""),
     "cluster.segment_s": (0.0, 86400.0, "seconds; 0 = whole files only"),

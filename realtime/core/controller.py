@@ -32,12 +32,12 @@ from typing import Any, Optional
 from .. import errors
 from .actions import ACTIONS, Action, ActionError, Cause, Param, action
 from .events import API, ORIGINS, ControlEvent
-from .performer import TABLE_PLACES, TAP_INTERVALS, TAP_RESET_S, TEMPO_RANGE, PerformerActions
+from .performer import CROSSFADE_RANGE, TABLE_PLACES, TAP_INTERVALS, TAP_RESET_S, TEMPO_RANGE, PerformerActions
 from .styleset import StyleEntry, StyleSet
 
 __all__ = [  # the actions' names live in .actions and .performer; callers import them from here
     "ACTIONS", "Action", "ActionError", "Cause", "Controller", "LiveState", "MAIN_CHANGES", "Param", "action",
-    "STABILITY_LEVELS", "STRENGTH_RANGE", "STRENGTH_STEP", "TAP_INTERVALS", "TAP_RESET_S", "TEMPO_RANGE",
+    "STABILITY_LEVELS", "STRENGTH_RANGE", "STRENGTH_STEP", "TAP_INTERVALS", "CROSSFADE_RANGE", "TAP_RESET_S", "TEMPO_RANGE",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class LiveState:
     idle: bool = False  # attract mode: nobody in front of the camera (see realtime.live.show.Attract)
     running: bool = True
     bpm: float = 0.0  # the show's tempo (tap_tempo, set_tempo); 0 = none known
+    crossfade_s: float = 0.5  # a style switch's crossfade (set_crossfade; styles.crossfade_s at the start)
 
 
 class Controller(PerformerActions):

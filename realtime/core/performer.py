@@ -1,5 +1,6 @@
-"""The performer's actions: the tempo (tap_tempo, set_tempo, the beat grid), taking a style from
-the camera and MIDI learn.
+"""The performer's actions: the tempo (tap_tempo, set_tempo, the beat grid), the crossfade time
+(set_crossfade; in beats with a tempo, see :meth:`PerformerActions.crossfade_seconds`), taking a
+style from the camera and MIDI learn (and its cancel).
 
 Why apart from :mod:`.controller`: these are the surface a performer plays (pads, OSC, the page's
 tap button), with state of their own (the recent taps, a time on the beat), while the controller
@@ -24,14 +25,18 @@ if TYPE_CHECKING:
 TEMPO_RANGE = (20.0, 300.0)  # beats per minute a tap or set_tempo may give (0 = no tempo)
 TAP_RESET_S = 2.0  # a pause longer than this between taps starts a new count
 TAP_INTERVALS = 4  # the tempo is the median of the last this many tap intervals
+LEARN_TIMEOUT_S = 10.0  # MIDI learn armed this long with nothing moved ends by itself (live/midi.py)
+CROSSFADE_RANGE = (0.0, 60.0)  # seconds a style switch's crossfade may take (styles.crossfade_s's range)
 
 # Where each of these actions stands in the table (after the named one): the tempo beside the
 # style cycle it times, taking and learning after the files.
 TABLE_PLACES: dict[str, str] = {
     "tap_tempo": "set_cycle",
     "set_tempo": "tap_tempo",
+    "set_crossfade": "set_tempo",
     "take_style": "snapshot",
     "midi_learn": "take_style",
+    "midi_learn_cancel": "midi_learn",
 }
 
 
@@ -87,6 +92,20 @@ class PerformerActions:
             return None
         return at, 60.0 / bpm
 
+    def crossfade_seconds(self, beats: float = 0.0) -> float:
+        """How long a style switch's crossfade lasts now: ``beats`` beats at the show's tempo
+        (``show.crossfade_beats``), else, with no tempo or ``beats`` 0, the seconds of
+        :meth:`set_crossfade` (``styles.crossfade_s`` at the start)."""
+        s = self._state
+        if beats > 0 and s.bpm > 0:
+            return min(CROSSFADE_RANGE[1], beats * 60.0 / s.bpm)
+        return s.crossfade_s
+
+    @action("crossfade time of a style switch in seconds (0 = a cut); with show.crossfade_beats and a tempo, "
+            "the switch lasts that many beats instead", Param("seconds", float, *CROSSFADE_RANGE))
+    def set_crossfade(self, cause: Cause, seconds: float) -> float:
+        return self._set(cause, crossfade_s=round(seconds, 4))
+
     @action("take a style: the current camera picture becomes a new style (coded off the show's "
             "threads, saved under styles/taken/) and the show crossfades to it; returns the file", main_thread=True)
     def take_style(self, cause: Cause) -> Future:
@@ -100,3 +119,8 @@ class PerformerActions:
         # Why an action: the page (and scripts) steer the MIDI surface through the same door as the
         # show; the surface (live/midi.py) binds the handler, a show without MIDI answers that it has none.
         return self._queue(cause, action=action)
+
+    @action(f"cancel MIDI learn: the armed action is bound to nothing (learning also ends by itself after "
+            f"{LEARN_TIMEOUT_S:g} s with nothing moved)", main_thread=True)
+    def midi_learn_cancel(self, cause: Cause) -> Future:
+        return self._queue(cause)
