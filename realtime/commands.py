@@ -311,7 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug, with the native libraries' own messages)")
     p.add_argument("--log-quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _image_parser(sub)
+    _video_parser(sub)
+    _live_parser(sub)
+    _tool_parsers(sub)
+    return p
 
+
+def _image_parser(sub: argparse._SubParsersAction) -> None:
     pi = sub.add_parser("image", help="stylize still images")
     pi.add_argument("content", nargs="+", help="content image file(s)")
     pi.add_argument("--style", action="append", required=True,
@@ -327,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(pi)
     pi.set_defaults(func=cmd_image)
 
+
+def _video_parser(sub: argparse._SubParsersAction) -> None:
     pv = sub.add_parser("video", help="stylize video files (sound kept)")
     pv.add_argument("inputs", nargs="+", help="video file(s) or folder(s)")
     pv.add_argument("-o", "--output", help="output file (one input)")
@@ -356,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(pv)
     pv.set_defaults(func=cmd_video)
 
+
+def _live_parser(sub: argparse._SubParsersAction) -> None:
+    """``stylize live``: the show's own flags; every one has its config key (``live:`` and the
+    show-surface sections), so an unattended setup can live in one file."""
     pl = sub.add_parser("live", help="stylize a camera (or file, stream, synthetic) live in a window")
     pl.add_argument("--source", help="camera index, /dev/videoN, file, rtsp/http URL or 'synthetic'")
     pl.add_argument("--style", action="append", help="style file, folder or name (repeatable; default: styles/)")
@@ -390,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(pl)
     pl.set_defaults(func=cmd_live)
 
+
+def _tool_parsers(sub: argparse._SubParsersAction) -> None:
+    """The commands around the show: model files, styles, evaluation, benchmarks."""
     pm = sub.add_parser("models", help="list, fetch or verify the model files")
     pm.add_argument("action", choices=("list", "fetch", "verify"))
     pm.add_argument("names", nargs="*", help="catalogue keys (default: the required ones)")
@@ -429,4 +445,3 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--source", default="1280x720", help="source size for --target-fps (WxH)")
     _engine_options(pb)
     pb.set_defaults(func=cmd_bench)
-    return p

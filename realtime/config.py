@@ -21,6 +21,8 @@ from typing import Any, Optional
 import yaml
 
 from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS, valid_device
+# The show surfaces' sections (web, osc, midi, virtual_camera, kiosk), re-exported: `from realtime.config import X`.
+from .config_surfaces import SURFACE_RANGES, KioskConfig, MidiConfig, OscConfig, VirtualCameraConfig, WebConfig
 from .errors import ConfigError
 from .resources import DEFAULT_CONFIG_PATH
 from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
@@ -175,7 +177,7 @@ class ShowConfig:
     playlist: str = ""
     status_file: Optional[str] = None  # JSON status, written atomically every status_every_s
     status_every_s: float = 5.0
-    # Style (by name), strength, stability, cycle and overlay survive a restart (stylize live --fresh
+    # Style (by name), strength, stability, cycle, overlay, crossfade and tempo survive a restart (--fresh
     # starts from the config instead); kept in state_file, null = <cache>/show-state.json.
     remember: bool = False
     state_file: Optional[str] = None
@@ -194,60 +196,9 @@ class ShowConfig:
     # With a tempo known (tap_tempo, set_tempo: OSC, the page), the cycle's switches fall on beats:
     # every N beats instead of cycle_s (which still turns the cycle on and off); 0 = by seconds only.
     cycle_beats: int = 0
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    """The control page and JSON API (``--web [HOST:]PORT``): phones, scripts, OBS."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"  # 0.0.0.0 (or a LAN address) lets phones on the network in, with the token
-    port: int = 8080
-    token: Optional[str] = None  # null = $REALTIME_WEB_TOKEN, else a random one printed at start
-    preview_width: int = 640  # preview stream: longest side in pixels
-    preview_quality: int = 70  # JPEG quality of the preview
-    preview_fps: float = 15.0  # preview frame-rate cap (encoded once per frame for every client)
-    max_clients: int = 8  # preview streams at once; more get 503
-    upload_mb: float = 15.0  # largest style upload
-
-
-@dataclass(frozen=True)
-class OscConfig:
-    """Open Sound Control over UDP (``--osc [HOST:]PORT``): every action at ``/realtime/<action>``."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"  # OSC has no password: listen beyond this machine only on a trusted network
-    port: int = 9000
-
-
-@dataclass(frozen=True)
-class VirtualCameraConfig:
-    """The shown picture as a webcam for OBS, Zoom or Meet (pyvirtualcam: v4l2loopback, OBS Virtual Camera)."""
-
-    enabled: bool = False
-    device: Optional[str] = None  # e.g. /dev/video10; null = the first virtual camera found
-    fps: float = 0.0  # 0 = the source's frame rate
-    required: bool = False  # true: no virtual camera device ends the command; false: the show goes on
-
-
-@dataclass(frozen=True)
-class MidiConfig:
-    """A MIDI controller steering the show (``--midi [PORT]``): faders and knobs on the sliders,
-    pads and buttons on styles, recording and pause (realtime/live/midi.py)."""
-
-    enabled: bool = False
-    port: Optional[str] = None  # an input port's name (or the start of it); null = the first input port
-    # The control table: a shipped one by name (configs/midi-NAME.yaml) or a YAML file's path
-    mapping: str = "nanokontrol2"
-
-
-@dataclass(frozen=True)
-class KioskConfig:
-    """A screen nobody should be able to leave by accident (installations)."""
-
-    enabled: bool = False  # fullscreen over the whole screen, no pointer, no decorations, overlay off
-    keys: bool = True  # false: every key is ignored except the exit keys
-    exit_keys: str = "qqq"  # typed within 2 s, these always end the show; "" = only a signal ends it
+    # With a tempo known, a style switch's crossfade lasts this many beats instead of styles.crossfade_s
+    # (and set_crossfade's seconds); 0 = by seconds only.
+    crossfade_beats: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -353,20 +304,14 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "show.idle_cycle_s": (0.0, 86400.0, "seconds; 0 = as cycle_s"),
     "show.idle_strength": (0.0, 2.0, ""),
     "show.cycle_beats": (0, 1024, "beats; 0 = off"),
-    "osc.port": (0, 65535, "0 = any free port"),
+    "show.crossfade_beats": (0.0, 64.0, "beats; 0 = by seconds (styles.crossfade_s)"),
     "log.max_mb": (0.001, 100000.0, "megabytes"),
-    "web.port": (0, 65535, "0 = any free port"),
-    "web.preview_width": (64, 4096, "pixels"),
-    "web.preview_quality": (10, 100, ""),
-    "web.preview_fps": (0.5, 120.0, "frames per second"),
-    "web.max_clients": (1, 256, ""),
-    "web.upload_mb": (0.1, 1024.0, "megabytes"),
-    "virtual_camera.fps": (0.0, 240.0, "0 = the source's"),
     "log.backups": (1, 1000, ""),
     "cluster.segment_s": (0.0, 86400.0, "seconds; 0 = whole files only"),
     "cluster.worker_cpus": (1, 1024, ""),
     "cluster.workers": (0, 100000, "0 = all the cluster holds"),
     "cluster.retries": (0, 100, ""),
+    **SURFACE_RANGES,
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 # Paths where an empty text would mean the current folder by accident: null says "the default".

@@ -310,3 +310,33 @@ def test_a_range_open_at_one_end_is_a_clear_error():
             c.set_style(text)
     with pytest.raises(ActionError, match="unexpected argument 'name'"):
         c.do("set_style", name="a")
+
+
+def test_the_performers_actions_stand_at_their_places_in_the_one_table():
+    """core/performer.py's actions (tempo, crossfade, take_style, MIDI learn) are the Controller's
+    like any other and keep their places in the table the page, OSC and /api/actions list."""
+    from realtime.core.performer import TABLE_PLACES, PerformerActions
+
+    names = list(ACTIONS)
+    assert names[names.index("set_cycle") + 1:names.index("set_cycle") + 4] == ["tap_tempo", "set_tempo", "set_crossfade"]
+    assert names[-4:] == ["snapshot", "take_style", "midi_learn", "midi_learn_cancel"]
+    assert names[0] == "next_style" and len(names) == len(set(names))
+    for name, after in TABLE_PLACES.items():
+        assert names.index(name) == names.index(after) + 1
+        assert getattr(Controller, name) is getattr(PerformerActions, name)
+
+
+def test_set_crossfade_is_a_checked_action_in_the_state_and_the_status():
+    c = Controller(["a", "b"], LiveState(crossfade_s=2.0))
+    assert c.status()["crossfade_s"] == 2.0
+    events = []
+    c.subscribe(events.append)
+    assert c.do("set_crossfade", seconds=0.25, origin="osc") == 0.25 and c.state.crossfade_s == 0.25
+    assert events[-1].changed == {"crossfade_s"} and events[-1].origin == "osc"
+    for bad in (-0.1, 60.5, float("inf"), "slow", True):
+        with pytest.raises(ActionError, match="set_crossfade"):
+            c.set_crossfade(bad)
+    assert c.state.crossfade_s == 0.25 and len(events) == 1
+    assert c.crossfade_seconds(4) == 0.25  # beats without a tempo: the seconds
+    c.set_tempo(120)
+    assert c.crossfade_seconds(4) == 2.0 and c.crossfade_seconds(0) == 0.25 and c.crossfade_seconds(1000) == 60.0

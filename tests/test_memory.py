@@ -46,7 +46,8 @@ def test_changes_are_written_after_a_pause_and_the_last_one_at_the_end(tmp_path)
     c.set_strength(0.4, origin="key")
     memory.tick()
     assert saved(path) | {"saved": None} == {"version": 1, "style": "waves", "strength": 0.4, "stability": 0.0,
-                                            "cycle_s": 0.0, "overlay": True, "saved": None}
+                                            "cycle_s": 0.0, "overlay": True, "crossfade_s": 0.5, "bpm": 0.0,
+                                            "saved": None}
     c.set_stability(0.8, origin="web")
     c.set_cycle(30, origin="web")
     c.toggle_overlay(origin="key")
@@ -85,6 +86,39 @@ def test_the_saved_state_comes_back_by_name_through_the_actions(tmp_path, caplog
     cycle.tick()
     assert c.state.style_index == 0
     memory.close()
+
+
+def test_the_tempo_and_the_crossfade_survive_a_restart_of_the_state(tmp_path, caplog):
+    """#28: the bpm (tapped or set) and set_crossfade's seconds are written like the other settings
+    and come back through set_tempo / set_crossfade in the next show; a bad saved bpm is one line."""
+    clock, path = Clock(), tmp_path / "show.json"
+    c = Controller(["dots", "waves"], clock=clock)
+    memory = ShowMemory(c, path, clock=clock)
+    for _ in range(4):  # taps at 0.5 s: 120 bpm
+        c.tap_tempo(origin="osc")
+        clock.t += 0.5
+    c.set_crossfade(1.5, origin="midi")
+    memory.close()
+    assert (saved(path)["bpm"], saved(path)["crossfade_s"]) == (120.0, 1.5)
+
+    again = Controller(["dots", "waves"], clock=clock)  # the next show
+    events = []
+    again.subscribe(events.append)
+    restored = ShowMemory(again, path, clock=clock)
+    assert (again.state.bpm, again.state.crossfade_s) == (120.0, 1.5)
+    assert "bpm 120" in restored.restored and "crossfade_s 1.5" in restored.restored
+    assert {e.origin for e in events} == {"restore"}
+    assert again.beat_grid() == (clock.t, 0.5)  # a tempo to time the cycle and the crossfades by
+    restored.close()
+    fresh = Controller(["dots", "waves"], clock=clock)
+    ShowMemory(fresh, path, fresh=True, clock=clock).close()
+    assert fresh.state.bpm == 0.0 and saved(path)["bpm"] == 0.0  # --fresh: the config's (no tempo)
+
+    path.write_text(json.dumps({"version": 1, "bpm": 5.0}))
+    bad = Controller(["dots"])
+    with caplog.at_level("INFO"):
+        ShowMemory(bad, path).close()
+    assert bad.state.bpm == 0.0 and "saved bpm is ignored" in caplog.text
 
 
 def test_a_style_that_is_gone_and_bad_values_are_one_line_each(tmp_path, caplog):

@@ -76,6 +76,70 @@ def test_buttons_fire_on_press_and_unknown_messages_are_ignored(surface, caplog)
     assert len(events) == n and c.state.style_index == 0
 
 
+def test_knob_2_sets_the_crossfade_and_a_learned_knob_gets_a_sensible_span(surface):
+    m, c, events = surface
+    assert m.handle(cc(17, 127)) == "set_crossfade" and c.state.crossfade_s == 10.0  # knob 2: 0..10 s
+    m.handle(cc(17, 0))
+    assert c.state.crossfade_s == 0.0
+    m.learn("set_crossfade")
+    m.handle(cc(90, 127))  # learned: the fader span 0..10 s, not the action's 0..60
+    assert c.state.crossfade_s == 10.0 and m.learned()["cc"] == {"1:90": "set_crossfade"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 50.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_learn_times_out_and_can_be_cancelled(shipped, caplog):
+    """A learn with nothing moved ends unbound after the timeout (a fader moved later does what
+    the table says); ``midi_learn_cancel`` ends it at once, through the main-thread door."""
+    clock = FakeClock()
+    c = Controller(STYLES, clock=clock)
+    m = MidiControl(c, shipped, learn_timeout_s=10.0, clock=clock)
+    m.learn("set_stability")
+    clock.t += 9.9
+    assert m.learning == "set_stability" and m.status()["midi_learning"] == "set_stability"
+    clock.t += 0.1
+    with caplog.at_level(logging.INFO, logger="realtime"):
+        assert m.handle(cc(0, 0)) == "set_strength"  # fader 1 after the timeout: the table's, not learned
+    assert m.learning is None and m.status()["midi_learning"] is None and m.learned() == {"cc": {}, "note": {}}
+    assert c.state.strength == 0.0 and c.state.stability == 0.0
+    assert "nothing moved within 10 s, cancelled" in caplog.text
+
+    fut = c.do("midi_learn", action="toggle_pause", origin="web")
+    c.run_main_tasks()
+    assert fut.result(0) == "toggle_pause" and m.learning == "toggle_pause"
+    events = []
+    c.subscribe(events.append)
+    fut = c.midi_learn_cancel(origin="web")
+    c.run_main_tasks()
+    assert fut.result(0) == "toggle_pause" and m.learning is None
+    assert events[-1].action == "midi_learn_cancel" and c.status()["midi_learning"] is None  # the page hears it
+    assert m.handle(cc(41, 127)) == "toggle_pause" and m.learned() == {"cc": {}, "note": {}}  # the table's play button
+    with pytest.raises(ConfigError, match="cannot be put"):
+        MidiMapping.parse({"cc": {1: "midi_learn_cancel"}}, "test")
+
+
+def test_the_reader_thread_ends_a_learn_on_time(shipped):
+    """The reader thread gives up a learn on its own (the log line and the status when it happens,
+    not at the next message)."""
+    cfg = load_config(overrides={"midi.enabled": True})
+    c = Controller(STYLES)
+    port = FakePort()
+    m = open_midi(cfg, c, shipped, opener=lambda name: port)
+    try:
+        m.learn_timeout_s = 0.05
+        m.learn("next_style")
+        assert m._learning == "next_style"
+        wait_for(lambda: m._learning is None, 2.0)
+    finally:
+        m.close()
+
+
 def test_channel_keys_and_the_channel_filter():
     c = Controller(STYLES)
     m = MidiControl(c, MidiMapping.parse({"cc": {"2:7": "set_stability", 7: "set_strength"}, "program": None}, "test"))
@@ -295,5 +359,6 @@ def test_learn_from_the_control_page(tmp_path, shipped):
         assert show.controller.state.stability == 1.0 and m.learned()["cc"] == {"1:9": "set_stability"}
         page = requests.get(show.url + "/", headers=AUTH, timeout=20).text
         assert 'data-action="set_strength"' in page and "/api/midi/learn" in page
+        assert 'data-action="set_crossfade"' in page and '"midi_learn_cancel"' in page and 'href="/osc"' in page
     finally:
         show.stop()

@@ -82,8 +82,10 @@ def test_set_style_strength_and_tempo(osc):
     client.send_message("/realtime/set_paused", 1)  # a button's 1
     client.send_message("/realtime/tempo", 128.0)
     client.send_message("/realtime/next_style", [])
+    client.send_message("/realtime/set_crossfade", 2)  # seconds, an int from a fader
+    client.send_message("/realtime/set_crossfade", 99.0)  # out of range: ignored, logged
     wait_for(lambda: controller.state.bpm == 128.0 and controller.state.paused and controller.state.style_index == 1)
-    assert server.ignored == 0
+    wait_for(lambda: controller.state.crossfade_s == 2.0 and server.ignored == 1)
 
 
 def test_subscribe_gets_the_state_then_every_change_and_status_replies(osc):
@@ -157,6 +159,7 @@ def test_osc_help_lists_every_action_and_exits_0(capsys):
     for extra in ("/realtime/tempo", "/realtime/subscribe", "/realtime/status", "/realtime/state/"):
         assert extra in out
     assert "value: float in 0..2" in out  # types and ranges from the Params
+    assert "/realtime/set_crossfade" in out and "seconds: float in 0..60" in out and "/realtime/midi_learn_cancel" in out
     assert len(osc_table()) == len(ACTIONS) + 5
 
 

@@ -4,12 +4,14 @@ seconds), and the shipped installation config."""
 import json
 import random
 
+import numpy as np
 import pytest
 
 from fakes import FakeStylizer
 
 from realtime.config import load_config
 from realtime.core.controller import ActionError, Controller
+from realtime.errors import ConfigError
 from realtime.live.show import AutoCycle, Heartbeat, StatusFile, show_surfaces
 
 
@@ -455,3 +457,64 @@ def test_tap_tempo_median_and_a_pause_starts_over():
     with pytest.raises(ActionError):
         c.set_tempo(301.0)
     assert c.set_tempo(90.0) == 90.0 and c.beat_grid() == (clock.t, 60 / 90)
+
+
+def _fade_length(p, clock, frame: float, limit_s: float) -> float:
+    """Seconds from the pipeline's pick-up of a switch until the shown code is the new style's,
+    stepping a fake clock one frame at a time."""
+    p._follow_controller(p.state)  # what the inference thread does on the first frame after a switch
+    target, start = p.styles[p.controller.state.style_index].code, clock.t
+    for i in range(1, round(limit_s / frame) + 2):
+        clock.t = start + i * frame
+        if np.array_equal(p.fader.current(), target):
+            return clock.t - start
+    raise AssertionError(f"no end of the crossfade within {limit_s} s")
+
+
+def test_crossfade_beats_lasts_that_many_beats_at_the_tempo_within_one_frame():
+    """#28: show.crossfade_beats 4 at 120 bpm: a switch's crossfade takes 2 s (4 beats), measured
+    on a fake clock to the frame (30 fps); at another tempo it follows; without a tempo it is
+    set_crossfade's seconds; a fade under way keeps its length when the tempo changes."""
+    from realtime.pipeline.stage import StylizeStage
+    from realtime.io.sources import SyntheticSource
+    from realtime.effects.crossfade import mix, smoothstep
+    from realtime.live.pipeline import LivePipeline
+    from fakes import fake_codes
+
+    clock, frame = Clock(), 1 / 30
+    c = Controller(["a", "b", "c"], clock=clock)
+    p = LivePipeline(SyntheticSource(64, 48, fps=30), StylizeStage(FakeStylizer(), 32), c, fake_codes(3),
+                     clock=clock, crossfade_beats=4)
+    assert p.crossfade_now() == 0.5  # no tempo yet: the crossfade's seconds
+    c.set_tempo(120, origin="osc")
+    assert p.crossfade_now() == 2.0
+    c.next_style(origin="key")
+    length = _fade_length(p, clock, frame, 4.0)
+    assert 2.0 <= length < 2.0 + frame + 1e-9, length
+
+    c.set_tempo(60, origin="osc")  # 4 beats at 60 bpm: 4 s
+    c.next_style(origin="midi")
+    codes, start = (p.styles[1].code, p.styles[2].code), clock.t
+    p._follow_controller(p.state)
+    clock.t = start + 2.0  # halfway through the 4 s
+    assert np.allclose(p.fader.current(), mix(*codes, smoothstep(0.5)), atol=1e-5)
+    c.set_tempo(240, origin="osc")  # a tempo change halfway: the fade under way keeps its 4 s
+    clock.t = start + 3.9
+    assert not np.array_equal(p.fader.current(), codes[1])
+    clock.t = start + 4.0
+    assert np.array_equal(p.fader.current(), codes[1])
+
+    c.set_tempo(0, origin="osc")  # no tempo: set_crossfade's seconds
+    c.set_crossfade(1.0, origin="web")
+    c.previous_style(origin="key")
+    length = _fade_length(p, clock, frame, 2.0)
+    assert 1.0 <= length < 1.0 + frame + 1e-9, length
+    with pytest.raises(ActionError, match="seconds"):
+        c.set_crossfade(61.0)
+
+
+def test_crossfade_beats_from_the_config_reaches_the_show():
+    cfg = load_config(overrides={"show.crossfade_beats": 2})
+    assert cfg.show.crossfade_beats == 2.0 and load_config().show.crossfade_beats == 0.0
+    with pytest.raises(ConfigError, match="show.crossfade_beats"):
+        load_config(overrides={"show.crossfade_beats": 65})

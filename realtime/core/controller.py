@@ -19,9 +19,7 @@ from two pages are a start and then a stop, never two starts.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
-import math
 import queue
 import re
 import threading
@@ -32,31 +30,21 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import errors
+from .actions import ACTIONS, Action, ActionError, Cause, Param, action
 from .events import API, ORIGINS, ControlEvent
+from .performer import CROSSFADE_RANGE, TABLE_PLACES, TAP_INTERVALS, TAP_RESET_S, TEMPO_RANGE, PerformerActions
 from .styleset import StyleEntry, StyleSet
+
+__all__ = [  # the actions' names live in .actions and .performer; callers import them from here
+    "ACTIONS", "Action", "ActionError", "Cause", "Controller", "LiveState", "MAIN_CHANGES", "Param", "action",
+    "STABILITY_LEVELS", "STRENGTH_RANGE", "STRENGTH_STEP", "TAP_INTERVALS", "CROSSFADE_RANGE", "TAP_RESET_S", "TEMPO_RANGE",
+]
 
 log = logging.getLogger(__name__)
 
 STRENGTH_RANGE = (0.0, 2.0)
 STRENGTH_STEP = 0.1
 STABILITY_LEVELS = (0.0, 0.55, 0.8)  # what cycle_stability steps through (off, the default, very steady)
-TEMPO_RANGE = (20.0, 300.0)  # beats per minute a tap or set_tempo may give (0 = no tempo)
-TAP_RESET_S = 2.0  # a pause longer than this between taps starts a new count
-TAP_INTERVALS = 4  # the tempo is the median of the last this many tap intervals
-
-
-class ActionError(errors.UserError):
-    """An unknown action or a bad argument: the caller gets one line naming it."""
-
-
-@dataclass(frozen=True)
-class Cause:
-    """Which action is running and who asked: handed to the action's body, so the change it makes
-    is reported with both (no thread-local guessing)."""
-
-    action: str
-    origin: str
-    args: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, hash=False)  # validated, for the event
 
 
 # What a finished main-thread action changed (they touch files, not the LiveState).
@@ -85,96 +73,12 @@ class LiveState:
     idle: bool = False  # attract mode: nobody in front of the camera (see realtime.live.show.Attract)
     running: bool = True
     bpm: float = 0.0  # the show's tempo (tap_tempo, set_tempo); 0 = none known
+    crossfade_s: float = 0.5  # a style switch's crossfade (set_crossfade; styles.crossfade_s at the start)
 
 
-@dataclass(frozen=True)
-class Param:
-    """One argument of an action: its type and, for numbers, the allowed range."""
-
-    name: str
-    kind: type
-    low: Optional[float] = None
-    high: Optional[float] = None
-    optional: bool = False
-
-    def check(self, action: str, value: Any) -> Any:
-        if value is None and self.optional:
-            return None
-        kind = self.kind
-        ok = (
-            (kind is bool and isinstance(value, bool))
-            or (kind is int and isinstance(value, int) and not isinstance(value, bool))
-            or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (kind is str and isinstance(value, str))
-        )
-        if not ok:
-            raise ActionError(f"{action}: '{self.name}' must be {kind.__name__}, got {value!r}")
-        if kind is float:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ActionError(f"{action}: '{self.name}' must be a finite number, got {value!r}")
-        if self.low is not None and value < self.low or self.high is not None and value > self.high:
-            raise ActionError(f"{action}: '{self.name}' must be {self.range_text()}, got {value!r}")
-        return value
-
-    def range_text(self) -> str:
-        """The allowed range in words; a bound may be open (``set_style_index`` has no top: the
-        number of styles changes as uploads arrive)."""
-        if self.low is not None and self.high is not None:
-            return f"in {self.low:g}..{self.high:g}"
-        return f">= {self.low:g}" if self.low is not None else f"<= {self.high:g}"
-
-
-@dataclass(frozen=True)
-class Action:
-    """A named action: what it does (for help texts and the API listing) and its parameters."""
-
-    name: str
-    doc: str
-    params: tuple[Param, ...] = ()
-    main_thread: bool = False  # queued for the live loop (files, window); returns a Future
-
-
-ACTIONS: dict[str, Action] = {}
-
-
-def action(doc: str, *params: Param, main_thread: bool = False):
-    """Register a Controller method as an action; calls are validated against ``params`` and take a
-    keyword-only ``origin`` (default :data:`~realtime.core.events.API`); the method's body gets a
-    :class:`Cause` first."""
-    assert all(p.name != "origin" for p in params), "'origin' is every action's own argument"
-
-    def wrap(method: Callable) -> Callable:
-        spec = Action(method.__name__, doc, tuple(params), main_thread)
-        ACTIONS[spec.name] = spec
-
-        @functools.wraps(method)
-        def checked(self: Controller, *args: Any, origin: str = API, **kwargs: Any) -> Any:
-            if origin not in ORIGINS:
-                raise ActionError(f"{spec.name}: unknown origin {origin!r} (known: {', '.join(sorted(ORIGINS))})")
-            if len(args) > len(spec.params):
-                raise ActionError(f"{spec.name} takes {len(spec.params)} argument(s)")
-            values = dict(zip((p.name for p in spec.params), args))
-            for k, v in kwargs.items():
-                if k in values or k not in {p.name for p in spec.params}:
-                    raise ActionError(f"{spec.name}: unexpected argument '{k}'")
-                values[k] = v
-            for p in spec.params:
-                if p.name not in values:
-                    if not p.optional:
-                        raise ActionError(f"{spec.name}: missing argument '{p.name}'")
-                    values[p.name] = None
-                values[p.name] = p.check(spec.name, values[p.name])
-            return method(self, Cause(spec.name, origin, dict(values)), **values)
-
-        checked.action = spec  # type: ignore[attr-defined]
-        return checked
-
-    return wrap
-
-
-class Controller:
-    """Owns the live state; every change goes through an action (from any thread)."""
+class Controller(PerformerActions):
+    """Owns the live state; every change goes through an action (from any thread).  The performer's
+    actions (tempo, take_style, midi_learn) come from :class:`~.performer.PerformerActions`."""
 
     def __init__(
         self,
@@ -199,8 +103,7 @@ class Controller:
         self._status: list[Callable[[], dict[str, Any]]] = []
         self._listeners: list[Callable[[ControlEvent], None]] = []
         self._seq = 0
-        self._taps: list[float] = []  # recent tap_tempo times (controller clock), under _lock
-        self._beat_at: Optional[float] = None  # a time that fell on a beat (the last tap, or set_tempo's call)
+        self._init_performer()
         self.started = clock()
         self._check_state(self._state)
 
@@ -334,44 +237,6 @@ class Controller:
     def set_cycle(self, cause: Cause, seconds: float) -> float:
         return self._set(cause, cycle_s=seconds)
 
-    @action("tap on the beat: two or more taps set the tempo (median of the last intervals; a 2 s pause starts over)")
-    def tap_tempo(self, cause: Cause) -> float:
-        """Why a median: one late or doubled tap among five must not throw the tempo off."""
-        now = self._clock()
-        with self._lock:
-            if self._taps and now - self._taps[-1] > TAP_RESET_S:
-                self._taps.clear()
-            self._taps = (self._taps + [now])[-(TAP_INTERVALS + 1):]
-            taps = list(self._taps)
-            self._beat_at = now
-        if len(taps) < 2:
-            return self._state.bpm
-        intervals = sorted(b - a for a, b in zip(taps, taps[1:]))
-        mid = len(intervals) // 2
-        median = intervals[mid] if len(intervals) % 2 else (intervals[mid - 1] + intervals[mid]) / 2
-        if median <= 0:
-            return self._state.bpm
-        bpm = round(min(TEMPO_RANGE[1], max(TEMPO_RANGE[0], 60.0 / median)), 2)
-        return self._set(cause, bpm=bpm)
-
-    @action("the tempo in beats per minute (20..300; 0 = none); the call falls on a beat",
-            Param("bpm", float, 0.0, TEMPO_RANGE[1]))
-    def set_tempo(self, cause: Cause, bpm: float) -> float:
-        if 0 < bpm < TEMPO_RANGE[0]:
-            raise ActionError(f"set_tempo: 'bpm' must be 0 or in {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}, got {bpm:g}")
-        with self._lock:
-            self._taps.clear()
-            self._beat_at = self._clock() if bpm else None
-        return self._set(cause, bpm=round(bpm, 2))
-
-    def beat_grid(self) -> Optional[tuple[float, float]]:
-        """(a time on a beat, seconds per beat) on the controller's clock, or None without a tempo:
-        what the style cycle snaps its switches to."""
-        bpm, at = self._state.bpm, self._beat_at
-        if bpm <= 0 or at is None:
-            return None
-        return at, 60.0 / bpm
-
     @action("pause or resume the picture")
     def toggle_pause(self, cause: Cause) -> bool:
         return self._set(cause, paused=lambda s: not s.paused)
@@ -429,20 +294,6 @@ class Controller:
     @action("save the shown picture and its original as PNGs; returns their paths", main_thread=True)
     def snapshot(self, cause: Cause) -> Future:
         return self._queue(cause)
-
-    @action("take a style: the current camera picture becomes a new style (coded off the show's "
-            "threads, saved under styles/taken/) and the show crossfades to it; returns the file", main_thread=True)
-    def take_style(self, cause: Cause) -> Future:
-        # Why main-thread: the live loop owns the shown picture; it hands a copy to the taker's own
-        # thread (live/take.py), so neither it nor the inference worker waits for the style network.
-        return self._queue(cause, origin=cause.origin)
-
-    @action("MIDI learn: the next control moved on the MIDI controller is bound to ACTION (e.g. set_strength, toggle_pause)",
-            Param("action", str), main_thread=True)
-    def midi_learn(self, cause: Cause, action: str) -> Future:
-        # Why an action: the page (and scripts) steer the MIDI surface through the same door as the
-        # show; the surface (live/midi.py) binds the handler, a show without MIDI answers that it has none.
-        return self._queue(cause, action=action)
 
     def bind_main(self, name: str, handler: Callable[..., Any]) -> None:
         """The live loop says how it runs a main-thread action."""
@@ -529,3 +380,18 @@ class Controller:
             raise ActionError(f"strength must be in {STRENGTH_RANGE[0]:g}..{STRENGTH_RANGE[1]:g}")
         if not 0.0 <= s.stability <= 1.0:
             raise ActionError("stability must be in 0..1")
+
+
+def _place_performer_actions() -> None:
+    """The performer's actions registered first (their module loads before this class): move each
+    to its place in the table (:data:`~.performer.TABLE_PLACES`), the order the page, the OSC
+    table and ``/api/actions`` list."""
+    order = [name for name in ACTIONS if name not in TABLE_PLACES]
+    for name, after in TABLE_PLACES.items():
+        order.insert(order.index(after) + 1, name)
+    specs = dict(ACTIONS)
+    ACTIONS.clear()
+    ACTIONS.update((name, specs[name]) for name in order)
+
+
+_place_performer_actions()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -26,26 +27,32 @@ def mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 class CodeFader:
-    """Live code with crossfades: ``set_target`` from any thread, ``current`` from the worker."""
+    """Live code with crossfades: ``set_target`` from any thread, ``current`` from the worker.
+
+    Each fade keeps the length it started with: a new crossfade time (``set_crossfade``, or a tempo
+    change with the crossfade in beats) applies from the next switch, never to one halfway through."""
 
     def __init__(self, code: np.ndarray, crossfade_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self.crossfade_s = crossfade_s
+        self.crossfade_s = crossfade_s  # the length of a fade that is given none
+        self._fade_s = crossfade_s  # the length of the current fade
         self._from = self._to = np.asarray(code, np.float32)
         self._t0 = -1e9
 
-    def set_target(self, code: np.ndarray) -> None:
+    def set_target(self, code: np.ndarray, crossfade_s: Optional[float] = None) -> None:
+        """Fade to ``code`` over ``crossfade_s`` seconds (None: :attr:`crossfade_s`)."""
         with self._lock:
             now = self._clock()
             self._from = self._value(now)
             self._to = np.asarray(code, np.float32)
             self._t0 = now
+            self._fade_s = self.crossfade_s if crossfade_s is None else crossfade_s
 
     def _value(self, now: float) -> np.ndarray:
-        if self.crossfade_s <= 0:
+        if self._fade_s <= 0:
             return self._to
-        a = smoothstep((now - self._t0) / self.crossfade_s)
+        a = smoothstep((now - self._t0) / self._fade_s)
         return self._to if a >= 1.0 else mix(self._from, self._to, a)
 
     def current(self) -> np.ndarray:

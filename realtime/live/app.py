@@ -173,7 +173,7 @@ class LiveApp:
             while target.exists():
                 target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
         timeline = Timeline(target, lambda: {**self._timeline_state(self.controller.state),
-                                             "crossfade_s": self.p.fader.crossfade_s})
+                                             "crossfade_s": self.p.crossfade_now()})
         self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0, timeline=timeline)
         self.controller.subscribe(self._timeline_listener(timeline))
         self.outputs.add(self.recorder)

@@ -1,4 +1,6 @@
-"""The show's state kept across restarts: style (by name), strength, stability, cycle and overlay.
+"""The show's state kept across restarts: style (by name), strength, stability, cycle, overlay,
+crossfade time and tempo (bpm; the beat's phase is not kept: it falls on the restore, and a tap
+sets it again).
 
 Why: an installation restarts -- a power cut, a crash that systemd answers with a restart, the
 nightly reboot -- and should come back as the staff left it, not with the config's first painting
@@ -29,9 +31,10 @@ from ..io.paths import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 VERSION = 1
-FIELDS = frozenset({"style_index", "strength", "stability", "cycle_s", "overlay"})
+FIELDS = frozenset({"style_index", "strength", "stability", "cycle_s", "overlay", "crossfade_s", "bpm"})
 WRITE_EVERY_S = 1.0  # a slider dragged or a fast cycle is one write a second, not one per change
-NUMBERS = (("strength", "set_strength", "value"), ("stability", "set_stability", "value"), ("cycle_s", "set_cycle", "seconds"))
+NUMBERS = (("strength", "set_strength", "value"), ("stability", "set_stability", "value"), ("cycle_s", "set_cycle", "seconds"),
+           ("crossfade_s", "set_crossfade", "seconds"), ("bpm", "set_tempo", "bpm"))
 
 
 def state_file(cfg: Any) -> Path:

@@ -11,7 +11,10 @@ nanoKONTROL2 (``configs/midi-nanokontrol2.yaml``, where the format is described)
 YAML file of the same shape.
 
 MIDI learn: ``midi_learn(action)`` (the page's learn buttons, ``POST /api/midi/learn``) arms the
-surface; the next control change or note is bound to that action, on top of the table.  The learned
+surface; the next control change or note is bound to that action, on top of the table.  Learning
+ends unbound after :data:`~realtime.core.performer.LEARN_TIMEOUT_S` (10 s) with nothing moved, or at
+``midi_learn_cancel`` (the page: the lit learn button again), so a forgotten learn never catches
+a fader moved minutes later.  The learned
 bindings are kept in the show's state file (:class:`~.memory.ShowMemory`, key ``midi``) and come
 back at the next start unless ``--fresh``.
 
@@ -27,6 +30,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,7 @@ import yaml
 from ..config import Config
 from ..core.controller import ACTIONS, ActionError, Controller
 from ..core.events import MIDI
+from ..core.performer import LEARN_TIMEOUT_S
 from ..errors import ConfigError
 from ..resources import SHIPPED_CONFIGS
 
@@ -44,8 +49,8 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.005  # the port is drained every 5 ms: far below a frame, a fraction of a core's nothing
 # A fader over the whole argument range is no use for these: a sensible span instead (low/high override).
-FADER_RANGES: dict[str, tuple[float, float]] = {"set_cycle": (0.0, 120.0)}
-NOT_BINDABLE = frozenset({"midi_learn", "quit"})  # learning must not chain; a stray pad must not end the show
+FADER_RANGES: dict[str, tuple[float, float]] = {"set_cycle": (0.0, 120.0), "set_crossfade": (0.0, 10.0)}
+NOT_BINDABLE = frozenset({"midi_learn", "midi_learn_cancel", "quit"})  # learning must not chain; a stray pad must not end the show
 KINDS = ("cc", "note")
 MEMORY_KEY = "midi"
 
@@ -232,14 +237,19 @@ class MidiControl:
     """The surface: :meth:`handle` turns one ``mido.Message`` into a controller action (the
     reader thread calls it; tests feed it messages directly); :meth:`learn` arms MIDI learn."""
 
-    def __init__(self, controller: Controller, mapping: MidiMapping, memory: Any = None) -> None:
-        """``memory``: the show's :class:`~.memory.ShowMemory` (None: learned bindings last for this show)."""
+    def __init__(self, controller: Controller, mapping: MidiMapping, memory: Any = None,
+                 learn_timeout_s: float = LEARN_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
+        """``memory``: the show's :class:`~.memory.ShowMemory` (None: learned bindings last for this show).
+        ``learn_timeout_s``: an armed learn with nothing moved this long ends unbound."""
         self.controller = controller
         self.mapping = mapping
         self.memory = memory
         self.port_name: Optional[str] = None
+        self.learn_timeout_s = learn_timeout_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._learning: Optional[str] = None
+        self._learn_until = 0.0  # the clock time an armed learn ends unbound
         self._learned: dict[str, dict[Key, Binding]] = {kind: {} for kind in KINDS}
         self._last_cc: dict[Key, int] = {}
         self._warned: set[str] = set()
@@ -250,6 +260,7 @@ class MidiControl:
         if MEMORY_KEY in saved:
             self._restore(saved[MEMORY_KEY])
         controller.bind_main("midi_learn", self.learn)
+        controller.bind_main("midi_learn_cancel", self.cancel_learn)
         controller.add_status(self.status)
 
     # -- learning ----------------------------------------------------------------------------------
@@ -262,12 +273,30 @@ class MidiControl:
             raise ActionError(str(exc)) from None
         with self._lock:
             self._learning = action
-        log.info("MIDI learn: move a fader or knob, or press a pad, for %s", action)
+            self._learn_until = self._clock() + self.learn_timeout_s
+        log.info("MIDI learn: move a fader or knob, or press a pad, for %s (within %g s)", action, self.learn_timeout_s)
         return action
+
+    def cancel_learn(self) -> Optional[str]:
+        """End learning unbound (``midi_learn_cancel``); returns the action that was armed, or None."""
+        with self._lock:
+            action, self._learning = self._learning, None
+        if action is not None:
+            log.info("MIDI learn for %s cancelled", action)
+        return action
+
+    def _expire(self) -> None:
+        """Under the lock: an armed learn past its time ends unbound (checked by the reader thread
+        each poll, and before a message or the status reads it, so no late message is bound)."""
+        if self._learning is not None and self._clock() >= self._learn_until:
+            log.info("MIDI learn for %s: nothing moved within %g s, cancelled", self._learning, self.learn_timeout_s)
+            self._learning = None
 
     @property
     def learning(self) -> Optional[str]:
-        return self._learning
+        with self._lock:
+            self._expire()
+            return self._learning
 
     def learned(self) -> dict[str, dict[str, Any]]:
         """The learned bindings as JSON (the state file's ``midi`` key)."""
@@ -330,6 +359,7 @@ class MidiControl:
             previous = self._last_cc.get(key, 0) if table == "cc" else 0
             if table == "cc":
                 self._last_cc[key] = value
+            self._expire()
             if self._learning is not None:
                 learned_now = self._bind(table, key)
             binding = self._learned[table].get(key) or self._learned[table].get((None, number)) or self.mapping.find(table, channel, number)
@@ -364,7 +394,7 @@ class MidiControl:
         log.log(level, fmt, *args)
 
     def status(self) -> dict[str, Any]:
-        return {"midi": self.port_name, "midi_learning": self._learning}
+        return {"midi": self.port_name, "midi_learning": self.learning}
 
     # -- the port ----------------------------------------------------------------------------------
     def start(self, port: Any) -> None:
@@ -377,6 +407,9 @@ class MidiControl:
 
     def _read(self) -> None:
         while not self._stop.is_set():
+            if self._learning is not None:
+                with self._lock:
+                    self._expire()  # the log line at the moment learning gives up
             try:
                 for msg in self._port.iter_pending():
                     self.handle(msg)

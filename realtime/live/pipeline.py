@@ -72,14 +72,19 @@ class LivePipeline:
         stage: StylizeStage,
         controller: Controller,
         codes: Optional[Sequence[np.ndarray]] = None,
-        crossfade_s: float = 0.5,
+        crossfade_s: Optional[float] = None,
         restarts_per_hour: int = 0,
         clock=time.monotonic,
         motion: Optional[MotionMeter] = None,
         rest_while_idle: bool = False,
         hang_s: float = 10.0,
         governor: Optional[Governor] = None,
+        crossfade_beats: float = 0.0,
     ) -> None:
+        """``crossfade_s``: None follows the controller's crossfade time (``set_crossfade``; the
+        show's ``styles.crossfade_s`` is its first value); a number pins it (tests, benchmarks).
+        ``crossfade_beats`` > 0: with a tempo known, a switch lasts that many beats instead
+        (``show.crossfade_beats``)."""
         if codes is not None:  # a set of names (tests, benchmarks): its codes come here
             controller.styles.give_codes(codes)
         self.source = source
@@ -87,7 +92,9 @@ class LivePipeline:
         self.controller = controller
         self.styles = controller.styles  # the show's styles and their codes, one set (core.styleset)
         state = controller.state
-        self.fader = CodeFader(self.styles[state.style_index].code, crossfade_s)
+        self.crossfade_s = crossfade_s
+        self.crossfade_beats = crossfade_beats
+        self.fader = CodeFader(self.styles[state.style_index].code, self.crossfade_now(), clock=clock)
         self._style_index = state.style_index
         self._style_code = self.styles[state.style_index].code  # what the fader was last sent (by identity)
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
@@ -132,6 +139,12 @@ class LivePipeline:
         """The end-of-stream marker, unless the watchdog retired the worker (nobody reads its buffer)."""
         if not run.retired:
             run.out.put(EOS)
+
+    def crossfade_now(self) -> float:
+        """The length a style switch's crossfade gets now: beats at the tempo, or seconds."""
+        if self.crossfade_beats > 0 and self.controller.state.bpm > 0:
+            return self.controller.crossfade_seconds(self.crossfade_beats)
+        return self.controller.state.crossfade_s if self.crossfade_s is None else self.crossfade_s
 
     @property
     def state(self) -> StreamState:
@@ -216,7 +229,7 @@ class LivePipeline:
         if state.style_index != self._style_index or code is not self._style_code:
             self._style_index = state.style_index
             self._style_code = code
-            self.fader.set_target(code)
+            self.fader.set_target(code, self.crossfade_now())
             stream.cut(STYLE)  # a new style: nothing of the old one is carried along
         if state.stability != stream.stability:
             stream.set_stability(state.stability)  # a new level keeps what it holds

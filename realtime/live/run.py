@@ -299,15 +299,16 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         controller = Controller(
             loaded.style_set,
             LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
-                      mirror=live.mirror, fullscreen=live.fullscreen or kiosk),
+                      mirror=live.mirror, fullscreen=live.fullscreen or kiosk, crossfade_s=cfg.styles.crossfade_s),
             mixable=engine.stylizer.mixable_codes,
         )
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
         governor = open_governor(cfg, source, controller)
         midi = open_midi(cfg, controller, midi_mapping, next((s for s in surfaces if isinstance(s, ShowMemory)), None))
-        pipeline = LivePipeline(source, stage, controller, None, cfg.styles.crossfade_s, cfg.show.worker_restarts_per_hour,
-                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s, governor=governor)
+        pipeline = LivePipeline(source, stage, controller, None, None, cfg.show.worker_restarts_per_hour,
+                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s, governor=governor,
+                                crossfade_beats=cfg.show.crossfade_beats)
         w, h = source.size
         log.info("source: %s; %d styles; inference %s%s", source.describe(), len(styles),
                  "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}",
