@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import av
-import test_media
 import numpy as np
 import pytest
+import test_media
 from conftest import ROOT
 from fakes import FakeStylizer, fake_engine
 from test_media import dead_pid, fill, live_recording_bytes
@@ -255,13 +255,29 @@ def test_a_crash_recovers_both_files_and_the_timeline_follows_them(tmp_path, cap
     tl.write_text(json.dumps(doc))
     finished = out / "older.timeline.json"  # another show's finished timeline: left alone
     finished.write_text(json.dumps({**doc, "video": "older.mp4", "complete": True}))
+    solo = out / f".solo.{dead}@{HOST}.rec.cccc3333.part.mp4"  # recorded without its source
+    solo.write_bytes(data)
+    os.utime(solo, (1_700_000_000, 1_700_000_000))
+    (out / "solo.timeline.json").write_text(json.dumps({**doc, "video": "solo.mp4", "source": None}))
+    empty = out / f".bare.source.{dead}@{HOST}.rec.dddd4444.part.mp4"  # a source with nothing playable
+    empty.write_bytes(data[: data.index(b"moof") - 4])
+    bare = out / f".bare.{dead}@{HOST}.rec.eeee5555.part.mp4"
+    bare.write_bytes(data)
+    os.utime(bare, (1_700_000_000, 1_700_000_000))
+    (out / "bare.timeline.json").write_text(json.dumps({**doc, "video": "bare.mp4", "source": "bare.source.mp4"}))
 
     clean_stale_parts(out)
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(1_700_000_000))
     base = f"show.recovered-{stamp}"
+    solo_base, bare_base = (f"{n}.recovered-{stamp}" for n in ("solo", "bare"))
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{base}.mp4", f"{base}.source.mp4", f"{base}.timeline.json", "older.timeline.json"])
+        [f"{base}.mp4", f"{base}.source.mp4", f"{base}.timeline.json", "older.timeline.json",
+         f"{solo_base}.mp4", f"{solo_base}.timeline.json", f"{bare_base}.mp4", f"{bare_base}.timeline.json"])
+    solo_doc = json.loads((out / f"{solo_base}.timeline.json").read_text())
+    assert solo_doc["video"] == f"{solo_base}.mp4" and solo_doc["source"] is None
+    bare_doc = json.loads((out / f"{bare_base}.timeline.json").read_text())
+    assert bare_doc["video"] == f"{bare_base}.mp4" and bare_doc["source"] is None
     moved = json.loads((out / f"{base}.timeline.json").read_text())
     assert moved["video"] == f"{base}.mp4" and moved["source"] == f"{base}.source.mp4" and not moved["complete"]
     assert json.loads(finished.read_text())["video"] == "older.mp4"
@@ -319,3 +335,29 @@ def test_video_with_only_a_timeline_says_when_it_names_no_source(tmp_path):
     r = subprocess.run([sys.executable, "-m", "realtime", "video", "-o", str(tmp_path / "o.mp4"), "--style", "mosaic"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "give the video file" in r.stderr, r.stderr
+
+
+def test_stylize_video_with_only_the_timeline_re_renders_the_source_it_names(models_dir, tmp_path):
+    """``stylize video --timeline NAME.timeline.json -o film.mp4``: the source file is found by the
+    timeline's ``source``; the film has its frames (the real network, small)."""
+    rec = tmp_path / "short.mp4"
+    app, _, _ = show(tmp_path, ScriptedKeys({8: "n", 20: "q"}), record=True, record_path=str(rec))
+    app.run()
+    film = tmp_path / "film.mp4"
+    r = subprocess.run([sys.executable, "-m", "realtime", "video", "--timeline", str(timeline_path(rec)), "-o", str(film),
+                        "--size", "32", "--backend", "openvino", "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert len(pts_times(film)) == len(pts_times(source_path(rec))) == app.stats.shown
+    assert frame_sizes(film) == {(96, 64)}
+
+
+def test_the_closing_report_lists_the_recording_and_its_source(tmp_path):
+    rec = tmp_path / "night.mp4"
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "fake_live.py"), "--", "live", "--source", "synthetic:96x64",
+                        "--fps", "30", "--headless", "--record", str(rec), "--record-source", "--size", "32",
+                        "--max-frames", "12"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"recording: {rec}", f"source: {source_path(rec)}"]
+    assert len(pts_times(source_path(rec))) == len(pts_times(rec)) == 12
+    assert json.loads(timeline_path(rec).read_text())["source"] == "night.source.mp4"

@@ -281,20 +281,22 @@ def recover_recording(video: Optional[Part], source: Optional[Part]) -> Optional
     got_video = recover_part(video) if video is not None else None
     target = source_path(got_video) if got_video is not None else None
     got_source = recover_part(source, target) if source is not None else None
+    lost = source is not None and got_source is None and not source.path.exists()  # nothing playable in it
     if video is not None:
-        _follow_timeline(video.path.parent / f"{video.stem}{video.suffix}", got_video, got_source)
-    elif source is not None and got_source is not None:
-        _follow_timeline(source.path.parent / f"{source.stem.removesuffix(SOURCE_TAG)}.mp4", None, got_source)
+        _follow_timeline(video.path.parent / f"{video.stem}{video.suffix}", got_video, got_source, lost)
+    elif source is not None:
+        _follow_timeline(source.path.parent / f"{source.stem.removesuffix(SOURCE_TAG)}.mp4", None, got_source, lost)
     return got_video or got_source
 
 
-def _follow_timeline(meant: Path, video: Optional[Path], source: Optional[Path]) -> None:
+def _follow_timeline(meant: Path, video: Optional[Path], source: Optional[Path], source_lost: bool = False) -> None:
     """The timeline of the recording that was to be ``meant``, rewritten to name the recovered
-    files and, when the recording itself was recovered, renamed beside it.  Only a timeline that
-    is not complete and names ``meant``: an older show's finished timeline of the same name is
-    left alone.  A timeline that cannot be moved stays as it is (said in the log)."""
+    files (``source_lost``: its source held nothing playable and is gone: named no more) and, when
+    the recording itself was recovered, renamed beside it.  Only a timeline that is not complete
+    and names ``meant``: an older show's finished timeline of the same name is left alone.  A
+    timeline that cannot be moved stays as it is (said in the log)."""
     old = timeline_path(meant)
-    if (video is None and source is None) or not old.exists():
+    if (video is None and source is None and not source_lost) or not old.exists():
         return
     try:
         doc = json.loads(old.read_text(encoding="utf-8"))
@@ -305,8 +307,8 @@ def _follow_timeline(meant: Path, video: Optional[Path], source: Optional[Path])
         return
     if video is not None:
         doc["video"] = video.name
-    if source is not None:
-        doc["source"] = source.name
+    if source is not None or source_lost:
+        doc["source"] = source.name if source is not None else None
     new = timeline_path(video) if video is not None else old
     try:
         tmp = _new_temp(new)
