@@ -361,3 +361,33 @@ def test_the_closing_report_lists_the_recording_and_its_source(tmp_path):
     assert r.stdout.splitlines() == [f"recording: {rec}", f"source: {source_path(rec)}"]
     assert len(pts_times(source_path(rec))) == len(pts_times(rec)) == 12
     assert json.loads(timeline_path(rec).read_text())["source"] == "night.source.mp4"
+
+
+def test_a_recording_left_for_recovery_keeps_its_timeline_for_the_recovery_to_move(tmp_path, monkeypatch):
+    """A recording that cannot be published stays in its temp files for the next run; its
+    timeline stays too (not complete), and the recovery moves it beside the recovered files."""
+    from realtime.io.media.h264 import H264Writer
+    from realtime.io.paths import OutputError, parse_part
+
+    def refuse(self, dst=None, overwrite=False):
+        raise OutputError(f"cannot write {dst}: Read-only file system")
+
+    monkeypatch.setattr(H264Writer, "publish", refuse)
+    rec = tmp_path / "rec" / "gig.mp4"
+    app, _, _ = show(tmp_path, ScriptedKeys({}), record=True, record_path=str(rec), max_frames=45)
+    app.run()
+    monkeypatch.undo()
+    assert app.recordings == [] and "Read-only file system" in app.recording_errors[0]
+    doc = json.loads(timeline_path(rec).read_text())
+    assert not doc["complete"] and doc["video"] == "gig.mp4" and doc["source"] == "gig.source.mp4"
+    parts = sorted(p for p in rec.parent.iterdir() if p.name.startswith("."))
+    assert [parse_part(p).stem for p in parts] == ["gig", "gig.source"]
+    dead = dead_pid()  # as the next run sees them after this one ended
+    for p in parts:
+        p.rename(p.with_name(p.name.replace(f".{os.getpid()}@", f".{dead}@")))
+    clean_stale_parts(rec.parent)
+    (tl,) = rec.parent.glob("gig.recovered-*.timeline.json")
+    moved = json.loads(tl.read_text())
+    video = rec.parent / moved["video"]
+    assert rec.parent / moved["source"] == source_path(video) and not timeline_path(rec).exists()
+    assert len(pts_times(video)) == len(pts_times(source_path(video))) == 45

@@ -199,7 +199,10 @@ class VideoRecorder(Output):
         self._result = self._finish()
         self.source_result = self._finish_source()
         if self.timeline is not None:
-            self.timeline.close(self._result, self.source_result)
+            if self._result is None and self._writer.tmp.exists():
+                self.timeline.leave()  # the recording waits in its temp file for the next run's recovery
+            else:
+                self.timeline.close(self._result, self.source_result)
         return self._result
 
     def _finish(self) -> Optional[Path]:
@@ -241,10 +244,7 @@ class VideoRecorder(Output):
         :meth:`_finish`: the recording's final name decides it).  A source that cannot be published
         stays in its temp file for the next run to recover, and says so in :attr:`failure`."""
         writer = self._source_writer
-        if writer is None or self._worker.is_alive() or not writer.tmp.exists():
-            return None
-        if self.failure is not None and not self.source_kept:
-            writer.discard()
+        if writer is None or self._worker.is_alive() or not writer.tmp.exists():  # gone: nothing playable after a failure
             return None
         if self._result is None:
             if not self._writer.tmp.exists():  # the recording left nothing: its source alone is no use to a replay

@@ -68,6 +68,7 @@ class Timeline:
         self._dirty = False
         self._written = -1e9
         self.closed = False
+        self._complete = False  # closed with its recording published (a recording left to recovery is not)
         self.failure: Optional[str] = None
 
     @property
@@ -125,6 +126,7 @@ class Timeline:
             if self.closed:
                 return self.path if video is not None else None
             self.closed = True
+            self._complete = True
             self._dirty = True
             self.source = Path(source) if source is not None else None
             if video is not None and Path(video) != self.video:  # the recorder chose another name
@@ -138,6 +140,17 @@ class Timeline:
             log.info("saved timeline %s (%d events)", self.path, len(self._events))
         return self.path if self.failure is None else None
 
+    def leave(self) -> None:
+        """The recording was left in its temp files for the next run to recover (a stuck encoder,
+        a name it could not take): the timeline stops taking events and stays as it is, not
+        complete, naming the files it was meant for, so the recovery moves it along with them."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._dirty = True
+        self.flush(force=True)
+
     def _document(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -145,7 +158,7 @@ class Timeline:
             "video": self.video.name,
             "source": self.source.name if self.source is not None else None,
             "started": self._started,
-            "complete": self.closed,
+            "complete": self._complete,
             "duration_s": self._end_s if self._end_s is not None else 0.0,
             "initial": self._initial,
             "events": list(self._events),
