@@ -179,6 +179,8 @@ def cmd_video(args: argparse.Namespace) -> int:
             raise UserError(f"--timeline sets styles, strength and stability over the whole recording: drop {', '.join(clash)}")
     elif not args.style:
         raise UserError("give --style STYLE (or --timeline NAME.timeline.json to replay a recording)")
+    if not args.inputs and args.timeline is None:
+        raise UserError("give the video file(s) or folder(s) to stylize")
     args.style = args.style or []
     if args.switch_every is not None and not (math.isfinite(args.switch_every) and 0 < args.switch_every <= 1e7):
         raise UserError(f"--switch-every must be a number of seconds > 0, got {args.switch_every}")
@@ -247,6 +249,8 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.record is not None:
         extra["live.record"] = True
         extra["live.record_path"] = args.record or None
+    if args.record_source:
+        extra["live.record_source"] = True
     return extra
 
 
@@ -337,7 +341,7 @@ def _image_parser(sub: argparse._SubParsersAction) -> None:
 
 def _video_parser(sub: argparse._SubParsersAction) -> None:
     pv = sub.add_parser("video", help="stylize video files (sound kept)")
-    pv.add_argument("inputs", nargs="+", help="video file(s) or folder(s)")
+    pv.add_argument("inputs", nargs="*", help="video file(s) or folder(s) (with --timeline: default its source video)")
     pv.add_argument("-o", "--output", help="output file (one input)")
     pv.add_argument("--out-dir", help="output folder (several inputs)")
     pv.add_argument("--style", action="append", default=None, help="style (repeat with --switch-every)")
@@ -382,6 +386,9 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--stability", type=float, default=None, help="steady textures in motion (flow-guided): 0 (off) .. 1 (default 0.55; key t)")
     pl.add_argument("--smooth", type=float, default=None, help=argparse.SUPPRESS)  # deprecated: --stability
     pl.add_argument("--record", nargs="?", const="", default=None, metavar="FILE", help="record from the start (optionally to FILE)")
+    pl.add_argument("--record-source", action="store_true",
+                    help="every recording (--record, key r, the page) also keeps the camera's own frames as "
+                         "NAME.source.mp4, on its timeline's clock: the input of stylize video --timeline")
     pl.add_argument("--headless", action="store_true", help="no window (record or count frames only)")
     pl.add_argument("--max-frames", type=int, default=None, help="stop after N stylized frames")
     pl.add_argument("--fullscreen", action="store_true", help="start full screen")

@@ -136,6 +136,9 @@ class LiveConfig:
     record: bool = False  # record from the start
     record_path: Optional[str] = None  # recording file; null = timestamped file in record_dir
     record_dir: str = "recordings"
+    # Every recording also keeps the camera's own frames, NAME.source.mp4 (unstylized, on the
+    # recording's clock), named in its timeline: the raw input of a re-render (stylize video --timeline).
+    record_source: bool = False
     snapshot_dir: str = "snapshots"
     crf: int = 20
     reconnect: bool = True  # cameras and streams: reopen when they stall or vanish (placeholder meanwhile)

@@ -11,12 +11,20 @@ that shares the folder (a cluster's work folder).  What a killed run left in a f
 when the folder is next written (:func:`clean_stale_parts`): a live recording is *recovered* into a
 playable file beside it (it is what the user made, and only the last second of it is torn); any
 other temp file is removed (a rerun makes it again, and a torn one is not worth keeping).
+
+A live recording has companions beside it, named from it (issue #28): ``NAME.source.mp4``, the
+camera's own frames (``--record-source``), and ``NAME.timeline.json``, which names both files.
+Their names are made here (:func:`source_path`, :func:`timeline_path`), below everything that writes
+or recovers them, so a recovery moves all three together: ``NAME.recovered-DATE.mp4``,
+``NAME.recovered-DATE.source.mp4`` and ``NAME.recovered-DATE.timeline.json``, whose ``video`` and
+``source`` fields name the recovered files (:func:`recover_recording`).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import re
@@ -58,6 +66,22 @@ class Part(NamedTuple):
     pid: int
     host: Optional[str]  # None: a name from before hosts were written into it (this machine's)
     recoverable: bool
+
+
+SOURCE_TAG = ".source"  # NAME.source.mp4: a live recording's unstylized input
+TIMELINE_TAG = ".timeline"  # NAME.timeline.json: a live recording's control events
+
+
+def source_path(video: Path) -> Path:
+    """``NAME.source.mp4`` beside ``NAME.mp4``: the camera frames the recording was made from."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}{SOURCE_TAG}.mp4")
+
+
+def timeline_path(video: Path) -> Path:
+    """``NAME.timeline.json`` beside ``NAME.mp4``."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}{TIMELINE_TAG}.json")
 
 
 class OutputError(UserError):
@@ -175,7 +199,9 @@ def stale_parts(folder: Path, stem: Optional[str] = None) -> list[Part]:
 def remove_stale_parts(path: Path) -> list[Path]:
     """Deal with the temp files for ``path`` left by processes that no longer run (a recording is
     recovered, anything else removed); returns the temp files that are gone."""
-    return _settle(stale_parts(Path(path).parent, Path(path).stem))
+    path = Path(path)
+    stems = (path.stem,) if path.stem.endswith(SOURCE_TAG) else (path.stem, path.stem + SOURCE_TAG)  # with its source
+    return _settle([q for stem in stems for q in stale_parts(path.parent, stem)])
 
 
 def clean_stale_parts(folder: Path) -> list[Path]:
@@ -208,9 +234,17 @@ def _sweep_once(folder: Path) -> None:
 
 def _settle(parts: list[Part]) -> list[Path]:
     gone = []
+    # A recording and its source file, left by the same process, are recovered together.
+    sources = {(q.stem, q.pid, q.host): q for q in parts if q.recoverable and q.stem.endswith(SOURCE_TAG)}
+    pairs = {p.path: sources.get((p.stem + SOURCE_TAG, p.pid, p.host)) for p in parts
+             if p.recoverable and not p.stem.endswith(SOURCE_TAG)}
+    paired = {q.path for q in pairs.values() if q is not None}
     for part in parts:
-        if part.recoverable:
-            recover_part(part)
+        if part.path in pairs:
+            recover_recording(part, pairs[part.path])
+        elif part.recoverable:
+            if part.path not in paired:
+                recover_recording(None, part)
         else:
             try:
                 part.path.unlink()
@@ -222,32 +256,91 @@ def _settle(parts: list[Part]) -> list[Path]:
     return gone
 
 
-def recovered_name(part: Part) -> Path:
+def recovered_name(part: Part, source: bool = False) -> Path:
     """Where a recording cut off by a crash goes: beside the file it was meant to become, named
-    with the time it was last written (when the show stopped), never over an existing file."""
+    with the time it was last written (when the show stopped), never over an existing file nor
+    over its companions' recovered names (``source``: the name of the recording's source file
+    with it, ``NAME.recovered-DATE.source.mp4``; ``part``'s stem is then ``NAME.source``)."""
+    stem = part.stem.removesuffix(SOURCE_TAG) if source else part.stem
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(part.path.stat().st_mtime))
-    base = f"{part.stem}.recovered-{stamp}"
+    base = f"{stem}.recovered-{stamp}"
     for n in range(1, 1000):
-        dst = part.path.parent / f"{base}{'' if n == 1 else f'-{n}'}{part.suffix}"
-        if not dst.exists():
+        video = part.path.parent / f"{base}{'' if n == 1 else f'-{n}'}{'.mp4' if source else part.suffix}"
+        dst = source_path(video) if source else video
+        if not any(p.exists() for p in (video, source_path(video), timeline_path(video))):
             return dst
     raise OutputError(f"cannot name a recovered copy of {part.path}: {base}-1..999 exist")
 
 
-def recover_part(part: Part) -> Optional[Path]:
+def recover_recording(video: Optional[Part], source: Optional[Part]) -> Optional[Path]:
+    """A live recording left by a killed process (``video``) and its source file (``source``, if
+    it was kept; either may be None: the other was published before the kill), recovered under
+    one name (:func:`recovered_name`), and its timeline moved to follow them: the timeline written
+    so far names the files they were meant to become, and a replay must find them under the names
+    they have now.  Returns the recovered recording (or source, if that is all there was)."""
+    got_video = recover_part(video) if video is not None else None
+    target = source_path(got_video) if got_video is not None else None
+    got_source = recover_part(source, target) if source is not None else None
+    lost = source is not None and got_source is None and not source.path.exists()  # nothing playable in it
+    if video is not None:
+        _follow_timeline(video.path.parent / f"{video.stem}{video.suffix}", got_video, got_source, lost)
+    elif source is not None:
+        _follow_timeline(source.path.parent / f"{source.stem.removesuffix(SOURCE_TAG)}.mp4", None, got_source, lost)
+    return got_video or got_source
+
+
+def _follow_timeline(meant: Path, video: Optional[Path], source: Optional[Path], source_lost: bool = False) -> None:
+    """The timeline of the recording that was to be ``meant``, rewritten to name the recovered
+    files (``source_lost``: its source held nothing playable and is gone: named no more) and, when
+    the recording itself was recovered, renamed beside it.  Only a timeline that is not complete
+    and names ``meant``: an older show's finished timeline of the same name is left alone.  A
+    timeline that cannot be moved stays as it is (said in the log)."""
+    old = timeline_path(meant)
+    if (video is None and source is None and not source_lost) or not old.exists():
+        return
+    try:
+        doc = json.loads(old.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("timeline %s not moved with its recovered recording: %s", old, exc)
+        return
+    if not isinstance(doc, dict) or doc.get("complete") or doc.get("video") != meant.name:
+        return
+    if video is not None:
+        doc["video"] = video.name
+    if source is not None or source_lost:
+        doc["source"] = source.name if source is not None else None
+    new = timeline_path(video) if video is not None else old
+    try:
+        tmp = _new_temp(new)
+        try:
+            tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+            publish(tmp, new, overwrite=new == old)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if new != old:
+            old.unlink(missing_ok=True)
+    except (OSError, OutputError) as exc:
+        log.warning("timeline %s not moved with its recovered recording: %s", old, getattr(exc, "strerror", None) or exc)
+        return
+    log.warning("moved timeline %s to %s with its recovered recording", old.name, new.name)
+
+
+def recover_part(part: Part, dst: Optional[Path] = None) -> Optional[Path]:
     """A live recording left by a killed process, made a playable file beside it (see
     :func:`recovered_name`): its whole fragments remuxed into a plain MP4 with PyAV, the torn end
     dropped; then the temp file goes.  A part with no playable frame is removed.  Where the copy
     cannot be written (a full disk), the part itself is cut back to its whole fragments and renamed
     (it plays as it is, only without an index).  Says what happened in one log line; returns the
-    recovered file (None: nothing to recover, or it stays for the next run)."""
+    recovered file (None: nothing to recover, or it stays for the next run).  ``dst``: the name to
+    recover it under (a source file beside its recovered recording); by default its own."""
     from . import salvage
 
     src = part.path
     if not src.exists():  # another run recovered it meanwhile
         return None
     try:
-        dst = recovered_name(part)
+        if dst is None or dst.exists():
+            dst = recovered_name(part, source=part.stem.endswith(SOURCE_TAG))
         tmp = _new_temp(dst)
     except (OSError, OutputError) as exc:
         log.warning("cannot recover %s now (%s); it stays for the next run", src, getattr(exc, "strerror", None) or exc)

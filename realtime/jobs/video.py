@@ -71,6 +71,18 @@ def _frames_estimate(path: Path, opts: VideoOptions) -> Optional[int]:
         return n or None
 
 
+def timeline_source(path: str) -> Path:
+    """The raw video a timeline names (``source``: the camera's frames a live recording kept with
+    ``--record-source``), for ``stylize video --timeline NAME.timeline.json`` with no input."""
+    doc = read_timeline(Path(path))
+    if doc.source is None:
+        raise UserError(f"timeline {path} names no source video (the show was recorded without --record-source): "
+                        "give the raw video before --timeline")
+    if not doc.source.is_file():
+        raise MediaError(f"timeline {path}: its source video {doc.source} is not there")
+    return doc.source
+
+
 def timeline_replay(cfg: Config, path: str) -> tuple[list[Style], Replay]:
     """The styles a timeline uses and its schedule over them.  A style is found by the path the
     show used while that file is still there (the same image, even if another took its name), else
@@ -125,7 +137,7 @@ def run_video(cfg: Config, job: VideoJob) -> int:
     """``stylize video``: several inputs in turn; one bad file does not stop the rest."""
     from tqdm import tqdm
 
-    inputs = expand_inputs(job.inputs)
+    inputs = expand_inputs(job.inputs) if job.inputs or not job.timeline else [timeline_source(job.timeline)]
     replay: Optional[Replay] = None
     if job.timeline:
         if len(inputs) != 1:

@@ -12,7 +12,11 @@ all arrive as the controller's main-thread tasks, run one at a time between fram
 that fails (a full disk) is ended here, its whole fragments kept, and the failure stays in the
 status (``recording_error``) for whoever watches the show.  Every recording keeps its timeline
 (``NAME.timeline.json``, :mod:`realtime.io.sinks.timeline`): the state it started with and each
-control event during it at its media time, so the performance can be re-rendered offline.
+control event during it at its media time, so the performance can be re-rendered offline.  With
+``live.record_source`` (``--record-source``) the recording also keeps the camera's own frames,
+``NAME.source.mp4``: for each recorded view, the source picture it was made from (or, while an idle
+clip is on screen, the last one), at the same time, so ``stylize video NAME.source.mp4 --timeline
+NAME.timeline.json`` re-renders the show frame for frame.
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ class LiveApp:
         self._last: Optional[Styled] = None
         self._last_view: Optional[np.ndarray] = None
         self._last_view_t = 0.0  # the time the outputs were given with it
+        self._last_source: Optional[np.ndarray] = None  # the camera picture behind the last view (the source file's)
         self._paused_shown = False
         c = self.controller
         c.bind_main("toggle_recording", lambda: self.stop_recording() if self.recorder else self.start_recording())
@@ -172,12 +177,22 @@ class LiveApp:
             stem, n = target.stem, 2
             while target.exists():
                 target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
+        keep_source = self.opts.record_source
         timeline = Timeline(target, lambda: {**self._timeline_state(self.controller.state),
-                                             "crossfade_s": self.p.crossfade_now()})
-        self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0, timeline=timeline)
+                                             "crossfade_s": self.p.crossfade_now()}, source=keep_source)
+        self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0, timeline=timeline,
+                                      source_of=self._source_picture if keep_source else None)
         self.controller.subscribe(self._timeline_listener(timeline))
         self.outputs.add(self.recorder)
         return self.recorder
+
+    def _source_picture(self) -> np.ndarray:
+        """The source file's frame for the view being recorded (main thread, as the view is handed
+        over): the camera picture it was made from; before any, a black one of the view's size."""
+        if self._last_source is None:
+            assert self._last_view is not None
+            self._last_source = np.zeros_like(self._last_view)
+        return self._last_source
 
     def _timeline_state(self, state: LiveState) -> dict[str, Any]:
         """What a re-render needs of a state: the style by name and file, strength, stability."""
@@ -211,9 +226,12 @@ class LiveApp:
         return done
 
     def _account(self, rec: VideoRecorder, done: Optional[Path]) -> None:
-        """A closed recording into the show's books: its file, or its failure for the status."""
+        """A closed recording into the show's books: its file and its source file, or its failure
+        for the status."""
         if done is not None:
             self.recordings.append(done)
+        if rec.source_result is not None:
+            self.recordings.append(rec.source_result)
         if rec.failure is not None:
             self.recording_errors.append(rec.failure)
 
@@ -270,6 +288,7 @@ class LiveApp:
             "captured": self.p.captured,
             "dropped": self.p.dropped,
             "recording": str(rec.path) if rec is not None else None,
+            "recording_source": str(rec.source_path) if rec is not None and rec.source_path is not None else None,
             "recording_error": self.recording_errors[-1] if self.recording_errors else None,
             "source": self.p.source.describe(),
             "source_away": bool(self._last is not None and self._last.placeholder),
@@ -365,9 +384,9 @@ class LiveApp:
                 if self.style_source is not None:
                     self.style_source.close()  # its reader thread joined, its source closed
                 rec, self.recorder = self.recorder, None
-                self.recordings += self.outputs.close()  # ... the recording is finalized, whatever happened
-                if rec is not None and rec.failure is not None:
-                    self.recording_errors.append(rec.failure)
+                if rec is not None:  # ... the recording is finalized, whatever happened
+                    self._account(rec, self.outputs.remove(rec))
+                self.recordings += self.outputs.close()
                 self.p.source.close()
                 if self.idle_clip is not None:
                     self.idle_clip.close()
@@ -405,7 +424,7 @@ class LiveApp:
     def _show(self, item: Styled, state: LiveState) -> None:
         self._last = item
         view = compose(item.image, item.original, state.side_by_side, state.mirror)
-        self._last_view, self._last_view_t = view, item.t_capture
+        self._last_view, self._last_view_t, self._last_source = view, item.t_capture, item.original
         self._paused_shown = False
         self.outputs.write(view, item.t_capture)
         self.stats.record(item, time.monotonic())

@@ -22,7 +22,7 @@ from ..core.controller import Controller, LiveState
 from ..core.styleset import StyleEntry, StyleSet
 from ..core.workers import call_interruptibly
 from ..io.images import read_image
-from ..io.paths import OutputError, check_output_dir, clean_stale_parts
+from ..io.paths import OutputError, check_output_dir, clean_stale_parts, source_path
 from ..io.sinks import Output
 from ..io.sinks.window import WindowOutput
 from ..errors import ConfigError
@@ -165,6 +165,8 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
         check_output_dir(Path(live.record_path).parent if live.record_path else Path(live.record_dir), "recording folder", create=False)
         if live.record_path and Path(live.record_path).exists():
             raise OutputError(f"{live.record_path} exists: choose another recording file")
+        if live.record_path and live.record_source and source_path(Path(live.record_path)).exists():
+            raise OutputError(f"{source_path(Path(live.record_path))} exists: choose another recording file")
     # A recording cut off by a crash (a power cut, kill -9) is recovered now, before the show, not
     # in the middle of it when the r key first writes into its folder.
     for folder in {Path(live.record_dir), *([Path(live.record_path).parent] if live.record_path else [])}:
@@ -254,7 +256,7 @@ def _report(app: LiveApp, stats: Any, dropped: int, asked_to_record: bool) -> No
         stats.shown, stats.display_fps(), stats.latency_ms(50), stats.latency_ms(95), dropped, memory_mb(peak=True), first,
     )
     for p in app.recordings:
-        print(f"recording: {p}")
+        print(f"{'source' if p.stem.endswith('.source') else 'recording'}: {p}")
     if asked_to_record and app.recording_errors:
         raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
 

@@ -12,6 +12,14 @@ after ``kill -9`` or a power cut (:func:`realtime.io.paths.clean_stale_parts`). 
 :class:`~realtime.io.sinks.timeline.Timeline` keeps it in step: media time 0 at its first frame,
 rewritten from the encoder's thread, finished beside the file when the recording is.
 
+A recorder asked to keep the source too (``stylize live --record-source``, issue #28) writes a
+second file beside the first, ``NAME.source.mp4``: for every frame recorded, the camera picture it
+was made from (unstylized, uncomposed, at the camera's size), with the *same* timestamp.  Why one
+recorder for both, not two: the two files must stay frame for frame on one clock (the timeline's
+media times are both files' frame times), and start, stop, fail and finish together; one queue
+item per frame and one encoder thread make that so by construction.  The picture is asked for with
+``source_of()`` when the view is handed over (on the caller's thread, so it belongs to that view).
+
 A write that fails (a full disk) ends the recording, not the show: the whole fragments written so
 far are kept and published as usual, and :attr:`VideoRecorder.failure` says what happened (the live
 loop puts it in the status and the exit status).  The temp file is made when the recorder is, so a
@@ -27,13 +35,13 @@ import time
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from ...core.workers import EOS, Worker
 from ..media.h264 import H264Writer, write_error
-from ..paths import OutputError
+from ..paths import OutputError, source_path
 from .base import Output
 from .timeline import Timeline
 
@@ -63,9 +71,13 @@ class VideoRecorder(Output):
     TIME_BASE = Fraction(1, 1000)  # millisecond timestamps
 
     def __init__(self, path: Path, crf: int = 20, preset: str = "superfast", fps_hint: float = 30.0, max_queue: int = 60,
-                 timeline: Optional[Timeline] = None) -> None:
+                 timeline: Optional[Timeline] = None, source_of: Optional[Callable[[], np.ndarray]] = None) -> None:
         self.path = Path(path)
         self.timeline = timeline  # the control events of this recording, on its clock (None: none kept)
+        self._source_of = source_of
+        self.source_path: Optional[Path] = source_path(self.path) if source_of is not None else None
+        self.source_kept = 0  # source frames in its file after a failure (whole fragments)
+        self.source_result: Optional[Path] = None  # the published source file (after close)
         self.crf, self.preset, self.fps_hint = crf, preset, fps_hint
         self.frames = 0  # handed to the encoder
         self.dropped = 0
@@ -74,13 +86,20 @@ class VideoRecorder(Output):
         self._q: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._writer = H264Writer(self.path, fragmented=True)  # the temp file exists from here on
+        self._source_writer: Optional[H264Writer] = None
+        if self.source_path is not None:
+            try:
+                self._source_writer = H264Writer(self.source_path, fragmented=True)
+            except BaseException:
+                self._writer.discard()
+                raise
         self._t0: Optional[float] = None
         self._last_pts = -1
         self._closed = False
         self._result: Optional[Path] = None
         self._worker = Worker("recorder", self._run, lambda: None, self._stop)
         self._worker.start()
-        log.info("recording to %s", self.path)
+        log.info("recording to %s%s", self.path, f" (its source to {self.source_path.name})" if self.source_path else "")
 
     def write(self, frame_bgr: np.ndarray, t: float) -> None:
         if self._closed or self.failure is not None:
@@ -95,13 +114,15 @@ class VideoRecorder(Output):
         if pts <= self._last_pts:
             pts = self._last_pts + 1  # timestamps must increase
         self._last_pts = pts
+        source = self._source_of() if self._source_of is not None else None
         try:
-            self._q.put_nowait((frame_bgr, pts))
+            self._q.put_nowait((frame_bgr, source, pts))
         except queue.Full:
             self.dropped += 1
 
     def _run(self) -> None:
-        writer = self._writer
+        writer, source_writer = self._writer, self._source_writer
+        failing = writer  # the file being written when an error comes (a full disk names it)
         synced = time.monotonic()
         try:
             while True:
@@ -115,28 +136,52 @@ class VideoRecorder(Output):
                     continue
                 if item is EOS:
                     break
-                frame_bgr, pts = item
-                if writer.stream is None:
-                    h, w = frame_bgr.shape[:2]
-                    writer.start(w, h, Fraction(self.fps_hint).limit_denominator(1000), self.TIME_BASE,
-                                 crf=self.crf, preset=self.preset)
-                # A view that changes mid-recording (side by side) is scaled into the file's size
-                # by the encoder's own conversion.
-                writer.write(frame_bgr, pts)
+                frame_bgr, source_bgr, pts = item
+                failing = writer
+                self._encode(writer, frame_bgr, pts)
+                if source_writer is not None:
+                    failing = source_writer
+                    self._encode(source_writer, source_bgr, pts)
                 self.frames += 1
                 if self.timeline is not None:
                     self.timeline.flush()  # at most every timeline.SYNC_S, only with news
                 if time.monotonic() - synced >= SYNC_S:
-                    writer.sync()
+                    for w in self._writers():
+                        w.sync()
                     synced = time.monotonic()
             if self.frames:
+                failing = writer
                 writer.finish()
-        except Exception as exc:  # noqa: BLE001 - a full disk ends the recording, never the show
-            self.failure = str(write_error(exc, self.path) or exc)
-            log.debug("recording %s failed", self.path, exc_info=True)
-            self.kept = writer.keep_written() if self.frames else 0
-            if not self.frames:
-                writer.discard()
+                if source_writer is not None:
+                    failing = source_writer
+                    source_writer.finish()
+        except Exception as exc:  # noqa: BLE001 - a full disk ends the recording (both files), never the show
+            self.failure = str(write_error(exc, failing.dst) or exc)
+            log.debug("recording %s failed", failing.dst, exc_info=True)
+            self._keep_written()
+
+    def _encode(self, writer: H264Writer, frame_bgr: np.ndarray, pts: int) -> None:
+        if writer.stream is None:
+            h, w = frame_bgr.shape[:2]
+            writer.start(w, h, Fraction(self.fps_hint).limit_denominator(1000), self.TIME_BASE,
+                         crf=self.crf, preset=self.preset)
+        # A view that changes mid-recording (side by side) is scaled into the file's size by the
+        # encoder's own conversion.
+        writer.write(frame_bgr, pts)
+
+    def _writers(self) -> list[H264Writer]:
+        return [w for w in (self._writer, self._source_writer) if w is not None]
+
+    def _keep_written(self) -> None:
+        """After a failure: each file cut back to its whole fragments (none: its temp file goes)."""
+        for w in self._writers():
+            kept = w.keep_written() if self.frames else 0
+            if not kept:
+                w.discard()
+            if w is self._writer:
+                self.kept = kept
+            else:
+                self.source_kept = kept
 
     def close(self) -> Optional[Path]:
         if self._closed:
@@ -152,8 +197,12 @@ class VideoRecorder(Output):
             self._stop.set()
             self._worker.join(10)
         self._result = self._finish()
+        self.source_result = self._finish_source()
         if self.timeline is not None:
-            self.timeline.close(self._result)
+            if self._result is None and self._writer.tmp.exists():
+                self.timeline.leave()  # the recording waits in its temp file for the next run's recovery
+            else:
+                self.timeline.close(self._result, self.source_result)
         return self._result
 
     def _finish(self) -> Optional[Path]:
@@ -164,15 +213,17 @@ class VideoRecorder(Output):
             return None
         if self._worker.error is not None and self.failure is None:  # not an Exception: kept all the same
             self.failure = f"{type(self._worker.error).__name__}: {self._worker.error}"
-            self.kept = writer.keep_written() if self.frames else 0
+            self._keep_written()
         if self.failure is not None and not self.kept:
             log.error("recording %s failed: %s; nothing playable was written", self.path, self.failure)
             return None
         if not self.frames:
-            writer.discard()
+            for w in self._writers():
+                w.discard()
             log.warning("recording %s stopped before its first frame: no file was written", self.path)
             return None
-        if self.path.exists():  # a file of that name appeared meanwhile: keep both, lose nothing
+        taken = lambda p: p.exists() or (self.source_path is not None and source_path(p).exists())  # noqa: E731
+        if taken(self.path):  # a file of that name appeared meanwhile: keep both, lose nothing
             self.path = timestamped_path(self.path.parent, self.path.stem)
         try:
             writer.publish(self.path)
@@ -187,3 +238,28 @@ class VideoRecorder(Output):
             log.info("saved recording %s (%d frames%s)", self.path, self.frames,
                      f", {self.dropped} dropped" if self.dropped else "")
         return self.path
+
+    def _finish_source(self) -> Optional[Path]:
+        """The source file, published beside the recording as ``NAME.source.mp4`` (after
+        :meth:`_finish`: the recording's final name decides it).  A source that cannot be published
+        stays in its temp file for the next run to recover, and says so in :attr:`failure`."""
+        writer = self._source_writer
+        if writer is None or self._worker.is_alive() or not writer.tmp.exists():  # gone: nothing playable after a failure
+            return None
+        if self._result is None:
+            if not self._writer.tmp.exists():  # the recording left nothing: its source alone is no use to a replay
+                writer.discard()
+            return None  # else both stay, recovered together by the next run
+        target = source_path(self._result)
+        self.source_path = target
+        try:
+            writer.publish(target)
+        except OutputError as exc:
+            why = f"its source {target.name} was not saved ({exc}); it stays in {writer.tmp} and is recovered by the next run"
+            self.failure = f"{self.failure}; {why}" if self.failure else why
+            log.error("recording: %s", why)
+            return None
+        if self.failure is not None:
+            self.failure = f"{self.failure}; its source keeps {self.source_kept} frames in {target}"
+        log.info("saved its source %s", target)
+        return target

@@ -14,7 +14,11 @@ events come at a person's pace (a few a second at most, a fader's burst folded i
 the reader gets one format whether the show ended well or not, and a file that was renamed into
 place is never torn: after ``kill -9`` or a power cut it holds everything up to the last second.
 
-The file sits beside the recording: ``NAME.timeline.json`` for ``NAME.mp4``.
+The file sits beside the recording: ``NAME.timeline.json`` for ``NAME.mp4``.  ``video`` names the
+recording; ``source`` (``NAME.source.mp4``, or null) the camera's own frames kept with it
+(``--record-source``), on the same clock: a replay of this timeline on that file lines up frame for
+frame, and ``stylize video --timeline NAME.timeline.json`` finds it by this name.  A recording
+recovered after a crash takes its timeline with it (:func:`realtime.io.paths.recover_recording`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...errors import MediaError
-from ..paths import OutputError, publish, temp_path_for
+from ..paths import OutputError, publish, source_path, temp_path_for
+from ..paths import timeline_path as timeline_path
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +46,15 @@ VERSION = 1
 SYNC_S = 1.0  # the longest a change waits before it is on the disk (a crash loses at most this much)
 
 
-def timeline_path(video: Path) -> Path:
-    """``NAME.timeline.json`` beside ``NAME.mp4``."""
-    video = Path(video)
-    return video.with_name(f"{video.stem}.timeline.json")
-
-
 class Timeline:
     """The timeline of one recording.  ``initial``: called once, at the first frame, for the state
-    the recording starts with (a dict); :meth:`add` takes an event's dict from any thread."""
+    the recording starts with (a dict); :meth:`add` takes an event's dict from any thread.
+    ``source``: the recording keeps its source file (``NAME.source.mp4``), named in the file."""
 
-    def __init__(self, video: Path, initial: Callable[[], dict[str, Any]], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, video: Path, initial: Callable[[], dict[str, Any]], clock: Callable[[], float] = time.monotonic,
+                 source: bool = False) -> None:
         self.video = Path(video)
+        self.source: Optional[Path] = source_path(self.video) if source else None
         self.path = timeline_path(self.video)
         self._initial_of = initial
         self._clock = clock
@@ -66,6 +68,7 @@ class Timeline:
         self._dirty = False
         self._written = -1e9
         self.closed = False
+        self._complete = False  # closed with its recording published (a recording left to recovery is not)
         self.failure: Optional[str] = None
 
     @property
@@ -115,14 +118,17 @@ class Timeline:
                     log.error("timeline %s not written: %s", self.path, exc)
                 self.failure = str(exc)
 
-    def close(self, video: Optional[Path]) -> Optional[Path]:
-        """The recording ended as ``video`` (None: no file was kept): the final timeline beside it,
-        or none (a timeline written so far is removed with a recording that left nothing)."""
+    def close(self, video: Optional[Path], source: Optional[Path] = None) -> Optional[Path]:
+        """The recording ended as ``video`` (None: no file was kept) and its source as ``source``
+        (None: none kept): the final timeline beside it, or none (a timeline written so far is
+        removed with a recording that left nothing)."""
         with self._lock:
             if self.closed:
                 return self.path if video is not None else None
             self.closed = True
+            self._complete = True
             self._dirty = True
+            self.source = Path(source) if source is not None else None
             if video is not None and Path(video) != self.video:  # the recorder chose another name
                 old, self.video, self.path = self.path, Path(video), timeline_path(Path(video))
                 old.unlink(missing_ok=True)
@@ -134,13 +140,25 @@ class Timeline:
             log.info("saved timeline %s (%d events)", self.path, len(self._events))
         return self.path if self.failure is None else None
 
+    def leave(self) -> None:
+        """The recording was left in its temp files for the next run to recover (a stuck encoder,
+        a name it could not take): the timeline stops taking events and stays as it is, not
+        complete, naming the files it was meant for, so the recovery moves it along with them."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._dirty = True
+        self.flush(force=True)
+
     def _document(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": VERSION,
             "video": self.video.name,
+            "source": self.source.name if self.source is not None else None,
             "started": self._started,
-            "complete": self.closed,
+            "complete": self._complete,
             "duration_s": self._end_s if self._end_s is not None else 0.0,
             "initial": self._initial,
             "events": list(self._events),
@@ -182,6 +200,7 @@ class TimelineFile:
     path: Path
     states: tuple[TimelineState, ...]
     crossfade_s: float
+    source: Optional[Path] = None  # the recording's source file beside the timeline (None: not named)
 
 
 def read_timeline(path: Path) -> TimelineFile:
@@ -238,4 +257,7 @@ def read_timeline(path: Path) -> TimelineFile:
         prev = states[-1]
         if (s.style, s.style_path, s.strength, s.stability) != (prev.style, prev.style_path, prev.strength, prev.stability):
             states.append(s)
-    return TimelineFile(path, tuple(states), float(crossfade))
+    source = doc.get("source")
+    if source is not None and (not isinstance(source, str) or not source or Path(source).name != source):
+        raise bad("'source' must be the name of a file beside the timeline, or null")
+    return TimelineFile(path, tuple(states), float(crossfade), path.parent / source if source else None)
