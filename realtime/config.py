@@ -221,6 +221,16 @@ class VirtualCameraConfig:
 
 
 @dataclass(frozen=True)
+class NdiConfig:
+    """NDI video over the network (cyndilib, ``pip install 'realtime[ndi]'``): the shown picture out
+    (``--ndi NAME``) and ``--source ndi:NAME`` in."""
+
+    name: Optional[str] = None  # publish the shown picture as this NDI source; null = not published
+    fps: float = 0.0  # the frame rate receivers are told; 0 = the source's (frames go out at the show's rate)
+    find_s: float = 5.0  # --source ndi:NAME: how long the source is looked for and its first frame waited for
+
+
+@dataclass(frozen=True)
 class MidiConfig:
     """A MIDI controller steering the show (``--midi [PORT]``): faders and knobs on the sliders,
     pads and buttons on styles, recording and pause (realtime/live/midi.py)."""
@@ -284,6 +294,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     virtual_camera: VirtualCameraConfig = field(default_factory=VirtualCameraConfig)
+    ndi: NdiConfig = field(default_factory=NdiConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -350,6 +361,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "web.max_clients": (1, 256, ""),
     "web.upload_mb": (0.1, 1024.0, "megabytes"),
     "virtual_camera.fps": (0.0, 240.0, "0 = the source's"),
+    "ndi.fps": (0.0, 240.0, "0 = the source's"),
+    "ndi.find_s": (0.1, 600.0, "seconds"),
     "log.backups": (1, 1000, ""),
     "cluster.segment_s": (0.0, 86400.0, "seconds; 0 = whole files only"),
     "cluster.worker_cpus": (1, 1024, ""),
@@ -358,7 +371,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 # Paths where an empty text would mean the current folder by accident: null says "the default".
-NON_EMPTY_KEYS = ("show.state_file",)
+NON_EMPTY_KEYS = {"show.state_file": "a file path, or null for the default", "ndi.name": "a source name, or null for none"}
 # Keys that changed name: an old config gets one line naming the new key.
 RENAMED = {"live.smoothing": "live.stability", "video.smoothing": "video.stability"}
 
@@ -376,7 +389,7 @@ def _check_text(key: str, val: Any) -> None:
 def _check_value(key: str, val: Any) -> None:
     _check_text(key, val)
     if key in NON_EMPTY_KEYS and not str(val).strip():
-        raise ConfigError(f"config key '{key}' must be a file path, or null for the default")
+        raise ConfigError(f"config key '{key}' must be {NON_EMPTY_KEYS[key]}")
     if key == "engine.device" and valid_device(val):  # auto|cpu|gpu, and gpu:N for the Nth GPU
         pass
     elif key in CHOICES and val not in CHOICES[key]:
