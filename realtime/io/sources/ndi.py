@@ -43,7 +43,7 @@ class CyndiReceiver:
 
     Why NDI's frame sync and not ``Receiver.receive``: cyndilib 0.1.3's ``receive`` keeps the GIL
     while the runtime waits for a frame (stalling the show's other threads), and measured here it
-    delivered 2 of 30 frames a second even without waiting; the frame sync receives on the
+    delivered 2 to 8 of 30 frames a second, with or without waiting; the frame sync receives on the
     runtime's own thread, ``capture_video`` returns the newest frame at once, and a frame is new
     when its timestamp is (30 of 30 a second on the same machine).
     """
