@@ -48,7 +48,10 @@ def test_ndi_specs_parse_and_open_as_supervised_sources():
         parse_ndi_spec("ndi:")
     with pytest.raises(NdiError):
         open_source("ndi:  ")
-    assert isinstance(open_source("ndi:stage", reconnect=True), SupervisedSource)
+    sup = open_source("ndi:stage", reconnect=True, ndi_find_s=7.0)
+    assert isinstance(sup, SupervisedSource)
+    first, retry = sup._factory(), sup._factory()
+    assert (first.find_s, retry.find_s) == (7.0, 1.0)  # reconnect tries are short: the placeholder keeps coming
     plain = open_source("ndi:stage", ndi_find_s=2.5, stall_s=3.0)
     assert isinstance(plain, NdiSource) and (plain.name, plain.find_s, plain.lost_s) == ("stage", 2.5, 3.0)
 

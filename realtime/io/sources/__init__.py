@@ -21,6 +21,9 @@ __all__ = [
 ]
 
 
+RETRY_FIND_S = 1.0  # how long a supervised NDI source's reconnect try looks for it
+
+
 def open_source(
     spec: str,
     width: int = 0,
@@ -51,8 +54,13 @@ def open_source(
         return SyntheticSource(w, h, fps or 30.0)
     ndi_name = parse_ndi_spec(spec)
     if ndi_name is not None:
+        made = [0]
+
         def make() -> FrameSource:
-            return NdiSource(ndi_name, find_s=ndi_find_s, lost_s=stall_s)
+            # The first open looks for ndi_find_s; a reconnect try for at most a second, so the
+            # placeholder keeps coming while the sender is away (the supervisor backs off between tries).
+            made[0] += 1
+            return NdiSource(ndi_name, find_s=ndi_find_s if made[0] == 1 else min(ndi_find_s, RETRY_FIND_S), lost_s=stall_s)
 
         name = f"NDI source {ndi_name}"
     elif spec.isdigit() or spec.startswith("/dev/"):
