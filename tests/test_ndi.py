@@ -389,3 +389,18 @@ def test_a_missing_source_is_one_line_naming_what_was_seen(ndi_runtime):
         src.open()
     assert "'realtime-no-such-source' not found within 1 s" in str(err.value) and "\n" not in str(err.value)
     assert time.monotonic() - t0 < 5
+
+
+def test_live_opens_the_ndi_output_before_the_show(ndi_runtime):
+    from realtime.config import load_config
+    from realtime.live.run import open_ndi
+
+    assert open_ndi(load_config(), 64, 48, fps=25.0) is None
+    out = open_ndi(load_config(overrides={"ndi.name": f"realtime-test-open-{time.monotonic_ns() % 10**9}"}), 64, 48, fps=25.0)
+    try:
+        assert isinstance(out, NdiOutput) and out.size == (64, 48) and out.fps == 25.0
+    finally:
+        out.close()
+    out = open_ndi(load_config(overrides={"ndi.name": "realtime-test-fps", "ndi.fps": 50.0}), 64, 48, fps=25.0)
+    out.close()
+    assert out.fps == 50.0

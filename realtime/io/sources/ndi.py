@@ -70,7 +70,10 @@ class CyndiReceiver:
         deadline = time.monotonic() + timeout_s
         f = self._frame
         while True:
-            self._receiver.frame_sync.capture_video()
+            receiver = self._receiver
+            if receiver is None:  # closed meanwhile
+                return None
+            receiver.frame_sync.capture_video()
             w, h = f.get_resolution()
             stamp = (f.get_timestamp_posix(), f.get_timecode_posix())
             if w and h and stamp != self._last:
