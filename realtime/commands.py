@@ -240,6 +240,8 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
         extra.update({"osc.enabled": True, "osc.host": host, "osc.port": port})
     if args.virtual_camera:
         extra["virtual_camera.enabled"] = True
+    if args.ndi is not None:
+        extra["ndi.name"] = args.ndi
     if getattr(args, "midi", None) is not None:
         extra.update({"midi.enabled": True, "midi.port": args.midi or None})
     if args.log_file:
@@ -400,6 +402,7 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--midi", nargs="?", const="", default=None, metavar="PORT",
                     help="steer the show from a MIDI controller (PORT: an input's name; none = the first; config midi:)")
     pl.add_argument("--virtual-camera", action="store_true", help="send the picture to a virtual webcam (OBS, Zoom, Meet)")
+    pl.add_argument("--ndi", metavar="NAME", help="publish the picture as the NDI source NAME (OBS, vMix, --source ndi:NAME; config ndi:)")
     pl.add_argument("--loop", action="store_true", help="repeat a file source")
     pl.add_argument("--keep-pace", action="store_true", help="file source: keep real time, dropping frames like a camera")
     pl.add_argument("--width", type=int, default=None, help="requested capture width")

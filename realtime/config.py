@@ -21,8 +21,8 @@ from typing import Any, Optional
 import yaml
 
 from .backends_table import BACKEND_CHOICES, DEVICES, PRECISIONS, valid_device
-# The show surfaces' sections (web, osc, midi, virtual_camera, kiosk), re-exported: `from realtime.config import X`.
-from .config_surfaces import SURFACE_RANGES, KioskConfig, MidiConfig, OscConfig, VirtualCameraConfig, WebConfig
+# The show surfaces' sections (web, osc, midi, virtual_camera, ndi, kiosk), re-exported: `from realtime.config import X`.
+from .config_surfaces import SURFACE_RANGES, KioskConfig, MidiConfig, NdiConfig, OscConfig, VirtualCameraConfig, WebConfig
 from .errors import ConfigError
 from .resources import DEFAULT_CONFIG_PATH
 from .schedule import ScheduleError, parse_dates, parse_hours, parse_playlist
@@ -248,6 +248,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     virtual_camera: VirtualCameraConfig = field(default_factory=VirtualCameraConfig)
+    ndi: NdiConfig = field(default_factory=NdiConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -318,7 +319,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
 }
 MIN_SIDE_KEYS = ("video.size", "image.size")  # 0 (auto) or at least 16
 # Paths where an empty text would mean the current folder by accident: null says "the default".
-NON_EMPTY_KEYS = ("show.state_file",)
+NON_EMPTY_KEYS = {"show.state_file": "a file path, or null for the default", "ndi.name": "a source name, or null for none"}
 # Keys that changed name: an old config gets one line naming the new key.
 RENAMED = {"live.smoothing": "live.stability", "video.smoothing": "video.stability"}
 
@@ -336,7 +337,7 @@ def _check_text(key: str, val: Any) -> None:
 def _check_value(key: str, val: Any) -> None:
     _check_text(key, val)
     if key in NON_EMPTY_KEYS and not str(val).strip():
-        raise ConfigError(f"config key '{key}' must be a file path, or null for the default")
+        raise ConfigError(f"config key '{key}' must be {NON_EMPTY_KEYS[key]}")
     if key == "engine.device" and valid_device(val):  # auto|cpu|gpu, and gpu:N for the Nth GPU
         pass
     elif key in CHOICES and val not in CHOICES[key]:

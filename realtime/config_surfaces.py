@@ -49,6 +49,16 @@ class VirtualCameraConfig:
 
 
 @dataclass(frozen=True)
+class NdiConfig:
+    """NDI video over the network (cyndilib, ``pip install 'realtime[ndi]'``): the shown picture out
+    (``--ndi NAME``) and ``--source ndi:NAME`` in."""
+
+    name: Optional[str] = None  # publish the shown picture as this NDI source; null = not published
+    fps: float = 0.0  # the frame rate receivers are told; 0 = the source's (frames go out at the show's rate)
+    find_s: float = 5.0  # --source ndi:NAME: how long the source is looked for and its first frame waited for
+
+
+@dataclass(frozen=True)
 class MidiConfig:
     """A MIDI controller steering the show (``--midi [PORT]``): faders and knobs on the sliders,
     pads and buttons on styles, recording and pause (realtime/live/midi.py)."""
@@ -78,4 +88,6 @@ SURFACE_RANGES: dict[str, tuple[float, float, str]] = {
     "web.max_clients": (1, 256, ""),
     "web.upload_mb": (0.1, 1024.0, "megabytes"),
     "virtual_camera.fps": (0.0, 240.0, "0 = the source's"),
+    "ndi.fps": (0.0, 240.0, "0 = the source's"),
+    "ndi.find_s": (0.1, 600.0, "seconds"),
 }

@@ -68,6 +68,7 @@ def open_live_source(cfg: Config) -> FrameSource:
         reconnect=live.reconnect,
         stall_s=live.stall_s,
         reconnect_max_s=live.reconnect_max_s,
+        ndi_find_s=cfg.ndi.find_s,
     )
 
 
@@ -114,6 +115,18 @@ def open_virtual_camera(cfg: Config, width: int, height: int, fps: float = 0.0) 
     return camera
 
 
+def open_ndi(cfg: Config, width: int, height: int, fps: float = 0.0) -> Optional[Output]:
+    """``--ndi NAME``: the sender is created now, so a missing runtime is one line (and a non-zero
+    exit) before the network loads: whoever asked for NDI is relying on it."""
+    if not cfg.ndi.name:
+        return None
+    from ..io.sinks.ndi import NdiOutput
+
+    out = NdiOutput(cfg.ndi.name, cfg.ndi.fps or fps or 30.0)
+    out.open(width, height)
+    return out
+
+
 def open_idle_clip(cfg: Config) -> Optional[FrameSource]:
     """The attract-mode clip, opened now so a bad file is a one-line error before anything starts."""
     if not cfg.show.idle_clip:
@@ -151,8 +164,8 @@ def open_osc(cfg: Config) -> Any:
 
 def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
     """What can fail in a second is checked before the camera and the network (which take ten):
-    the display, the recording and snapshot folders, the closed-hours picture, the web port.
-    Returns the closed-hours picture, the web server (its port taken, not yet serving) and its token."""
+    the display, the recording and snapshot folders, the NDI runtime, the closed-hours picture, the
+    web port.  Returns the closed-hours picture, the web server (its port taken, not yet serving) and its token."""
     live = cfg.live
     if not live.headless:
         from ..io.sinks.window import require_display
@@ -173,6 +186,10 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
         if folder.is_dir():
             clean_stale_parts(folder)
     check_output_dir(Path(live.snapshot_dir), "snapshot folder", create=False)
+    if cfg.ndi.name:  # no NDI runtime: one line now, not after the network loaded
+        from ..io.ndi import load_cyndilib
+
+        load_cyndilib()
     closed_picture = None  # read now: a bad picture is a one-line error before anything starts
     if cfg.show.closed_image:
         closed_picture = np.ascontiguousarray(read_image(cfg.show.closed_image)[..., ::-1])
@@ -316,9 +333,15 @@ def run_live(cfg: Config, job: LiveJob) -> int:
                  "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}",
                  f" (governor: {governor.target_fps:g} fps)" if governor else " (pinned)")
         outputs: list[Output] = []
-        camera = open_virtual_camera(cfg, *stage_view_size(source), fps=source.fps)
-        if camera is not None:
-            outputs.append(camera)
+        try:
+            for opener in (open_ndi, open_virtual_camera):  # one after the other: a failure closes those before
+                out = opener(cfg, *stage_view_size(source), fps=source.fps)
+                if out is not None:
+                    outputs.append(out)
+        except BaseException:
+            for out in outputs:
+                out.close()  # the NDI sender, when the virtual camera was required and is missing
+            raise
         if server is not None:
             outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source),
                                        style_source))

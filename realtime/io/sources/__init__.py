@@ -1,6 +1,6 @@
-"""Frame sources behind one interface (:class:`FrameSource`): camera, stream, file, synthetic.
+"""Frame sources behind one interface (:class:`FrameSource`): camera, stream, NDI, file, synthetic.
 
-``open_source`` turns a ``--source`` value into a source; cameras and streams come wrapped in a
+``open_source`` turns a ``--source`` value into a source; cameras, streams and NDI come wrapped in a
 :class:`SupervisedSource` (reconnect with a placeholder) unless supervision is turned off.
 """
 
@@ -12,13 +12,18 @@ from .base import FrameSource
 from .camera import CameraSource, StreamSource
 from ..media.decode import VideoFile
 from .file import FileSource
+from .ndi import NdiSource, parse_ndi_spec
 from .supervised import SupervisedSource
 from .synthetic import SyntheticSource
 
 __all__ = [
-    "BackgroundSource", "CameraSource", "FileSource", "FrameSource", "StreamSource", "SupervisedSource", "SyntheticSource",
+    "BackgroundSource", "CameraSource", "FileSource", "FrameSource", "NdiSource", "StreamSource", "SupervisedSource",
+    "SyntheticSource",
     "VideoFile", "open_source",
 ]
+
+
+RETRY_FIND_S = 1.0  # how long a supervised NDI source's reconnect try looks for it
 
 
 def open_source(
@@ -31,10 +36,12 @@ def open_source(
     reconnect: bool = False,
     stall_s: float = 5.0,
     reconnect_max_s: float = 10.0,
+    ndi_find_s: float = 5.0,
 ) -> FrameSource:
-    """A source from a --source value: index, /dev/videoN, rtsp/http URL, 'synthetic[:WxH]', or a file.
+    """A source from a --source value: index, /dev/videoN, rtsp/http URL, 'ndi:NAME', 'synthetic[:WxH]', or a file.
 
-    ``reconnect``: supervise cameras and streams (files and the pattern never need it).
+    ``reconnect``: supervise cameras, streams and NDI (files and the pattern never need it).
+    ``ndi_find_s``: how long an NDI source is looked for (and its first frame waited for).
     """
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
@@ -47,7 +54,18 @@ def open_source(
             if not (16 <= w <= 8192 and 16 <= h <= 8192):
                 raise MediaError(f"synthetic source size must be 16..8192 pixels a side, got {spec}")
         return SyntheticSource(w, h, fps or 30.0)
-    if spec.isdigit() or spec.startswith("/dev/"):
+    ndi_name = parse_ndi_spec(spec)
+    if ndi_name is not None:
+        made = [0]
+
+        def make() -> FrameSource:
+            # The first open looks for ndi_find_s; a reconnect try for at most a second, so the
+            # placeholder keeps coming while the sender is away (the supervisor backs off between tries).
+            made[0] += 1
+            return NdiSource(ndi_name, find_s=ndi_find_s if made[0] == 1 else min(ndi_find_s, RETRY_FIND_S), lost_s=stall_s)
+
+        name = f"NDI source {ndi_name}"
+    elif spec.isdigit() or spec.startswith("/dev/"):
         device: int | str = int(spec) if spec.isdigit() else spec
 
         def make() -> FrameSource:
