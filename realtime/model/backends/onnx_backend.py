@@ -26,7 +26,9 @@ GPUs, the network being memory-bound), and float32 on the CPU provider; where th
 does not start, it goes back to the float32 graph.  ``mixed`` asks for float16 anywhere (on the CPU
 provider too: ONNX Runtime runs it there by casting most of it back to float32, so it is for tests,
 not speed, and said once); ``float32`` opts out.  TensorRT gets ``trt_fp16_enable`` with the float16
-graph (without it TensorRT builds float32 kernels).  The precision is part of the cached file's name.
+graph (without it TensorRT builds float32 kernels; with it TensorRT is free to pick float16 for the
+float32 norms too: to be checked on a GPU with TensorRT).  The precision is part of the cached file's
+name.  The speed-up is not measured yet: ``benchmarks/gpu.py`` measures both graphs side by side.
 
 Style codes come from the CPU (:class:`.cpu_styles.CPUStyles`: OpenVINO's int8 style network, the
 ``openvino`` backend's own, so the codes and their cache entries are shared), once per style.
