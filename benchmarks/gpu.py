@@ -22,7 +22,8 @@ budget, the results written after every measurement (a timeout still leaves data
 4. quality: fp16 and bf16 against float32 on the carried clip's frames and generated pictures:
    PSNR and warping error (``realtime.effects.metrics``);
 5. onnx: the onnx backend on ONNX Runtime's CUDA provider where ``onnxruntime-gpu`` is there,
-   else the CPU provider at one small size (said so in the results);
+   else the CPU provider at one small size (said so in the results): its float32 graph and its
+   float16 one (norms in float32), speed and error against torch float32;
 6. profile: where a video frame's time goes (from step 2) and the GPU's utilisation.
 
 Then a table of the issue's targets beside the figures.  Writes ``$OUT/<gpu-name>-gpu.{json,md}``
@@ -568,6 +569,10 @@ def step_quality(run: Run, ctx: dict, deadline: float) -> None:
 # -- 5. onnx ------------------------------------------------------------------------------------------------------
 
 def step_onnx(run: Run, ctx: dict, deadline: float) -> None:
+    """The onnx backend's float32 graph and its float16 one (``--precision mixed``: float16 weights
+    and convolutions, the instance norms in float32; what ``auto`` runs on a GPU provider), side by
+    side per size and batch (``x_float32``: the float16 row's speed-up), and each against the torch
+    backend in float32 on the same real frame."""
     rec = run.data["steps"]["onnx"]
     try:
         import onnxruntime as ort
@@ -585,23 +590,32 @@ def step_onnx(run: Run, ctx: dict, deadline: float) -> None:
         sizes, batches, device = [(64, 64) if run.args.quick else (384, 384)], [1], "cpu"
         rec["note"] = ("CPU provider only, one small size: this ONNX Runtime has no CUDA provider "
                        "(the CPU build; onnxruntime-gpu brings it)") if ctx["device"] == "cuda" else "CPU run"
-    st = OnnxStylizer(ctx["models"] / PREDICTION, ctx["models"] / TRANSFER, device=device, threads=0, cache_dir=ctx["tmp"])
-    rec["stylizer"] = st.device
+        rec["note"] += "; the float16 graph on the CPU provider is cast back to float32 op by op (no speed-up there)"
     rows = rec.setdefault("rows", [])
     rng = np.random.default_rng(1)
-    torch_ref = None
+    torch_ref, sts = None, {}
     try:
-        for w, h in sizes:
+        for precision in ("float32", "mixed"):
+            sts[precision] = st = OnnxStylizer(ctx["models"] / PREDICTION, ctx["models"] / TRANSFER, device=device, threads=0,
+                                               precision=precision, cache_dir=ctx["tmp"])
+            rec.setdefault("stylizers", {})[precision] = st.device
+        rec["stylizer"] = sts["float32"].device
+        for w, h in sizes:  # the two graphs side by side per size and batch (a short budget cuts both alike)
             for b in batches:
-                if time.monotonic() > deadline:
-                    rows.append({"size": f"{w}x{h}", "batch": b, "skipped": "budget"})
-                    continue
                 frames = rng.integers(0, 255, (b, h, w, 3), dtype=np.uint8)
-                t = bench.timed(lambda: st.stylize(frames, ctx["code"]), 0.2 if run.args.quick else 1.0, min_runs=3, warmup=1)
-                fps = b / statistics.median(t)
-                rows.append({"size": f"{w}x{h}", "batch": b, "fps": round(fps, 1), "ms_per_frame": round(1000 / fps, 2)})
-                log.info("onnx %s %dx%d b%d: %.1f fps", st.device, w, h, b, fps)
-                run.save()
+                for precision, st in sts.items():
+                    row = {"precision": precision, "size": f"{w}x{h}", "batch": b}
+                    if time.monotonic() > deadline:
+                        rows.append({**row, "skipped": "budget"})
+                        continue
+                    t = bench.timed(lambda: st.stylize(frames, ctx["code"]), 0.2 if run.args.quick else 1.0, min_runs=3,
+                                    warmup=1)
+                    fps = b / statistics.median(t)
+                    rows.append({**row, "fps": round(fps, 1), "ms_per_frame": round(1000 / fps, 2)})
+                    if precision == "mixed" and rows[-2].get("fps"):
+                        rows[-1]["x_float32"] = round(fps / rows[-2]["fps"], 2)
+                    log.info("onnx %s %dx%d b%d: %.1f fps", st.device, w, h, b, fps)
+                    run.save()
         # numerics against the torch backend in float32 on the same device kind
         from realtime.model.backends.torch_backend import TorchStylizer
 
@@ -609,10 +623,14 @@ def step_onnx(run: Run, ctx: dict, deadline: float) -> None:
         x = np.stack(real_frames(ctx["real_clip"], w, h, 1)).astype(np.float32) / 255
         torch_ref = TorchStylizer(ctx["models"] / PREDICTION, ctx["models"] / TRANSFER, device=ctx["device_arg"],
                                   precision="float32", fixed_size=False, cache_dir=ctx["tmp"])
-        d = np.abs(st.transfer(x, ctx["code"]) - torch_ref.transfer(x, ctx["code"]))
-        rec["max_abs_vs_torch_float32"] = float(d.max())
+        ref = torch_ref.transfer(x, ctx["code"])
+        for precision, st in sts.items():
+            d = np.abs(st.transfer(x, ctx["code"]) - ref)
+            key = "vs_torch_float32" + ("" if precision == "float32" else f"_{precision}")
+            rec[f"max_abs_{key}"], rec[f"mean_abs_{key}"] = float(d.max()), float(d.mean())
     finally:
-        st.close()
+        for st in sts.values():
+            st.close()
         if torch_ref is not None:
             torch_ref.close()
 
@@ -722,7 +740,7 @@ def main() -> int:
         ctx = {"device": "cuda" if cuda else "cpu", "device_arg": "gpu" if cuda else "cpu", "models": models, "tmp": tmp,
                "code": next(iter(codes.values())), "cfg": cfg, "engine": engine, "video_clips": video_clips,
                "live_clip": live_clip, "live_size": live_size, "live_side": min(live_size), "live_fps": 60, "real_clip": real_clip}
-        budgets = {"network": 120, "video": 130, "live": 35, "quality": 35, "onnx": 25}
+        budgets = {"network": 120, "video": 130, "live": 35, "quality": 35, "onnx": 40}
         scale = (args.budget_s - run.data["inputs"]["clips_s"]) / 420.0
         fns = {"network": step_network, "video": step_video, "live": step_live, "quality": step_quality, "onnx": step_onnx}
         for name in steps:

@@ -92,9 +92,10 @@ BACKENDS: dict[str, BackendSpec] = {
                     needs=("torch",), devices=("cpu", "gpu"), precisions=("float32", "mixed", "bf16"), auto="gpu",
                     probes_gpu=True),
         BackendSpec("onnx", "the TF Lite weights as an ONNX graph on ONNX Runtime with the best provider present "
-                    "(TensorRT, CUDA, DirectML on Windows for any GPU, CoreML, CPU; float32); no TensorFlow, no PyTorch",
-                    needs=("onnxruntime",), devices=("cpu", "gpu"), precisions=("float32",), auto="gpu",
-                    precision_note="it runs float32 graphs for now", probes_gpu=True),
+                    "(TensorRT, CUDA, DirectML on Windows for any GPU, CoreML, CPU; float16 with float32 norms on a GPU); "
+                    "no TensorFlow, no PyTorch",
+                    needs=("onnxruntime",), devices=("cpu", "gpu"), precisions=("float32", "mixed"), auto="gpu",
+                    precision_note="it runs float32 (its half precision is float16: --precision mixed)", probes_gpu=True),
     )
 }
 AUTO_DESCRIPTION = ("torch where PyTorch is installed and sees a CUDA or Apple MPS GPU; onnx where PyTorch does not "
@@ -102,7 +103,7 @@ AUTO_DESCRIPTION = ("torch where PyTorch is installed and sees a CUDA or Apple M
                     "live, video and images alike (no TensorFlow: about 1 s to the first frame instead of 4-10 s, a "
                     "third of the memory); tf for --device gpu or where an NVIDIA driver is loaded without a "
                     "CUDA-enabled PyTorch, and where OpenVINO is not installed")
-PRECISION_DESCRIPTION = ("auto (default: half precision with torch on a GPU; bf16 with openvino on CPUs that run it natively "
+PRECISION_DESCRIPTION = ("auto (default: half precision with torch and onnx on a GPU; bf16 with openvino on CPUs that run it natively "
                          "(AMX: about 3x faster; AMD's AVX512-BF16: about 1.9x) at about 0.002 mean error on photos; float32 elsewhere) | float32 (full precision: "
                          "opts out of both) | mixed (GPU half precision: float16) | bf16 (bfloat16: on a GPU with torch, "
                          "on the CPU with tf and openvino: lower precision, slower on Intel CPUs without AMX)")

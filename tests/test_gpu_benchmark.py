@@ -57,5 +57,9 @@ def test_the_gpu_benchmark_runs_on_the_cpu_without_tensorflow_openvino_or_the_we
     assert [row["audio"] for row in steps["video"]["rows"]] == ["copied"] * 4 and steps["video"]["naive"]
     assert steps["live"]["ours"]["frames"] == 20 and steps["quality"]["rows"][0]["precision"] == "float32"
     assert steps["onnx"]["rows"][0]["fps"] > 0 and steps["onnx"]["max_abs_vs_torch_float32"] <= 2e-3
+    half = steps["onnx"]["rows"][1]  # the float16 graph (norms in float32) beside it
+    assert half["precision"] == "mixed" and half["fps"] > 0 and half["x_float32"] > 0
+    assert "float16, norms float32" in steps["onnx"]["stylizers"]["mixed"]
+    assert steps["onnx"]["max_abs_vs_torch_float32_mixed"] <= 5e-2 and steps["onnx"]["mean_abs_vs_torch_float32_mixed"] <= 3e-3
     assert [t["what"] for t in data["targets"]][0] == "network alone 1280x720, batched, half precision"
     assert "network alone 1920x1080" in r.stdout and "wrote " in r.stdout

@@ -119,14 +119,14 @@ def test_a_gpu_provider_that_does_not_start_is_said(models_dir, monkeypatch, cap
 
 
 def test_the_cached_graph_is_written_once_and_reused(models_dir, tmp_path, monkeypatch):
-    """The first construction writes ``<cache>/onnx/<weights>-<sha>-s2d-g<version>-u8.onnx``; the next
+    """The first construction writes ``<cache>/onnx/<weights>-<sha>-s2d-g<version>-fp32-u8.onnx``; the next
     reads it (nothing built: the builder would fail), and a damaged file is written again."""
     from realtime.model.backends import onnx_backend
     from realtime.model.backends.onnx_graph import GRAPH_VERSION
 
     first = _onnx(models_dir, tmp_path)
     (path,) = first.built
-    assert path.parent == tmp_path / "onnx" and path.name.endswith(f"-s2d-g{GRAPH_VERSION}-u8.onnx")
+    assert path.parent == tmp_path / "onnx" and path.name.endswith(f"-s2d-g{GRAPH_VERSION}-fp32-u8.onnx")
     assert path.name.startswith(REQUIRED_FILES[1].removesuffix(".tflite"))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
     stat = path.stat()
@@ -167,7 +167,7 @@ def test_stylize_image_on_onnx_without_tensorflow_or_torch(models_dir, tmp_path)
     r = _stylize(["image", photo, "-o", out, "--style", "waves", "--backend", "onnx"])
     assert r.returncode == 0, r.stderr
     assert "NO-TF NO-TORCH" in r.stdout, r.stderr
-    assert "backend onnx on CPU via ONNX Runtime" in r.stderr and "precision float32 (auto: the onnx backend runs float32)" in r.stderr, r.stderr
+    assert "backend onnx on CPU via ONNX Runtime" in r.stderr and "precision float32 (auto: the CPU runs float32)" in r.stderr, r.stderr
     assert read_image(out).shape == (96, 160, 3)
     assert np.abs(read_image(out).astype(int) - read_image(photo)).mean() > 10  # stylized
     assert len(list((Path(os.environ["REALTIME_CACHE_DIR"]) / "onnx").glob("*.onnx"))) == 1  # conftest's cache

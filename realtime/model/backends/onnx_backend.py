@@ -19,10 +19,16 @@ where none is there; after the session is made, the providers it really uses are
 provider whose libraries are missing falls back to the CPU: that is an error for ``--device gpu``,
 and said once for ``auto``).
 
-Precision: the graph is float32 on every provider for now (``--precision mixed``/``bf16`` run
-float32 with a warning).  A float16 graph for the GPU providers is the obvious next step (the
-convolutions in half precision, the instance-norm statistics in float32, as ``torch`` does), to be
-measured on a GPU first; TensorRT is not told to use fp16 either.
+Precision (:func:`pick_precision`): ``--precision auto`` runs the float16 graph (weights and
+convolutions in float16, every instance norm in float32, as ``torch`` does: see :mod:`.onnx_graph`)
+where a GPU provider is asked for (TensorRT, CUDA, DirectML, CoreML: half precision is about 2x on
+GPUs, the network being memory-bound), and float32 on the CPU provider; where the GPU provider then
+does not start, it goes back to the float32 graph.  ``mixed`` asks for float16 anywhere (on the CPU
+provider too: ONNX Runtime runs it there by casting most of it back to float32, so it is for tests,
+not speed, and said once); ``float32`` opts out.  TensorRT gets ``trt_fp16_enable`` with the float16
+graph (without it TensorRT builds float32 kernels; with it TensorRT is free to pick float16 for the
+float32 norms too: to be checked on a GPU with TensorRT).  The precision is part of the cached file's
+name.  The speed-up is not measured yet: ``benchmarks/gpu.py`` measures both graphs side by side.
 
 Style codes come from the CPU (:class:`.cpu_styles.CPUStyles`: OpenVINO's int8 style network, the
 ``openvino`` backend's own, so the codes and their cache entries are shared), once per style.
@@ -50,6 +56,9 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider",
              "CoreMLExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = PROVIDERS[:-1]
+#: ``--precision`` -> the graph's compute dtype where asked for explicitly (``bf16`` is not offered:
+#: the factory warns and passes float32; the graph's half precision is float16).
+GRAPH_DTYPES = {"float32": "float32", "mixed": "float16"}
 #: How each provider is named in the start-up line.
 PROVIDER_WORDS = {"TensorrtExecutionProvider": "TensorRT", "CUDAExecutionProvider": "CUDA",
                   "DmlExecutionProvider": "DirectML", "CoreMLExecutionProvider": "CoreML",
@@ -79,24 +88,38 @@ def pick_providers(device: str, available: list[str], platform: str = sys.platfo
     return [*gpus, "CPUExecutionProvider"]
 
 
-def _provider_options(provider: str, index: Optional[int], cache_dir: Optional[Path]) -> dict[str, Any]:
+def pick_precision(precision: str, providers: list[str]) -> str:
+    """The graph's compute dtype (``float32`` or ``float16``) for ``--precision`` and the providers
+    asked for (:func:`pick_providers`' list): ``auto`` is float16 where a GPU provider is among them,
+    float32 on the CPU provider alone; ``mixed`` is float16 and ``float32`` float32 anywhere; any other
+    value (``bf16``, which the factory has already warned about) runs float32."""
+    if precision == "auto":
+        return "float16" if any(p in GPU_PROVIDERS for p in providers) else "float32"
+    return GRAPH_DTYPES.get(precision, "float32")
+
+
+def _provider_options(provider: str, index: Optional[int], cache_dir: Optional[Path], dtype: str = "float32") -> dict[str, Any]:
     """Per-provider options: the device index for ``gpu:N``; TensorRT's engine cache (an engine is
-    built per input shape, which takes long: the cache keeps it across runs)."""
+    built per input shape, which takes long: the cache keeps it across runs), and its fp16 kernels
+    for the float16 graph."""
     opts: dict[str, Any] = {}
     if index is not None and provider in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider"):
         opts["device_id"] = index
     if provider == "TensorrtExecutionProvider" and cache_dir is not None:
         opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir / "onnx" / "tensorrt"))
+    if provider == "TensorrtExecutionProvider" and dtype == "float16":
+        opts["trt_fp16_enable"] = True
     return opts
 
 
-def model_file(cache_dir: Path, transfer_path: Path, uint8: bool) -> Path:
+def model_file(cache_dir: Path, transfer_path: Path, uint8: bool, dtype: str = "float32") -> Path:
     """Where the built graph is cached: keyed on the weights file (name and sha256), the graph
-    version and formulation, and the input kind."""
+    version and formulation, the precision (``fp32``/``fp16``) and the input kind."""
     from .onnx_graph import FORMULATION, GRAPH_VERSION
 
     sha = sha256_file(transfer_path)[:16]
-    return cache_dir / "onnx" / f"{transfer_path.stem}-{sha}-{FORMULATION}-g{GRAPH_VERSION}-{'u8' if uint8 else 'f32'}.onnx"
+    prec = "fp16" if dtype == "float16" else "fp32"
+    return cache_dir / "onnx" / f"{transfer_path.stem}-{sha}-{FORMULATION}-g{GRAPH_VERSION}-{prec}-{'u8' if uint8 else 'f32'}.onnx"
 
 
 class OnnxStylizer(StylesOnCPU, Stylizer):
@@ -118,19 +141,30 @@ class OnnxStylizer(StylesOnCPU, Stylizer):
         except ImportError:
             raise UserError("--backend onnx needs ONNX Runtime, which is not installed (pip install 'realtime[onnx]')") from None
         self._ort = ort
-        if precision in ("mixed", "bf16"):
-            log.warning("--precision %s: the onnx backend runs float32 graphs for now", precision)
-        self.precision = "float32"
         self.threads = threads or os.cpu_count() or 1
         self._device_arg = device
         self._transfer_path = transfer_path
         self._cache_dir = cache_dir
         self.providers = pick_providers(device, list(ort.get_available_providers()))
+        self.dtype = pick_precision(precision, self.providers)
         self._styles = CPUStyles(prediction_path, self.threads, cache_dir, "onnx")
         self._sessions: dict[bool, Any] = {}
         self.built: list[Path] = []  # graph files written by this instance (the tests' view of the cache)
         self._session(True)  # the frame path now: a provider that cannot start is said at start-up
         used = self._sessions[True].get_providers()
+        if used == ["CPUExecutionProvider"] and self.providers != used:
+            # a GPU provider did not start (said once by _make_session): the CPU from now on, and
+            # auto's float16 (a GPU's choice) back to float32
+            self.providers = ["CPUExecutionProvider"]
+            if precision == "auto" and self.dtype != "float32":
+                self.dtype = "float32"
+                self._sessions.clear()
+                self._session(True)
+        if self.dtype == "float16" and used == ["CPUExecutionProvider"]:
+            log.warning("--precision %s: ONNX Runtime's CPU provider runs the float16 graph by casting most of it back to "
+                        "float32 (no faster; --precision float32 or auto for the float32 graph)", precision)
+        #: What runs: ``mixed`` (the float16 graph, norms in float32) or ``float32``.
+        self.precision = "mixed" if self.dtype == "float16" else "float32"
         self._device = self._describe(used)
 
     # -- sessions --------------------------------------------------------------------------------
@@ -150,7 +184,7 @@ class OnnxStylizer(StylesOnCPU, Stylizer):
             opts.enable_mem_pattern = False
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         index = device_index(self._device_arg)
-        providers = [(p, _provider_options(p, index, self._cache_dir)) for p in self.providers]
+        providers = [(p, _provider_options(p, index, self._cache_dir, self.dtype)) for p in self.providers]
         source = self._graph(uint8)
         try:
             session = ort.InferenceSession(source, opts, providers=providers)
@@ -173,7 +207,7 @@ class OnnxStylizer(StylesOnCPU, Stylizer):
     def _graph(self, uint8: bool, rebuild: bool = False) -> Any:
         """The graph: a cached file's path (written once, atomically), or bytes where there is no
         cache folder."""
-        path = model_file(self._cache_dir, self._transfer_path, uint8) if self._cache_dir is not None else None
+        path = model_file(self._cache_dir, self._transfer_path, uint8, self.dtype) if self._cache_dir is not None else None
         if path is not None and path.is_file() and not rebuild:
             return str(path)
         data = self._build(uint8)
@@ -204,16 +238,17 @@ class OnnxStylizer(StylesOnCPU, Stylizer):
             weights = TransferWeights.from_tflite(self._transfer_path)
         except (KeyError, ValueError) as exc:
             raise UserError(f"transfer model {self._transfer_path.name} is not the Magenta transfer network: {exc}") from None
-        return build_model(weights, uint8).SerializeToString()
+        return build_model(weights, uint8, dtype=self.dtype).SerializeToString()
 
     def _describe(self, used: list[str]) -> str:
         version = self._ort.__version__
         first = used[0] if used else "CPUExecutionProvider"
         what = PROVIDER_WORDS.get(first, first)
+        prec = "float16, norms float32" if self.dtype == "float16" else "float32"
         if first == "CPUExecutionProvider":
-            return f"CPU via ONNX Runtime {version} ({self.threads} threads, float32)"
+            return f"CPU via ONNX Runtime {version} ({self.threads} threads, {prec})"
         index = device_index(self._device_arg)
-        return f"GPU ({what}{f' device {index}' if index is not None else ''}) via ONNX Runtime {version} (float32)"
+        return f"GPU ({what}{f' device {index}' if index is not None else ''}) via ONNX Runtime {version} ({prec})"
 
     @property
     def device(self) -> str:

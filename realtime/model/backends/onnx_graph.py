@@ -29,6 +29,17 @@ Two formulations are written (:data:`FORMULATIONS`): ``plain``, as above, and ``
 four times the channels at half the resolution; ``transfer_net`` derives the kernels), here with
 dynamic shapes: ``SpaceToDepth``/``DepthToSpace`` ops, TF's one-cell SYMMETRIC pad as ``edge``,
 and the phase-wise outputs in channel-major (CRD) order so each phase-wise norm is a reshape.
+Two precisions (:data:`DTYPES`): ``float32``, and ``float16`` for the GPU providers (``--precision
+mixed``; ``auto`` there).  In float16 the weights are float16 constants (the fp16 TF Lite file's own
+values, exact; ``s2d``'s derived kernels, sums of them, rounded once) and the convolutions, ReLUs, resizes and residual sums run in float16, but every
+conditional instance norm runs in float32 as the ``torch`` backend's does: its input cast up, the
+statistics, normalization and gamma/beta in float32 (the style's gamma and beta come from float32
+matrix products of the float32 codes), cast back down after; the last one stays float32 for the
+sigmoid and the uint8 conversion.  The inputs and outputs are the float32 graph's (uint8 or float32
+frames, float32 codes), so callers cannot tell the two apart.  Why the norms: a sum over a whole
+1920x1080 plane and its squares in float16 would lose the statistics' low bits (and overflow
+past 65504), and the normalized values feed the next layer unscaled.
+
 Measured on ORT's CPU provider (``benchmarks/onnx_cpu.py``: 2 threads of a 2-core EPYC VM, 684x384,
 uint8 path, the best of two interleaved rounds): s2d 74 ms per frame, plain 116 ms (its 3-, 8- and
 16-channel convolutions at full resolution dominate), openvino's static s2d graph 67 ms; so the
@@ -62,20 +73,26 @@ OPSET = 17
 FORMULATIONS = ("plain", "s2d")
 FORMULATION = "s2d"
 FRAMES, CODES, OUTPUT = "frames", "codes", "stylized"
+#: The compute precisions :func:`build_model` writes (``float16``: the norms in float32, see above).
+DTYPES = ("float32", "float16")
 
 
-def _oihw(w: np.ndarray) -> np.ndarray:
+def _oihw(w: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     """HWIO (TF layout) -> OIHW (ONNX's convolution layout)."""
-    return np.ascontiguousarray(np.transpose(w, (3, 2, 0, 1)), np.float32)
+    return np.ascontiguousarray(np.transpose(w, (3, 2, 0, 1)), dtype)
 
 
 class _Graph:
-    """Nodes and constants of one graph, with unique names."""
+    """Nodes and constants of one graph, with unique names; ``dtype`` is the compute precision of the
+    convolutions and activations (the norms always run in float32)."""
 
-    def __init__(self) -> None:
-        from onnx import helper, numpy_helper
+    def __init__(self, dtype: str = "float32") -> None:
+        from onnx import TensorProto, helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
+        self.np_dtype = np.dtype(dtype).type
+        self.half = dtype == "float16"
+        self.FLOAT, self.COMPUTE = TensorProto.FLOAT, (TensorProto.FLOAT16 if self.half else TensorProto.FLOAT)
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self._n = 0
@@ -102,20 +119,28 @@ class _Graph:
         return self.op("Pad", x, self.const(np.array([0, 0, before, before, 0, 0, after, after], np.int64)), mode=mode)
 
     def conv(self, x: str, w_hwio: np.ndarray, bias: Any = None, stride: int = 1) -> str:
-        ins = [x, self.const(_oihw(w_hwio))] + ([self.const(np.asarray(bias, np.float32))] if bias is not None else [])
+        """A convolution in the compute precision (weights and bias stored in it)."""
+        dt = self.np_dtype
+        ins = [x, self.const(_oihw(w_hwio, dt))] + ([self.const(np.asarray(bias, dt))] if bias is not None else [])
         k = w_hwio.shape[0]
         return self.op("Conv", *ins, kernel_shape=[k, k], strides=[stride, stride])
 
-    def cin(self, x: str, gamma: str, beta: str, channels: int, eps: float, phases: int = 1) -> str:
-        """Conditional instance norm of ``x`` [B, phases*C, h, w]; ``gamma``/``beta`` are [B,C,1,1].
-        With phases=4 (an s2d view, channels in CRD order: channel-major, see :func:`_crd`) the
-        statistics span the phases too (the full-resolution ones): a free reshape to [B, C, 4h, w]."""
+    def cin(self, x: str, gamma: str, beta: str, channels: int, eps: float, phases: int = 1, last: bool = False) -> str:
+        """Conditional instance norm of ``x`` [B, phases*C, h, w]; ``gamma``/``beta`` are float32
+        [B,C,1,1].  With phases=4 (an s2d view, channels in CRD order: channel-major, see :func:`_crd`)
+        the statistics span the phases too (the full-resolution ones): a free reshape to [B, C, 4h, w].
+        In a float16 graph it runs in float32 (cast up, and back down unless ``last``: the sigmoid
+        and the output conversion stay float32)."""
         one, zero = self.const(np.ones(channels, np.float32)), self.const(np.zeros(channels, np.float32))
         if phases > 1:
             shape = self.op("Shape", x)
             x = self.op("Reshape", x, self.const(np.array([0, channels, -1, 0], np.int64)))
+        if self.half:
+            x = self.op("Cast", x, to=self.FLOAT)
         y = self.op("InstanceNormalization", x, one, zero, epsilon=eps)
         y = self.op("Add", self.op("Mul", y, gamma), beta)
+        if self.half and not last:
+            y = self.op("Cast", y, to=self.COMPUTE)
         return self.op("Reshape", y, shape) if phases > 1 else y
 
     def upsample2(self, x: str) -> str:
@@ -158,7 +183,7 @@ def _plain(g: _Graph, w: TransferWeights, x: str, params: list[tuple[str, str]])
         p = kern.shape[0] // 2
         if i < 2:
             x = g.upsample2(x)
-        x = g.cin(g.conv(g.pad(x, p, p), kern), *params[k + i], kern.shape[3], w.eps)
+        x = g.cin(g.conv(g.pad(x, p, p), kern), *params[k + i], kern.shape[3], w.eps, last=i == 2)
         if i < 2:
             x = g.op("Relu", x)
     return x
@@ -192,21 +217,24 @@ def _s2d(g: _Graph, w: TransferWeights, x: str, params: list[tuple[str, str]]) -
     x = g.op("Relu", g.cin(g.conv(g.pad(x, 1, 1, "edge"), _crd(subpixel_kernel(e2))), *params[k + 1], e2.shape[3], w.eps, phases=4))
     x = g.op("DepthToSpace", x, blocksize=2, mode="CRD")
     x = g.op("SpaceToDepth", g.pad(x, 4, 4), blocksize=2)
-    return g.cin(g.conv(x, _crd(s2d_same_kernel(e3))), *params[k + 2], e3.shape[3], w.eps, phases=4)
+    return g.cin(g.conv(x, _crd(s2d_same_kernel(e3))), *params[k + 2], e3.shape[3], w.eps, phases=4, last=True)
 
 
-def build_model(weights: TransferWeights, uint8: bool, formulation: str = FORMULATION) -> Any:
+def build_model(weights: TransferWeights, uint8: bool, formulation: str = FORMULATION, dtype: str = "float32") -> Any:
     """An ``onnx.ModelProto``: ``frames`` [B,H,W,3] (u8, or f32 in [0,1]) and ``codes`` f32 [B,100]
     -> ``stylized`` [B,H,W,3] (u8 rounded half up and saturated, or f32 in [0,1]).  Batch, height and
-    width are dynamic (height and width multiples of 4).  Checked with ``onnx.checker``."""
+    width are dynamic (height and width multiples of 4).  ``dtype`` is the compute precision
+    (:data:`DTYPES`; the same inputs and outputs either way).  Checked with ``onnx.checker``."""
     import onnx
     from onnx import TensorProto, helper
 
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if len(weights.channels) != len(norm_layers()):
         raise ValueError(f"expected {len(norm_layers())} norm layers, got {len(weights.channels)}")
-    g = _Graph()
+    g = _Graph(dtype)
     elem = TensorProto.UINT8 if uint8 else TensorProto.FLOAT
     frames = helper.make_tensor_value_info(FRAMES, elem, ["batch", "height", "width", 3])
     codes = helper.make_tensor_value_info(CODES, TensorProto.FLOAT, ["batch", 100])
@@ -214,7 +242,9 @@ def build_model(weights: TransferWeights, uint8: bool, formulation: str = FORMUL
     params = _norm_params(g, weights, CODES)
     x = g.op("Transpose", FRAMES, perm=[0, 3, 1, 2])  # NHWC -> NCHW (on bytes where uint8)
     if uint8:
-        x = g.op("Mul", g.op("Cast", x, to=TensorProto.FLOAT), g.const(np.float32(1.0 / 255.0)))
+        x = g.op("Mul", g.op("Cast", x, to=g.COMPUTE), g.const(g.np_dtype(1.0 / 255.0)))
+    elif g.half:
+        x = g.op("Cast", x, to=g.COMPUTE)
     if formulation == "plain":
         y = g.op("Sigmoid", _plain(g, weights, x, params))
     else:
@@ -226,7 +256,8 @@ def build_model(weights: TransferWeights, uint8: bool, formulation: str = FORMUL
     if formulation == "s2d":
         y = g.op("DepthToSpace", y, blocksize=2, mode="CRD")  # on bytes where uint8
     g.nodes.append(helper.make_node("Transpose", [y], [OUTPUT], name="to_nhwc", perm=[0, 2, 3, 1]))
-    graph = helper.make_graph(g.nodes, f"transfer_{formulation}_{'u8' if uint8 else 'f32'}", [frames, codes], [out], g.inits)
+    name = f"transfer_{formulation}_{'u8' if uint8 else 'f32'}{'_fp16' if g.half else ''}"
+    graph = helper.make_graph(g.nodes, name, [frames, codes], [out], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="realtime", producer_version=str(GRAPH_VERSION))
     model.ir_version = 8  # what ORT >= 1.14 reads (opset 17)
