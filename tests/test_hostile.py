@@ -2,6 +2,7 @@
 the user's lost or half-written.  Most checks need no model files: they fail before the network
 loads, which is the point."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -381,7 +382,7 @@ def test_read_only_and_full_disks_fail_in_one_line_and_leave_nothing(tiny_fs, tm
 
 
 def test_a_bad_style_is_one_line_before_anything_opens(capsys, monkeypatch, tmp_path):
-    """image, video and live: a style folder with no images, an empty, corrupt, tiny or directory
+    """image, video (and --cluster) and live: a style folder with no images, an empty, corrupt, tiny or directory
     image is refused in one line, before a camera, a window, a port or the network opens."""
     import realtime.live.run
     import realtime.model.engine
@@ -392,6 +393,11 @@ def test_a_bad_style_is_one_line_before_anything_opens(capsys, monkeypatch, tmp_
     monkeypatch.setattr(realtime.live.run, "open_live_source", must_not_open)
     monkeypatch.setattr(realtime.live.run, "_preflight", must_not_open)
     monkeypatch.setattr(realtime.model.engine, "open_engine", must_not_open)
+    cluster = importlib.util.find_spec("ray") is not None
+    if cluster:
+        import realtime.cluster.pool
+
+        monkeypatch.setattr(realtime.cluster.pool.WorkerPool, "connect", must_not_open)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     (tmp_path / "zero.png").write_bytes(b"")
@@ -415,6 +421,8 @@ def test_a_bad_style_is_one_line_before_anything_opens(capsys, monkeypatch, tmp_
         if name != "set":  # image and video take a folder's first image (a.png, which is good)
             runs += [["image", src, "--style", style, "-o", tmp_path / "o.png"],
                      ["video", clip, "--style", style, "-o", tmp_path / "o.mp4"]]
+            if cluster:
+                runs.append(["video", clip, "--style", style, "-o", tmp_path / "o.mp4", "--cluster"])
         for argv in runs:
             code, err = run_main(argv, capsys)
             assert code == 2, (argv, err)
