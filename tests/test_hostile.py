@@ -2,6 +2,7 @@
 the user's lost or half-written.  Most checks need no model files: they fail before the network
 loads, which is the point."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -378,3 +379,55 @@ def test_read_only_and_full_disks_fail_in_one_line_and_leave_nothing(tiny_fs, tm
     with pytest.raises(UserError, match="space"):
         write_image(full / "big.png", big)
     assert list(full.iterdir()) == []
+
+
+def test_a_bad_style_is_one_line_before_anything_opens(capsys, monkeypatch, tmp_path):
+    """image, video (and --cluster) and live: a style folder with no images, an empty, corrupt, tiny or directory
+    image is refused in one line, before a camera, a window, a port or the network opens."""
+    import realtime.live.run
+    import realtime.model.engine
+
+    def must_not_open(*a, **k):
+        raise AssertionError("opened before the styles were checked")
+
+    monkeypatch.setattr(realtime.live.run, "open_live_source", must_not_open)
+    monkeypatch.setattr(realtime.live.run, "_preflight", must_not_open)
+    monkeypatch.setattr(realtime.model.engine, "open_engine", must_not_open)
+    cluster = importlib.util.find_spec("ray") is not None
+    if cluster:
+        import realtime.cluster.pool
+
+        monkeypatch.setattr(realtime.cluster.pool.WorkerPool, "connect", must_not_open)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 64)
+    write_image(tmp_path / "tiny.png", np.full((8, 8, 3), 90, np.uint8))
+    good = tmp_path / "good"
+    (good / "folder.png").mkdir(parents=True)  # a folder named like an image is no style: skipped
+    write_image(good / "a.png", np.full((32, 32, 3), 90, np.uint8))
+    bad_in_set = tmp_path / "set"
+    bad_in_set.mkdir()
+    write_image(bad_in_set / "a.png", np.full((32, 32, 3), 90, np.uint8))
+    (bad_in_set / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)
+    src = write_image(tmp_path / "c.png", np.full((32, 32, 3), 90, np.uint8))
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=2, width=64, height=48, fps=10, audio=False)
+    styles = {"empty": "has no images", "zero.png": "empty", "corrupt.jpg": "not a readable image",
+              "tiny.png": "at least 16x16", "set": "b.png"}
+    for name, needle in styles.items():
+        style = tmp_path / name
+        runs = [["live", "--source", "synthetic", "--headless", "--style", style]]
+        if name != "set":  # image and video take a folder's first image (a.png, which is good)
+            runs += [["image", src, "--style", style, "-o", tmp_path / "o.png"],
+                     ["video", clip, "--style", style, "-o", tmp_path / "o.mp4"]]
+            if cluster:
+                runs.append(["video", clip, "--style", style, "-o", tmp_path / "o.mp4", "--cluster"])
+        for argv in runs:
+            code, err = run_main(argv, capsys)
+            assert code == 2, (argv, err)
+            assert str(tmp_path / name) in one_error_line(err, needle), (argv, err)
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.mp4").exists()
+    # good styles get past the check, to the preflight
+    with pytest.raises(AssertionError, match="opened before"):
+        run_main(["live", "--source", "synthetic", "--headless", "--style", bad_in_set / "a.png", "--style", good], capsys)

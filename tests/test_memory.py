@@ -267,3 +267,37 @@ def test_the_show_comes_back_after_kill_9_and_fresh_starts_over(models_dir, tmp_
         assert fresh.stop() == 143
     assert saved(state)["style"] == "dots" and saved(state)["strength"] == 1.0  # the fresh show replaced it
     assert "Traceback" not in "".join(p.read_text() for p in tmp_path.glob("*.log"))
+
+
+def test_the_state_file_is_fsynced_before_its_rename_and_its_folder_after(tmp_path, monkeypatch):
+    """A power cut (not only a kill) leaves the old state or the new: the data reaches the disk
+    before the rename makes it the state file, and the rename reaches it after (the folder's fsync)."""
+    import stat
+
+    import realtime.io.paths as paths
+
+    path = tmp_path / "state" / "show.json"
+    path.parent.mkdir()
+    path.write_text('{"version": 1, "style": "dots"}')
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync-dir" if stat.S_ISDIR(st.st_mode) else "fsync-file", st.st_size))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", Path(dst).name))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(paths.os, "fsync", fsync)
+    monkeypatch.setattr(paths.os, "replace", replace)
+    c = Controller(["dots", "waves"])
+    memory = ShowMemory(c, path, clock=Clock())
+    c.set_style("waves", origin="web")
+    memory.tick()
+    assert saved(path)["style"] == "waves"
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync-file", "rename", "fsync-dir"], events
+    assert events[0][1] == len(path.read_bytes())  # the whole new file was on the disk before the rename

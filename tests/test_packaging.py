@@ -131,3 +131,26 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_the_license_is_an_spdx_expression_the_build_does_not_warn_about(tmp_path):
+    """``project.license`` as an SPDX string (PEP 639, setuptools>=77), not the deprecated table:
+    the build says nothing about it and the metadata carries ``License-Expression``."""
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(meta["project"]["license"], str)
+    assert not any(c.startswith("License ::") for c in meta["project"].get("classifiers", []))  # refused beside an expression
+    requires = " ".join(meta["build-system"]["requires"])
+    assert "setuptools>=77" in requires.replace(" ", ""), requires
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*NOT_BUILT))
+    (tmp_path / "meta").mkdir()
+    code = "import setuptools.build_meta as b, sys; print(b.prepare_metadata_for_build_wheel(sys.argv[1]))"
+    r = subprocess.run([sys.executable, "-W", "always", "-c", code, str(tmp_path / "meta")], cwd=src,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    said = [line for line in (r.stderr + r.stdout).lower().splitlines() if "license" in line and "warn" in line]
+    assert not said, r.stderr
+    metadata = (tmp_path / "meta" / r.stdout.split()[-1] / "METADATA").read_text()
+    assert f"License-Expression: {meta['project']['license']}" in metadata, metadata[:600]

@@ -28,6 +28,7 @@ from ..config import Config
 from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_file, publish, temp_path_for
 from ..jobs.video import VideoJob, expand_inputs, job_styles, output_pairs
+from ..model.styles import check_style_files
 from ..pipeline.video import VideoResult
 from .join import join_segments
 from .manifest import Manifest
@@ -91,6 +92,7 @@ def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path]]:
     """The inputs, their outputs (checked before any work) and the style files."""
     inputs = expand_inputs(job.inputs)
     styles = job_styles(cfg, job)
+    check_style_files(styles)  # a bad style image: one line here, not from every worker after Ray starts
     if job.output and Path(job.output).suffix.lower() == ".avi":
         raise UserError(f"--cluster writes MP4, MOV or MKV files (segments are joined by their timestamps): {job.output}")
     # Absolute paths: the workers of a cluster do not run in this folder.

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import BinaryIO, NamedTuple, Optional
 
 from ..errors import UserError
 
@@ -435,16 +435,49 @@ def publish(tmp: Path, dest: Path, overwrite: bool = False, keep: bool = False) 
             tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes, overwrite: bool = True) -> Path:
-    """Write ``data`` to ``path`` through a temp file; see :func:`publish` for ``overwrite``."""
+def sync_folder(folder: Path) -> None:
+    """fsync ``folder``, so a rename into it survives a power cut, not only a crash; where the OS
+    allows it (Windows cannot open a folder; some network file systems refuse): skipped otherwise."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.debug("fsync of folder %s: %s", folder, exc)
+    finally:
+        os.close(fd)
+
+
+def _sync_file(fh: BinaryIO) -> None:
+    fh.flush()
+    try:
+        os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):  # a file system without fsync
+            raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, overwrite: bool = True, durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temp file; see :func:`publish` for ``overwrite``.
+    ``durable``: the data is fsynced before the rename and the folder after it, so after a power
+    cut the file is the old one or the new one, whole (a rename alone can reach the disk before the
+    data does: an empty file).  Why not always: a state file rewritten while the show runs needs it;
+    a snapshot or an output does not pay two disk flushes."""
     tmp = temp_path_for(Path(path))
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
+            if durable:
+                _sync_file(fh)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return publish(tmp, Path(path), overwrite)
+    dest = publish(tmp, Path(path), overwrite)
+    if durable:
+        sync_folder(dest.parent)
+    return dest

@@ -18,10 +18,10 @@ from ..core.workers import call_interruptibly
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..pipeline.state import StreamState
 from ..errors import MediaError, UserError
-from ..io.images import MIN_STYLE_SIDE, check_image_header, read_image, read_image_bytes, write_image
+from ..io.images import check_image_header, read_image, read_image_bytes, write_image
 from ..io.paths import check_output_dir, check_output_file, output_label
 from ..model.engine import open_engine
-from ..model.styles import Style, build_code, find_style_images, parse_blend
+from ..model.styles import Style, build_code, check_style_files, find_style_images, parse_blend
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def plan_outputs(job: ImageJob, contents: Sequence[Path], labels: Sequence[str])
 def _style(cfg: Config, spec: str) -> Style:
     """A --style or --blend value -> its style (a folder: the first image), its size checked now."""
     style = find_style_images(spec, cfg.styles.dir)[0]
-    check_image_header(read_image_bytes(style.path), f"style {style.path}", MIN_STYLE_SIDE)
+    check_style_files([style])
     return style
 
 

@@ -22,7 +22,7 @@ from ..io.paths import check_output_dir, check_output_file, output_label
 from ..model.engine import open_engine
 from ..effects.crossfade import Replay
 from ..io.sinks.timeline import read_timeline
-from ..model.styles import Style, find_style_images
+from ..model.styles import Style, check_style_files, find_style_images
 from ..pipeline.video import VideoOptions, VideoResult, VideoStylizer
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ def run_video(cfg: Config, job: VideoJob) -> int:
         styles, replay = timeline_replay(cfg, job.timeline)
     else:
         styles = job_styles(cfg, job)
+    check_style_files(styles)  # a bad style image: one line now, not after the network loads
     pairs = output_pairs(job, inputs, styles)
     if job.output:
         if Path(job.output).resolve() == inputs[0].resolve():

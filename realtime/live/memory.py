@@ -6,8 +6,9 @@ Why: an installation restarts -- a power cut, a crash that systemd answers with 
 nightly reboot -- and should come back as the staff left it, not with the config's first painting
 at the config's strength.  A controller-event subscriber notes every change to those fields (except
 attract mode's temporary strength, told apart by the event's origin); the live loop writes them as
-a small JSON file between frames, at most once a second, atomically (a kill at any moment leaves the
-old file or the new one, never half of one), and the end of the show writes the last change before
+a small JSON file between frames, at most once a second, atomically and durably (fsynced before
+the rename, the folder after it: a kill or a power cut at any moment leaves the old file or the new
+one, never half of one or an empty one), and the end of the show writes the last change before
 the process exits.  At start the file is put back through the controller's own actions (origin
 ``restore``), so every value is checked like a key press would be: a style that is no longer loaded,
 or a strength this backend cannot mix, is one log line and otherwise ignored.  ``stylize live
@@ -160,7 +161,8 @@ class ShowMemory:
                 self._dirty = False
             self._last_write = self._clock()
             try:
-                atomic_write_bytes(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+                atomic_write_bytes(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(),
+                                   durable=True)  # a power cut leaves the old state or the new, never an empty file
             except Exception as exc:  # noqa: BLE001 - a full disk must never end the show
                 if not self._failed:
                     log.warning("cannot save the show state to %s: %s", self.path, exc)

@@ -27,7 +27,7 @@ from ..io.sinks import Output
 from ..io.sinks.window import WindowOutput
 from ..errors import ConfigError
 from ..io.sources import BackgroundSource, FileSource, FrameSource, SupervisedSource, open_source
-from ..model.styles import Style, find_style_images
+from ..model.styles import Style, check_style_files, find_style_images
 from ..pipeline.stage import StylizeStage, check_mixable
 from ..core.motion import MotionMeter
 from .app import LiveApp
@@ -282,9 +282,10 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     """``stylize live`` from a validated config and the style list."""
     live = cfg.live
     midi_mapping = mapping_for(cfg)  # a bad MIDI table: one line before anything opens
-    closed_picture, server, token = _preflight(cfg)
     specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
     styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
+    check_style_files(styles)  # an unreadable, tiny or huge image too: before the port, camera, window and network
+    closed_picture, server, token = _preflight(cfg)
     source = open_live_source(cfg)
     osc = None
     style_source = None

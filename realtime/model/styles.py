@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import MediaError, UserError
-from ..io.images import IMAGE_EXTS, MIN_STYLE_SIDE, check_image_header, decode_image
+from ..io.images import IMAGE_EXTS, MIN_STYLE_SIDE, check_image_header, decode_image, read_image_bytes
 from ..io.paths import glob_escape
 from ..resources import SHIPPED_STYLES  # the styles/ folder we ship (checkout or installed package)
 from .backends.base import Stylizer, require_mixable
@@ -82,6 +82,16 @@ def find_style_images(spec: str | os.PathLike, styles_dir: str | os.PathLike | N
             raise MediaError(f"style folder has no images ({', '.join(IMAGE_EXTS)}): {p}")
         return styles
     return [Style(p.stem, p)]
+
+
+def check_style_files(styles: Iterable[Style]) -> None:
+    """Each style image readable, of a format we read, 16x16 to 50 MP, from its header (no pixel
+    decoded): a one-line MediaError naming the file otherwise.  Why: every command calls this on
+    its styles before it opens a camera, a window or the network (which take seconds), so a bad
+    style is said at once, not after the start; :meth:`StyleBank.code_for` keeps the same check
+    for styles that arrive later (uploads, take_style)."""
+    for style in styles:
+        check_image_header(read_image_bytes(style.path), f"style {style.path}", MIN_STYLE_SIDE)
 
 
 def list_styles(folder: str | os.PathLike | None) -> list[Style]:

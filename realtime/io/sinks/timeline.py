@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...errors import MediaError
-from ..paths import OutputError, publish, source_path, temp_path_for
+from ..paths import OutputError, atomic_write_bytes, source_path
 from ..paths import timeline_path as timeline_path
 
 log = logging.getLogger(__name__)
@@ -167,17 +166,7 @@ class Timeline:
 
 def _write_json_synced(path: Path, doc: dict[str, Any]) -> None:
     """Atomically, and on the disk before the rename (a power cut leaves the old file or the new)."""
-    tmp = temp_path_for(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish(tmp, path, overwrite=True)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode("utf-8"), durable=True)
 
 
 @dataclass(frozen=True)
