@@ -232,3 +232,12 @@ def test_old_timeline_without_crossfade_stamps_uses_set_crossfade_args(tmp_path)
     tl.write_text(json.dumps({**base, "events": [{"t": 0.5, "action": "set_style", "crossfade_s": -1, **state("waves", None)}]}))
     with pytest.raises(MediaError, match="event 0 .*'crossfade_s' must be seconds in 0..60"):
         read_timeline(tl)
+
+
+def test_timeline_is_taken_with_cluster(tmp_path, raw):
+    """``--cluster`` is no longer refused with ``--timeline``: the cluster's driver reads the
+    timeline first (a bad one is its one-line error, before Ray starts any worker)."""
+    pytest.importorskip("ray")
+    r = run(raw, "--timeline", tmp_path / "gone.timeline.json", "--cluster", "-o", tmp_path / "o.mp4", "--quiet")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "timeline not found" in r.stderr and "drop" not in r.stderr
