@@ -171,8 +171,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     if bool(args.output) == bool(args.out_dir):
         raise UserError("give exactly one of -o OUTPUT or --out-dir DIR")
     if args.timeline is not None:
-        clash = [flag for flag, v in (("--style", args.style), ("--switch-every", args.switch_every),
-                                      ("--cluster", args.cluster), ("--strength", args.strength),
+        clash = [flag for flag, v in (("--style", args.style), ("--switch-every", args.switch_every), ("--strength", args.strength),
                                       ("--stability", _stability(args)), ("--start", args.start), ("--end", args.end))
                  if v is not None]
         if clash:

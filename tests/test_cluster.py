@@ -127,6 +127,52 @@ def test_long_file_in_segments_equals_the_single_process_output(ray_local, cfg_f
     assert max(d.mean() for d in diffs) < 0.05
 
 
+def test_timeline_replay_in_segments_equals_the_single_process_replay(ray_local, cfg_factory, long_clip, tmp_path):
+    """``--timeline`` with ``--cluster`` (issue #28): each segment computes the replay's style,
+    crossfade, strength and stability from media time, so the joined output is the one-process
+    replay's.  Two segments (cut at 2 s); a crossfade (0.8 s, set by a set_crossfade event) runs
+    across the border, and a style switch and a stability change fall inside the second segment."""
+    import json
+
+    from realtime.cluster.runner import ClusterRun
+
+    styles = ROOT / "styles"
+
+    def state(name, strength=1.0, stability=0.5, **extra):
+        return {"style": name, "style_path": str(styles / f"{name}.jpg"), "style_index": 0, "strength": strength,
+                "stability": stability, **extra}
+
+    tl = tmp_path / "show.timeline.json"
+    tl.write_text(json.dumps({
+        "format": "realtime-timeline", "version": 1, "video": "show.mp4", "complete": True, "duration_s": 4.0,
+        "initial": {**state("mosaic"), "crossfade_s": 0.5},
+        "events": [
+            {"t": 0.9, "action": "set_style", "args": {}, **state("waves", crossfade_s=0.5)},
+            {"t": 1.5, "action": "set_crossfade", "args": {"seconds": 0.8}, **state("waves", crossfade_s=0.8)},
+            {"t": 1.7, "action": "set_style", "args": {}, **state("dots", crossfade_s=0.8)},
+            {"t": 2.3, "action": "set_strength", "args": {"value": 0.7}, **state("dots", 0.7, crossfade_s=0.8)},
+            {"t": 2.6, "action": "set_stability", "args": {"value": 0.3}, **state("dots", 0.7, 0.3, crossfade_s=0.8)},
+            {"t": 3.0, "action": "set_style", "args": {}, **state("mosaic", 0.7, 0.3, crossfade_s=0.8)},
+        ]}))
+    single_out = tmp_path / "single.mp4"
+    single(long_clip, single_out, "--crf", 0, "--timeline", tl)
+    out = tmp_path / "cluster.mp4"
+    cfg = cluster_cfg(cfg_factory, **{"video.crf": 0, "cluster.segment_s": 1.5})
+    res = ClusterRun(cfg, job([long_clip], output=out, styles=(), timeline=str(tl))).execute()
+    assert [i.status for i in res.inputs] == ["done"], res.inputs[0].error
+    m = res.inputs[0].manifest
+    assert [u.span.start for u in m.units] == [0.0, 2.0]  # the fade 1.7..2.5 crosses the border
+    assert m.units[1].span.warm < 2.0  # the replay's stability (0.5) asks for a warm-up
+    a, b = decode(single_out), decode(out)
+    assert b["pts"] == a["pts"] and len(a["pts"]) == 96
+    diffs = [np.abs(x - y) for x, y in zip(a["frames"], b["frames"])]
+    for i in range(46, 52):  # the border at frame 48, inside the crossfade
+        assert diffs[i].mean() < 0.05 and diffs[i].max() <= 8, (i, diffs[i].mean(), diffs[i].max())
+    assert max(d.mean() for d in diffs) < 0.05
+    # The replay did change the picture in the second segment (a switch at 3 s: frames 72 on).
+    assert np.abs(a["frames"][70] - a["frames"][90]).mean() > 2
+
+
 def test_without_warm_up_the_border_shows(ray_local, cfg_factory, long_clip, tmp_path, monkeypatch):
     """The check above can fail: cutting with no warm-up leaves a visible step at the borders."""
     from realtime.cluster import runner

@@ -97,21 +97,23 @@ class CodeLog(Output):
         return None
 
 
-def show(tmp_path, keys, engine=None, source=None, **opts):
+def show(tmp_path, keys, engine=None, source=None, crossfade_s=FADE, crossfade_beats=0.0, **opts):
     """A headless show over the shipped styles (their codes from ``engine``'s bank, as a replay
-    gets them), recording its source; returns the app, the stage and the code log."""
+    gets them), recording its source; returns the app, the stage and the code log.  ``crossfade_s``
+    None: the controller's crossfade time (set_crossfade), in beats with ``crossfade_beats``."""
     engine = engine or fake_engine(tmp_path)
     entries = [StyleEntry(n, STYLES / f"{n}.jpg", engine.bank.code_for(Style(n, STYLES / f"{n}.jpg"))) for n in NAMES]
     controller = Controller(StyleSet(entries))
     stage = LoggingStage(FakeStylizer(), short_side=32)
-    pipeline = LivePipeline(source or SyntheticSource(96, 64, fps=FPS), stage, controller, crossfade_s=FADE)
+    pipeline = LivePipeline(source or SyntheticSource(96, 64, fps=FPS), stage, controller, crossfade_s=crossfade_s,
+                            crossfade_beats=crossfade_beats)
     log = CodeLog(stage)
     cfg = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snap"),
                      record_source=True, **opts)
     return LiveApp(pipeline, cfg, keys, outputs=[log]), engine, log
 
 
-def fade_time(code, a, b):
+def fade_time(code, a, b, fade=FADE):
     """Where ``code`` is on the crossfade from ``a`` to ``b``, in seconds into it (None: not on it)."""
     f = float(np.dot(code - a, b - a) / np.dot(b - a, b - a))
     if not np.allclose(code, a + f * (b - a), atol=1e-4):
@@ -120,7 +122,7 @@ def fade_time(code, a, b):
     for _ in range(40):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if smoothstep(mid) < f else (lo, mid)
-    return lo * FADE
+    return lo * fade
 
 
 def test_done_when_a_show_replayed_from_its_source_and_timeline_gets_the_live_codes_frame_by_frame(tmp_path):
@@ -199,6 +201,59 @@ def test_done_when_a_show_replayed_from_its_source_and_timeline_gets_the_live_co
     for i in steady:  # between fades: the very same code
         assert np.allclose(live[i], again[i], atol=1e-5), (i, live_times[i])
     assert {tuple(np.round(live[i][:3], 4)) for i in steady} == {tuple(np.round(x[:3], 4)) for x in (a, b, d)}
+
+
+def test_crossfade_and_tempo_changes_are_recorded_and_replayed(tmp_path):
+    """The show follows set_crossfade, and with ``show.crossfade_beats`` the tempo: each timeline
+    event carries the crossfade a switch then gets (seconds), and the replay fades each switch over
+    the same time as the show did, frame by frame."""
+    rec = tmp_path / "beats.mp4"
+    app, engine, log = show(tmp_path, ScriptedKeys({95: "q"}), crossfade_s=None, crossfade_beats=2.0,
+                            record=True, record_path=str(rec))
+    c = app.controller
+
+    def surfaces():
+        for at, calls in ((8, [("set_crossfade", {"seconds": 0.15}), ("set_style", {"style": "waves"})]),
+                          (30, [("set_tempo", {"bpm": 300.0})]),  # 2 beats at 300 bpm: 0.4 s
+                          (40, [("set_style", {"style": "dots"})]),
+                          (65, [("set_crossfade", {"seconds": 0.1}), ("set_style", {"style": "mosaic"})])):  # beats win
+            while app.stats.shown < at:
+                time.sleep(0.002)
+            for name, args in calls:
+                c.do(name, origin="web", **args)
+
+    t = threading.Thread(target=surfaces, name="realtime-test-surfaces")
+    t.start()
+    app.run()
+    t.join(10)
+    assert not t.is_alive()
+    doc = json.loads(timeline_path(rec).read_text())
+    stamps = [(e["action"], e["crossfade_s"]) for e in doc["events"] if e["action"] != "quit"]
+    assert doc["initial"]["crossfade_s"] == 0.5 and stamps == [
+        ("set_crossfade", 0.15), ("set_style", 0.15), ("set_tempo", 0.4), ("set_style", 0.4), ("set_crossfade", 0.4),
+        ("set_style", 0.4)]
+    styles, replay = timeline_replay(engine.cfg, str(timeline_path(rec)))
+    assert replay.crossfades[1:] == (0.15, 0.4, 0.4)
+    stylizer = RecordingStylizer()
+    replay_engine = fake_engine(tmp_path, stylizer)
+    res = VideoStylizer(replay_engine, [replay_engine.bank.code_for(s) for s in styles],
+                        VideoOptions(size=32, batch=4, replay=replay, audio=False)).run(source_path(rec), tmp_path / "film.mp4")
+    live_times = [round(t - log.entries[0][0], 3) for t, _ in log.entries]
+    assert res.frames == len(live_times) == len(stylizer.codes)
+    live, again = [code for _, code in log.entries], stylizer.codes
+    a, b, d = (engine.bank.code_for(Style(n, STYLES / f"{n}.jpg")) for n in ("mosaic", "waves", "dots"))
+    dt = 1.0 / FPS
+    switches = [e["t"] for e in doc["events"] if e["action"] == "set_style"]
+    for t0, x, y, fade in zip(switches, (a, b, d), (b, d, a), (0.15, 0.4, 0.4)):
+        inside = 0
+        for i, tm in enumerate(live_times):
+            if t0 - dt <= tm <= t0 + fade + 2 * dt:
+                s_live, s_again = fade_time(live[i], x, y, fade), fade_time(again[i], x, y, fade)
+                assert s_live is not None and s_again is not None, (t0, i, tm)
+                if 0 < s_live < fade or 0 < s_again < fade:  # the same point of a fade of the same length
+                    inside += 1
+                    assert -JITTER <= s_again - s_live <= dt + JITTER, (t0, i, tm, s_live, s_again)
+        assert inside >= round(fade * FPS) - 1, (t0, inside)
 
 
 def test_r_starts_and_stops_both_files_and_the_report_lists_both(tmp_path):

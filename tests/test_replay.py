@@ -165,3 +165,79 @@ def test_timeline_does_not_mix_with_style_flags(tmp_path, raw):
     r = run(raw, "--timeline", tl, "--style", "mosaic", "--switch-every", "1", "-o", tmp_path / "o.mp4")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
     assert "drop --style, --switch-every" in r.stderr
+
+
+def test_replay_follows_crossfade_time_changes(tmp_path):
+    """A set_crossfade between two switches: the second switch fades over the new time (a file
+    whose events carry only set_crossfade's seconds); a tempo change stamped with the crossfade it
+    gives (``show.crossfade_beats``: the live app writes each event's effective ``crossfade_s``)
+    sets the third's; a crossfade change during a fade leaves that fade as it is (as live)."""
+    raw = tmp_path / "show.raw.mp4"
+    write_clip(raw, frames=45, width=64, height=48, fps=FPS, audio=False)
+    doc = {
+        "format": "realtime-timeline", "version": 1, "video": "show.mp4", "complete": True, "duration_s": 4.4,
+        "initial": {**state("mosaic", STYLES / "mosaic.jpg"), "crossfade_s": 0.3},
+        "events": [
+            {"t": 0.5, "action": "set_style", "args": {"name": "waves"}, **state("waves", STYLES / "waves.jpg")},
+            {"t": 1.2, "action": "set_crossfade", "args": {"seconds": 0.9}, **state("waves", STYLES / "waves.jpg")},
+            {"t": 1.5, "action": "set_style", "args": {"name": "dots"}, **state("dots", STYLES / "dots.jpg")},
+            {"t": 1.8, "action": "set_crossfade", "args": {"seconds": 0.1}, **state("dots", STYLES / "dots.jpg")},
+            {"t": 2.9, "action": "set_tempo", "args": {"bpm": 240.0}, "crossfade_s": 0.5, **state("dots", STYLES / "dots.jpg")},
+            {"t": 3.3, "action": "set_style", "args": {"name": "mosaic"}, "crossfade_s": 0.5,
+             **state("mosaic", STYLES / "mosaic.jpg")},
+        ],
+    }
+    tl = tmp_path / "show.timeline.json"
+    tl.write_text(json.dumps(doc))
+    stylizer = RecordingStylizer()
+    engine = fake_engine(tmp_path, stylizer)
+    styles, replay = timeline_replay(engine.cfg, str(tl))
+    assert [s.name for s in styles] == ["mosaic", "waves", "dots"]
+    assert replay.times == (0.0, 0.5, 1.5, 3.3) and replay.crossfades == (0.3, 0.3, 0.9, 0.5)
+    res = VideoStylizer(engine, [engine.bank.code_for(s) for s in styles],
+                        VideoOptions(size=32, batch=4, replay=replay, audio=False, crossfade_s=2.0)).run(raw, tmp_path / "o.mp4")
+    assert res.frames == 45
+    a, b, d = (engine.bank.code_for(Style(n, STYLES / f"{n}.jpg")) for n in ("mosaic", "waves", "dots"))
+    times, got = frame_times(raw), stylizer.codes
+    dt = 1.0 / FPS
+    for t0, x, y, fade in ((0.5, a, b, 0.3), (1.5, b, d, 0.9), (3.3, d, a, 0.5)):
+        near = [(t, got[i]) for i, t in enumerate(times) if t0 - dt <= t <= t0 + fade + 3 * dt]
+        fracs = []
+        for t, code in near:
+            f = float(np.dot(code - x, y - x) / np.dot(y - x, y - x))
+            assert np.allclose(code, mix(x, y, f), atol=1e-4), (t0, t)  # on the line between the two styles
+            fracs.append((t, f))
+        moving = [t for t, f in fracs if 1e-6 < f < 1 - 1e-6]
+        done = next(t for t, f in fracs if f >= 1 - 1e-6)
+        # The fade lasts its own crossfade time, within one frame: it starts at the switch and
+        # the first frame at the new style comes no later than one frame after t0 + fade.
+        assert moving and t0 <= moving[0] <= t0 + dt + 1e-6 and t0 + fade - dt - 1e-6 <= moving[-1] < t0 + fade, (t0, moving)
+        assert t0 + fade - 1e-6 <= done <= t0 + fade + dt, (t0, done)
+        for t, f in fracs:  # every frame where the eased curve of that length puts it
+            assert f == pytest.approx(smoothstep((t - t0) / fade), abs=1e-4), (t0, t)
+
+
+def test_old_timeline_without_crossfade_stamps_uses_set_crossfade_args(tmp_path):
+    """Timelines are read whether or not events carry ``crossfade_s``; a bad value is one line."""
+    from realtime.errors import MediaError
+    from realtime.io.sinks.timeline import read_timeline
+
+    base = {"format": "realtime-timeline", "version": 1, "video": "v.mp4", "complete": True, "duration_s": 2.0,
+            "initial": {**state("mosaic", None), "crossfade_s": 0.4}}
+    tl = tmp_path / "t.timeline.json"
+    tl.write_text(json.dumps({**base, "events": [
+        {"t": 0.5, "action": "set_crossfade", "args": {"seconds": 1.5}, **state("mosaic", None)},
+        {"t": 1.0, "action": "set_style", **state("waves", None)}]}))
+    assert [s.crossfade_s for s in read_timeline(tl).states] == [0.4, 1.5]
+    tl.write_text(json.dumps({**base, "events": [{"t": 0.5, "action": "set_style", "crossfade_s": -1, **state("waves", None)}]}))
+    with pytest.raises(MediaError, match="event 0 .*'crossfade_s' must be seconds in 0..60"):
+        read_timeline(tl)
+
+
+def test_timeline_is_taken_with_cluster(tmp_path, raw):
+    """``--cluster`` is no longer refused with ``--timeline``: the cluster's driver reads the
+    timeline first (a bad one is its one-line error, before Ray starts any worker)."""
+    pytest.importorskip("ray")
+    r = run(raw, "--timeline", tmp_path / "gone.timeline.json", "--cluster", "-o", tmp_path / "o.mp4", "--quiet")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "timeline not found" in r.stderr and "drop" not in r.stderr

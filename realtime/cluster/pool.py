@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..config import Config
+from ..effects.crossfade import Replay
 from ..errors import UserError
 from ..jobs.video import VideoJob
 from ..pipeline.video import VideoOptions
@@ -52,6 +53,7 @@ class WorkerPool:
         self.load_s: list[float] = []
         self.n, self.per = 0, {}
         self.style_files: list[Path] = []
+        self.replay: Optional[Replay] = None  # a --timeline replay (codes in style_files' order)
         self._progress: Any = None
         self._lost_loading = 0
         self._load_failure = ""
@@ -119,7 +121,7 @@ class WorkerPool:
         if "num_gpus" not in per:  # CPU workers: the network and x264 share the worker's cores
             cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, threads=int(per["num_cpus"])))
         opts = VideoOptions.from_config(cfg, switch_every=self.job.switch_every, audio=self.job.audio,
-                                        start=self.job.start, end=self.job.end,
+                                        start=self.job.start, end=self.job.end, replay=self.replay,
                                         encoder_threads=int(per["num_cpus"]) if "num_gpus" in per else max(1, int(per["num_cpus"]) // 2))
         styles = [str(p) for p in self.style_files]
         actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, styles, opts, self._progress)

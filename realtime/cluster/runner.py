@@ -25,10 +25,10 @@ from typing import Any, Callable, Optional
 
 from .. import __version__
 from ..config import Config
+from ..effects.crossfade import Replay
 from ..errors import MediaError, UserError
 from ..io.paths import OutputError, check_output_file, publish, temp_path_for
-from ..jobs.video import VideoJob, expand_inputs, job_styles, output_pairs
-from ..model.styles import check_style_files
+from ..jobs.video import VideoJob, output_pairs, plan_job
 from ..pipeline.video import VideoResult
 from .join import join_segments
 from .manifest import Manifest
@@ -74,9 +74,11 @@ class ClusterResult:
         return [i for i in self.inputs if i.status == "failed"]
 
 
-def settings_of(cfg: Config, job: VideoJob, style_files: list[Path], warmup: int) -> dict[str, Any]:
+def settings_of(cfg: Config, job: VideoJob, style_files: list[Path], warmup: int,
+                replay: Optional[Replay] = None) -> dict[str, Any]:
     """Everything that decides an output's pixels, sound and cutting (for the work fingerprint)."""
     return {
+        "replay": dataclasses.asdict(replay) if replay is not None else None,
         "engine": {k: v for k, v in dataclasses.asdict(cfg.engine).items() if k != "threads"},
         "video": dataclasses.asdict(cfg.video),
         "models": {"transfer": cfg.models.transfer, "hub": cfg.models.hub_handle},
@@ -88,16 +90,15 @@ def settings_of(cfg: Config, job: VideoJob, style_files: list[Path], warmup: int
     }
 
 
-def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path]]:
-    """The inputs, their outputs (checked before any work) and the style files."""
-    inputs = expand_inputs(job.inputs)
-    styles = job_styles(cfg, job)
-    check_style_files(styles)  # a bad style image: one line here, not from every worker after Ray starts
+def _plan(cfg: Config, job: VideoJob) -> tuple[list[_Input], list[Path], Optional[Replay]]:
+    """The inputs, their outputs (checked before any work), the style files (checked: one line
+    here, not from every worker after Ray starts) and a ``--timeline`` replay over them."""
+    inputs, styles, replay = plan_job(cfg, job)
     if job.output and Path(job.output).suffix.lower() == ".avi":
         raise UserError(f"--cluster writes MP4, MOV or MKV files (segments are joined by their timestamps): {job.output}")
     # Absolute paths: the workers of a cluster do not run in this folder.
     items = [_Input(src.absolute(), dst.absolute()) for src, dst in output_pairs(job, inputs, styles)]
-    return items, [Path(s.path).absolute() for s in styles]
+    return items, [Path(s.path).absolute() for s in styles], replay
 
 
 def work_dir_for(cfg: Config, job: VideoJob) -> Path:
@@ -125,10 +126,11 @@ class ClusterRun:
     # -- planning ------------------------------------------------------------------------------------
     def plan(self) -> tuple[list[_Input], deque[_Task]]:
         cfg, job = self.cfg, self.job
-        items, style_files = _plan(cfg, job)
-        self.style_files, self._items = style_files, items
-        warmup = warmup_frames(cfg.video.stability)
-        settings = settings_of(cfg, job, style_files, warmup)
+        items, style_files, replay = _plan(cfg, job)
+        self.style_files, self._items, self.pool.replay = style_files, items, replay
+        # A replay's stability changes over the file: the warm-up is long enough for its highest.
+        warmup = warmup_frames(max(cfg.video.stability, *replay.stabilities) if replay is not None else cfg.video.stability)
+        settings = settings_of(cfg, job, style_files, warmup, replay)
         work = work_dir_for(cfg, job)
         tasks: deque[_Task] = deque()
         for it in items:

@@ -40,6 +40,15 @@ TABLE_PLACES: dict[str, str] = {
 }
 
 
+def crossfade_seconds_of(bpm: float, crossfade_s: float, beats: float = 0.0) -> float:
+    """A style switch's crossfade in seconds for a state's tempo and crossfade time: ``beats``
+    beats at ``bpm`` where both are known, else ``crossfade_s``.  A function of the state alone,
+    so a recording's timeline can stamp each event with the value (a replay fades the same)."""
+    if beats > 0 and bpm > 0:
+        return min(CROSSFADE_RANGE[1], beats * 60.0 / bpm)
+    return crossfade_s
+
+
 class PerformerActions:
     """Tempo, takes and MIDI learn, on the controller's state, lock, clock and task queue."""
 
@@ -96,10 +105,7 @@ class PerformerActions:
         """How long a style switch's crossfade lasts now: ``beats`` beats at the show's tempo
         (``show.crossfade_beats``), else, with no tempo or ``beats`` 0, the seconds of
         :meth:`set_crossfade` (``styles.crossfade_s`` at the start)."""
-        s = self._state
-        if beats > 0 and s.bpm > 0:
-            return min(CROSSFADE_RANGE[1], beats * 60.0 / s.bpm)
-        return s.crossfade_s
+        return crossfade_seconds_of(self._state.bpm, self._state.crossfade_s, beats)
 
     @action("crossfade time of a style switch in seconds (0 = a cut); with show.crossfade_beats and a tempo, "
             "the switch lasts that many beats instead", Param("seconds", float, *CROSSFADE_RANGE))

@@ -86,13 +86,22 @@ class StyleSchedule:
 class Replay:
     """A recorded performance as plain data (issue #28): from ``times[i]`` (seconds from the first
     frame) on, style ``styles[i]`` (an index into the run's codes), ``strengths[i]`` and
-    ``stabilities[i]``; ``times[0]`` is 0.  Plain data so that it can sit in the frozen options."""
+    ``stabilities[i]``, and a style switch there fades over ``crossfades[i]`` seconds (the show's
+    crossfade time then: ``set_crossfade``, or beats at the tempo; empty: ``crossfade_s`` for every
+    switch); ``times[0]`` is 0.  Plain data so that it can sit in the frozen options and travel to
+    a cluster's workers, and everything is a function of media time alone, so a segment of the file
+    gets the same values at its frames as the whole-file run."""
 
     times: tuple[float, ...]
     styles: tuple[int, ...]
     strengths: tuple[float, ...]
     stabilities: tuple[float, ...]
     crossfade_s: float = 0.0
+    crossfades: tuple[float, ...] = ()
+
+    def fade_at(self, i: int) -> float:
+        """The crossfade of a switch at ``times[i]``."""
+        return self.crossfades[i] if self.crossfades else self.crossfade_s
 
     @property
     def mixes(self) -> bool:
@@ -103,27 +112,31 @@ class Replay:
 class ReplaySchedule:
     """Per frame of a replay: the code (crossfading at each style switch as the live show's
     :class:`CodeFader` did: from wherever the fade was towards the new style), the strength, the
-    stability, and the style slot (a new slot is a style switch: the stabiliser starts over)."""
+    stability, and the style slot (a new slot is a style switch: the stabiliser starts over).
+    Each switch fades over the crossfade time in effect when it happened; a later change of that
+    time does not touch a fade under way (as :class:`CodeFader`)."""
 
     def __init__(self, codes: Sequence[np.ndarray], replay: Replay) -> None:
         if not replay.times or replay.times[0] != 0.0:
             raise ValueError("a replay starts at 0")
         self.codes = [np.asarray(c, np.float32) for c in codes]
         self.replay = replay
-        # Each style switch: (time, the code it fades from, the code it fades to).
-        self.switches: list[tuple[float, np.ndarray, np.ndarray]] = [(0.0, self.codes[replay.styles[0]], self.codes[replay.styles[0]])]
+        if replay.crossfades and len(replay.crossfades) != len(replay.times):
+            raise ValueError("one crossfade per replay state")
+        # Each style switch: (time, the code it fades from, the code it fades to, the fade's length).
+        first = self.codes[replay.styles[0]]
+        self.switches: list[tuple[float, np.ndarray, np.ndarray, float]] = [(0.0, first, first, 0.0)]
         self._switch_times = [0.0]
-        for t, k, prev in zip(replay.times[1:], replay.styles[1:], replay.styles):
+        for i, (t, k, prev) in enumerate(zip(replay.times[1:], replay.styles[1:], replay.styles), 1):
             if k != prev:
-                self.switches.append((t, self._at(t), self.codes[k]))
+                self.switches.append((t, self._at(t), self.codes[k], replay.fade_at(i)))
                 self._switch_times.append(t)
 
     def _index(self, t: float) -> int:
         return max(0, bisect.bisect_right(self.replay.times, t) - 1)
 
     def _at(self, t: float) -> np.ndarray:
-        t0, a, b = self.switches[max(0, bisect.bisect_right(self._switch_times, t) - 1)]
-        fade = self.replay.crossfade_s
+        t0, a, b, fade = self.switches[max(0, bisect.bisect_right(self._switch_times, t) - 1)]
         if fade <= 0 or t - t0 >= fade:
             return b
         return mix(a, b, smoothstep((t - t0) / fade))

@@ -107,8 +107,23 @@ def timeline_replay(cfg: Config, path: str) -> tuple[list[Style], Replay]:
     replay = Replay(
         times=tuple(s.t for s in doc.states), styles=tuple(index[(s.style, s.style_path)] for s in doc.states),
         strengths=tuple(s.strength for s in doc.states), stabilities=tuple(s.stability for s in doc.states),
-        crossfade_s=doc.crossfade_s)
+        crossfade_s=doc.crossfade_s, crossfades=tuple(s.crossfade_s for s in doc.states))
     return styles, replay
+
+
+def plan_job(cfg: Config, job: VideoJob) -> tuple[list[Path], list[Style], Optional[Replay]]:
+    """The inputs, the styles (checked) and, with ``--timeline``, the replay over them: one place
+    for the one-process run and the cluster's driver, so both stylize the same thing."""
+    inputs = expand_inputs(job.inputs) if job.inputs or not job.timeline else [timeline_source(job.timeline)]
+    replay: Optional[Replay] = None
+    if job.timeline:
+        if len(inputs) != 1:
+            raise UserError("--timeline replays one recording: give one input")
+        styles, replay = timeline_replay(cfg, job.timeline)
+    else:
+        styles = job_styles(cfg, job)
+    check_style_files(styles)  # a bad style image: one line now, not after the network loads
+    return inputs, styles, replay
 
 
 def job_styles(cfg: Config, job: VideoJob) -> list[Style]:
@@ -137,15 +152,7 @@ def run_video(cfg: Config, job: VideoJob) -> int:
     """``stylize video``: several inputs in turn; one bad file does not stop the rest."""
     from tqdm import tqdm
 
-    inputs = expand_inputs(job.inputs) if job.inputs or not job.timeline else [timeline_source(job.timeline)]
-    replay: Optional[Replay] = None
-    if job.timeline:
-        if len(inputs) != 1:
-            raise UserError("--timeline replays one recording: give one input")
-        styles, replay = timeline_replay(cfg, job.timeline)
-    else:
-        styles = job_styles(cfg, job)
-    check_style_files(styles)  # a bad style image: one line now, not after the network loads
+    inputs, styles, replay = plan_job(cfg, job)
     pairs = output_pairs(job, inputs, styles)
     if job.output:
         if Path(job.output).resolve() == inputs[0].resolve():

@@ -178,8 +178,7 @@ class LiveApp:
             while target.exists():
                 target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
         keep_source = self.opts.record_source
-        timeline = Timeline(target, lambda: {**self._timeline_state(self.controller.state),
-                                             "crossfade_s": self.p.crossfade_now()}, source=keep_source)
+        timeline = Timeline(target, lambda: self._timeline_state(self.controller.state), source=keep_source)
         self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0, timeline=timeline,
                                       source_of=self._source_picture if keep_source else None)
         self.controller.subscribe(self._timeline_listener(timeline))
@@ -195,10 +194,13 @@ class LiveApp:
         return self._last_source
 
     def _timeline_state(self, state: LiveState) -> dict[str, Any]:
-        """What a re-render needs of a state: the style by name and file, strength, stability."""
+        """What a re-render needs of a state: the style by name and file, strength, stability, and
+        the crossfade a style switch gets in it (seconds: beats at the tempo already worked out, so
+        a replay fades as the show did after a set_crossfade or a tempo change)."""
         entry = self.controller.styles[state.style_index]
         return {"style": entry.name, "style_path": str(entry.path) if entry.path else None,
-                "style_index": state.style_index, "strength": state.strength, "stability": state.stability}
+                "style_index": state.style_index, "strength": state.strength, "stability": state.stability,
+                "crossfade_s": self.p.crossfade_for(state)}
 
     def _timeline_listener(self, timeline: Timeline) -> Callable[[ControlEvent], None]:
         """A controller subscriber for one recording's timeline (any thread; no file work); it

@@ -28,9 +28,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..core.controller import Controller
+from ..core.controller import Controller, LiveState
 from ..core.frames import Frame, Styled
 from ..core.motion import MotionMeter
+from ..core.performer import crossfade_seconds_of
 from ..core.workers import EOS, FrameQueue, LatestSlot, Stopped, Worker
 from ..effects.crossfade import CodeFader
 from ..errors import UserError
@@ -142,9 +143,14 @@ class LivePipeline:
 
     def crossfade_now(self) -> float:
         """The length a style switch's crossfade gets now: beats at the tempo, or seconds."""
-        if self.crossfade_beats > 0 and self.controller.state.bpm > 0:
-            return self.controller.crossfade_seconds(self.crossfade_beats)
-        return self.controller.state.crossfade_s if self.crossfade_s is None else self.crossfade_s
+        return self.crossfade_for(self.controller.state)
+
+    def crossfade_for(self, state: LiveState) -> float:
+        """The length a style switch's crossfade gets in ``state`` (the timeline stamps each event
+        with it, so a replay fades as the show did after a set_crossfade or a tempo change)."""
+        if self.crossfade_beats > 0 and state.bpm > 0:
+            return crossfade_seconds_of(state.bpm, state.crossfade_s, self.crossfade_beats)
+        return state.crossfade_s if self.crossfade_s is None else self.crossfade_s
 
     @property
     def state(self) -> StreamState:

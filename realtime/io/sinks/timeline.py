@@ -29,7 +29,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -179,12 +179,14 @@ class TimelineState:
     style_path: Optional[str]
     strength: float
     stability: float
+    crossfade_s: float = 0.0  # how long a style switch at ``t`` fades (the show's crossfade time then)
 
 
 @dataclass(frozen=True)
 class TimelineFile:
     """A timeline as read back: the initial state at ``t = 0``, then each *change* of style,
-    strength or stability in order, and the crossfade the show used at style switches."""
+    strength or stability in order (each with the crossfade time in effect then: a switch fades
+    over it), and the crossfade time the show started with."""
 
     path: Path
     states: tuple[TimelineState, ...]
@@ -232,17 +234,28 @@ def read_timeline(path: Path) -> TimelineFile:
             raise bad(f"{where}: 'stability' {stability} is outside 0..1")
         return TimelineState(t, style, style_path, float(strength), float(stability))
 
-    crossfade = initial.get("crossfade_s", 0.0)
-    if isinstance(crossfade, bool) or not isinstance(crossfade, (int, float)) or not 0 <= crossfade <= 60:
-        raise bad("'initial.crossfade_s' must be seconds in 0..60")
-    states = [state(initial, 0.0, "initial")]
-    last_t = 0.0
+    def seconds(v: Any, where: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 60:
+            raise bad(f"{where} must be seconds in 0..60")
+        return float(v)
+
+    crossfade = seconds(initial.get("crossfade_s", 0.0), "'initial.crossfade_s'")
+    states = [replace(state(initial, 0.0, "initial"), crossfade_s=crossfade)]
+    last_t, fade = 0.0, crossfade
     for i, ev in enumerate(events):
         t = ev.get("t") if isinstance(ev, dict) else None
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < last_t:
             raise bad(f"event {i}: 't' must be seconds, not before the event before it")
         last_t = float(t)
-        s = state(ev, last_t, f"event {i} ({ev.get('action', '?')})")
+        where = f"event {i} ({ev.get('action', '?')})"
+        # The crossfade time in effect after the event: each event carries it (beats at the tempo
+        # already turned into seconds); a file written before that has only set_crossfade's seconds.
+        args = ev.get("args")
+        if "crossfade_s" in ev:
+            fade = seconds(ev["crossfade_s"], f"{where}: 'crossfade_s'")
+        elif ev.get("action") == "set_crossfade" and isinstance(args, dict) and "seconds" in args:
+            fade = seconds(args["seconds"], f"{where}: 'args.seconds'")
+        s = replace(state(ev, last_t, where), crossfade_s=fade)
         prev = states[-1]
         if (s.style, s.style_path, s.strength, s.stability) != (prev.style, prev.style_path, prev.strength, prev.stability):
             states.append(s)
