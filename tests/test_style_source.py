@@ -20,13 +20,14 @@ import pytest
 import requests
 from fakes import FakeCamera, FakeStylizer, fake_codes, fake_engine
 from liveshow import AUTH, TOKEN, Show
+from test_take import make_show as take_show
+from test_take import run_with
 
 from realtime.config import LiveConfig, load_config
 from realtime.core.controller import Controller
 from realtime.errors import ConfigError, MediaError
 from realtime.io.sources import BackgroundSource, FileSource, SupervisedSource, SyntheticSource, open_source
 from realtime.live.app import LiveApp
-from realtime.live.keymap import ScriptedKeys
 from realtime.live.pipeline import LivePipeline
 from realtime.live.run import open_style_source
 from realtime.live.take import StyleTaker, TakeError
@@ -67,34 +68,7 @@ def style_source_of(path, **kw) -> BackgroundSource:
 
 
 def make_show(tmp_path, style_source, taken_max=2):
-    controller = Controller([f"s{i}" for i in range(3)])
-    p = LivePipeline(SyntheticSource(96, 64, fps=60), StylizeStage(FakeStylizer(), short_side=64), controller,
-                     fake_codes(3), crossfade_s=0.2)
-    taker = StyleTaker(controller, tmp_path / "styles" / "taken", fake_engine(tmp_path / "codes").bank.code_for, taken_max)
-    opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snap"))
-    return LiveApp(p, opts, ScriptedKeys({}), taker=taker, style_source=style_source), p
-
-
-def run_with(app, remote):
-    seen = {}
-
-    def body():
-        try:
-            wait_for(lambda: app.stats.shown >= 3)
-            seen["result"] = remote(app.controller)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
-            seen["error"] = exc
-        finally:
-            app.controller.quit()
-
-    t = threading.Thread(target=body, name="realtime-test-style-source")
-    t.start()
-    app.run()
-    t.join(20)
-    assert not t.is_alive()
-    if "error" in seen:
-        raise seen["error"]
-    return seen["result"]
+    return take_show(tmp_path, taken_max, style_source)
 
 
 def is_flat_colour(img, colour=COLOUR, size=SIZE, tol=12.0):

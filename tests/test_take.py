@@ -19,14 +19,14 @@ from realtime.live.take import StyleTaker, TakeError
 from realtime.pipeline.stage import StylizeStage
 
 
-def make_show(tmp_path, taken_max=3):
+def make_show(tmp_path, taken_max=3, style_source=None):
     controller = Controller([f"s{i}" for i in range(3)])
     p = LivePipeline(SyntheticSource(96, 64, fps=60), StylizeStage(FakeStylizer(), short_side=64), controller,
                      fake_codes(3), crossfade_s=0.2)
     bank = fake_engine(tmp_path / "codes").bank
     taker = StyleTaker(controller, tmp_path / "styles" / "taken", bank.code_for, taken_max)
     opts = LiveConfig(headless=True, record_dir=str(tmp_path / "rec"), snapshot_dir=str(tmp_path / "snap"))
-    return LiveApp(p, opts, ScriptedKeys({}), taker=taker), p
+    return LiveApp(p, opts, ScriptedKeys({}), taker=taker, style_source=style_source), p
 
 
 def run_with(app, remote):
@@ -35,7 +35,9 @@ def run_with(app, remote):
 
     def body():
         try:
+            deadline = time.monotonic() + 20
             while app.stats.shown < 3:
+                assert time.monotonic() < deadline, "the show never showed 3 frames"
                 time.sleep(0.01)
             seen["result"] = remote(app.controller)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
