@@ -89,6 +89,20 @@ def test_hotkeys_change_style_strength_record_and_snapshot(tmp_path):
     assert {f.shape for f in frames} == {(64, 96, 3)}  # side by side from frame 14 keeps the frame size
     assert sorted(x.name.rsplit("-", 1)[1] for x in app.snapshots) == ["original.png", "styled.png"]
     assert all(x.exists() for x in app.snapshots)
+    # live.record_preset (ultrafast: the show keeps the CPU), as x264 writes its settings into the file
+    assert b"cabac=0" in app.recordings[0].read_bytes()[:200_000]
+
+
+def test_the_recording_preset_is_the_configs(tmp_path):
+    import dataclasses
+
+    keys = ScriptedKeys({2: "r", 12: "r", 14: "q"})
+    app, p = make_app(SyntheticSource(96, 64, fps=60), tmp_path, keys=keys, max_frames=500)
+    app.opts = dataclasses.replace(app.opts, record_preset="superfast")
+    app.run()
+    assert len(app.recordings) == 1
+    head = app.recordings[0].read_bytes()[:200_000]
+    assert b"cabac=1" in head and b"x264" in head
 
 
 def test_style_switch_crossfades(tmp_path):

@@ -179,7 +179,7 @@ class LiveApp:
                 target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
         keep_source = self.opts.record_source
         timeline = Timeline(target, lambda: self._timeline_state(self.controller.state), source=keep_source)
-        self.recorder = VideoRecorder(target, crf=self.opts.crf, fps_hint=self.p.source.fps or 30.0, timeline=timeline,
+        self.recorder = VideoRecorder(target, crf=self.opts.crf, preset=self.opts.record_preset, fps_hint=self.p.source.fps or 30.0, timeline=timeline,
                                       source_of=self._source_picture if keep_source else None)
         self.controller.subscribe(self._timeline_listener(timeline))
         self.outputs.add(self.recorder)
