@@ -366,3 +366,18 @@ def test_nvenc_is_used_where_it_opens_and_otherwise_x264_with_one_warning(tmp_pa
     assert frames_in(path) == 6
     with av.open(str(path)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
+
+
+def test_a_frame_of_another_size_is_scaled_not_fatal(tmp_path):
+    """A live recording started at an even size takes a frame of another (odd) size (an idle
+    clip): swscale scales it into the stream, the fast I420 path is only for frames that fit."""
+    with H264Writer(tmp_path / "mixed.mp4") as w:
+        w.start(64, 48, Fraction(30), Fraction(1, 30), crf=20, preset="ultrafast")
+        for i, (fw, fh) in enumerate([(64, 48), (63, 47), (80, 48), (64, 48)]):
+            w.write(pattern_frame(i, fw, fh), i)
+        w.finish()
+        path = w.publish()
+    assert frames_in(path) == 4
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        assert (vs.width, vs.height) == (64, 48)

@@ -171,10 +171,12 @@ class H264Writer:
         """One BGR frame at ``pts`` (in :meth:`start`'s time base; made strictly increasing)."""
         import av
 
-        if self.stream.pix_fmt == "yuv420p":
+        h, w = image_bgr.shape[:2]
+        if self.stream.pix_fmt == "yuv420p" and (w, h) == (self.stream.width, self.stream.height):
             # OpenCV's BGR -> I420 (BT.601, limited range: swscale's numbers within a grey level or
             # two): 4-5x faster than handing swscale bgr24, which has no fast path for it here
             # (1920x1080: 3.6 against 16.8 ms, the encoder thread's largest cost at that size).
+            # A frame of another size (a live idle clip, maybe odd) goes to swscale, which scales it.
             frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         else:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")

@@ -7,9 +7,9 @@ control event during it, each at its *media time*: seconds from the recording's 
 clock of the recorded frames' timestamps (capture times, monotonic), so an event at media time
 ``t`` happened before every frame whose pts is later than ``t``.
 
-How it survives a crash: the file is one JSON document, rewritten whole (temp file, fsync, rename)
-at most every :data:`SYNC_S` while it has news, from the recorder's own thread, and once more when
-the recording ends (``"complete": true``).  A rewrite was chosen over appended JSON lines because
+How it survives a crash: the file is one JSON document, rewritten whole (temp file, rename) at
+most every :data:`SYNC_S` while it has news, from the recorder's own thread, and once more when
+the recording ends (``"complete": true``; that one fsynced before its rename, and its folder after).  A rewrite was chosen over appended JSON lines because
 events come at a person's pace (a few a second at most, a fader's burst folded into one rewrite),
 the reader gets one format whether the show ended well or not, and a file that was renamed into
 place is never torn: after ``kill -9`` or a power cut it holds everything up to the last second.
@@ -100,9 +100,11 @@ class Timeline:
             self._events.append({"t": round(max(0.0, now - self._t0), 3), **entry})
             self._dirty = True
 
-    def flush(self, force: bool = False) -> None:
+    def flush(self, force: bool = False, durable: bool = False) -> None:
         """Rewrite the file if it has news and :data:`SYNC_S` passed (``force``: now).  A failure
-        is logged once and kept in :attr:`failure`; the recording goes on."""
+        is logged once and kept in :attr:`failure`; the recording goes on.  The rewrites while
+        recording are atomic but not fsynced (they run on the recorder's encoder thread, and an
+        fsync on slow storage would hold its frames up); the last one (``durable``) is."""
         with self._write_lock:
             with self._lock:
                 if not self._dirty or self._t0 is None or (not force and self._clock() - self._written < SYNC_S):
@@ -111,7 +113,7 @@ class Timeline:
                 self._dirty = False
                 self._written = self._clock()
             try:
-                _write_json_synced(self.path, doc)
+                _write_json(self.path, doc, durable)
             except (OutputError, OSError) as exc:
                 if self.failure is None:
                     log.error("timeline %s not written: %s", self.path, exc)
@@ -134,7 +136,7 @@ class Timeline:
         if video is None or self._t0 is None:
             self.path.unlink(missing_ok=True)
             return None
-        self.flush(force=True)
+        self.flush(force=True, durable=True)
         if self.failure is None:
             log.info("saved timeline %s (%d events)", self.path, len(self._events))
         return self.path if self.failure is None else None
@@ -148,7 +150,7 @@ class Timeline:
                 return
             self.closed = True
             self._dirty = True
-        self.flush(force=True)
+        self.flush(force=True, durable=True)
 
     def _document(self) -> dict[str, Any]:
         return {
@@ -164,9 +166,9 @@ class Timeline:
         }
 
 
-def _write_json_synced(path: Path, doc: dict[str, Any]) -> None:
-    """Atomically, and on the disk before the rename (a power cut leaves the old file or the new)."""
-    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode("utf-8"), durable=True)
+def _write_json(path: Path, doc: dict[str, Any], durable: bool) -> None:
+    """Atomically; ``durable``: on the disk before the rename (a power cut leaves the old file or the new)."""
+    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode("utf-8"), durable=durable)
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,10 @@ class CyndiReceiver:
                 log.debug("NDI disconnect failed", exc_info=True)
         if self._finder is not None:
             finder, self._finder = self._finder, None
-            finder.close()
+            try:
+                finder.close()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                log.debug("NDI finder close failed", exc_info=True)
 
 
 class NdiSource(FrameSource):
@@ -118,7 +121,11 @@ class NdiSource(FrameSource):
         self._closed = False
         self._rx = self._connect(self.name, self.find_s)
         self._full = getattr(self._rx, "full_name", self.name)
-        first = self._wait(self.find_s)
+        try:
+            first = self._wait(self.find_s)
+        except BaseException:  # a receiver that failed while waiting is not left open
+            self.close()
+            raise
         if first is None:
             self.close()
             raise NdiError(f"NDI source {self._full!r} was found but sent no picture within {self.find_s:g} s")
