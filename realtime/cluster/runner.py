@@ -346,6 +346,8 @@ def _move_into(done: Path, dst: Path, overwrite: bool) -> None:
 
 def run_cluster(cfg: Config, job: VideoJob) -> int:
     """The ``--cluster`` path of ``stylize video``: exit status 2 when an input failed."""
+    if cfg.video.encoder != "x264":  # the pool encodes every segment with x264 (see WorkerPool.start_worker)
+        log.warning("--cluster encodes with x264: its segments are joined as they are, so every machine must encode alike")
     res = ClusterRun(cfg, job).execute()
     print_summary(res)
     return 2 if res.failed else 0
