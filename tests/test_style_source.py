@@ -326,3 +326,30 @@ def test_the_style_camera_rests_while_the_show_is_closed(tmp_path):
     t.join(20)
     assert log["closed"] == (1, False, False) and len(opened) == 2 and app.closings == 1
     assert not src._thread.is_alive()
+
+
+def test_a_style_camera_stuck_in_its_driver_comes_back_after_close_and_start(caplog):
+    """close() gives up on a reader stuck in open() (one line, the show does not wait); start()
+    again (the show reopening) is not lost: once the driver lets go, a reader runs and connects."""
+    release = threading.Event()
+    plug = threading.Event()
+    plug.set()
+
+    class Stuck(FakeCamera):
+        def open(self) -> None:
+            release.wait(10)
+            super().open()
+
+    src = BackgroundSource(Stuck(plug, 48, 32), label="stuck").start()
+    t = time.monotonic()
+    src.close(timeout=0.2)
+    assert time.monotonic() - t < 1.0
+    assert any("did not stop" in r.getMessage() for r in caplog.records)
+    src.start()
+    release.set()
+    try:
+        wait_for(lambda: src.connected)
+        assert src.latest().shape == (32, 48, 3)
+    finally:
+        src.close()
+    assert not src._thread.is_alive()

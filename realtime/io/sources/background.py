@@ -50,6 +50,7 @@ class BackgroundSource:
         self._describe = label or type(source).__name__  # the source's own words once it is open
         self._jpeg: tuple[int, int, bytes] = (-1, 0, b"")  # (seq, width, JPEG) of the last encode
         self._thread: Optional[threading.Thread] = None
+        self._starts = 0  # start() calls: a reader that ends after a newer one hands over to a new thread
         self.cpu_s = 0.0  # CPU time of the reader thread (after close: its whole life)
         self.error: Optional[BaseException] = None  # a fault of this class's own (logged; the show goes on)
 
@@ -57,11 +58,17 @@ class BackgroundSource:
     def start(self) -> "BackgroundSource":
         """Start reading (it opens the source on its thread); after :meth:`close`, again (the show
         reopening after closing hours)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"realtime-{self.name.replace(' ', '-')}", daemon=True)
-            self._thread.start()
+        with self._lock:
+            self._stop.clear()  # a reader still stuck in its driver after close() carries on once free
+            self._starts += 1  # one that is already on its way out starts its successor (see _run)
+            if self._thread is None or not self._thread.is_alive():
+                self._spawn()
         return self
+
+    def _spawn(self) -> None:
+        self._thread = threading.Thread(target=self._run, args=(self._starts,), name=f"realtime-{self.name.replace(' ', '-')}",
+                                        daemon=True)
+        self._thread.start()
 
     @property
     def connected(self) -> bool:
@@ -103,9 +110,10 @@ class BackgroundSource:
         self._jpeg = (seq, width, data)
         return data
 
-    def close(self, timeout: float = 8.0) -> None:
+    def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and join it (it closes the source); idempotent.  A read stuck in a
-        driver ends by itself (a daemon thread), with one line saying so."""
+        driver ends by itself (a daemon thread), with one line saying so; the show's own closing
+        (the recording's end, a SIGTERM's 2 s) does not wait longer for it."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -125,7 +133,7 @@ class BackgroundSource:
             log.warning("%s %s not connected (%s); the show goes on, retrying", self.name, self._describe, why)
         return True
 
-    def _run(self) -> None:
+    def _run(self, started: int) -> None:
         cpu0 = time.thread_time()
         opened, said, delay = False, False, self.retry_s
         try:
@@ -182,6 +190,9 @@ class BackgroundSource:
                 self._why = "closed"
             self._close_source()
             self.cpu_s = time.thread_time() - cpu0
+            with self._lock:  # start() came again while this one was stopping: a fresh reader
+                if self._starts != started and not self._stop.is_set() and self._thread is threading.current_thread():
+                    self._spawn()
 
     def _close_source(self) -> None:
         try:

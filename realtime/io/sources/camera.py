@@ -18,6 +18,7 @@ from ...errors import MediaError
 from .base import FrameSource
 
 log = logging.getLogger(__name__)
+STREAM_TIMEOUT_MS = 10_000  # open and read timeouts of network streams (FFmpeg)
 
 
 class _CaptureSource(FrameSource):
@@ -113,7 +114,10 @@ class StreamSource(_CaptureSource):
         self.url = url
 
     def open(self) -> None:
-        cap = cv2.VideoCapture(self.url)
+        # FFmpeg's own timeouts: an unreachable host otherwise holds open() (and a read) for about
+        # 30 s, and a supervised source or the style source's thread with it.
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
         if not cap.isOpened():
             cap.release()
             raise MediaError(f"cannot open stream {self.url} (unreachable, or not a video stream)")
