@@ -35,7 +35,8 @@ from .app import LiveApp
 from .governor import Governor, target_for
 from .keymap import help_lines
 from .memory import ShowMemory
-from .midi import MidiControl, mapping_for, open_midi
+from .midi import MidiControl, open_midi
+from .midi_map import mapping_for
 from .pipeline import LivePipeline
 from .show import memory_mb, show_surfaces
 from .startup import StartupCard, startup_card
