@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from realtime import cli
 from realtime.config import RANGES
 from realtime.io.images import write_image
-from realtime.io.paths import OutputError, publish, remove_stale_parts, temp_path_for
+from realtime.io.paths import OutputError, publish, temp_path_for
+from realtime.io.recovery import remove_stale_parts
 from realtime.io.synthetic import write_clip
 
 

@@ -168,7 +168,7 @@ def test_parts_left_by_killed_runs_are_recovered_or_removed_when_the_folder_is_n
     assert frames_in(recovered) == held
     assert not torn.exists() and not header_only.exists() and not video_part.exists() and not legacy.exists()
     assert elsewhere.exists() and running.exists()
-    lines = [r.getMessage() for r in caplog.records if r.name == "realtime.io.paths"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "realtime.io.recovery"]
     assert len(lines) == 4, lines
     assert any(m.startswith(f"recovered {recovered}: {held} frames (2 s)") and f"process {dead}" in m for m in lines)
     assert any(m.startswith(f"removed {header_only}: ") and "nothing playable" in m for m in lines)
@@ -233,7 +233,7 @@ def test_kill_9_during_stylize_video_leaves_a_part_that_the_next_write_into_the_
     caplog.set_level(logging.INFO, logger="realtime")
     write_image(out / "poster.png", pattern_frame(0, 32, 32))
     assert [q.name for q in out.iterdir()] == ["poster.png"]
-    assert [r.getMessage() for r in caplog.records if r.name == "realtime.io.paths"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "realtime.io.recovery"] == [
         f"removed {part}, left by an earlier run that was killed"]
 
 
@@ -281,7 +281,8 @@ def test_a_full_disk_keeps_the_recording_and_the_show_goes_on_but_exits_non_zero
 
     # A part of a killed run on a disk with no room for a copy: recovered where it lies.
     (small_disk / "r.mp4").unlink()
-    from realtime.io.paths import HOST, clean_stale_parts
+    from realtime.io.paths import HOST
+    from realtime.io.recovery import clean_stale_parts
 
     gen = tmp_path / "gen"
     gen.mkdir()

@@ -32,7 +32,8 @@ from realtime.core.controller import Controller
 from realtime.core.styleset import StyleEntry, StyleSet
 from realtime.effects.crossfade import smoothstep
 from realtime.io import salvage
-from realtime.io.paths import HOST, clean_stale_parts, source_path, timeline_path
+from realtime.io.paths import HOST, source_path, timeline_path
+from realtime.io.recovery import clean_stale_parts
 from realtime.io.sinks import Output
 from realtime.io.sources import SyntheticSource
 from realtime.jobs.video import timeline_replay, timeline_source

@@ -8,15 +8,9 @@ Whatever ends the show (q, the window's close button, the end of a file, Ctrl-C,
 worker), the outputs are closed first, so the recording is finished and playable.
 
 The recording has one owner, this loop's thread: starts and stops from keys, the page and the API
-all arrive as the controller's main-thread tasks, run one at a time between frames.  A recording
-that fails (a full disk) is ended here, its whole fragments kept, and the failure stays in the
-status (``recording_error``) for whoever watches the show.  Every recording keeps its timeline
-(``NAME.timeline.json``, :mod:`realtime.io.sinks.timeline`): the state it started with and each
-control event during it at its media time, so the performance can be re-rendered offline.  With
-``live.record_source`` (``--record-source``) the recording also keeps the camera's own frames,
-``NAME.source.mp4``: for each recorded view, the source picture it was made from (or, while an idle
-clip is on screen, the last one), at the same time, so ``stylize video NAME.source.mp4 --timeline
-NAME.timeline.json`` re-renders the show frame for frame.
+all arrive as the controller's main-thread tasks, run one at a time between frames; how it is
+started, stopped and accounted, with its timeline and source file, is :mod:`realtime.live.recording`
+(a mixin of the app).
 """
 
 from __future__ import annotations
@@ -26,25 +20,24 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
 
 from ..config import KioskConfig, LiveConfig
 from ..core.controller import Controller, LiveState
-from ..core.events import SHOW, ControlEvent
+from ..core.events import SHOW
 from ..core.frames import Styled
 from ..core.workers import EOS
 from ..io.images import write_image
-from ..io.paths import OutputError
-from ..io.sinks import Output, Outputs, VideoRecorder, timestamped_path
-from ..io.sinks.timeline import Timeline
+from ..io.sinks import Output, Outputs, timestamped_path
 from ..io.sinks.window import WindowOutput
 from ..io.sources import BackgroundSource, FrameSource
 from .keymap import KeyboardControl, KeySource, ScriptedKeys, help_rows
 from .overlay import compose, draw_panel
 from .pipeline import LivePipeline
+from .recording import RecordingMixin
 from .show import Ticking, process_age_s
 from .take import StyleTaker, TakeError
 
@@ -90,7 +83,7 @@ class Stats:
         return float(np.mean(recent) * 1000) if recent else 0.0
 
 
-class LiveApp:
+class LiveApp(RecordingMixin):
     """The main-thread loop: outputs, keys, the controller's main-thread actions, statistics."""
 
     def __init__(
@@ -136,19 +129,14 @@ class LiveApp:
         self._clip_next = 0.0
         self.clip_frames = 0
         self.closings = 0
-        self.recorder: Optional[VideoRecorder] = None  # set and cleared on the main thread only
-        self.recordings: list[Path] = []
-        self.recording_errors: list[str] = []  # one line per recording that failed (kept what it could)
         self.snapshots: list[Path] = []
         self._last: Optional[Styled] = None
         self._last_view: Optional[np.ndarray] = None
         self._last_view_t = 0.0  # the time the outputs were given with it
         self._last_source: Optional[np.ndarray] = None  # the camera picture behind the last view (the source file's)
         self._paused_shown = False
+        self._init_recording()
         c = self.controller
-        c.bind_main("toggle_recording", lambda: self.stop_recording() if self.recorder else self.start_recording())
-        c.bind_main("start_recording", self.start_recording)
-        c.bind_main("stop_recording", self.stop_recording)
         c.bind_main("snapshot", self.snapshot)
         self.taker = taker
         self.style_source = style_source
@@ -156,95 +144,7 @@ class LiveApp:
             c.bind_main("take_style", self.take_style)
         c.add_status(self._status)
 
-    # -- main-thread actions ---------------------------------------------------------------------
-    def start_recording(self, path: Optional[str] = None) -> Path:
-        """Start recording (main thread); returns the file it will be.  It starts with the picture
-        on screen, so a start and an immediate stop still leave a file; before the show has shown
-        anything it is refused, saying so (nothing would be recorded)."""
-        if self.recorder is not None:
-            return self.recorder.path
-        if self._last_view is None:
-            raise OutputError("recording not started: the show has not shown a picture yet"
-                              + (" (it is closed)" if not self.controller.state.open else " (it is starting)"))
-        rec = self._begin_recording(path)
-        rec.write(self._last_view, self._last_view_t)
-        return rec.path
-
-    def _begin_recording(self, path: Optional[str]) -> VideoRecorder:
-        """The recorder, its temp file made now: a folder that cannot take it is the caller's error."""
-        target = Path(path) if path else timestamped_path(self.opts.record_dir)
-        if not path:  # two starts within a millisecond (a stop between): the name announced is the file's
-            stem, n = target.stem, 2
-            while target.exists():
-                target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
-        keep_source = self.opts.record_source
-        timeline = Timeline(target, lambda: self._timeline_state(self.controller.state), source=keep_source)
-        self.recorder = VideoRecorder(target, crf=self.opts.crf, preset=self.opts.record_preset, fps_hint=self.p.source.fps or 30.0, timeline=timeline,
-                                      source_of=self._source_picture if keep_source else None)
-        self.controller.subscribe(self._timeline_listener(timeline))
-        self.outputs.add(self.recorder)
-        return self.recorder
-
-    def _source_picture(self) -> np.ndarray:
-        """The source file's frame for the view being recorded (main thread, as the view is handed
-        over): the camera picture it was made from; before any, a black one of the view's size."""
-        if self._last_source is None:
-            assert self._last_view is not None
-            self._last_source = np.zeros_like(self._last_view)
-        return self._last_source
-
-    def _timeline_state(self, state: LiveState) -> dict[str, Any]:
-        """What a re-render needs of a state: the style by name and file, strength, stability, and
-        the crossfade a style switch gets in it (seconds: beats at the tempo already worked out, so
-        a replay fades as the show did after a set_crossfade or a tempo change)."""
-        entry = self.controller.styles[state.style_index]
-        return {"style": entry.name, "style_path": str(entry.path) if entry.path else None,
-                "style_index": state.style_index, "strength": state.strength, "stability": state.stability,
-                "crossfade_s": self.p.crossfade_for(state)}
-
-    def _timeline_listener(self, timeline: Timeline) -> Callable[[ControlEvent], None]:
-        """A controller subscriber for one recording's timeline (any thread; no file work); it
-        unsubscribes itself at the first event after the recording ended."""
-
-        def listener(event: ControlEvent) -> None:
-            if timeline.closed:
-                self.controller.unsubscribe(listener)
-                return
-            timeline.add({"seq": event.seq, "action": event.action, "args": dict(event.args), "origin": event.origin,
-                          "changed": sorted(event.changed), **self._timeline_state(event.state)})
-
-        return listener
-
-    def stop_recording(self) -> Optional[Path]:
-        """Stop recording (main thread); returns the finished file (None: nothing was recording).
-        A recording that leaves no file is an error that says why."""
-        rec, self.recorder = self.recorder, None
-        if rec is None:
-            return None
-        done = self.outputs.remove(rec)
-        self._account(rec, done)
-        if done is None:
-            raise OutputError(rec.failure or f"recording {rec.path} stopped before its first frame: no file was written")
-        return done
-
-    def _account(self, rec: VideoRecorder, done: Optional[Path]) -> None:
-        """A closed recording into the show's books: its file and its source file, or its failure
-        for the status."""
-        if done is not None:
-            self.recordings.append(done)
-        if rec.source_result is not None:
-            self.recordings.append(rec.source_result)
-        if rec.failure is not None:
-            self.recording_errors.append(rec.failure)
-
-    def _check_recording(self) -> None:
-        """A recording whose encoder failed (a full disk) is ended now: its whole fragments are
-        published and the show goes on without it (its one log line comes from the recorder)."""
-        rec = self.recorder
-        if rec is not None and rec.failure is not None:
-            self.recorder = None
-            self._account(rec, self.outputs.remove(rec))
-
+    # -- main-thread actions (recording: .recording) -----------------------------------------------
     def snapshot(self) -> list[Path]:
         if self._last is None:
             return []
@@ -385,9 +285,7 @@ class LiveApp:
                     self.taker.close()  # its thread joined; a take under way finishes first
                 if self.style_source is not None:
                     self.style_source.close()  # its reader thread joined, its source closed
-                rec, self.recorder = self.recorder, None
-                if rec is not None:  # ... the recording is finalized, whatever happened
-                    self._account(rec, self.outputs.remove(rec))
+                self._finish_recording()  # ... the recording is finalized, whatever happened
                 self.recordings += self.outputs.close()
                 self.p.source.close()
                 if self.idle_clip is not None:

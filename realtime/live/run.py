@@ -22,7 +22,8 @@ from ..core.controller import Controller, LiveState
 from ..core.styleset import StyleEntry, StyleSet
 from ..core.workers import call_interruptibly
 from ..io.images import read_image
-from ..io.paths import OutputError, check_output_dir, clean_stale_parts, source_path
+from ..io.paths import OutputError, check_output_dir, source_path
+from ..io.recovery import clean_stale_parts
 from ..io.sinks import Output
 from ..io.sinks.window import WindowOutput
 from ..errors import ConfigError
@@ -34,7 +35,8 @@ from .app import LiveApp
 from .governor import Governor, target_for
 from .keymap import help_lines
 from .memory import ShowMemory
-from .midi import MidiControl, mapping_for, open_midi
+from .midi import MidiControl, open_midi
+from .midi_map import mapping_for
 from .pipeline import LivePipeline
 from .show import memory_mb, show_surfaces
 from .startup import StartupCard, startup_card
@@ -278,15 +280,18 @@ def _report(app: LiveApp, stats: Any, dropped: int, asked_to_record: bool) -> No
         raise OutputError(f"the recording stopped early: {app.recording_errors[0]}")
 
 
-def run_live(cfg: Config, job: LiveJob) -> int:
-    """``stylize live`` from a validated config and the style list."""
-    live = cfg.live
-    midi_mapping = mapping_for(cfg)  # a bad MIDI table: one line before anything opens
+def _styles_for(cfg: Config, job: LiveJob) -> list[Style]:
+    """The show's styles, found and checked now: a wrong name, an unreadable, tiny or huge image is
+    one line before the port, camera, window and network."""
     specs = list(job.styles) or ([cfg.styles.default] if cfg.styles.default else [cfg.styles.dir])
     styles = [s for spec in specs for s in find_style_images(spec, cfg.styles.dir, cfg.upload_dir)]  # a wrong name: one line now
     check_style_files(styles)  # an unreadable, tiny or huge image too: before the port, camera, window and network
-    closed_picture, server, token = _preflight(cfg)
-    source = open_live_source(cfg)
+    return styles
+
+
+def _open_inputs(cfg: Config, source: FrameSource, server: Any) -> tuple[Optional[BackgroundSource], Any]:
+    """The style source and the OSC server made, and the camera opened (fail fast, before loading
+    the network); on a failure the web server and OSC are stopped before it is raised."""
     osc = None
     style_source = None
     try:
@@ -299,6 +304,91 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if osc is not None:
             osc.stop()
         raise
+    return style_source, osc
+
+
+def _controller_for(cfg: Config, loaded: _Loaded) -> Controller:
+    """The show's controller, in the state the config starts it in."""
+    live = cfg.live
+    kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
+    return Controller(
+        loaded.style_set,
+        LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
+                  mirror=live.mirror, fullscreen=live.fullscreen or kiosk, crossfade_s=cfg.styles.crossfade_s),
+        mixable=loaded.engine.stylizer.mixable_codes,
+    )
+
+
+def _pipeline_for(cfg: Config, source: FrameSource, loaded: _Loaded, controller: Controller, motion: Optional[MotionMeter],
+                  governor: Optional[Governor], resting: bool, n_styles: int) -> LivePipeline:
+    """The live pipeline (``resting``: the network rests while an idle clip plays), and its one start-up line."""
+    live, stage = cfg.live, loaded.stage
+    pipeline = LivePipeline(source, stage, controller, None, None, cfg.show.worker_restarts_per_hour,
+                            motion=motion, rest_while_idle=resting, hang_s=live.hang_s, governor=governor,
+                            crossfade_beats=cfg.show.crossfade_beats)
+    w, h = source.size
+    log.info("source: %s; %d styles; inference %s%s", source.describe(), n_styles,
+             "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}",
+             f" (governor: {governor.target_fps:g} fps)" if governor else " (pinned)")
+    return pipeline
+
+
+def _open_outputs(cfg: Config, source: FrameSource, server: Any, token: str, controller: Controller, loaded: _Loaded,
+                  style_source: Optional[BackgroundSource]) -> list[Output]:
+    """The show's outputs besides its window: NDI, the virtual camera, the control page's preview."""
+    outputs: list[Output] = []
+    try:
+        for opener in (open_ndi, open_virtual_camera):  # one after the other: a failure closes those before
+            out = opener(cfg, *stage_view_size(source), fps=source.fps)
+            if out is not None:
+                outputs.append(out)
+    except BaseException:
+        for out in outputs:
+            out.close()  # the NDI sender, when the virtual camera was required and is missing
+        raise
+    if server is not None:
+        outputs.append(_serve_page(cfg, server, token, controller, loaded.engine.bank.code_for, stage_view_size(source),
+                                   style_source))
+    return outputs
+
+
+def _taker_for(cfg: Config, controller: Controller, loaded: _Loaded,
+               style_source: Optional[BackgroundSource]) -> StyleTaker:
+    """take_style (issue 28): pictures coded like the page's uploads, kept beside them; the app joins its thread."""
+    taker = StyleTaker(controller, cfg.upload_dir / "taken", loaded.engine.bank.code_for, cfg.styles.taken_max)
+    if style_source is not None:
+        log.info("take_style takes its picture from the style source %s (%s)", cfg.live.style_source,
+                 "connected" if style_source.connected else "not connected yet")
+    return taker
+
+
+def _close_inputs(midi: Optional[MidiControl], window: Optional[WindowOutput], source: FrameSource,
+                  style_source: Optional[BackgroundSource], idle_clip: Optional[FrameSource], server: Any,
+                  osc: Any) -> None:
+    """Whatever the start opened, closed at the end of the show or of a start that failed or was stopped."""
+    if midi is not None:
+        midi.close()  # its reader thread joined
+    if window is not None:
+        window.close()  # the start-up card's, when the start failed or was stopped
+    source.close()
+    if style_source is not None:
+        style_source.close()  # the app closed it already, unless the start failed
+    if idle_clip is not None:
+        idle_clip.close()
+    if server is not None:
+        server.stop()  # after the outputs closed: the preview streams have ended
+    if osc is not None:
+        osc.stop()
+
+
+def run_live(cfg: Config, job: LiveJob) -> int:
+    """``stylize live`` from a validated config and the style list."""
+    live = cfg.live
+    midi_mapping = mapping_for(cfg)  # a bad MIDI table: one line before anything opens
+    styles = _styles_for(cfg, job)
+    closed_picture, server, token = _preflight(cfg)
+    source = open_live_source(cfg)
+    style_source, osc = _open_inputs(cfg, source, server)
     if style_source is not None:
         style_source.start()  # it connects while the network loads
     idle_clip = None
@@ -314,45 +404,16 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         if startup is not None and startup.stopping:
             log.info("stopped before the show started")
             return 0
-        engine, stage = loaded.engine, loaded.stage
-        kiosk = cfg.kiosk.enabled  # fullscreen, no overlay (the o key or the controller still shows it)
-        controller = Controller(
-            loaded.style_set,
-            LiveState(strength=cfg.styles.strength, stability=live.stability, overlay=live.overlay and not kiosk,
-                      mirror=live.mirror, fullscreen=live.fullscreen or kiosk, crossfade_s=cfg.styles.crossfade_s),
-            mixable=engine.stylizer.mixable_codes,
-        )
+        controller = _controller_for(cfg, loaded)
         motion = MotionMeter(cfg.show.idle_motion) if cfg.show.idle_s > 0 else None
         surfaces = show_surfaces(controller, cfg, motion=motion, fresh=job.fresh)  # saved state back before the pipeline reads it
         governor = open_governor(cfg, source, controller)
         midi = open_midi(cfg, controller, midi_mapping, next((s for s in surfaces if isinstance(s, ShowMemory)), None))
-        pipeline = LivePipeline(source, stage, controller, None, None, cfg.show.worker_restarts_per_hour,
-                                motion=motion, rest_while_idle=idle_clip is not None, hang_s=live.hang_s, governor=governor,
-                                crossfade_beats=cfg.show.crossfade_beats)
-        w, h = source.size
-        log.info("source: %s; %d styles; inference %s%s", source.describe(), len(styles),
-                 "x".join(map(str, stage.size_for(w, h))) if w and h else f"short side {live.size}",
-                 f" (governor: {governor.target_fps:g} fps)" if governor else " (pinned)")
-        outputs: list[Output] = []
-        try:
-            for opener in (open_ndi, open_virtual_camera):  # one after the other: a failure closes those before
-                out = opener(cfg, *stage_view_size(source), fps=source.fps)
-                if out is not None:
-                    outputs.append(out)
-        except BaseException:
-            for out in outputs:
-                out.close()  # the NDI sender, when the virtual camera was required and is missing
-            raise
-        if server is not None:
-            outputs.append(_serve_page(cfg, server, token, controller, engine.bank.code_for, stage_view_size(source),
-                                       style_source))
+        pipeline = _pipeline_for(cfg, source, loaded, controller, motion, governor, idle_clip is not None, len(styles))
+        outputs = _open_outputs(cfg, source, server, token, controller, loaded, style_source)
         if osc is not None:
             osc.start(controller)
-        # take_style (issue 28): pictures coded like the page's uploads, kept beside them; the app joins its thread.
-        taker = StyleTaker(controller, cfg.upload_dir / "taken", engine.bank.code_for, cfg.styles.taken_max)
-        if style_source is not None:
-            log.info("take_style takes its picture from the style source %s (%s)", live.style_source,
-                     "connected" if style_source.connected else "not connected yet")
+        taker = _taker_for(cfg, controller, loaded, style_source)
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
                       idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window, taker=taker,
                       style_source=style_source)
@@ -360,16 +421,4 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         _report(app, app.run(), pipeline.dropped, live.record)  # SIGTERM and Ctrl-C (interrupts) finish the files first
         return 0
     finally:
-        if midi is not None:
-            midi.close()  # its reader thread joined
-        if window is not None:
-            window.close()  # the start-up card's, when the start failed or was stopped
-        source.close()
-        if style_source is not None:
-            style_source.close()  # the app closed it already, unless the start failed
-        if idle_clip is not None:
-            idle_clip.close()
-        if server is not None:
-            server.stop()  # after the outputs closed: the preview streams have ended
-        if osc is not None:
-            osc.stop()
+        _close_inputs(midi, window, source, style_source, idle_clip, server, osc)

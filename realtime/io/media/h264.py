@@ -15,7 +15,7 @@ Here, once:
   every second (``frag_duration``; measured: 30 frames a fragment at 30 fps), each handed to the
   OS as it is made (``flush_packets``), so what has been written is playable at any instant, even
   after ``kill -9``.  Its temp name marks it *recoverable*: a later run recovers it into a playable
-  file (:func:`realtime.io.paths.recover_part`) instead of removing it, and a write error (a full
+  file (:func:`realtime.io.recovery.recover_part`) instead of removing it, and a write error (a full
   disk) keeps the whole fragments written so far (:meth:`keep_written`).
 """
 

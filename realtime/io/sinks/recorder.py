@@ -8,7 +8,7 @@ renamed when the recorder is closed: on the r key, on quit, on Ctrl-C, and when 
 fails, so a recording is never lost and never half-written under its final name.  The file is the
 one :class:`~realtime.io.media.h264.H264Writer` every mode uses, fragmented: the temp file is
 playable at any instant, synced to the disk every :data:`SYNC_S`, and recovered by the next run
-after ``kill -9`` or a power cut (:func:`realtime.io.paths.clean_stale_parts`).  A recorder given a
+after ``kill -9`` or a power cut (:func:`realtime.io.recovery.clean_stale_parts`).  A recorder given a
 :class:`~realtime.io.sinks.timeline.Timeline` keeps it in step: media time 0 at its first frame,
 rewritten from the encoder's thread, finished beside the file when the recording is.
 

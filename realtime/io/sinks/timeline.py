@@ -18,7 +18,7 @@ The file sits beside the recording: ``NAME.timeline.json`` for ``NAME.mp4``.  ``
 recording; ``source`` (``NAME.source.mp4``, or null) the camera's own frames kept with it
 (``--record-source``), on the same clock: a replay of this timeline on that file lines up frame for
 frame, and ``stylize video --timeline NAME.timeline.json`` finds it by this name.  A recording
-recovered after a crash takes its timeline with it (:func:`realtime.io.paths.recover_recording`).
+recovered after a crash takes its timeline with it (:func:`realtime.io.recovery.recover_recording`).
 """
 
 from __future__ import annotations
