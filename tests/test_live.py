@@ -529,3 +529,38 @@ def test_side_by_side_fits_the_frame_and_mirror_keeps_the_original_left():
     mirrored = compose(styled, original, side_by_side=True, mirror=True)[h // 2]
     assert mirrored[w // 2 + 10 : -10].mean() == 60  # the stylized half stays right
     assert mirrored[w // 2 - w // 8 : w // 2].mean() > 150 and mirrored[: w // 8].mean() < 10  # original flipped in place
+
+
+def test_a_start_that_fails_after_the_outputs_opened_closes_them(tmp_path, monkeypatch):
+    """An NDI sender (or virtual camera) opened before a later step of the start fails (here the
+    folder for taken styles) is closed with everything else: no sender thread, no advertised source."""
+    import realtime.live.run as run
+    import realtime.model.engine as engine_module
+    from fakes import fake_engine
+
+    from realtime.cli import main
+    from realtime.io.paths import OutputError
+    from realtime.io.sinks import Output
+
+    class Sender(Output):
+        name = "NDI"
+        closed = False
+
+        def write(self, frame, t):
+            pass
+
+        def close(self):
+            Sender.closed = True
+
+    def no_taker(*a, **kw):
+        raise OutputError("cannot create the folder for taken styles")
+
+    monkeypatch.setattr(engine_module, "open_engine", lambda cfg, fixed_size=True: fake_engine(tmp_path / "codes"))
+    monkeypatch.setattr(run, "open_ndi", lambda cfg, w, h, fps=0.0: Sender())
+    monkeypatch.setattr(run, "_taker_for", no_taker)
+    before = set(threading.enumerate())
+    code = main(["live", "--source", "synthetic:96x64", "--headless", "--max-frames", "5", "--size", "32", "--fresh"])
+    assert code != 0
+    assert Sender.closed
+    time.sleep(0.2)
+    assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]

@@ -281,12 +281,12 @@ class LiveApp(RecordingMixin):
             finally:
                 self.controller.quit(origin=SHOW)
                 self.controller.cancel_main_tasks()
+                self._finish_recording()  # ... the recording is finalized first, whatever happened
+                self.recordings += self.outputs.close()
                 if self.taker is not None:
                     self.taker.close()  # its thread joined; a take under way finishes first
                 if self.style_source is not None:
-                    self.style_source.close()  # its reader thread joined, its source closed
-                self._finish_recording()  # ... the recording is finalized, whatever happened
-                self.recordings += self.outputs.close()
+                    self.style_source.close()  # its reader thread joined (2 s at most), its source closed
                 self.p.source.close()
                 if self.idle_clip is not None:
                     self.idle_clip.close()

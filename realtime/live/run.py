@@ -342,14 +342,22 @@ def _open_outputs(cfg: Config, source: FrameSource, server: Any, token: str, con
             out = opener(cfg, *stage_view_size(source), fps=source.fps)
             if out is not None:
                 outputs.append(out)
+        if server is not None:
+            outputs.append(_serve_page(cfg, server, token, controller, loaded.engine.bank.code_for, stage_view_size(source),
+                                       style_source))
     except BaseException:
-        for out in outputs:
-            out.close()  # the NDI sender, when the virtual camera was required and is missing
+        _close_outputs(outputs)  # the NDI sender, when the virtual camera was required and is missing
         raise
-    if server is not None:
-        outputs.append(_serve_page(cfg, server, token, controller, loaded.engine.bank.code_for, stage_view_size(source),
-                                   style_source))
     return outputs
+
+
+def _close_outputs(outputs: list[Output]) -> None:
+    """Outputs opened by a start that failed before the app took them over."""
+    for out in outputs:
+        try:
+            out.close()
+        except Exception:  # noqa: BLE001 - the start's own error is the one to report
+            log.debug("closing %s failed", type(out).__name__, exc_info=True)
 
 
 def _taker_for(cfg: Config, controller: Controller, loaded: _Loaded,
@@ -394,6 +402,7 @@ def run_live(cfg: Config, job: LiveJob) -> int:
     idle_clip = None
     window: Optional[WindowOutput] = None
     midi: Optional[MidiControl] = None
+    outputs: list[Output] = []  # until the app owns them (a start that fails after opening them closes them)
     try:
         idle_clip = open_idle_clip(cfg)
         window, startup = open_start_window(cfg, source)  # something on screen at once
@@ -417,8 +426,9 @@ def run_live(cfg: Config, job: LiveJob) -> int:
         app = LiveApp(pipeline, live, surfaces=surfaces, closed_picture=closed_picture,
                       idle_clip=idle_clip, kiosk=cfg.kiosk, outputs=outputs, window=window, taker=taker,
                       style_source=style_source)
-        window = None  # the app's outputs own it now
+        window, outputs = None, []  # the app's outputs own them now
         _report(app, app.run(), pipeline.dropped, live.record)  # SIGTERM and Ctrl-C (interrupts) finish the files first
         return 0
     finally:
+        _close_outputs(outputs)
         _close_inputs(midi, window, source, style_source, idle_clip, server, osc)
