@@ -9,7 +9,6 @@ interface as RGB uint8 [B, H, W, 3]; H and W must be multiples of 4.  ``transfer
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
 from typing import Any
 
 import numpy as np
