@@ -564,3 +564,22 @@ def test_a_start_that_fails_after_the_outputs_opened_closes_them(tmp_path, monke
     assert Sender.closed
     time.sleep(0.2)
     assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+
+
+def test_a_switch_fades_over_the_crossfade_in_effect_when_it_was_made(tmp_path):
+    """A set_crossfade (a knob) right after a style switch (a pad), before the inference thread
+    picks the switch up, leaves that fade alone, as the recording's timeline stamped it; the next
+    switch gets the new length."""
+    from realtime.pipeline.state import StreamState
+
+    app, p = make_app(SyntheticSource(96, 64, fps=1000), tmp_path, crossfade_s=None)
+    stream = StreamState(0.0)
+    c = app.controller
+    c.set_crossfade(0.4)
+    c.next_style()
+    c.set_crossfade(3.0)  # within the same frame
+    p._follow_controller(stream)
+    assert p.fader._fade_s == 0.4
+    c.next_style()
+    p._follow_controller(stream)
+    assert p.fader._fade_s == 3.0

@@ -29,6 +29,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.controller import Controller, LiveState
+from ..core.events import ControlEvent
 from ..core.frames import Frame, Styled
 from ..core.motion import MotionMeter
 from ..core.performer import crossfade_seconds_of
@@ -98,6 +99,11 @@ class LivePipeline:
         self.fader = CodeFader(self.styles[state.style_index].code, self.crossfade_now(), clock=clock)
         self._style_index = state.style_index
         self._style_code = self.styles[state.style_index].code  # what the fader was last sent (by identity)
+        # The fade length of the last style switch, worked out when the switch was made (the timeline
+        # stamps its event with the same): a set_crossfade or tempo change that comes within the
+        # frame before the inference thread picks the switch up must not change that fade.
+        self._switch_fade: Optional[tuple[int, float]] = None
+        controller.subscribe(self._on_change)
         self._dropped_before = 0  # drops counted by buffers of earlier openings (closing hours)
         self.hang_s = hang_s  # an inference call with no result this long is a hang; 0 = not watched
         self.governor = governor  # moves the stage's short side to hold the frame rate (None: the size is pinned)
@@ -227,6 +233,11 @@ class LivePipeline:
             i += 1
             self.captured = i
 
+    def _on_change(self, event: ControlEvent) -> None:
+        """A controller subscriber (the thread of the change): a style switch's fade length, now."""
+        if event.changed & {"style_index", "styles"}:
+            self._switch_fade = (event.state.style_index, self.crossfade_for(event.state))
+
     def _follow_controller(self, stream: StreamState) -> tuple[int, float]:
         """Pick up changes made by any control surface since the last frame."""
         state = self.controller.state
@@ -235,7 +246,8 @@ class LivePipeline:
         if state.style_index != self._style_index or code is not self._style_code:
             self._style_index = state.style_index
             self._style_code = code
-            self.fader.set_target(code, self.crossfade_now())
+            fade = self._switch_fade
+            self.fader.set_target(code, fade[1] if fade is not None and fade[0] == state.style_index else self.crossfade_now())
             stream.cut(STYLE)  # a new style: nothing of the old one is carried along
         if state.stability != stream.stability:
             stream.set_stability(state.stability)  # a new level keeps what it holds
