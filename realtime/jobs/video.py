@@ -171,7 +171,7 @@ def run_video(cfg: Config, job: VideoJob) -> int:
             if dst.resolve() == src.resolve():
                 raise UserError(f"output {dst} would overwrite the input")
             check_output_file(dst, job.overwrite)
-            with tqdm(total=_frames_estimate(src, opts), unit="frame", desc=src.name, disable=not show, leave=False, file=sys.stderr) as bar:
+            with tqdm(total=_frames_estimate(src, opts) if show else None, unit="frame", desc=src.name, disable=not show, leave=False, file=sys.stderr) as bar:
                 res = stylizer.run(src, dst, bar.update, overwrite=job.overwrite)
             done.append((dst, res))
             log.info(

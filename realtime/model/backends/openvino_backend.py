@@ -35,7 +35,7 @@ import numpy as np
 from ...errors import UserError
 from ...io.images import style_input
 from .base import CODE_SIZE, Stylizer, batch_codes, check_frames, cpu_bf16
-from .openvino_graph import build_fast_model
+from .openvino_graph import build_fast_model, import_openvino
 from .transfer_net import TransferWeights
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def lean_malloc() -> None:
 def openvino_core(cache_dir: Optional[Path]) -> Any:
     """An OpenVINO ``Core`` with its compile cache in ``cache_dir/openvino`` (a read-only cache only
     costs compile time).  Raises ImportError where OpenVINO is not installed."""
-    import openvino as ov
-
+    ov = import_openvino()
     core = ov.Core()
     if cache_dir is not None:
         try:
@@ -120,7 +119,7 @@ class OpenVINOStylizer(Stylizer):
         cache_dir: Optional[Path] = None,
     ) -> None:
         try:
-            import openvino as ov
+            ov = import_openvino()
         except ImportError:
             raise UserError("--backend openvino needs the OpenVINO runtime: pip install openvino") from None
         lean_malloc()
