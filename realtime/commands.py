@@ -220,13 +220,11 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
         # --size pins the size: the governor is off unless a target is asked for too
         "live.target_fps": args.target_fps if args.target_fps is not None else (0.0 if args.size is not None else None),
         "live.fps": args.fps, "live.stability": _stability(args), "live.max_frames": args.max_frames,
-        "styles.strength": args.strength,
+        "styles.strength": args.strength, "ndi.name": args.ndi, "log.file": args.log_file or None,
     }
-    for flag in ("headless", "fullscreen", "loop", "keep_pace"):
-        if getattr(args, flag):
-            extra[f"live.{flag}"] = True
-    if args.kiosk:
-        extra["kiosk.enabled"] = True
+    switches = {"headless": "live.headless", "fullscreen": "live.fullscreen", "loop": "live.loop", "keep_pace": "live.keep_pace",
+                "record_source": "live.record_source", "kiosk": "kiosk.enabled", "virtual_camera": "virtual_camera.enabled"}
+    extra.update({key: True for flag, key in switches.items() if getattr(args, flag)})
     if args.web is not None:
         from .web.server import parse_web
 
@@ -237,21 +235,13 @@ def live_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
         host, port = parse_osc(args.osc)
         extra.update({"osc.enabled": True, "osc.host": host, "osc.port": port})
-    if args.virtual_camera:
-        extra["virtual_camera.enabled"] = True
-    if args.ndi is not None:
-        extra["ndi.name"] = args.ndi
     if getattr(args, "midi", None) is not None:
         extra.update({"midi.enabled": True, "midi.port": args.midi or None})
-    if args.log_file:
-        extra["log.file"] = args.log_file
     if args.no_reconnect:
         extra["live.reconnect"] = False
     if args.record is not None:
         extra["live.record"] = True
         extra["live.record_path"] = args.record or None
-    if args.record_source:
-        extra["live.record_source"] = True
     return extra
 
 

@@ -85,9 +85,7 @@ class EngineConfig:
     # frame size: one ~1 s compile, then 10-15% faster on CPU), not for still images of many sizes | always | never
     xla: str = "auto"
     batch_size: int = 4  # frames per inference call for video files
-    # where the stability filter warps and blends full-size frames: auto = on the backend's GPU
-    # (torch on CUDA or MPS), else the CPU | cpu (the flow is always found on the CPU)
-    stability_device: str = "auto"
+    stability_device: str = "auto"  # stability's full-size warp and blend: auto (torch's GPU, else CPU) | cpu
     max_size: int = 1080  # cap on the inference short side (the output keeps the source size)
 
 
@@ -141,8 +139,7 @@ class LiveConfig:
     record_source: bool = False
     snapshot_dir: str = "snapshots"
     crf: int = 20
-    # x264 preset of live recordings: ultrafast takes half of superfast's CPU (720p: 21 against 45 ms
-    # a frame on 2 cores), which the network needs while the show runs; files about 1.3x larger.
+    # x264 preset of live recordings: ultrafast, half of superfast's CPU (the show needs it; README)
     record_preset: str = "ultrafast"
     reconnect: bool = True  # cameras and streams: reopen when they stall or vanish (placeholder meanwhile)
     stall_s: float = 5.0  # seconds without a frame that count as a stall
@@ -157,16 +154,11 @@ class VideoConfig:
     """Offline video files."""
 
     size: int = 0  # inference short side; 0 = source short side, capped by engine.max_size
-    # x264: superfast takes 55% of veryfast's encoding CPU on stylized frames (640x272: 3.6 against
-    # 6.7 ms a frame) for the same quality per byte within 0.2 dB (at CRF 16: -0.3..-0.7 dB and
-    # 2-7% smaller at the inference size, +0.0..+0.2 dB and 5-7% larger upscaled to 720p;
-    # benchmarks/x264_presets.py); on two cores that is +3 to +8 points end to end
-    # (benchmarks/video_speed.py, README).
+    # x264 superfast: 55% of veryfast's encoding CPU at the same quality per byte within 0.2 dB
+    # (benchmarks/x264_presets.py; figures in the README's Speed section).
     crf: int = 16
     preset: str = "superfast"
-    # x264 (the host's cores) | nvenc (NVIDIA's hardware encoder, where the GPU has one: GeForce and
-    # RTX cards do, the H100/H200 do not; x264 with a warning where it does not open)
-    encoder: str = "x264"
+    encoder: str = "x264"  # x264 | nvenc (NVIDIA's encoder where the GPU has one; else x264, said once)
     stability: float = 0.55  # flow-guided stability against flicker: 0 (off, the raw network) .. 1
     queue_frames: int = 16
 

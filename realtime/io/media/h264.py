@@ -74,7 +74,6 @@ def nvenc_problem() -> str:
         ctx.width, ctx.height, ctx.pix_fmt = 256, 144, "yuv420p"
         ctx.time_base = Fraction(1, 30)
         ctx.open()
-        ctx.close() if hasattr(ctx, "close") else None
     except Exception as exc:  # noqa: BLE001 - FFmpeg's errors for a missing driver or GPU vary
         return f"h264_nvenc does not open ({str(exc).strip() or type(exc).__name__})"
     return ""
