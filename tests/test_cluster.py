@@ -349,3 +349,14 @@ def test_ctrl_c_on_the_command_stops_the_cluster_and_leaves_nothing_half_written
     while raylets() > before and time.monotonic() < deadline:
         time.sleep(0.5)
     assert raylets() <= before  # the Ray it started is gone
+
+
+def test_segments_are_encoded_alike_whatever_the_encoder_asked():
+    """--cluster --encoder nvenc: every worker encodes x264 (the join copies packets under one
+    stream header, and a worker without NVENC would have fallen back on its own)."""
+    from realtime.cluster.pool import segment_options
+    from realtime.pipeline.video import VideoOptions
+
+    assert segment_options(VideoOptions(encoder="nvenc")).encoder == "x264"
+    keep = VideoOptions(encoder="x264", crf=3)
+    assert segment_options(keep) is keep

@@ -40,6 +40,13 @@ def require_ray() -> Any:
     return ray
 
 
+
+def segment_options(opts: VideoOptions) -> VideoOptions:
+    """What every worker encodes with: segments are joined by copying their packets under the first
+    one's stream header, so all machines must encode alike, and a worker without NVENC would fall
+    back to x264: x264 everywhere."""
+    return dataclasses.replace(opts, encoder="x264") if opts.encoder != "x264" else opts
+
 class WorkerPool:
     """Ray actors (:class:`~.worker.UnitWorker`) in three states: ``starting`` (loading the
     engine), ``idle``, and busy in ``inflight`` (result ref -> (actor, task))."""
@@ -123,10 +130,7 @@ class WorkerPool:
         opts = VideoOptions.from_config(cfg, switch_every=self.job.switch_every, audio=self.job.audio,
                                         start=self.job.start, end=self.job.end, replay=self.replay,
                                         encoder_threads=int(per["num_cpus"]) if "num_gpus" in per else max(1, int(per["num_cpus"]) // 2))
-        if opts.encoder != "x264":
-            # Segments are joined by copying their packets under the first one's stream header, so
-            # every machine must encode alike: a worker without NVENC would fall back to x264.
-            opts = dataclasses.replace(opts, encoder="x264")
+        opts = segment_options(opts)
         styles = [str(p) for p in self.style_files]
         actor = ray.remote(UnitWorker).options(**per, max_restarts=0).remote(cfg, styles, opts, self._progress)
         self.actors.append(actor)
