@@ -307,12 +307,13 @@ def step_network(run: Run, ctx: dict, deadline: float) -> None:
                     t = bench.timed(lambda: st.stylize(frames, codes), seconds, min_runs=3, warmup=0)
                     fps = b / statistics.median(t)
                     gms = gpu_only_ms(st, frames, codes, graphs, seconds / 2)
+                    row["submit_fps"] = round(bench.submitted_fps(st, frames, codes, seconds), 1)  # as video feeds it
                     row.update(stylize_fps=round(fps, 1), stylize_ms_per_frame=round(1000 / fps, 3),
                                gpu_only_fps=round(b * 1000 / gms, 1), gpu_only_ms_per_frame=round(gms / b, 3),
                                gflops_gpu_only=round(bench.transfer_gflop(w, h) * b * 1000 / gms, 1))
                     rows.append(row)
-                    log.info("%-7s graphs %-3s %4dx%-4d b%-2d: stylize %8.1f fps, GPU-only %8.1f fps", PRECISIONS[prec],
-                             row["graphs"], w, h, b, fps, row["gpu_only_fps"])
+                    log.info("%-7s graphs %-3s %4dx%-4d b%-2d: stylize %8.1f fps, submit %8.1f fps, GPU-only %8.1f fps", PRECISIONS[prec],
+                             row["graphs"], w, h, b, fps, row["submit_fps"], row["gpu_only_fps"])
                     run.save()
         finally:
             st.close()
@@ -645,10 +646,12 @@ def targets(data: dict) -> list[dict]:
         rows = [r for r in net if r["size"] == size]
         if not rows:
             return None, "not measured"
-        r = max(rows, key=lambda r: r["stylize_fps"])
+        fed = lambda r: max(r["stylize_fps"], r.get("submit_fps") or 0)  # noqa: E731 - either way the host feeds it
+        r = max(rows, key=fed)
         g = max(rows, key=lambda r: r["gpu_only_fps"])
-        return r["stylize_fps"], (f"{r['stylize_fps']} fps via stylize ({r['precision']}, batch {r['batch']}, graphs {r['graphs']}); "
-                                  f"GPU-only {g['gpu_only_fps']} fps ({g['precision']}, batch {g['batch']}, graphs {g['graphs']})")
+        how = "submit (one batch in flight)" if (r.get("submit_fps") or 0) > r["stylize_fps"] else "stylize"
+        return fed(r), (f"{fed(r)} fps via {how} ({r['precision']}, batch {r['batch']}, graphs {r['graphs']}); "
+                        f"GPU-only {g['gpu_only_fps']} fps ({g['precision']}, batch {g['batch']}, graphs {g['graphs']})")
 
     video = [r for r in steps.get("video", {}).get("rows", []) if r.get("clip") == "1920x1080" and r.get("fps")]
     live = steps.get("live", {}).get("ours", {})

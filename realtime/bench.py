@@ -77,6 +77,25 @@ def timed(fn: Callable[[], object], seconds: float, min_runs: int = 3, warmup: i
     return times
 
 
+def submitted_fps(stylizer, frames: np.ndarray, codes: np.ndarray, seconds: float) -> float:
+    """Frames a second through ``stylizer.submit`` as a video job feeds it (one batch in flight,
+    the next submitted before this one is collected): the network's throughput with no gaps
+    between batches.  The median of at least three spans of up to a second each."""
+    stylizer.submit(frames, codes).result()  # compiled and warm
+    batch, rates = frames.shape[0], []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rates) < 3:
+        n, t = batch, time.perf_counter()
+        work = stylizer.submit(frames, codes)
+        while time.perf_counter() - t < min(1.0, seconds / 3):
+            nxt = stylizer.submit(frames, codes)
+            work.result()
+            work, n = nxt, n + batch
+        work.result()
+        rates.append(n / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
 def matmul_gflops(seconds: float = 1.0, n: int = 2048) -> float:
     """This machine's float32 matrix-multiply rate through TensorFlow (the ceiling for convolutions)."""
     import tensorflow as tf

@@ -45,8 +45,29 @@ def test_uint8_path_batches_and_per_frame_codes(ov_stylizer):
     for w in (64, 72, 80, 88):  # sizes come and go; only the newest stays compiled
         ov_stylizer.stylize(np.zeros((1, 48, w, 3), np.uint8), a)
     assert list(ov_stylizer._compiled) == [(True, 1, 48, 88)]
-    ov_stylizer.stylize(np.zeros((3, 48, 88, 3), np.uint8), a)  # a video's last, shorter batch: both kept
+    ov_stylizer.stylize(np.zeros((3, 48, 88, 3), np.uint8), a)  # two batch sizes of one frame size: both kept
     assert list(ov_stylizer._compiled) == [(True, 1, 48, 88), (True, 3, 48, 88)]
+
+
+def test_submitted_batches_run_side_by_side_and_come_back_in_order(ov_stylizer):
+    """Video's path (``submit``: single frames on OpenVINO's streams, one batch in flight) gives
+    the pictures of the latency network, each batch its own frames and codes, whatever the
+    number of requests against the batch size."""
+    codes = [_code(ov_stylizer, s) for s in (1, 2, 3)]
+    batches = [np.stack([content_image(96, 64, 3 * i + j) for j in range(n)]) for i, n in enumerate((5, 3, 1))]
+    ref = [ov_stylizer.stylize(b, c) for b, c in zip(batches, codes)]
+    first = ov_stylizer.submit(batches[0], codes[0])
+    second = ov_stylizer.submit(batches[1], codes[1])
+    got = [first.result()]
+    third = ov_stylizer.submit(batches[2], codes[2])
+    got += [second.result(), third.result()]
+    for g, r in zip(got, ref):
+        assert g.shape == r.shape and g.dtype == np.uint8
+        assert np.abs(g.astype(int) - r).max() <= 1
+    other = ov_stylizer.stylize(batches[1], codes[0])
+    assert np.abs(other.astype(int) - got[1]).mean() > 2  # each batch had its own code
+    streams = ov_stylizer._compiled[(True, 0, 64, 96)]
+    assert len(streams.requests) >= 1 and all(o is None for o in streams.owner)
 
 
 def test_style_codes_agree_with_tflite_within_int8_rounding(ov_stylizer, tf_stylizer):

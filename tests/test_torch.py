@@ -98,6 +98,16 @@ def test_the_cuda_pipeline_chunks_and_slots_on_the_cpu(models_dir, monkeypatch):
     half = np.ascontiguousarray(frames[:, :32])  # chunks of another batch size may round 1 apart
     assert np.abs(s._stylize_cuda(half, codes).astype(int) - s.stylize(half, codes)).max() <= 1
     assert list(s._runners) == [(3, 32, 64), (2, 32, 64)]  # the new size: chunks of 3 and a remainder of 2
+    # Video's path: the next batch is queued before this one is collected (the other set of
+    # pinned buffers), and a batch collected too late is an error, not another batch's picture.
+    first = s._launch_cuda(frames[:2], codes[:2])
+    second = s._launch_cuda(frames[2:], codes[2:])
+    assert np.array_equal(first.result(), ref[:2])
+    third = s._launch_cuda(frames[:3], codes[:3])
+    assert np.array_equal(second.result(), ref[2:]) and np.array_equal(third.result(), ref[:3])
+    s._launch_cuda(frames[:1], codes[:1])
+    with pytest.raises(RuntimeError, match="after two later"):
+        second.result()
 
 
 def test_device_and_precision_words(models_dir, caplog):
@@ -248,6 +258,10 @@ def test_cuda_pipeline_and_graphs_match_eager(models_dir):
         _close_bytes(gpu.stylize(frames, codes), eager)
     assert all(s.graph is not None for r in gpu._runners.values() for s in r.slots)
     _close_bytes(gpu.stylize(frames[1:2], codes[1]), eager[1:2])
+    first = gpu.submit(frames, codes)  # video's path: the next batch queued before this one is collected
+    second = gpu.submit(frames[::-1].copy(), codes[::-1].copy())
+    _close_bytes(first.result(), eager)
+    _close_bytes(second.result(), eager[::-1])
     small = photos(384, 384, 4)
     assert gpu.stylize(small, codes[0]).shape == small.shape
     assert all(k[1:] == (384, 384) for k in gpu._runners)

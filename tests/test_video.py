@@ -284,6 +284,76 @@ def test_worker_failure_leaves_no_file_and_no_thread(clip, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
 
 
+class _Later:
+    """A batch the network has not finished yet: computed when asked for (and logged)."""
+
+    def __init__(self, stylizer, n, frames, codes):
+        self.stylizer, self.n, self.frames, self.codes = stylizer, n, frames.copy(), codes
+
+    def result(self):
+        self.stylizer.log.append(("result", self.n))
+        if self.n == self.stylizer.fail_result:
+            raise RuntimeError("the network failed on batch %d" % self.n)
+        return self.stylizer.stylize(self.frames, self.codes)
+
+
+def _queueing_stylizer(fail_result=0):
+    from fakes import FakeStylizer
+
+    class Queueing(FakeStylizer):
+        """Takes batches without running them, like a backend with a queue of its own."""
+
+        def __init__(self):
+            super().__init__()
+            self.log, self.fail_result = [], fail_result
+
+        def submit(self, frames, codes):
+            n = sum(1 for kind, _ in self.log if kind == "submit") + 1
+            self.log.append(("submit", n))
+            return _Later(self, n, frames, codes)
+
+    return Queueing()
+
+
+def test_the_network_gets_the_next_batch_before_the_last_is_collected(clip, tmp_path):
+    """One batch stays in flight: the inference thread submits batch n+1 before it waits for batch
+    n (so a queueing backend never idles between batches), and the film is the same frame for
+    frame as with a backend that finishes each batch when given it."""
+    from fakes import fake_engine
+
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
+
+    opts = VideoOptions(batch=5, size=64)
+    engine = fake_engine(tmp_path)
+    code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
+    VideoStylizer(engine, [code], opts).run(clip, tmp_path / "plain.mp4")
+    engine.stylizer = queueing = _queueing_stylizer()
+    res = VideoStylizer(engine, [code], opts).run(clip, tmp_path / "queued.mp4")
+    assert res.frames == 24
+    batches = 5  # 24 frames in batches of 5
+    expect = [("submit", 1)]
+    for n in range(2, batches + 1):
+        expect += [("submit", n), ("result", n - 1)]
+    assert queueing.log[-2 * batches:] == expect + [("result", batches)]
+    plain, queued = probe(tmp_path / "plain.mp4"), probe(tmp_path / "queued.mp4")
+    assert queued["pts"] == plain["pts"]
+    assert all(np.array_equal(a, b) for a, b in zip(plain["frames"], queued["frames"]))
+
+
+def test_a_batch_that_fails_in_flight_stops_the_job_cleanly(clip, tmp_path):
+    from fakes import fake_engine
+
+    from realtime.pipeline.video import VideoOptions, VideoStylizer
+
+    engine = fake_engine(tmp_path)
+    code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
+    engine.stylizer = _queueing_stylizer(fail_result=2)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="failed on batch 2"):
+        VideoStylizer(engine, [code], VideoOptions(batch=4, size=64)).run(clip, out)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
 @pytest.mark.parametrize("width, height, size", [(128, 96, 64), (1280, 720, 384), (640, 360, 1000), (100, 60, 0)])
 def test_live_and_video_pick_the_same_inference_size(tmp_path, width, height, size):
     """The one size rule: the same source and --size give the same network input in every mode."""

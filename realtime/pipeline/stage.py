@@ -29,7 +29,7 @@ import numpy as np
 from ..core.profile import Profile
 from ..io.images import MIN_SIDE, MULTIPLE, resize
 from ..effects.stability import Carry
-from ..model.backends.base import Stylizer, require_mixable
+from ..model.backends.base import Pending, Stylizer, require_mixable
 from .state import StreamState
 
 
@@ -107,6 +107,10 @@ class StylizeStage:
 
     def infer(self, batch_rgb: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return self.stylizer.stylize(batch_rgb, codes)
+
+    def submit(self, batch_rgb: np.ndarray, codes: np.ndarray) -> Pending:
+        """:meth:`infer` for throughput (video files): may return before the batch is done."""
+        return self.stylizer.submit(batch_rgb, codes)
 
     def postprocess(self, content_rgb: np.ndarray, styled_rgb: np.ndarray, src_size: tuple[int, int],
                     state: StreamState) -> list[np.ndarray]:

@@ -173,6 +173,7 @@ class Infer:
         self.t0 = window.origin  # media time the style schedule starts at (None: the first frame's)
         self.content_at = window.origin if window.origin is not None else (opts.start or 0.0)
         self.prof = Profile()
+        self.in_flight: Optional[tuple[Batch, Any]] = None  # the batch the network is working on
 
     def run(self, q_in: FrameQueue, q_out: FrameQueue) -> None:
         self._content_code()
@@ -207,6 +208,7 @@ class Infer:
                 size = self._flush(frames, pending, cut, size, q_out, stability)
                 frames, pending, cut = [], [], False
         self._flush(frames, pending, cut, size, q_out, stability)
+        self._send(q_out)
 
     def _slot(self, t: float) -> int:
         """Which style period media time ``t`` is in (a change is a switch)."""
@@ -233,9 +235,12 @@ class Infer:
 
     def _flush(self, frames: list[DecodedFrame], pending: list[Message], cut: bool, size: tuple[int, int],
                q_out: FrameQueue, stability: Optional[float] = None) -> tuple[int, int]:
-        """Stylize ``frames`` and send them on with ``pending``; returns the inference size."""
+        """Submit ``frames`` to the network and send the batch before them on (one batch stays in
+        flight, so the network is never idle while this thread gathers and converts the next);
+        returns the inference size."""
         batch = Batch(frames, pending, cut, size=size, stability=stability)
         prof = self.prof
+        work = None
         if frames:
             stage, state = self.stage, self.state
             with prof.step("style codes"):
@@ -244,13 +249,25 @@ class Infer:
             with prof.step("preprocess"):
                 batch.content = stage.preprocess([f.image for f in frames], frames[0].source_size)
             with prof.step("infer"):
-                batch.styled = stage.infer(batch.content, codes)
+                work = stage.submit(batch.content, codes)
             batch.size = (batch.content.shape[2], batch.content.shape[1])
         batch.pending = [replace(m, inference_size=batch.size) if isinstance(m, StreamEnd) else m for m in pending]
-        if pending:
-            with prof.step("wait: inference blocked"):
-                q_out.put(batch)
+        self._send(q_out)
+        self.in_flight = (batch, work)
         return batch.size
+
+    def _send(self, q_out: FrameQueue) -> None:
+        """The batch in flight, once the network is done with it, to the finisher."""
+        if self.in_flight is None:
+            return
+        batch, work = self.in_flight
+        self.in_flight = None
+        if work is not None:
+            with self.prof.step("infer"):
+                batch.styled = work.result()
+        if batch.pending:
+            with self.prof.step("wait: inference blocked"):
+                q_out.put(batch)
 
 
 def finish(stage: StylizeStage, state: StreamState, warm_until: Optional[float], q_in: FrameQueue,

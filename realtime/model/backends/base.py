@@ -1,7 +1,9 @@
 """The stylizer interface every backend implements.
 
 Two operations, because the network has two stages: ``style_code`` runs once per style (or once per
-content image, for the strength control) and ``stylize`` runs per frame, batched.  Frames cross the
+content image, for the strength control) and ``stylize`` runs per frame, batched.  ``submit`` is
+``stylize`` for throughput jobs (video files): it may return before the batch is done, so the
+caller prepares and sends the next batch while this one runs (see :class:`Pending`).  Frames cross the
 interface as RGB uint8 [B, H, W, 3]; H and W must be multiples of 4.  ``transfer`` is the float path
 ([0,1] in and out) that the accuracy tests compare across backends.
 """
@@ -43,6 +45,24 @@ def cpu_bf16(cpuinfo: str = "/proc/cpuinfo") -> str:
     return ""
 
 
+class Pending(ABC):
+    """A batch on its way through the network (:meth:`Stylizer.submit`)."""
+
+    @abstractmethod
+    def result(self) -> np.ndarray:
+        """Wait for the batch: RGB uint8 [B,H,W,3]; raises what the network raised."""
+
+
+class Done(Pending):
+    """A batch that was finished when submitted (backends that run synchronously)."""
+
+    def __init__(self, out: np.ndarray) -> None:
+        self._out = out
+
+    def result(self) -> np.ndarray:
+        return self._out
+
+
 class Stylizer(ABC):
     """A style-transfer engine. Not thread-safe: one thread (the inference worker) owns it."""
 
@@ -74,6 +94,13 @@ class Stylizer(ABC):
         check_frames(frames)
         out = self.transfer(frames.astype(np.float32) * (1.0 / 255.0), codes)
         return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def submit(self, frames: np.ndarray, codes: np.ndarray) -> Pending:
+        """:meth:`stylize` for a throughput job: the caller keeps one batch in flight (submits the
+        next before it asks for this one's :meth:`Pending.result`), so the network never waits
+        for the caller between batches.  Results are asked for in submission order.  This default
+        runs the batch at once; a backend that can queue work overrides it."""
+        return Done(self.stylize(frames, codes))
 
     @property
     def torch_device(self) -> Any:

@@ -15,7 +15,9 @@ On CUDA (what the backend is for) a frame crosses PCIe as uint8 only: pinned hos
 uint8 -> float, /255 and the *255+0.5, clip, -> uint8 on the GPU, half precision, channels_last,
 ``cudnn.benchmark``.  A batch is cut into chunks of about a 720p frame's pixels (``CHUNK_PIXELS``),
 and chunk n+1's upload (a copy stream) overlaps chunk n's network and chunk n-1's download (a second
-copy stream).  For live and video (one frame size) each size is captured as a CUDA graph, after an
+copy stream).  ``submit`` (video files) returns once a batch is queued on the GPU, so the next
+batch's upload is queued behind it while the caller collects this one: the GPU does not wait for
+the host between batches (two sets of pinned buffers, used in turn).  For live and video (one frame size) each size is captured as a CUDA graph, after an
 optional ``torch.compile`` (``engine.xla``: auto = for live and video); each is tried once and falls
 back to eager with one log line.  On MPS the same network runs float16, eagerly; on the CPU
 float32 (for the tests, and as a last resort: ``openvino`` is the CPU backend).
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 
 from ...backends_table import device_index, device_kind, installed
 from ...errors import UserError
-from .base import CODE_SIZE, Stylizer, batch_codes, check_frames
+from .base import CODE_SIZE, Pending, Stylizer, batch_codes, check_frames
 from .cpu_styles import CPUStyles, StylesOnCPU
 from .transfer_net import CONTRACT, CONTRACT_STRIDES, EXPANDS, RESIDUALS, TransferWeights
 
@@ -233,6 +235,8 @@ class TorchStylizer(StylesOnCPU, Stylizer):
         self._runners: OrderedDict[tuple[int, int, int], _Runner] = OrderedDict()
         self._streams: dict[str, Any] = {}
         self._pinned: dict[str, torch.Tensor] = {}
+        self._launches = 0  # batches queued on the GPU (their pinned buffers alternate)
+        self._done: dict[int, Any] = {}  # buffer set -> the event its last batch's download records
         self._pool: Any = None
         self._device = self._describe()
 
@@ -277,6 +281,13 @@ class TorchStylizer(StylesOnCPU, Stylizer):
                 x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.dev)
                 return np.ascontiguousarray(self.net.forward_uint8(x, torch.from_numpy(codes).to(self.dev)).cpu().numpy())
             return self._stylize_cuda(np.ascontiguousarray(frames), codes)
+
+    def submit(self, frames: np.ndarray, codes: np.ndarray) -> Pending:
+        if self.dev.type != "cuda":
+            return super().submit(frames, codes)
+        check_frames(frames)
+        with torch.inference_mode():
+            return self._launch_cuda(np.ascontiguousarray(frames), batch_codes(codes, frames.shape[0]))
 
     def _host(self, key: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """A pinned host buffer at least ``shape`` (grown when needed), viewed as ``shape``."""
@@ -358,18 +369,28 @@ class TorchStylizer(StylesOnCPU, Stylizer):
             self.use_graphs = False
 
     def _stylize_cuda(self, frames: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Chunks through two copy streams and the compute stream (see the module docstring).
+        return self._launch_cuda(frames, codes).result()
+
+    def _launch_cuda(self, frames: np.ndarray, codes: np.ndarray) -> "_CudaBatch":
+        """Queue a batch in chunks through two copy streams and the compute stream (see the module
+        docstring); the returned batch waits for its download only when asked for.
 
         Order per chunk n (slot n % 2): the host copies it into pinned memory (overlapping the GPU's
         work on chunk n-1); the upload stream waits until the slot's previous network finished
         reading its input, then copies; the compute stream waits for the upload and for the slot's
         previous download, then runs; the download stream waits for the network and copies the
-        result into pinned memory.  Only the end waits for the GPU."""
+        result into pinned memory.  Batches use the two sets of pinned buffers in turn; a set is
+        refilled only once its previous batch is downloaded."""
         b, h, w, _ = frames.shape
         c = max(1, min(b, CHUNK_PIXELS // (h * w)))
-        pin_in = self._host("in", (b, h, w, 3), torch.uint8)
-        pin_codes = self._host("codes", (b, CODE_SIZE), torch.float32)
-        pin_out = self._host("out", (b, h, w, 3), torch.uint8)
+        turn = self._launches % 2
+        self._launches += 1
+        last = self._done.get(turn)
+        if last is not None:
+            last.synchronize()  # the batch before the last one: downloaded long ago, unless never asked for
+        pin_in = self._host(f"in{turn}", (b, h, w, 3), torch.uint8)
+        pin_codes = self._host(f"codes{turn}", (b, CODE_SIZE), torch.float32)
+        pin_out = self._host(f"out{turn}", (b, h, w, 3), torch.uint8)
         up, compute, down = self._stream("up"), self._stream("compute"), self._stream("down")
         compute.wait_stream(torch.cuda.current_stream(self.dev))  # net weights were made on the default stream
         pin_codes.numpy()[:] = codes
@@ -393,8 +414,10 @@ class TorchStylizer(StylesOnCPU, Stylizer):
                 pin_out[start:end].copy_(slot.out, non_blocking=True)
                 slot.events["down"].record(down)
             runner.calls += 1
-        down.synchronize()
-        return pin_out.numpy().copy()  # the pinned buffer is reused by the next call
+        done = torch.cuda.Event()
+        done.record(down)
+        self._done[turn] = done
+        return _CudaBatch(self, done, pin_out, self._launches)
 
     def warmup(self, width: int, height: int, batch: int = 1) -> None:
         """Run the size three times: the first call finds cuDNN's kernels (and compiles), the next
@@ -406,7 +429,21 @@ class TorchStylizer(StylesOnCPU, Stylizer):
     def close(self) -> None:
         self._runners.clear()
         self._pinned.clear()
+        self._done.clear()
         self._pool = None
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)
             torch.cuda.empty_cache()
+
+
+class _CudaBatch(Pending):
+    """A batch queued on the GPU: its download's event and the pinned buffer it lands in."""
+
+    def __init__(self, owner: TorchStylizer, done: Any, out: torch.Tensor, launch: int) -> None:
+        self.owner, self.done, self.out, self.launch = owner, done, out, launch
+
+    def result(self) -> np.ndarray:
+        if self.owner._launches - self.launch >= 2:  # its buffers were handed to a later batch
+            raise RuntimeError("a GPU batch was collected after two later ones were submitted")
+        self.done.synchronize()
+        return self.out.numpy().copy()  # the pinned buffer is reused two batches on
