@@ -48,6 +48,37 @@ def test_uint8_path_rounds_like_the_float_path(onnx_stylizer):
         onnx_stylizer.stylize(np.zeros((1, 30, 40, 3), np.uint8), codes[0])
 
 
+def test_submit_runs_asynchronously_on_a_gpu_provider_and_in_order(onnx_stylizer, monkeypatch):
+    """Video's path on a GPU provider: ``run_async`` with one batch in flight gives each batch its
+    own pictures (here the CPU provider stands in, with the asynchronous path forced), and a
+    failed run is an error naming ONNX Runtime; on the CPU provider submit runs at once."""
+    from realtime.model.backends.base import Done
+    from realtime.model.backends.onnx_backend import OnnxStylizer
+
+    codes = np.random.default_rng(2).normal(0, 0.5, (3, 100)).astype(np.float32)
+    batches = [photos(96, 64, 3), photos(96, 64, 2)[::-1].copy()]
+    ref = [onnx_stylizer.stylize(b, codes[:len(b)]) for b in batches]
+    assert not onnx_stylizer.asynchronous and isinstance(onnx_stylizer.submit(batches[0], codes), Done)
+    monkeypatch.setattr(OnnxStylizer, "asynchronous", True)
+    session, earlier, overlapped = onnx_stylizer._session(True), [], []
+    real_run_async = session.run_async
+
+    def run_async(names, feed, callback, work):  # one run at a time (DirectML allows no other)
+        overlapped.append(not all(w._event.is_set() for w in earlier))
+        earlier.append(work)
+        return real_run_async(names, feed, callback, work)
+
+    monkeypatch.setattr(session, "run_async", run_async)
+    first = onnx_stylizer.submit(batches[0], codes)
+    second = onnx_stylizer.submit(batches[1], codes[:2])
+    assert not isinstance(first, Done)
+    assert np.array_equal(first.result(), ref[0]) and np.array_equal(second.result(), ref[1])
+    assert overlapped == [False, False]
+    broken = onnx_stylizer.submit(np.zeros((1, 4, 4, 3), np.uint8), codes[0])  # too small for the network's padding
+    with pytest.raises(RuntimeError, match="ONNX Runtime failed: .*Pad"):
+        broken.result()
+
+
 def test_both_formulations_write_the_same_network(models_dir):
     """``plain`` and ``s2d`` (the one the backend builds) give the same sums in another order."""
     from realtime.model.backends.onnx_graph import CODES, FORMULATION, FRAMES, build_model
