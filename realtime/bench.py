@@ -81,7 +81,8 @@ def submitted_fps(stylizer, frames: np.ndarray, codes: np.ndarray, seconds: floa
     """Frames a second through ``stylizer.submit`` as a video job feeds it (one batch in flight,
     the next submitted before this one is collected): the network's throughput with no gaps
     between batches.  The median of at least three spans of up to a second each."""
-    stylizer.submit(frames, codes).result()  # compiled and warm
+    for _ in range(3):  # compiled and warm (a CUDA graph is captured on a size's second and third calls)
+        stylizer.submit(frames, codes).result()
     batch, rates = frames.shape[0], []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(rates) < 3:

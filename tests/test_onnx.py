@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,12 @@ def test_submit_runs_asynchronously_on_a_gpu_provider_and_in_order(onnx_stylizer
     def run_async(names, feed, callback, work):  # one run at a time (DirectML allows no other)
         overlapped.append(not all(w._event.is_set() for w in earlier))
         earlier.append(work)
-        return real_run_async(names, feed, callback, work)
+
+        def late(outputs, work, error):  # each run ends 0.2 s late: a second one started early would overlap it
+            time.sleep(0.2)
+            callback(outputs, work, error)
+
+        return real_run_async(names, feed, late, work)
 
     monkeypatch.setattr(session, "run_async", run_async)
     first = onnx_stylizer.submit(batches[0], codes)

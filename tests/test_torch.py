@@ -100,13 +100,16 @@ def test_the_cuda_pipeline_chunks_and_slots_on_the_cpu(models_dir, monkeypatch):
     assert list(s._runners) == [(3, 32, 64), (2, 32, 64)]  # the new size: chunks of 3 and a remainder of 2
     # Video's path: the next batch is queued before this one is collected (the other set of
     # pinned buffers), and a batch collected too late is an error, not another batch's picture.
+    settled = []
+    monkeypatch.setattr(s, "_settle", lambda: settled.append(len(s._done)))
     first = s._launch_cuda(frames[:2], codes[:2])
+    assert settled  # a new size frees the old buffers only once the batches queued on them are done
     second = s._launch_cuda(frames[2:], codes[2:])
     assert np.array_equal(first.result(), ref[:2])
     third = s._launch_cuda(frames[:3], codes[:3])
     assert np.array_equal(second.result(), ref[2:]) and np.array_equal(third.result(), ref[:3])
     s._launch_cuda(frames[:1], codes[:1])
-    with pytest.raises(RuntimeError, match="after two later"):
+    with pytest.raises(RuntimeError, match="reused its buffers"):
         second.result()
 
 

@@ -341,17 +341,21 @@ def test_the_network_gets_the_next_batch_before_the_last_is_collected(clip, tmp_
 
 
 def test_a_batch_that_fails_in_flight_stops_the_job_cleanly(clip, tmp_path):
+    """A failure collected one batch late ends the job with that error, no file and no thread,
+    and the batch submitted after it is waited for."""
     from fakes import fake_engine
 
     from realtime.pipeline.video import VideoOptions, VideoStylizer
 
     engine = fake_engine(tmp_path)
     code = engine.bank.code_for(engine.resolve_styles(["mosaic"])[0])
-    engine.stylizer = _queueing_stylizer(fail_result=2)
+    engine.stylizer = queueing = _queueing_stylizer(fail_result=2)
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError, match="failed on batch 2"):
         VideoStylizer(engine, [code], VideoOptions(batch=4, size=64)).run(clip, out)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+    # batch 3 was in the network when batch 2 failed: waited for, so no network work outlives the job
+    assert queueing.log[-3:] == [("submit", 3), ("result", 2), ("result", 3)]
 
 
 @pytest.mark.parametrize("width, height, size", [(128, 96, 64), (1280, 720, 384), (640, 360, 1000), (100, 60, 0)])

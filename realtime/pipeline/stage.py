@@ -9,6 +9,8 @@ written three times with three different size rules.  Here they are written once
   are OpenCV's (0.03 ms for a 684x384 frame; numpy's ``[..., ::-1]`` copy took 1 ms).
 * ``infer``: the backend's ``stylize`` (RGB uint8 in and out).  ``preprocess`` takes BGR frames
   and the size only, so it is the one place to move into a backend's graph (the GPU) later.
+  ``submit`` is ``infer`` for video files: the backend may return before the batch is done, so the
+  video's inference thread keeps one batch in the network while it prepares the next.
 * ``postprocess``: the stream's temporal filter at the inference size, then back to BGR at the
   source size.
 

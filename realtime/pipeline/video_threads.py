@@ -176,6 +176,12 @@ class Infer:
         self.in_flight: Optional[tuple[Batch, Any]] = None  # the batch the network is working on
 
     def run(self, q_in: FrameQueue, q_out: FrameQueue) -> None:
+        try:
+            self._run(q_in, q_out)
+        finally:
+            self.settle()
+
+    def _run(self, q_in: FrameQueue, q_out: FrameQueue) -> None:
         self._content_code()
         pending: list[Message] = []
         frames: list[DecodedFrame] = []
@@ -252,22 +258,35 @@ class Infer:
                 work = stage.submit(batch.content, codes)
             batch.size = (batch.content.shape[2], batch.content.shape[1])
         batch.pending = [replace(m, inference_size=batch.size) if isinstance(m, StreamEnd) else m for m in pending]
-        self._send(q_out)
-        self.in_flight = (batch, work)
+        previous, self.in_flight = self.in_flight, (batch, work)
+        self._deliver(previous, q_out)
         return batch.size
 
     def _send(self, q_out: FrameQueue) -> None:
         """The batch in flight, once the network is done with it, to the finisher."""
-        if self.in_flight is None:
+        previous, self.in_flight = self.in_flight, None
+        self._deliver(previous, q_out)
+
+    def _deliver(self, item: Optional[tuple[Batch, Any]], q_out: FrameQueue) -> None:
+        if item is None:
             return
-        batch, work = self.in_flight
-        self.in_flight = None
+        batch, work = item
         if work is not None:
             with self.prof.step("infer"):
                 batch.styled = work.result()
         if batch.pending:
             with self.prof.step("wait: inference blocked"):
                 q_out.put(batch)
+
+    def settle(self) -> None:
+        """After a failure or a stop: wait for the batch still in the network (one batch at most,
+        as a synchronous call would have been), so no network work outlives this thread."""
+        item, self.in_flight = self.in_flight, None
+        if item is not None and item[1] is not None:
+            try:
+                item[1].result()
+            except Exception:  # noqa: BLE001 - the run already ends with the error that stopped it
+                pass
 
 
 def finish(stage: StylizeStage, state: StreamState, warm_until: Optional[float], q_in: FrameQueue,

@@ -63,8 +63,6 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider",
              "CoreMLExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = PROVIDERS[:-1]
-#: How long a submitted batch may take before it counts as a hung device (a frame takes milliseconds).
-RESULT_TIMEOUT_S = 60.0
 #: ``--precision`` -> the graph's compute dtype where asked for explicitly (``bf16`` is not offered:
 #: the factory warns and passes float32; the graph's half precision is float16).
 GRAPH_DTYPES = {"float32": "float32", "mixed": "float16"}
@@ -280,6 +278,7 @@ class OnnxStylizer(StylesOnCPU, Stylizer):
 
     def stylize(self, frames: np.ndarray, codes: np.ndarray) -> np.ndarray:
         check_frames(frames)
+        self._wait_running()
         return self._run(True, np.asarray(frames, np.uint8), codes)
 
     def submit(self, frames: np.ndarray, codes: np.ndarray) -> Pending:
@@ -288,26 +287,35 @@ class OnnxStylizer(StylesOnCPU, Stylizer):
         from .onnx_graph import CODES, FRAMES
 
         check_frames(frames)
-        feed = {FRAMES: np.ascontiguousarray(frames, np.uint8), CODES: batch_codes(codes, frames.shape[0])}
-        if self._running is not None:  # one run at a time on the session (DirectML allows no other)
-            self._running.wait()
-        work = self._running = _AsyncRun()
-        self._session(True).run_async(None, feed, _AsyncRun.done, work)
+        work = _AsyncRun({FRAMES: np.ascontiguousarray(frames, np.uint8), CODES: batch_codes(codes, frames.shape[0])})
+        self._wait_running()  # one run at a time on the session (DirectML allows no other)
+        self._session(True).run_async(None, work.feed, _AsyncRun.done, work)
+        self._running = work
         return work
+
+    def _wait_running(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.wait()
 
     @property
     def asynchronous(self) -> bool:
-        """Whether :meth:`submit` returns before the batch is done (a GPU provider runs it)."""
-        return self.providers[0] != "CPUExecutionProvider"
+        """Whether :meth:`submit` returns before the batch is done: where a GPU provider runs it
+        (``run_async`` also needs two threads in the session's pool)."""
+        return self.providers[0] != "CPUExecutionProvider" and self.threads >= 2
 
     def close(self) -> None:
         self._sessions.clear()
 
 
 class _AsyncRun(Pending):
-    """A batch ONNX Runtime is running on one of its threads; the callback hands back the result."""
+    """A batch ONNX Runtime is running on one of its threads; the callback hands back the result.
+    It holds the inputs until then (older ONNX Runtimes do not keep ``run_async``'s inputs alive).
+    No timeout: a new input shape's first run may build TensorRT's engine for minutes, and the
+    synchronous path waits as long."""
 
-    def __init__(self) -> None:
+    def __init__(self, feed: dict[str, np.ndarray]) -> None:
+        self.feed: Optional[dict[str, np.ndarray]] = feed
         self._event = threading.Event()
         self._out: Optional[np.ndarray] = None
         self._error = ""
@@ -318,11 +326,11 @@ class _AsyncRun(Pending):
             work._error = error
         else:
             work._out = outputs[0]
+        work.feed = None
         work._event.set()
 
     def wait(self) -> None:
-        if not self._event.wait(RESULT_TIMEOUT_S):
-            raise RuntimeError(f"ONNX Runtime gave no result in {RESULT_TIMEOUT_S:.0f} s")
+        self._event.wait()
 
     def result(self) -> np.ndarray:
         self.wait()

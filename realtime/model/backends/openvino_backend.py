@@ -112,49 +112,62 @@ class Streams:
 
     Why, for video files: one frame per core, side by side, keeps both cores busy without the
     per-layer handshakes of one frame on two threads, which stall whenever one of our own threads
-    (decoder, stabiliser, x264) takes a core: measured on the 2-core VM at 640x272, the network
-    alone 56.7 -> 62.4 fps and steadier (44-60 -> 55-64 fps between rounds).  Live keeps the
-    latency network: a frame on one core would take twice as long to show."""
+    (decoder, stabiliser, x264) takes a core: measured on the 2-core VM at 640x272 (6 paired
+    rounds), the network alone 50.7 -> 61.4 fps and steadier, the whole job 35.8 -> 43.3 fps.
+    OpenVINO is told how many frames the caller keeps queued (two batches: the one in flight and
+    the one being submitted), so a many-core CPU gets no more streams than there are frames for.
+    Live keeps the latency network: a frame on one core would take twice as long to show."""
 
     def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
         n = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self.requests = [compiled.create_infer_request() for _ in range(n)]
-        self.owner: list[Optional[tuple[np.ndarray, int]]] = [None] * n  # where each request's result goes
+        self.owner: list[Optional[tuple[StreamBatch, int]]] = [None] * n  # the frame each request is running
         self.next = 0
 
     def collect(self, k: int) -> None:
-        """Wait for request ``k`` and copy its frame out (its output buffer is reused)."""
+        """Wait for request ``k`` and copy its frame out (its output buffer is reused); an error
+        is kept by the frame's batch and raised by its :meth:`StreamBatch.result`."""
         owner = self.owner[k]
-        if owner is not None:
-            self.owner[k] = None
-            req = self.requests[k]
+        if owner is None:
+            return
+        self.owner[k] = None
+        batch, i = owner
+        req = self.requests[k]
+        try:
             req.wait()
-            out, i = owner
-            out[i] = req.get_output_tensor(0).data[0]
+            batch.out[i] = req.get_output_tensor(0).data[0]
+        except Exception as exc:  # noqa: BLE001 - handed to the batch's owner, raised there
+            batch.error = batch.error or exc
 
     def submit(self, images: np.ndarray, codes: np.ndarray) -> "StreamBatch":
         """Start every frame (waiting only for a request to come free); OpenVINO copies the inputs."""
-        out = np.empty_like(images)
-        used = []
+        batch = StreamBatch(self, np.empty_like(images))
         for i in range(images.shape[0]):
             k = self.next
             self.next = (k + 1) % len(self.requests)
             self.collect(k)
             self.requests[k].start_async([images[i:i + 1], codes[i:i + 1]])
-            self.owner[k] = (out, i)
-            used.append(k)
-        return StreamBatch(self, out, used)
+            self.owner[k] = (batch, i)
+            batch.used.append(k)
+        return batch
 
 
 class StreamBatch(Pending):
-    def __init__(self, streams: Streams, out: np.ndarray, used: list[int]) -> None:
-        self.streams, self.out, self.used = streams, out, used
+    """A batch whose frames run on :class:`Streams`' requests."""
+
+    def __init__(self, streams: Streams, out: np.ndarray) -> None:
+        self.streams, self.out = streams, out
+        self.used: list[int] = []  # the requests its frames went to
+        self.error: Optional[BaseException] = None
 
     def result(self) -> np.ndarray:
         for k in self.used:
             owner = self.streams.owner[k]
-            if owner is not None and owner[0] is self.out:
+            if owner is not None and owner[0] is self:
                 self.streams.collect(k)
+        if self.error is not None:
+            raise self.error
         return self.out
 
 
@@ -202,6 +215,7 @@ class OpenVINOStylizer(Stylizer):
         self._predictor = OpenVINOStylePredictor(prediction_path, self._core, self.threads)
         # (uint8, batch, h, w) -> a compiled network, or (True, 0, h, w) -> its Streams
         self._compiled: "OrderedDict[tuple[bool, int, int, int], Any]" = OrderedDict()
+        self._queued = 1  # frames a submitted batch holds (the streams are sized for two batches)
         cpu = self._core.get_property("CPU", "FULL_DEVICE_NAME")
         extra = ", bf16 (lower precision)" if self.precision == "bf16" else ""
         self._device = f"CPU {cpu.strip()} via OpenVINO {ov.get_version().split('-')[0]} ({self.threads} threads{extra})"
@@ -233,7 +247,7 @@ class OpenVINOStylizer(Stylizer):
             compiled = self._core.compile_model(self._build(uint8, batch, height, width), "CPU", self._config)
             log.debug("openvino: compiled the transfer network for %dx%d batch %d", width, height, batch)
         else:
-            config = {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"}
+            config = {**self._config, "PERFORMANCE_HINT": "THROUGHPUT", "PERFORMANCE_HINT_NUM_REQUESTS": 2 * self._queued}
             compiled = Streams(self._core.compile_model(self._build(True, 1, height, width), "CPU", config))
             log.debug("openvino: compiled the transfer network for %dx%d as %d streams", width, height, len(compiled.requests))
         self._compiled[key] = compiled
@@ -267,6 +281,8 @@ class OpenVINOStylizer(Stylizer):
     def submit(self, frames: np.ndarray, codes: np.ndarray) -> Pending:
         check_frames(frames)
         b, h, w = frames.shape[:3]
+        if (True, 0, h, w) not in self._compiled:
+            self._queued = max(1, b)  # the job's batch size (its first batch): sizes the streams
         streams = self._model_for(True, 0, h, w)
         return streams.submit(np.ascontiguousarray(frames), batch_codes(codes, b).reshape(b, 1, 1, CODE_SIZE))
 

@@ -25,6 +25,7 @@ float32 (for the tests, and as a last resort: ``openvino`` is the CPU backend).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -235,7 +236,8 @@ class TorchStylizer(StylesOnCPU, Stylizer):
         self._runners: OrderedDict[tuple[int, int, int], _Runner] = OrderedDict()
         self._streams: dict[str, Any] = {}
         self._pinned: dict[str, torch.Tensor] = {}
-        self._launches = 0  # batches queued on the GPU (their pinned buffers alternate)
+        self._submits = 0  # batches submitted (they use the two sets of pinned buffers in turn)
+        self._uses = [0, 0]  # batches each set of pinned buffers has held
         self._done: dict[int, Any] = {}  # buffer set -> the event its last batch's download records
         self._pool: Any = None
         self._device = self._describe()
@@ -298,6 +300,11 @@ class TorchStylizer(StylesOnCPU, Stylizer):
             self._pinned[key] = buf
         return buf[:n].view(shape)
 
+    def _settle(self) -> None:
+        """Wait for every batch queued on the GPU (before buffers they use are freed or refilled)."""
+        for done in self._done.values():
+            done.synchronize()
+
     def _stream(self, name: str) -> Any:
         if name not in self._streams:
             self._streams[name] = torch.cuda.Stream(self.dev)
@@ -309,7 +316,10 @@ class TorchStylizer(StylesOnCPU, Stylizer):
         if runner is not None:
             self._runners.move_to_end(key)
             return runner
-        for other in [k for k in self._runners if k[1:] != (h, w)]:  # a new size: the old ones go
+        doomed = [k for k in self._runners if k[1:] != (h, w)]  # a new size: the old ones go
+        if doomed or len(self._runners) >= MAX_RUNNERS:
+            self._settle()  # a batch in flight may still use the buffers about to go
+        for other in doomed:
             del self._runners[other]
         while len(self._runners) >= MAX_RUNNERS:
             self._runners.popitem(last=False)
@@ -369,9 +379,9 @@ class TorchStylizer(StylesOnCPU, Stylizer):
             self.use_graphs = False
 
     def _stylize_cuda(self, frames: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        return self._launch_cuda(frames, codes).result()
+        return self._launch_cuda(frames, codes, turn=0).result()  # collected at once: one set of buffers will do
 
-    def _launch_cuda(self, frames: np.ndarray, codes: np.ndarray) -> "_CudaBatch":
+    def _launch_cuda(self, frames: np.ndarray, codes: np.ndarray, turn: Optional[int] = None) -> "_CudaBatch":
         """Queue a batch in chunks through two copy streams and the compute stream (see the module
         docstring); the returned batch waits for its download only when asked for.
 
@@ -379,12 +389,14 @@ class TorchStylizer(StylesOnCPU, Stylizer):
         work on chunk n-1); the upload stream waits until the slot's previous network finished
         reading its input, then copies; the compute stream waits for the upload and for the slot's
         previous download, then runs; the download stream waits for the network and copies the
-        result into pinned memory.  Batches use the two sets of pinned buffers in turn; a set is
-        refilled only once its previous batch is downloaded."""
+        result into pinned memory.  Submitted batches use the two sets of pinned buffers in turn
+        (``turn`` None); a set is refilled only once its previous batch is downloaded."""
         b, h, w, _ = frames.shape
         c = max(1, min(b, CHUNK_PIXELS // (h * w)))
-        turn = self._launches % 2
-        self._launches += 1
+        if turn is None:
+            turn = self._submits % 2
+            self._submits += 1
+        self._uses[turn] += 1
         last = self._done.get(turn)
         if last is not None:
             last.synchronize()  # the batch before the last one: downloaded long ago, unless never asked for
@@ -394,6 +406,20 @@ class TorchStylizer(StylesOnCPU, Stylizer):
         up, compute, down = self._stream("up"), self._stream("compute"), self._stream("down")
         compute.wait_stream(torch.cuda.current_stream(self.dev))  # net weights were made on the default stream
         pin_codes.numpy()[:] = codes
+        try:
+            self._queue_chunks(frames, c, pin_in, pin_codes, pin_out, up, compute, down)
+        except BaseException:
+            with contextlib.suppress(Exception):  # part of the batch may be queued: let it finish first
+                torch.cuda.synchronize(self.dev)
+            raise
+        done = torch.cuda.Event()
+        done.record(down)
+        self._done[turn] = done
+        return _CudaBatch(self, done, pin_out, turn, self._uses[turn])
+
+    def _queue_chunks(self, frames: np.ndarray, c: int, pin_in: torch.Tensor, pin_codes: torch.Tensor,
+                      pin_out: torch.Tensor, up: Any, compute: Any, down: Any) -> None:
+        b, h, w, _ = frames.shape
         for start in range(0, b, c):
             end = min(b, start + c)
             runner = self._runner(end - start, h, w)
@@ -414,10 +440,6 @@ class TorchStylizer(StylesOnCPU, Stylizer):
                 pin_out[start:end].copy_(slot.out, non_blocking=True)
                 slot.events["down"].record(down)
             runner.calls += 1
-        done = torch.cuda.Event()
-        done.record(down)
-        self._done[turn] = done
-        return _CudaBatch(self, done, pin_out, self._launches)
 
     def warmup(self, width: int, height: int, batch: int = 1) -> None:
         """Run the size three times: the first call finds cuDNN's kernels (and compiles), the next
@@ -439,11 +461,11 @@ class TorchStylizer(StylesOnCPU, Stylizer):
 class _CudaBatch(Pending):
     """A batch queued on the GPU: its download's event and the pinned buffer it lands in."""
 
-    def __init__(self, owner: TorchStylizer, done: Any, out: torch.Tensor, launch: int) -> None:
-        self.owner, self.done, self.out, self.launch = owner, done, out, launch
+    def __init__(self, owner: TorchStylizer, done: Any, out: torch.Tensor, turn: int, use: int) -> None:
+        self.owner, self.done, self.out, self.turn, self.use = owner, done, out, turn, use
 
     def result(self) -> np.ndarray:
-        if self.owner._launches - self.launch >= 2:  # its buffers were handed to a later batch
-            raise RuntimeError("a GPU batch was collected after two later ones were submitted")
+        if self.owner._uses[self.turn] != self.use:  # its buffers were handed to a later batch
+            raise RuntimeError("a GPU batch was collected after later batches reused its buffers")
         self.done.synchronize()
-        return self.out.numpy().copy()  # the pinned buffer is reused two batches on
+        return self.out.numpy().copy()  # the pinned buffer is reused by a later batch
