@@ -279,3 +279,14 @@ def precision_message(name: str, precision: str) -> str:
     """One warning line for a precision the backend does not honour."""
     spec = BACKENDS[name]
     return f"--precision {precision} is not for the {name} backend (it takes {'|'.join(spec.precisions)}); {spec.precision_note}"
+
+
+def variant_names() -> tuple[str, ...]:
+    """Every benchmark variant (``stylize bench --backends``), from the table: each backend at
+    float32, and with each other precision it honours (``openvino-bf16``, ``tf-mixed``); tf with
+    XLA, tflite's int8 file.  Here, not in :mod:`realtime.bench`, because the command line's help
+    lists them and every command builds it: importing the benchmark module cost start-up 30 ms."""
+    names: list[str] = []
+    for spec in BACKENDS.values():
+        names += [spec.name, *(f"{spec.name}-{p}" for p in spec.precisions if p != "float32")]
+    return (*names, "tf-xla", "tf-xla-mixed", "tf-mixed-xla", "tflite-fp16", "tflite-int8")

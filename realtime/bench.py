@@ -23,6 +23,8 @@ from typing import Optional
 
 import numpy as np
 
+from .backends_table import variant_names
+
 log = logging.getLogger(__name__)
 
 # (kernel, cin, cout, stride, resolution divisor of the output) of every conv of the transfer network
@@ -239,17 +241,6 @@ def governor_ladder(stylizer, source: tuple[int, int], target_fps: float, second
     holds = [r for r in rows if r["ms"] <= budget_ms / DOWN_AT]  # the governor's "down" needs less than 95%
     choice = holds[0]["side"] if holds else rows[-1]["side"]
     return {"source": f"{w}x{h}", "target_fps": target_fps, "ladder": rows, "choice": choice}
-
-
-def variant_names() -> tuple[str, ...]:
-    """Every benchmark variant, from the backends table: each backend at float32, and with each
-    other precision it honours (``openvino-bf16``, ``tf-mixed``); tf with XLA, tflite's int8 file."""
-    from .backends_table import BACKENDS
-
-    names: list[str] = []
-    for spec in BACKENDS.values():
-        names += [spec.name, *(f"{spec.name}-{p}" for p in spec.precisions if p != "float32")]
-    return (*names, "tf-xla", "tf-xla-mixed", "tf-mixed-xla", "tflite-fp16", "tflite-int8")
 
 
 def installed_variants() -> tuple[str, ...]:

@@ -429,7 +429,7 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     pe.add_argument("--json", help="also write the figures to this JSON file")
     pe.set_defaults(func=cmd_evaluate)
 
-    from .bench import variant_names as bench_variants  # the names come from the backends table
+    from .backends_table import variant_names as bench_variants
 
     pb = sub.add_parser("bench", help="measure model throughput on this machine")
     pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
