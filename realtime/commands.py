@@ -433,7 +433,7 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
 
     pb = sub.add_parser("bench", help="measure model throughput on this machine")
     pb.add_argument("--sizes", default="384x384,640x480", help="comma-separated WxH list")
-    pb.add_argument("--batches", default="1", help="comma-separated batch sizes")
+    pb.add_argument("--batches", default="1", help="comma-separated batch sizes (1: as live runs the network; more: as a video file does, one batch in flight)")
     pb.add_argument("--backends", default="installed",
                     help="installed (every installed backend; bf16 too on CPUs that run it natively), or "
                          "comma-separated: " + ", ".join(bench_variants()))

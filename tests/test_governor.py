@@ -155,10 +155,13 @@ def test_bench_times_the_ladder_and_names_the_size_the_governor_would_hold(model
     from conftest import ROOT
 
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "realtime", "bench", "--backends", "tflite", "--sizes", "64x64", "--seconds", "0.2",
-                        "--target-fps", "30", "--source", "320x180", "--json", str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "realtime", "bench", "--backends", "openvino", "--sizes", "64x64", "--seconds", "0.2",
+                        "--batches", "1,2", "--target-fps", "30", "--source", "320x180", "--json", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["model"]
+    assert [(row["backend"], row["batch"]) for row in rows] == [("openvino", 1), ("openvino", 2)]  # batch 2: as video feeds it
+    assert all(row["fps"] > 0 for row in rows)
     g = json.loads(out.read_text())["governor"]
     assert [row["side"] for row in g["ladder"]] == [180, 160] and g["ladder"][0]["inference"] == "320x180"
     fits = [row["side"] for row in g["ladder"] if row["ms"] <= 1000 / 30 / 0.95]
