@@ -451,3 +451,33 @@ def test_a_recording_left_for_recovery_keeps_its_timeline_for_the_recovery_to_mo
     video = rec.parent / moved["video"]
     assert rec.parent / moved["source"] == source_path(video) and not timeline_path(rec).exists()
     assert len(pts_times(video)) == len(pts_times(source_path(video))) == 45
+
+
+def test_the_recorders_queue_is_bounded_in_bytes_not_only_in_frames(tmp_path, monkeypatch):
+    """A recorder whose encoder falls behind holds at most its byte budget of waiting pictures
+    (with their sources), drops the rest and counts them, and the file still gets every frame it
+    kept: 60 queued 720p frames with their sources would have been 330 MB."""
+    from realtime.io.sinks.recorder import VideoRecorder
+
+    gate = threading.Event()
+    real_encode = VideoRecorder._encode
+
+    def slow_encode(self, writer, frame, pts):
+        gate.wait(10)  # the encoder is stuck until the test lets it go
+        real_encode(self, writer, frame, pts)
+
+    monkeypatch.setattr(VideoRecorder, "_encode", slow_encode)
+    picture = np.zeros((720, 1280, 3), np.uint8)
+    camera = np.full((720, 1280, 3), 90, np.uint8)
+    rec = VideoRecorder(tmp_path / "show.mp4", preset="ultrafast", source_of=lambda: camera, queue_mb=16)
+    for i in range(20):
+        rec.write(picture, i / 30)
+    pair = picture.nbytes + camera.nbytes  # 5.5 MB
+    assert rec.peak_queued_bytes <= 16 * 2**20 and rec.peak_queued_bytes >= 2 * pair
+    assert rec.dropped >= 20 - 4  # room for two pairs, one more being encoded
+    gate.set()
+    path = rec.close()
+    assert path is not None and rec.frames == 20 - rec.dropped and rec.queued_bytes == 0
+    for name in (path, rec.source_result):
+        with av.open(str(name)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == rec.frames
