@@ -268,3 +268,45 @@ def test_openvino_alone_without_tensorflow(models_dir, tmp_path):
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     assert "backend openvino" in r.stderr and (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_a_frame_that_fails_is_raised_by_its_own_batch_not_by_the_next():
+    """Streams' bookkeeping with stand-in requests: frames go round robin, a request is collected
+    when it is needed again, and a failed frame's error is raised by the batch it belongs to,
+    even when the next batch's submit is what waited for it."""
+    from realtime.model.backends.openvino_backend import Streams
+
+    class Request:
+        def __init__(self):
+            self.input, self.fail = None, False
+
+        def start_async(self, inputs):
+            self.input = inputs[0].copy()
+            self.fail = bool((inputs[0] == 13).all())  # a frame of 13s "crashes the device"
+
+        def wait(self):
+            if self.fail:
+                raise RuntimeError("device lost")
+
+        def get_output_tensor(self, i):
+            return type("T", (), {"data": self.input + 1})()
+
+    class Compiled:
+        def get_property(self, name):
+            assert name == "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
+            return 2
+
+        def create_infer_request(self):
+            return Request()
+
+    streams = Streams(Compiled())
+    codes = np.zeros((3, 1, 1, 100), np.float32)
+    good = np.stack([np.full((8, 8, 3), v, np.uint8) for v in (1, 2, 3)])
+    bad = good.copy()
+    bad[1] = 13
+    first = streams.submit(bad, codes)  # frame 1 fails
+    second = streams.submit(good, codes)  # waits for first's requests: must not raise here
+    with pytest.raises(RuntimeError, match="device lost"):
+        first.result()
+    assert np.array_equal(second.result(), good + 1)
+    assert all(owner is None for owner in streams.owner)
