@@ -4,7 +4,7 @@
 
 For each generated clip (the real fox clip, cropped and scaled, where ../shared/media has it; the
 moving test pattern otherwise; AAC audio) and each inference short side (0 = the source's own):
-the network alone (``stylizer.stylize`` on batches of the job's size, frames already at the
+the network alone (``stylizer.submit`` on batches of the job's size, one in flight, frames already at the
 inference size, nothing else running) and the whole job with the configured defaults (decode,
 convert, resize, infer, stability, encode, audio), same process, same minute.  The goal (issue 16):
 end to end at least 80% of the network-only rate.  The job's own profile says where the rest went:
