@@ -215,7 +215,7 @@ class OpenVINOStylizer(Stylizer):
         self._predictor = OpenVINOStylePredictor(prediction_path, self._core, self.threads)
         # (uint8, batch, h, w) -> a compiled network, or (True, 0, h, w) -> its Streams
         self._compiled: "OrderedDict[tuple[bool, int, int, int], Any]" = OrderedDict()
-        self._queued = 1  # frames a submitted batch holds (the streams are sized for two batches)
+        self._queued = 4  # frames a submitted batch holds (the streams are sized for two batches)
         cpu = self._core.get_property("CPU", "FULL_DEVICE_NAME")
         extra = ", bf16 (lower precision)" if self.precision == "bf16" else ""
         self._device = f"CPU {cpu.strip()} via OpenVINO {ov.get_version().split('-')[0]} ({self.threads} threads{extra})"
@@ -282,7 +282,9 @@ class OpenVINOStylizer(Stylizer):
         check_frames(frames)
         b, h, w = frames.shape[:3]
         if (True, 0, h, w) not in self._compiled:
-            self._queued = max(1, b)  # the job's batch size (its first batch): sizes the streams
+            # the job's batch size, from its first batch (which a style switch may cut short:
+            # never sized below the default batch of 4)
+            self._queued = max(4, b)
         streams = self._model_for(True, 0, h, w)
         return streams.submit(np.ascontiguousarray(frames), batch_codes(codes, b).reshape(b, 1, 1, CODE_SIZE))
 
