@@ -4,12 +4,15 @@ and see the preview and the status follow.  A screenshot is kept in the test's f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import pytest
@@ -18,6 +21,24 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "browser-test-token-42"
+
+
+@contextlib.contextmanager
+def phone_page(requested: Optional[list[str]] = None, **options: Any) -> Iterator[Any]:
+    """Debian's chromium, headless through Playwright, with one phone-sized page (``options`` go to
+    ``new_page``); ``requested`` collects every URL the page asks for.  The browser is closed
+    whatever happens."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 412, "height": 900}, **options)
+            if requested is not None:
+                page.on("request", lambda req: requested.append(req.url))
+            yield page
+        finally:
+            browser.close()
 
 
 def free_port() -> int:
@@ -39,7 +60,7 @@ def preview_pixels(page) -> np.ndarray:
 def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     port = free_port()
     from conftest import ROOT
 
@@ -58,46 +79,41 @@ def test_phone_page_switches_style_and_strength(models_dir, tmp_path):
             line = proc.stdout.readline()
             assert line or proc.poll() is None, proc.communicate()[1]
         assert line.strip() == f"control page: {url}"
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            try:
-                page = browser.new_page(viewport={"width": 412, "height": 900}, device_scale_factor=1)  # a phone
-                page.goto(url, wait_until="domcontentloaded")  # an MJPEG <img> never fires load (PITFALLS 12)
-                page.wait_for_selector(".style[data-index='1']", timeout=30_000)
-                page.wait_for_function("document.getElementById('preview').naturalWidth > 0", timeout=30_000)
-                assert page.url.endswith("/") and "token" not in page.url  # the token went into a cookie
-                page.wait_for_timeout(1000)
-                before = preview_pixels(page).astype(int)
-                page.click(".style[data-index='1']")  # tap "waves"
-                page.wait_for_function("document.getElementById('current-style').textContent === 'waves'", timeout=10_000)
-                page.wait_for_timeout(1500)
-                after_style = preview_pixels(page).astype(int)
-                # The strength slider, moved like a finger would: input events, then change.
-                page.eval_on_selector("#strength", "el => { el.value = 0.2; el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change')); }")
-                page.wait_for_function("document.getElementById('strength-value').textContent === '0.20'", timeout=10_000)
-                page.wait_for_timeout(1500)
-                after_strength = preview_pixels(page).astype(int)
-                page.screenshot(path=str(tmp_path / "control-page.png"), full_page=True)
-                status = page.evaluate("fetch('/api/status').then(r => r.json())")
-                # A photo from the phone becomes a style and goes on screen; then a recording starts.
-                import cv2
+        with phone_page(device_scale_factor=1) as page:
+            page.goto(url, wait_until="domcontentloaded")  # an MJPEG <img> never fires load (PITFALLS 12)
+            page.wait_for_selector(".style[data-index='1']", timeout=30_000)
+            page.wait_for_function("document.getElementById('preview').naturalWidth > 0", timeout=30_000)
+            assert page.url.endswith("/") and "token" not in page.url  # the token went into a cookie
+            page.wait_for_timeout(1000)
+            before = preview_pixels(page).astype(int)
+            page.click(".style[data-index='1']")  # tap "waves"
+            page.wait_for_function("document.getElementById('current-style').textContent === 'waves'", timeout=10_000)
+            page.wait_for_timeout(1500)
+            after_style = preview_pixels(page).astype(int)
+            # The strength slider, moved like a finger would: input events, then change.
+            page.eval_on_selector("#strength", "el => { el.value = 0.2; el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change')); }")
+            page.wait_for_function("document.getElementById('strength-value').textContent === '0.20'", timeout=10_000)
+            page.wait_for_timeout(1500)
+            after_strength = preview_pixels(page).astype(int)
+            page.screenshot(path=str(tmp_path / "control-page.png"), full_page=True)
+            status = page.evaluate("fetch('/api/status').then(r => r.json())")
+            # A photo from the phone becomes a style and goes on screen; then a recording starts.
+            import cv2
 
-                photo = tmp_path / "photo.jpg"
-                yy, xx = np.mgrid[0:240, 0:320]
-                cv2.imwrite(str(photo), np.dstack([(xx * 0.8) % 255, (yy * 1.1) % 255, ((xx + yy) * 0.6) % 255]).astype(np.uint8))
-                page.set_input_files("#upload", str(photo))
-                page.wait_for_function("document.getElementById('current-style').textContent.startsWith('upload-')", timeout=30_000)
-                assert page.locator(".style").count() == 3
-                page.click("#record")
-                page.wait_for_function("document.getElementById('record-file').textContent.includes('.mp4')", timeout=15_000)
-                page.wait_for_timeout(1500)  # some frames into the file (a stop before any saves nothing)
-                page.click("#record")
-                message = page.wait_for_function(
-                    "(() => { const t = document.getElementById('message').textContent;"
-                    " return t.startsWith('recording saved: ') ? t : null; })()", timeout=15_000).json_value()
-                saved = message.split(": ", 1)[1]
-            finally:
-                browser.close()
+            photo = tmp_path / "photo.jpg"
+            yy, xx = np.mgrid[0:240, 0:320]
+            cv2.imwrite(str(photo), np.dstack([(xx * 0.8) % 255, (yy * 1.1) % 255, ((xx + yy) * 0.6) % 255]).astype(np.uint8))
+            page.set_input_files("#upload", str(photo))
+            page.wait_for_function("document.getElementById('current-style').textContent.startsWith('upload-')", timeout=30_000)
+            assert page.locator(".style").count() == 3
+            page.click("#record")
+            page.wait_for_function("document.getElementById('record-file').textContent.includes('.mp4')", timeout=15_000)
+            page.wait_for_timeout(1500)  # some frames into the file (a stop before any saves nothing)
+            page.click("#record")
+            message = page.wait_for_function(
+                "(() => { const t = document.getElementById('message').textContent;"
+                " return t.startsWith('recording saved: ') ? t : null; })()", timeout=15_000).json_value()
+            saved = message.split(": ", 1)[1]
         assert status["style"] == "waves" and abs(status["strength"] - 0.2) < 1e-6
         assert (tmp_path / saved).stat().st_size > 0 and (tmp_path / saved).parent == tmp_path / "recordings"
         uploads = Path(os.environ["REALTIME_DATA_DIR"]) / "styles"  # the user's data folder (conftest: per test)
@@ -131,7 +147,7 @@ def test_a_key_at_the_show_reaches_the_open_page_within_200_ms(tmp_path):
     no longer polls /api/status."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     from liveshow import TOKEN as SHOW_TOKEN, Show
 
     show = Show(tmp_path)
@@ -139,31 +155,25 @@ def test_a_key_at_the_show_reaches_the_open_page_within_200_ms(tmp_path):
     latencies: list[tuple[str, float]] = []
     requested: list[str] = []
     try:
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            try:
-                page = browser.new_page(viewport={"width": 412, "height": 900})
-                page.on("request", lambda req: requested.append(req.url))
-                page.goto(f"{show.url}/?token={SHOW_TOKEN}", wait_until="domcontentloaded")
-                page.wait_for_selector("body[data-events='open']", timeout=15_000)
-                page.wait_for_function("document.getElementById('current-style').textContent === 'red'", timeout=10_000)
-                page.evaluate(WATCH_DOM)
-                presses = [("n", "current-style", "blue"), ("+", "strength-value", "1.10"), ("p", "current-style", "red"),
-                           ("-", "strength-value", "1.00")] * 3
-                for key, element, text in presses:
-                    page.evaluate("window.__seen = []")
-                    t0 = time.time()
-                    show.keys.press(key)
-                    shown = page.wait_for_function(
-                        f"window.__seen.find(s => s.id === '{element}' && s.text === '{text}') || null", timeout=5_000).json_value()
-                    latencies.append((key, shown["t"] / 1000.0 - t0))
-                    page.wait_for_timeout(150)
-                page.wait_for_timeout(2500)  # long enough for the old page to have polled twice
-                show.stop()  # the quit event reaches the page before its stream ends
-                stopped = True
-                page.wait_for_function("document.getElementById('message').textContent === 'the show has ended'", timeout=5_000)
-            finally:
-                browser.close()
+        with phone_page(requested) as page:
+            page.goto(f"{show.url}/?token={SHOW_TOKEN}", wait_until="domcontentloaded")
+            page.wait_for_selector("body[data-events='open']", timeout=15_000)
+            page.wait_for_function("document.getElementById('current-style').textContent === 'red'", timeout=10_000)
+            page.evaluate(WATCH_DOM)
+            presses = [("n", "current-style", "blue"), ("+", "strength-value", "1.10"), ("p", "current-style", "red"),
+                       ("-", "strength-value", "1.00")] * 3
+            for key, element, text in presses:
+                page.evaluate("window.__seen = []")
+                t0 = time.time()
+                show.keys.press(key)
+                shown = page.wait_for_function(
+                    f"window.__seen.find(s => s.id === '{element}' && s.text === '{text}') || null", timeout=5_000).json_value()
+                latencies.append((key, shown["t"] / 1000.0 - t0))
+                page.wait_for_timeout(150)
+            page.wait_for_timeout(2500)  # long enough for the old page to have polled twice
+            show.stop()  # the quit event reaches the page before its stream ends
+            stopped = True
+            page.wait_for_function("document.getElementById('message').textContent === 'the show has ended'", timeout=5_000)
     finally:
         if not stopped:
             show.stop()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -183,21 +184,8 @@ def test_kill_9_during_a_live_recording_is_recovered_by_the_next_run(models_dir,
     rec = tmp_path / "show.mp4"
     live = [sys.executable, "-m", "realtime", "live", "--source", "synthetic:96x64", "--fps", "30", "--headless",
             "--record", str(rec), "--size", "32", "--backend", "openvino"]
-    p = subprocess.Popen([*live, "--max-frames", "100000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        parts: list[Path] = []
-        while time.monotonic() < deadline:  # until a second's fragment is whole: then kill, mid-way through the next
-            parts = [q for q in tmp_path.iterdir() if q.name.startswith(".show.")]
-            if parts and salvage.scan(parts[0]).frames >= 25:
-                break
-            assert p.poll() is None, p.stderr.read().decode()
-            time.sleep(0.1)
-        else:
-            pytest.fail("the recording never grew")
-    finally:
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
+    # until a second's fragment is whole: then kill, mid-way through the next
+    parts = kill_9_once_recorded([*live, "--max-frames", "100000"], tmp_path, ".show.")
     assert not rec.exists() and ".rec." in parts[0].name
     held = salvage.scan(parts[0]).frames  # the whole fragments (a fragment torn by the kill would stop a player at once)
     assert held >= 25
@@ -247,6 +235,26 @@ def small_disk(tmp_path):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield d
     subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def kill_9_once_recorded(cmd: list[str], folder: Path, prefix: str, frames: int = 25,
+                         ready: Callable[[], bool] = lambda: True) -> list[Path]:
+    """Run ``cmd`` until the first temp recording named ``prefix...`` in ``folder`` holds ``frames``
+    whole frames (and ``ready()``), then kill -9 it, as a power cut would; returns the temp files
+    (sorted).  Fails the test if the command ends first or the file never grows (60 s)."""
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            parts = sorted(q for q in folder.iterdir() if q.name.startswith(prefix))
+            if parts and salvage.scan(parts[0]).frames >= frames and ready():
+                return parts
+            assert p.poll() is None, p.stderr.read().decode()
+            time.sleep(0.1)
+        pytest.fail(f"the recording {prefix}* never grew")
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
 
 
 def fill(folder: Path, leave: int) -> None:

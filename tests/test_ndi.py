@@ -142,6 +142,18 @@ class SlowSender:
         self.closed = True
 
 
+def open_senders(made: list, **kw):
+    """A ``make_sender`` whose senders never stall (gate open), kept in ``made``."""
+
+    def make(*args):
+        s = SlowSender(*args, **kw)
+        s.gate.set()
+        made.append(s)
+        return s
+
+    return make
+
+
 def test_the_output_never_waits_for_a_stalled_sender_and_sends_the_newest():
     made = []
 
@@ -171,14 +183,7 @@ def test_the_output_never_waits_for_a_stalled_sender_and_sends_the_newest():
 
 def test_frames_of_another_size_are_scaled_into_the_senders():
     senders = []
-
-    def make(*args):
-        s = SlowSender(*args)
-        s.gate.set()
-        senders.append(s)
-        return s
-
-    with NdiOutput("stage", make_sender=make) as out:
+    with NdiOutput("stage", make_sender=open_senders(senders)) as out:
         out.write(picture(64, 48), 0.0)
         out.write(picture(128, 96), 0.1)  # the idle clip, at its own size
         deadline = time.monotonic() + 5
@@ -189,13 +194,8 @@ def test_frames_of_another_size_are_scaled_into_the_senders():
 
 
 def test_a_sender_that_fails_is_detached_and_the_show_goes_on(caplog):
-    def make(*args):
-        s = SlowSender(*args, fail_after=1)
-        s.gate.set()
-        return s
-
     outs = Outputs()
-    out = outs.add(NdiOutput("stage", make_sender=make))
+    out = outs.add(NdiOutput("stage", make_sender=open_senders([], fail_after=1)))
     deadline = time.monotonic() + 5
     while out in outs.items and time.monotonic() < deadline:
         outs.write(picture(), 0.0)
@@ -216,13 +216,7 @@ def test_the_shown_picture_is_what_goes_out():
     from realtime.pipeline.stage import StylizeStage
 
     senders = []
-
-    def make(*args):
-        s = SlowSender(*args)
-        s.gate.set()
-        senders.append(s)
-        return s
-
+    make = open_senders(senders)
     c = Controller(["a", "b"])
     p = LivePipeline(SyntheticSource(96, 64, fps=200), StylizeStage(FakeStylizer(), 32), c, fake_codes(2), 0.0)
     out = NdiOutput("show", fps=25, make_sender=make)

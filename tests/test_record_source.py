@@ -11,7 +11,6 @@ recovering both with the timeline following them, and the CLI finding the source
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import pytest
 import test_media
 from conftest import ROOT
 from fakes import FakeStylizer, fake_engine
-from test_media import dead_pid, fill, live_recording_bytes
+from test_media import dead_pid, fill, kill_9_once_recorded, live_recording_bytes
 from test_replay import RecordingStylizer
 
 from realtime.config import LiveConfig
@@ -352,20 +351,7 @@ def test_kill_9_during_a_show_recording_its_source_is_recovered_with_its_timelin
     rec = tmp_path / "show.mp4"
     cmd = [sys.executable, str(ROOT / "tests" / "fake_live.py"), "--", "live", "--source", "synthetic:96x64", "--fps", "30",
            "--headless", "--record", str(rec), "--record-source", "--size", "32", "--max-frames", "100000"]
-    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            parts = sorted(q for q in tmp_path.iterdir() if q.name.startswith(".show.source."))
-            if parts and salvage.scan(parts[0]).frames >= 25 and timeline_path(rec).exists():
-                break
-            assert p.poll() is None, p.stderr.read().decode()
-            time.sleep(0.1)
-        else:
-            pytest.fail("the source recording never grew")
-    finally:
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
+    kill_9_once_recorded(cmd, tmp_path, ".show.source.", ready=timeline_path(rec).exists)
     assert not rec.exists() and not source_path(rec).exists()
     assert json.loads(timeline_path(rec).read_text())["source"] == "show.source.mp4"
     clean_stale_parts(tmp_path)

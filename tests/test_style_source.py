@@ -247,11 +247,11 @@ def test_a_take_while_the_style_source_is_not_connected_is_refused_in_words(tmp_
 def test_the_page_shows_the_style_sources_picture_only_when_there_is_one(tmp_path):
     """In a real browser: the small picture under "take style" is shown and reloaded with a style
     source, hidden and never asked for without one."""
-    from test_browser import CHROMIUM
+    from test_browser import CHROMIUM, phone_page
 
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     src = style_source_of(flat_clip(tmp_path / "postcard.mp4"))
     seen = {}
     for name, style_source in (("with", src), ("without", None)):
@@ -259,19 +259,13 @@ def test_the_page_shows_the_style_sources_picture_only_when_there_is_one(tmp_pat
         show = Show(tmp_path / name, style_source=style_source)
         requested: list[str] = []
         try:
-            with sync_api.sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-                try:
-                    page = browser.new_page(viewport={"width": 412, "height": 900})
-                    page.on("request", lambda req: requested.append(req.url))
-                    page.goto(f"{show.url}/?token={TOKEN}", wait_until="domcontentloaded")
-                    page.wait_for_selector("body[data-events='open']", timeout=15_000)
-                    page.wait_for_timeout(2600)
-                    seen[name] = page.evaluate("""() => { const i = document.getElementById('style-source');
-                        return {hidden: i.hidden, width: i.naturalWidth, title: document.getElementById('take').title,
-                                status: document.getElementById('status').textContent}; }""")
-                finally:
-                    browser.close()
+            with phone_page(requested) as page:
+                page.goto(f"{show.url}/?token={TOKEN}", wait_until="domcontentloaded")
+                page.wait_for_selector("body[data-events='open']", timeout=15_000)
+                page.wait_for_timeout(2600)
+                seen[name] = page.evaluate("""() => { const i = document.getElementById('style-source');
+                    return {hidden: i.hidden, width: i.naturalWidth, title: document.getElementById('take').title,
+                            status: document.getElementById('status').textContent}; }""")
         finally:
             show.stop()
         seen[name]["loads"] = len([u for u in requested if "/api/style-source.jpg" in u])

@@ -85,18 +85,12 @@ class CyndiReceiver:
             time.sleep(POLL_S)
 
     def close(self) -> None:
-        if self._receiver is not None:
-            receiver, self._receiver = self._receiver, None
-            try:
-                receiver.disconnect()
-            except Exception:  # noqa: BLE001 - closing must not fail
-                log.debug("NDI disconnect failed", exc_info=True)
-        if self._finder is not None:
-            finder, self._finder = self._finder, None
-            try:
-                finder.close()
-            except Exception:  # noqa: BLE001 - closing must not fail
-                log.debug("NDI finder close failed", exc_info=True)
+        receiver, self._receiver = self._receiver, None
+        finder, self._finder = self._finder, None
+        if receiver is not None:
+            _quietly(receiver.disconnect, "NDI disconnect")
+        if finder is not None:
+            _quietly(finder.close, "NDI finder close")
 
 
 class NdiSource(FrameSource):
@@ -162,3 +156,11 @@ class NdiSource(FrameSource):
 
     def describe(self) -> str:
         return f"NDI source {self._full} {self._size[0]}x{self._size[1]} @ {self._fps or '?'} fps"
+
+
+def _quietly(step: Callable[[], Any], what: str) -> None:
+    """One step of closing, which must not fail: a failure is logged (debug) and passed over."""
+    try:
+        step()
+    except Exception:  # noqa: BLE001 - closing must not fail
+        log.debug("%s failed", what, exc_info=True)
