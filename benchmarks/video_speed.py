@@ -126,6 +126,53 @@ def command_wall(clip: Path, out: Path, side: int, args: argparse.Namespace) -> 
     return statistics.median(walls)
 
 
+def rounds(engine, code, clip: Path, label: str, tmp: Path, opts, size: tuple[int, int], batch: int,
+           args: argparse.Namespace) -> dict:
+    """``args.repeat`` rounds of the network alone, the job (and the command) back to back at one
+    size; medians, and the ratios taken within each round: on a shared VM the machine's speed
+    drifts by 20-30% from minute to minute, which a ratio of two separate minutes would carry."""
+    from realtime.pipeline.video import VideoStylizer
+
+    side = opts.size
+    nets, e2es, ratios, cmd_fps, cmd_ratios, cmd_walls = [], [], [], [], [], []
+    for r in range(args.repeat):
+        net = network_fps(engine.stylizer, code, size, batch, args.seconds)
+        t = time.perf_counter()
+        res = VideoStylizer(engine, [code], opts).run(clip, tmp / "out.mp4", overwrite=True)
+        wall = time.perf_counter() - t
+        nets.append(net)
+        e2es.append(res.frames / wall)
+        ratios.append(res.frames / wall / net)
+        if args.command:  # the whole command as a user runs it: imports, engine, compile, style code
+            cmd_wall = command_wall(clip, tmp / "cmd.mp4", side, args)
+            cmd_walls.append(cmd_wall)
+            cmd_fps.append(res.frames / cmd_wall)
+            cmd_ratios.append(res.frames / cmd_wall / net)
+        log.info("  round %d: network %.1f fps, end to end %.1f fps (%.0f%%)%s", r + 1, net, e2es[-1], 100 * ratios[-1],
+                 f", command {cmd_fps[-1]:.1f} fps ({100 * cmd_ratios[-1]:.0f}%)" if args.command else "")
+    med = statistics.median
+    row = {"clip": label, "inference": f"{size[0]}x{size[1]}", "network_fps": round(med(nets), 1),
+           "end_to_end_fps": round(med(e2es), 1), "ratio": round(med(ratios), 2),
+           "profile_ms_per_frame": res.profile, "thread_cpu_s": res.thread_cpu_s,
+           "process_cpu_s": round(res.process_cpu_s, 2), "wall_s": round(wall, 2)}
+    if args.repeat > 1:
+        row["rounds"] = args.repeat
+        row["ratio_range"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    if args.command:
+        row["command_fps"] = round(med(cmd_fps), 1)
+        row["command_ratio"] = round(med(cmd_ratios), 2)
+        row["command_wall_s"] = round(med(cmd_walls), 2)
+        if args.repeat > 1:
+            row["command_ratio_range"] = f"{min(cmd_ratios):.2f}-{max(cmd_ratios):.2f}"
+        log.info("  the stylize video command, start-up included: %.2f s, %.1f fps (%.0f%% of the network alone)",
+                 row["command_wall_s"], row["command_fps"], 100 * row["command_ratio"])
+    log.info("%s inference %s: network %.1f fps, end to end %.1f fps (%.0f%%)", label, row["inference"], row["network_fps"],
+             row["end_to_end_fps"], 100 * row["ratio"])
+    log.info("  profile: %s", res.profile)
+    log.info("  CPU s: %s, process %.1f of %.1f s wall", res.thread_cpu_s, res.process_cpu_s, wall)
+    return row
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default="640x272,1280x720")
@@ -165,46 +212,7 @@ def main() -> int:
                 size = pick_inference_size(w, h, side, cfg.engine.max_size)
                 opts = dataclasses.replace(VideoOptions.from_config(cfg, audio=True, encoder_threads=args.encoder_threads), size=side)
                 VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "warm.mp4", overwrite=True)  # compile at this size
-                # Each round measures the network alone, the job and the command back to back, and
-                # the ratios are taken within a round: on a shared VM the machine's speed drifts by
-                # 20-30% from minute to minute, which a ratio of two separate minutes would carry.
-                nets, e2es, ratios, cmd_fps, cmd_ratios, cmd_walls = [], [], [], [], [], []
-                for r in range(args.repeat):
-                    net = network_fps(engine.stylizer, code, size, cfg.engine.batch_size, args.seconds)
-                    t = time.perf_counter()
-                    res = VideoStylizer(engine, [code], opts).run(clip, Path(tmp) / "out.mp4", overwrite=True)
-                    wall = time.perf_counter() - t
-                    nets.append(net)
-                    e2es.append(res.frames / wall)
-                    ratios.append(res.frames / wall / net)
-                    if args.command:  # the whole command as a user runs it: imports, engine, compile, style code
-                        cmd_wall = command_wall(clip, Path(tmp) / "cmd.mp4", side, args)
-                        cmd_walls.append(cmd_wall)
-                        cmd_fps.append(res.frames / cmd_wall)
-                        cmd_ratios.append(res.frames / cmd_wall / net)
-                    log.info("  round %d: network %.1f fps, end to end %.1f fps (%.0f%%)%s", r + 1, net, e2es[-1], 100 * ratios[-1],
-                             f", command {cmd_fps[-1]:.1f} fps ({100 * cmd_ratios[-1]:.0f}%)" if args.command else "")
-                med = statistics.median
-                net, e2e = med(nets), med(e2es)
-                row = {"clip": f"{w}x{h}", "inference": f"{size[0]}x{size[1]}", "network_fps": round(net, 1),
-                       "end_to_end_fps": round(e2e, 1), "ratio": round(med(ratios), 2),
-                       "profile_ms_per_frame": res.profile, "thread_cpu_s": res.thread_cpu_s,
-                       "process_cpu_s": round(res.process_cpu_s, 2), "wall_s": round(wall, 2)}
-                if args.repeat > 1:
-                    row["rounds"] = args.repeat
-                    row["ratio_range"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
-                if args.command:
-                    row["command_fps"] = round(med(cmd_fps), 1)
-                    row["command_ratio"] = round(med(cmd_ratios), 2)
-                    row["command_wall_s"] = round(med(cmd_walls), 2)
-                    if args.repeat > 1:
-                        row["command_ratio_range"] = f"{min(cmd_ratios):.2f}-{max(cmd_ratios):.2f}"
-                    log.info("  the stylize video command, start-up included: %.2f s, %.1f fps (%.0f%% of the network alone)",
-                             row["command_wall_s"], row["command_fps"], 100 * row["command_ratio"])
-                log.info("%s inference %s: network %.1f fps, end to end %.1f fps (%.0f%%)", row["clip"], row["inference"], net, e2e, 100 * row["ratio"])
-                log.info("  profile: %s", res.profile)
-                log.info("  CPU s: %s, process %.1f of %.1f s wall", res.thread_cpu_s, res.process_cpu_s, wall)
-                rows.append(row)
+                rows.append(rounds(engine, code, clip, f"{w}x{h}", Path(tmp), opts, size, cfg.engine.batch_size, args))
     table = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in rows]
     env = bench.environment()
     if engine.stylizer.name == "openvino":  # a CPU figure even on a machine with a GPU
