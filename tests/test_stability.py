@@ -234,3 +234,39 @@ def test_the_stage_picks_the_carry_by_the_backends_device():
         stage.postprocess(f[None], flickering_network([f])[0][None], (96, 64), state)
     assert state.temporal.carrier is stage.carry
     assert isinstance(state.temporal._prev_out, torch.Tensor)  # the memory lives on the carry's device
+
+
+_THIN = """
+import numpy as np, cv2
+from realtime.effects.flow import Flow
+from realtime.effects.stability import FlowStabilizer
+rng = np.random.default_rng(0)
+for w, h in [(200, 20), (90, 16), (640, 16), (1280, 31), (20, 200), (8, 8), (1, 1)]:
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (h, w + 4)).astype(np.uint8), (3, 3), 0)
+    a, b = np.ascontiguousarray(tex[:, 2:2 + w]), np.ascontiguousarray(tex[:, :w])  # b is a moved 2 px right
+    for preset in ("ultrafast", "fast", "medium"):
+        flow = Flow(preset)(a, b)
+        assert flow.shape == (h, w, 2) and np.isfinite(flow).all(), (w, h, preset)
+        if w >= 64:
+            assert abs(float(np.median(flow[..., 0])) - 2.0) < 0.75, (w, h, preset, float(np.median(flow[..., 0])))
+    stab = FlowStabilizer()
+    for i in range(3):
+        rgb = np.dstack([np.roll(a, i, 1)] * 3)
+        assert stab(rgb, 255 - rgb).shape == (h, w, 3)
+print("thin ok")
+"""
+
+
+def test_thin_frames_get_a_flow_instead_of_crashing_the_process(models_dir, tmp_path):
+    """DIS crashes the process (SIGSEGV) on frames under 32 rows that are wide, and refuses frames
+    under 12: the flow stretches them (in a child process, so a crash is a failure, not the end of
+    the run), and a 200x20 strip goes through ``stylize video`` with the default stability."""
+    r = subprocess.run([sys.executable, "-c", _THIN], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "thin ok" in r.stdout, (r.returncode, r.stderr[-2000:])
+    from realtime.io.synthetic import write_clip
+
+    clip, out = tmp_path / "strip.mp4", tmp_path / "out.mp4"
+    write_clip(clip, frames=8, width=200, height=20, fps=12, audio=False)
+    r = subprocess.run([sys.executable, "-m", "realtime", "video", str(clip), "-o", str(out), "--style", "waves", "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and out.stat().st_size > 0, (r.returncode, r.stderr[-2000:])
