@@ -263,7 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.frames < 2:
         raise UserError(f"--frames must be at least 2, got {args.frames}")
-    return run_evaluate(EvaluateJob(args.source, args.stylized, args.raw, args.frames, args.json))
+    return run_evaluate(EvaluateJob(args.source, args.stylized, args.raw, args.frames, args.json, args.overwrite))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -427,6 +427,7 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     pe.add_argument("--raw", help="the same video stylized with --stability 0: PSNR against it")
     pe.add_argument("--frames", type=int, default=300, help="frames from the start to compare (default 300)")
     pe.add_argument("--json", help="also write the figures to this JSON file")
+    pe.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     pe.set_defaults(func=cmd_evaluate)
 
     from .backends_table import variant_names as bench_variants

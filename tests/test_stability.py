@@ -155,6 +155,23 @@ def test_evaluate_command_on_stylized_files(models_dir, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "realtime", "evaluate", str(clip), str(tmp_path / "missing.mp4")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "missing.mp4" in bad.stderr
+    # The report never replaces a video being judged, nor an existing file without --overwrite;
+    # identical videos (PSNR infinite) still give strict JSON.
+    kept = outs["0.8"].read_bytes()
+    for json_path, extra, needle in ((outs["0.8"], ["--overwrite"], "would overwrite the video"),
+                                     (report, [], "exists (use --overwrite")):
+        r = subprocess.run([sys.executable, "-m", "realtime", "evaluate", str(clip), str(outs["0.8"]), "--json", str(json_path),
+                            *extra], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+    assert outs["0.8"].read_bytes() == kept and json.loads(report.read_text()) == data
+    r = subprocess.run([sys.executable, "-m", "realtime", "evaluate", str(clip), str(outs["0"]), "--raw", str(outs["0"]),
+                        "--json", str(report), "--overwrite", "--frames", "4"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+    def strict(token: str) -> None:
+        raise AssertionError(f"not JSON: {token}")
+
+    assert json.loads(report.read_text(), parse_constant=strict)["psnr_db"] is None
 
 
 def test_metrics_are_zero_for_a_still_picture_and_psnr_is_symmetric():

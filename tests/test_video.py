@@ -1,6 +1,7 @@
 """``stylize video`` on clips the tests generate: frames, timestamps, audio, sizes, bad input."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -209,6 +210,20 @@ def test_several_inputs_one_bad_keeps_going(models_dir, clip, tmp_path):
     assert "not a readable video" in r.stderr and "no video stream" in r.stderr
     assert "1 of 3 videos stylized, 2 failed" in r.stderr
     assert sorted(p.name for p in outdir.iterdir()) == ["in-mosaic.mp4"]
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(clip, tmp_path):
+    """``clip.mp4`` and ``clip.mkv`` in one folder both make ``clip-mosaic.mp4``: with --overwrite the
+    second silently replaced the first (and the summary said both were stylized)."""
+    folder, outdir = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(clip, folder / "clip.mp4")
+    shutil.copy(clip, folder / "clip.mkv")
+    for args in ([folder], [folder / "clip.mp4", folder / "clip.mp4"]):
+        r = run(*args, "--out-dir", outdir, "--style", "mosaic", "--size", "64", "--overwrite", "--quiet")
+        errs = [l for l in r.stderr.splitlines() if l.startswith("stylize: error")]
+        assert r.returncode == 2 and len(errs) == 1 and "two results would both be written to" in errs[0], r.stderr
+        assert "clip-mosaic.mp4" in errs[0] and not list(outdir.iterdir())
 
 
 @pytest.mark.parametrize("case, needle", [

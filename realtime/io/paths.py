@@ -33,7 +33,7 @@ from .recovery import (clean_stale_parts, recover_part, recover_recording, recov
 __all__ = ["FILE_MODE", "HOST", "RECOVERABLE", "SOURCE_TAG", "TIMELINE_TAG", "OutputError", "Part", "glob_escape",
            "parse_part", "publish", "source_path", "timeline_path", "clean_stale_parts", "recover_part",
            "recover_recording", "recovered_name", "remove_stale_parts", "stale_parts", "MAX_LABEL_BYTES",
-           "output_label", "check_output_dir", "check_output_file", "temp_path_for", "sync_folder",
+           "output_label", "check_distinct_outputs", "check_output_dir", "check_output_file", "temp_path_for", "sync_folder",
            "atomic_write_bytes"]
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,19 @@ def output_label(names: Sequence[str], max_bytes: int = MAX_LABEL_BYTES) -> str:
     digest = hashlib.sha256(raw).hexdigest()[:8]
     head = raw[: max_bytes - len(digest) - 1].decode("utf-8", errors="ignore").rstrip("+")
     return f"{head}~{digest}"
+
+
+def check_distinct_outputs(results: Sequence[tuple[Path, str]], hint: str) -> None:
+    """``(output, what makes it)`` for every result of a run: two results with one name are an error
+    now, in one line, not a file that says "exists" after the first was written (or, with
+    ``--overwrite``, a first result silently replaced by the second: ``clip.mp4`` and ``clip.mkv``
+    in one folder both make ``clip-waves.mp4``)."""
+    seen: dict[str, str] = {}
+    for out, what in results:
+        key = os.path.abspath(out)
+        if key in seen:
+            raise OutputError(f"two results would both be written to {out} ({seen[key]}, {what}): {hint}")
+        seen[key] = what
 
 
 def check_output_dir(folder: Path, what: str = "output folder", create: bool = True) -> None:

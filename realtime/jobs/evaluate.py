@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from ..effects.metrics import ConsistencyMeter
-from ..errors import MediaError
+from ..errors import MediaError, UserError
 from ..io.images import resize
 from ..io.media.decode import VideoFile
 
@@ -35,18 +35,46 @@ class EvaluateJob:
     raw: Optional[str] = None
     frames: int = 300  # at most this many frames from the start (the flow is the slow part)
     json_path: Optional[str] = None
+    overwrite: bool = False  # an existing --json file may be replaced (never one of the videos)
 
 
 def _rgb_frames(video: VideoFile, size: Optional[tuple[int, int]] = None) -> Iterator[np.ndarray]:
-    """RGB uint8 frames, resized to ``size`` (w, h) when given and different."""
-    for decoded in video.frames():
+    """RGB uint8 frames, resized to ``size`` (w, h) when given and different (with a warning when
+    the shapes differ, not only the sizes: two unrelated videos give numbers that mean nothing)."""
+    for i, decoded in enumerate(video.frames()):
         img = decoded.image
         if size is not None:
+            h, w = img.shape[:2]
+            if i == 0 and abs(w / h - size[0] / size[1]) > 0.02 * size[0] / size[1]:
+                log.warning("%s is %dx%d, the stylized video %dx%d: compared at %dx%d (the same video?)",
+                            video.path, w, h, *size, *size)
             img = resize(img, size)
         yield np.ascontiguousarray(img[..., ::-1])
 
 
+def _check_report_path(job: EvaluateJob) -> None:
+    """The report's file, before minutes of flow: never one of the videos being judged (a mistyped
+    ``--json out.mp4`` replaced the stylized video with 161 bytes of JSON), never an existing file
+    without ``--overwrite``, as every other output of the tool."""
+    if not job.json_path:
+        return
+    from ..io.paths import check_output_file
+
+    report = Path(job.json_path)
+    for video in (job.source, job.stylized, job.raw):
+        if video and report.exists() and Path(video).exists() and report.resolve() == Path(video).resolve():
+            raise UserError(f"--json {report} would overwrite the video {video}")
+    check_output_file(report, job.overwrite, "--json")
+
+
+def _finite(value: float) -> Optional[float]:
+    """JSON has no infinity (strict parsers, JavaScript's included, refuse Python's ``Infinity``):
+    an infinite PSNR (identical videos) is written as null."""
+    return value if value is not None and np.isfinite(value) else None
+
+
 def run_evaluate(job: EvaluateJob) -> int:
+    _check_report_path(job)
     with contextlib.ExitStack() as stack:
         stylized_video = stack.enter_context(VideoFile(job.stylized))
         source_video = stack.enter_context(VideoFile(job.source))
@@ -86,7 +114,7 @@ def run_evaluate(job: EvaluateJob) -> int:
         removed = 100 * (base - m.warping_error) / above if above > 0 else 0.0
         print(f"raw warping error (x1000):  {1000 * base:.3f}   -> {removed:.1f}% of it above the floor removed")
         print(f"PSNR against raw:           {m.psnr_db:.1f} dB   (how much of the style was kept)")
-        report.update(raw_warping_error=base, removed_pct=removed, psnr_db=m.psnr_db)
+        report.update(raw_warping_error=base, removed_pct=removed, psnr_db=_finite(m.psnr_db))
     if job.json_path:
         from ..io.paths import atomic_write_bytes
 

@@ -19,7 +19,7 @@ from ..pipeline.stage import StylizeStage, check_mixable
 from ..pipeline.state import StreamState
 from ..errors import MediaError, UserError
 from ..io.images import check_image_header, read_image, read_image_bytes, write_image
-from ..io.paths import check_output_dir, check_output_file, output_label
+from ..io.paths import check_distinct_outputs, check_output_dir, check_output_file, output_label
 from ..model.engine import open_engine
 from ..model.styles import Style, build_code, check_style_files, find_style_images, parse_blend
 
@@ -58,12 +58,8 @@ def plan_outputs(job: ImageJob, contents: Sequence[Path], labels: Sequence[str])
     else:
         folder = Path(job.out_dir or ".")
         plan = [(c, label, folder / f"{c.stem}-{label}.png") for c in contents for label in labels]
-    seen: dict[Path, tuple[Path, str]] = {}
-    for c, label, out in plan:
-        if out in seen:
-            raise UserError(f"two results would both be written to {out} ({seen[out][0].name} with {seen[out][1]}, "
-                            f"{c.name} with {label}): give styles or contents with different names")
-        seen[out] = (c, label)
+    check_distinct_outputs([(out, f"{c.name} with {label}") for c, label, out in plan],
+                           "give styles or contents with different names")
     return plan
 
 
