@@ -68,6 +68,10 @@ def _assert_one_line_error(r, needle):
         ("blend_without_weight", "--blend takes STYLE:WEIGHT"),
         ("blend_weight_huge", "--blend takes STYLE:WEIGHT with a weight above 0 and at most 10"),
         ("same_style_twice", "two results would both be written to"),
+        # a device as the style was read until the OOM killer came (deaf to SIGTERM)
+        ("device_style", "not an image file: /dev/urandom (a device, pipe or socket)"),
+        ("device_content", "not an image file: /dev/null"),
+        ("just_over_50_mp", "is 7100x7100 pixels (50.4 MP)"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, needle):
@@ -80,6 +84,8 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_declaring(30000, 30000))
     tiny = write_image(tmp_path / "tiny.png", content_image(16, 16)[:1, :1])
+    over = tmp_path / "over.png"
+    over.write_bytes(png_declaring(7100, 7100))
     args = {
         "missing_content": [tmp_path / "nope.png", "--style", "mosaic"],
         "corrupt_content": [bad, "--style", "mosaic"],
@@ -94,6 +100,9 @@ def test_bad_input_gives_one_line_and_no_output(models_dir, tmp_path, case, need
         "blend_without_weight": [good, "--style", "mosaic", "--blend", "ink"],
         "blend_weight_huge": [good, "--style", "mosaic", "--blend", "ink:1e9"],
         "same_style_twice": [good, "--style", "mosaic", "--style", "mosaic"],
+        "device_style": [good, "--style", "/dev/urandom"],
+        "device_content": ["/dev/null", "--style", "mosaic"],
+        "just_over_50_mp": [over, "--style", "mosaic"],
     }[case]
     out = tmp_path / "out.png"
     if case == "existing_output":

@@ -32,6 +32,9 @@ MAX_PIXELS = 50_000_000
 # A style image smaller than this gives the style network (which scales it to 256x256) next to no
 # texture: the result is a washed-out grey.  One rule for --style, config styles and uploads.
 MIN_STYLE_SIDE = 16
+# The largest file read for an image: 50 MP of 16-bit RGBA without compression and its header
+# (TIFF can hold that), so no image we decode is refused; beyond it, a file is read for nothing.
+MAX_FILE_BYTES = 8 * MAX_PIXELS + (1 << 20)
 FORMATS = "JPEG, PNG, WebP, BMP, GIF, TIFF"  # what header_size reads (and so what we decode)
 
 
@@ -134,7 +137,7 @@ def check_image_header(data: bytes, name: str, min_side: int = 1) -> tuple[int, 
     if w <= 0 or h <= 0:
         raise MediaError(f"not a readable image (its header says {w}x{h} pixels): {name}")
     if w * h > MAX_PIXELS:
-        raise MediaError(f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP): images of at most "
+        raise MediaError(f"{name} is {w}x{h} pixels ({_megapixels(w * h)} MP): images of at most "
                          f"{MAX_PIXELS / 1e6:.0f} MP are read; scale it down first")
     if min(w, h) < min_side:
         raise MediaError(f"{name} is {w}x{h} pixels: a style image needs at least {min_side}x{min_side}")
@@ -164,6 +167,11 @@ def decode_image(data: bytes, name: str, bgr: bool = False, min_side: int = 1) -
     return img if bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _megapixels(pixels: int) -> str:
+    """``50.4`` (not ``50``, which reads as within the limit it is refused for), ``900``."""
+    return f"{pixels / 1e6:.1f}".removesuffix(".0")
+
+
 def read_image_bytes(path: str | os.PathLike) -> bytes:
     """A file's bytes, with one-line errors for what is not an image file (missing, a folder, empty)."""
     p = Path(path)
@@ -171,7 +179,12 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
         raise MediaError(f"image not found: {p}")
     if p.is_dir():
         raise MediaError(f"expected an image file, got a folder: {p}")
+    if not p.is_file():  # /dev/urandom as a style was read until the OOM killer came, deaf to Ctrl-C
+        raise MediaError(f"not an image file: {p} (a device, pipe or socket)")
     try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise MediaError(f"{p} is {p.stat().st_size / 1e6:.0f} MB, too large for an image of at most "
+                             f"{MAX_PIXELS / 1e6:.0f} MP")
         data = p.read_bytes()
     except OSError as exc:
         raise MediaError(f"cannot read {p}: {exc.strerror or exc}") from None

@@ -76,7 +76,7 @@ def run_image(cfg: Config, job: ImageJob) -> int:
     for c in contents:
         if c.is_dir():
             raise MediaError(f"content is a folder, not an image: {c}")
-        if not c.is_file():
+        if not c.exists():
             raise MediaError(f"content image not found: {c}")
         check_image_header(read_image_bytes(c), str(c))  # a huge or unreadable image: before the network
     blend_specs = parse_blend(job.blend)
