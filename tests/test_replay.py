@@ -146,6 +146,8 @@ def run(*args, timeout=120):
     (json.dumps({**timeline_doc(), "events": [{"t": "soon", "action": "set_style"}]}), "event 0"),
     (json.dumps({**timeline_doc(), "events": [{"t": 1.0, "action": "set_style", **state("no-such-style", "/gone/x.jpg")}]}),
      "style 'no-such-style' (was /gone/x.jpg) at 1.000 s no longer exists"),
+    (json.dumps({**timeline_doc(), "events": [{"t": 1.0, "action": "set_strength", **state("waves", None, strength=50)}]}),
+     "event 0 (set_strength): 'strength' 50 is outside 0..2"),
 ])
 def test_bad_timeline_is_one_line_and_writes_nothing(tmp_path, raw, content, says):
     tl = tmp_path / "show.timeline.json"

@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
+from ...core.controller import STRENGTH_RANGE
 from ...errors import MediaError
 from ..paths import OutputError, atomic_write_bytes, source_path
 from ..paths import timeline_path as timeline_path
@@ -234,6 +235,9 @@ def read_timeline(path: Path) -> TimelineFile:
                 raise bad(f"{where}: {key!r} must be a number")
         if not 0.0 <= stability <= 1.0:
             raise bad(f"{where}: 'stability' {stability} is outside 0..1")
+        lo, hi = STRENGTH_RANGE  # what a show can set, so what a recording of one holds
+        if not lo <= strength <= hi:
+            raise bad(f"{where}: 'strength' {strength} is outside {lo:g}..{hi:g}")
         return TimelineState(t, style, style_path, float(strength), float(stability))
 
     def seconds(v: Any, where: str) -> float:
