@@ -40,6 +40,11 @@ from .audio import AudioMuxer, AudioRoute, Sound
 log = logging.getLogger(__name__)
 
 OUTPUT_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264
+# AVI has no timestamps (a frame's place in the file is its time) and cannot hold the negative
+# times of AAC's priming packet: FFmpeg's shift for those moved every video frame after the first
+# one frame late (the muxer filled the hole with an empty frame), the picture 133 ms behind the
+# sound at 15 fps.  Not shifted, the picture starts at 0 as the sound does.
+NO_SHIFT = {"avoid_negative_ts": "disabled"}
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000", "flush_packets": "1"}
 
 
@@ -110,7 +115,7 @@ class H264Writer:
         self._published = False
         try:
             self.container: Any = av.open(str(self.tmp), "w", format="mp4" if fragmented else format_for(self.dst),
-                                          options=dict(FRAGMENTED) if fragmented else None)
+                                          options=dict(FRAGMENTED) if fragmented else (NO_SHIFT if self.dst.suffix.lower() == ".avi" else None))
         except (av.error.FFmpegError, ValueError) as exc:
             self.tmp.unlink(missing_ok=True)
             raise MediaError(f"cannot write {self.dst}: {exc}") from None
