@@ -155,6 +155,28 @@ def test_output_names_carry_every_style_of_the_run(tmp_path):
     output_label(["\u00e9" * 100]).encode().decode("utf-8")
 
 
+def test_long_legal_names_are_written(tmp_path):
+    """A 250-byte output name is legal, but its temp name was not ("File name too long"): the temp
+    name carries a cut stem that recovery still pairs (a recording and its source), and names made
+    from a long content name stay within 255 bytes."""
+    from realtime.io.parts import NAME_BYTES, new_temp, parse_part, part_stem
+    from realtime.io.paths import atomic_write_bytes, derived_name
+
+    for stem in ("a" * 246, "\u00e9" * 123):
+        target = tmp_path / f"{stem}.mp4"
+        tmp = new_temp(target, recoverable=True)
+        part = parse_part(tmp)
+        assert len(tmp.name.encode()) <= NAME_BYTES and part is not None and part.recoverable
+        assert part.stem == part_stem(target) and part.suffix == ".mp4"
+        source = parse_part(new_temp(tmp_path / f"{stem}.source.mp4", recoverable=True))
+        assert source is not None and source.stem == part.stem + ".source"  # the pair recovery looks for
+        assert atomic_write_bytes(tmp_path / f"{stem}.json", b"{}").read_bytes() == b"{}"
+    named = derived_name(tmp_path, "b" * 250, "waves+dots", ".mp4")
+    assert len(named.name.encode()) <= NAME_BYTES and named.name.endswith("-waves+dots.mp4")
+    assert derived_name(tmp_path, "b" * 250, "waves", ".mp4") != derived_name(tmp_path, "b" * 249 + "c", "waves", ".mp4")
+    assert derived_name(tmp_path, "clip", "waves", ".mp4") == tmp_path / "clip-waves.mp4"
+
+
 def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):
     f = tmp_path / "c.yaml"
     f.write_bytes(b"\xff\xfe\x00binary\x89PNG")

@@ -14,6 +14,7 @@ recovers them.  The bottom of the output modules: :mod:`realtime.io.recovery` bu
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import socket
@@ -69,12 +70,37 @@ class OutputError(UserError):
     """An output location that cannot be written (no permission, a file in the way, disk full)."""
 
 
+NAME_BYTES = 255  # the longest file name (ext4, XFS, APFS, NTFS: 255 bytes or UTF-16 units)
+# What a temp name adds to its target's stem: dots, pid, @host, the recording mark, mkstemp's
+# letters, ".part" and a suffix of up to 16 bytes.
+_PART_EXTRA = 2 + 7 + 1 + 32 + 5 + 8 + 5 + 16
+
+
+def shorten(stem: str, max_bytes: int) -> str:
+    """``stem`` cut to ``max_bytes`` of UTF-8 (whole characters) with a short hash of the whole
+    after a ``~``, so that two long names that share a beginning stay two names; as it is when it fits."""
+    raw = stem.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return stem
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    return f"{raw[: max_bytes - len(digest) - 1].decode('utf-8', errors='ignore')}~{digest}"
+
+
+def part_stem(path: Path) -> str:
+    """The target's stem as its temp files carry it: cut where the temp name would pass 255 bytes
+    (a legal 246-byte output name failed with "File name too long", its temp name being longer);
+    a recording's source keeps its ``.source`` tag, so the pair is still found after a crash."""
+    stem = Path(path).stem
+    tag = SOURCE_TAG if stem.endswith(SOURCE_TAG) else ""
+    return shorten(stem.removesuffix(tag), NAME_BYTES - _PART_EXTRA - len(SOURCE_TAG)) + tag
+
+
 def new_temp(path: Path, recoverable: bool = False) -> Path:
     """A fresh hidden temp file beside ``path``, named with our pid and host (``recoverable``: a
     live recording); the folder is neither checked nor swept (:func:`realtime.io.paths.temp_path_for` is)."""
     mark = f"{RECOVERABLE}." if recoverable else ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}@{HOST}.{mark}", suffix=".part" + path.suffix,
+        fd, tmp = tempfile.mkstemp(prefix=f".{part_stem(path)}.{os.getpid()}@{HOST}.{mark}", suffix=".part" + path.suffix[:16],
                                    dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None

@@ -16,15 +16,14 @@ too, as they were when all three were one module.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from .parts import (FILE_MODE, HOST, RECOVERABLE, SOURCE_TAG, TIMELINE_TAG, OutputError, Part, glob_escape, new_temp,
-                    parse_part, publish, source_path, timeline_path)
+from .parts import (FILE_MODE, HOST, NAME_BYTES, RECOVERABLE, SOURCE_TAG, TIMELINE_TAG, OutputError, Part, glob_escape, new_temp,
+                    parse_part, publish, shorten, source_path, timeline_path)
 from .recovery import (clean_stale_parts, recover_part, recover_recording, recovered_name, remove_stale_parts,
                        stale_parts, sweep_once)
 
@@ -33,7 +32,7 @@ from .recovery import (clean_stale_parts, recover_part, recover_recording, recov
 __all__ = ["FILE_MODE", "HOST", "RECOVERABLE", "SOURCE_TAG", "TIMELINE_TAG", "OutputError", "Part", "glob_escape",
            "parse_part", "publish", "source_path", "timeline_path", "clean_stale_parts", "recover_part",
            "recover_recording", "recovered_name", "remove_stale_parts", "stale_parts", "MAX_LABEL_BYTES",
-           "output_label", "check_distinct_outputs", "check_output_dir", "check_output_file", "temp_path_for", "sync_folder",
+           "output_label", "derived_name", "check_distinct_outputs", "check_output_dir", "check_output_file", "temp_path_for", "sync_folder",
            "atomic_write_bytes"]
 
 log = logging.getLogger(__name__)
@@ -48,13 +47,15 @@ def output_label(names: Sequence[str], max_bytes: int = MAX_LABEL_BYTES) -> str:
     every name, joined by ``+`` (``waves+dots``), so the file says what made it.  Longer than
     ``max_bytes``: cut, with a short hash of the whole label, so two long combinations that share a
     beginning still get two names."""
-    label = "+".join(names)
-    raw = label.encode("utf-8")
-    if len(raw) <= max_bytes:
-        return label
-    digest = hashlib.sha256(raw).hexdigest()[:8]
-    head = raw[: max_bytes - len(digest) - 1].decode("utf-8", errors="ignore").rstrip("+")
-    return f"{head}~{digest}"
+    return shorten("+".join(names), max_bytes)
+
+
+def derived_name(folder: Path, stem: str, label: str, suffix: str) -> Path:
+    """``folder/STEM-LABEL.SUFFIX``, the name a result gets from its content and style; a long
+    content name is cut (with a hash) so the whole stays a legal file name, which the 80-byte cut
+    of the label alone did not make it."""
+    room = NAME_BYTES - len(f"-{label}{suffix}".encode("utf-8"))
+    return Path(folder) / f"{shorten(stem, room)}-{label}{suffix}"
 
 
 def check_distinct_outputs(results: Sequence[tuple[Path, str]], hint: str) -> None:

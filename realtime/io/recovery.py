@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .parts import (HOST, SOURCE_TAG, OutputError, Part, _rename_no_clobber, glob_escape, new_temp, parse_part, publish,
+from .parts import (HOST, SOURCE_TAG, OutputError, Part, _rename_no_clobber, glob_escape, new_temp, parse_part, part_stem, publish,
                     source_path, timeline_path)
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ def remove_stale_parts(path: Path) -> list[Path]:
     """Deal with the temp files for ``path`` left by processes that no longer run (a recording is
     recovered, anything else removed); returns the temp files that are gone."""
     path = Path(path)
-    stems = (path.stem,) if path.stem.endswith(SOURCE_TAG) else (path.stem, path.stem + SOURCE_TAG)  # with its source
+    stems = ((part_stem(path),) if path.stem.endswith(SOURCE_TAG) else
+             (part_stem(path), part_stem(source_path(path))))  # with its source
     return _settle([q for stem in stems for q in stale_parts(path.parent, stem)])
 
 

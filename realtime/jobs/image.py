@@ -19,7 +19,7 @@ from ..pipeline.stage import StylizeStage, check_mixable
 from ..pipeline.state import StreamState
 from ..errors import MediaError, UserError
 from ..io.images import check_image_header, read_image, read_image_bytes, write_image
-from ..io.paths import check_distinct_outputs, check_output_dir, check_output_file, output_label
+from ..io.paths import check_distinct_outputs, check_output_dir, derived_name, check_output_file, output_label
 from ..model.engine import open_engine
 from ..model.styles import Style, build_code, check_style_files, find_style_images, parse_blend
 
@@ -54,10 +54,10 @@ def plan_outputs(job: ImageJob, contents: Sequence[Path], labels: Sequence[str])
     if job.output:
         out = Path(job.output)
         plan = ([(contents[0], labels[0], out)] if len(labels) == 1 else
-                [(contents[0], label, out.with_name(f"{out.stem}-{label}{out.suffix}")) for label in labels])
+                [(contents[0], label, derived_name(out.parent, out.stem, label, out.suffix)) for label in labels])
     else:
         folder = Path(job.out_dir or ".")
-        plan = [(c, label, folder / f"{c.stem}-{label}.png") for c in contents for label in labels]
+        plan = [(c, label, derived_name(folder, c.stem, label, ".png")) for c in contents for label in labels]
     check_distinct_outputs([(out, f"{c.name} with {label}") for c, label, out in plan],
                            "give styles or contents with different names")
     return plan

@@ -18,7 +18,7 @@ from ..config import Config
 from ..errors import MediaError, UserError
 from ..io.media.decode import VIDEO_EXTS, VideoFile
 from ..io.media.h264 import OUTPUT_EXTS
-from ..io.paths import check_distinct_outputs, check_output_dir, check_output_file, output_label
+from ..io.paths import check_distinct_outputs, check_output_dir, derived_name, check_output_file, output_label
 from ..model.engine import open_engine
 from ..effects.crossfade import Replay
 from ..io.sinks.timeline import read_timeline
@@ -145,7 +145,7 @@ def output_pairs(job: VideoJob, inputs: Sequence[Path], styles: Sequence[Style])
     out_dir = Path(job.out_dir)  # type: ignore[arg-type]
     check_output_dir(out_dir)
     label = output_label([s.name for s in styles])
-    pairs = [(src, out_dir / f"{src.stem}-{label}.mp4") for src in inputs]
+    pairs = [(src, derived_name(out_dir, src.stem, label, ".mp4")) for src in inputs]
     check_distinct_outputs([(dst, src.name) for src, dst in pairs], "rename one of the inputs, or stylize them into two folders")
     return pairs
 
