@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -91,6 +92,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise UserError("give exactly one of -o OUT or --out-dir DIR")
     if args.output and len(args.content) > 1:
         raise UserError("-o takes one content image; use --out-dir DIR for several")
+    _check_output_name(args.output)
     cfg = load_cfg(args, {"image.size": args.size, "styles.strength": args.strength})
     job = ImageJob(tuple(args.content), tuple(args.style), tuple(args.blend), args.output, args.out_dir, args.overwrite)
     return run_image(cfg, job)
@@ -188,8 +190,9 @@ def cmd_video(args: argparse.Namespace) -> int:
     for name, v in (("--start", args.start), ("--end", args.end)):
         if v is not None:
             _check_seconds(name, v)
-    if args.start is not None and args.end is not None and args.end <= args.start:
-        raise UserError(f"--end ({args.end}) must be after --start ({args.start})")
+    if args.end is not None and args.end <= (args.start or 0.0):
+        raise UserError(f"--end ({args.end:g}) must be after --start ({args.start or 0.0:g})")
+    _check_output_name(args.output)
     if args.cluster and (Path(args.cluster).exists() or not _CLUSTER_ADDRESS.match(args.cluster)):
         raise UserError(f"--cluster {args.cluster!r}: the address is auto, HOST:PORT or ray://HOST:PORT "
                         "(put the input files before --cluster)")
@@ -281,6 +284,13 @@ def _stability(args: argparse.Namespace) -> Optional[float]:
         log.warning("--smooth is deprecated: it is now --stability (flow-guided, 0..1), used with the same value")
         return args.smooth
     return args.stability
+
+
+def _check_output_name(output: Optional[str]) -> None:
+    """``-o`` names a file: ``out.png/`` (a folder's spelling) was written as ``out.png``, and an
+    existing folder got "must be an H.264 video file"."""
+    if output and (output.endswith(("/", os.sep)) or Path(output).is_dir()):
+        raise UserError(f"-o {output} is a folder; give a file name, or --out-dir {output.rstrip('/' + os.sep) or output}")
 
 
 def _check_seconds(flag: str, value: float) -> None:

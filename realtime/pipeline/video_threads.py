@@ -372,7 +372,7 @@ def encode(writer: H264Writer, s: EncodeSettings, q_in: FrameQueue, progress: "q
             else:
                 still.append((t, a))
         held = still
-    if held:
+    if held and done.frames:
         log.info("sound after the last picture cut: %.2f s", max(t for t, _ in held) - video_end + s.frame_s)
     if done.frames:
         writer.drain()

@@ -22,7 +22,7 @@ def configure_tensorflow(device: str, threads: int) -> str:
     ``gpu:N`` leaves only the Nth GPU visible to TensorFlow (which then calls it its GPU 0)."""
     import tensorflow as tf
 
-    index, device = device_index(device), device_kind(device)
+    asked, index, device = device, device_index(device), device_kind(device)
 
     threads = threads or os.cpu_count() or 1
     try:
@@ -32,7 +32,7 @@ def configure_tensorflow(device: str, threads: int) -> str:
         threads = tf.config.threading.get_intra_op_parallelism_threads() or threads
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise UserError("--device gpu: TensorFlow sees no GPU (check the CUDA install: pip install 'tensorflow[and-cuda]')")
+        raise UserError(f"--device {asked}: TensorFlow sees no GPU (check the CUDA install: pip install 'tensorflow[and-cuda]')")
     if device == "cpu" or not gpus:
         if gpus:
             try:
