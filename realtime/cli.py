@@ -22,8 +22,8 @@ from .commands import build_parser
 from .errors import UserError
 
 
-#: The exit statuses of an interrupted command (Ctrl-C, SIGTERM).
-INTERRUPTED = (130, 143)
+#: The exit statuses of an interrupted command (SIGHUP, Ctrl-C, SIGTERM).
+INTERRUPTED = (129, 130, 143)
 
 
 def entry() -> int:
@@ -62,9 +62,30 @@ def _exit_now(code: int) -> None:
 class Terminated(KeyboardInterrupt):
     """SIGTERM (service managers, ``kill``): unwinds like Ctrl-C, so every job finishes its files."""
 
+    code, said = 143, "terminated (SIGTERM)"
+
+
+class HungUp(Terminated):
+    """SIGHUP (the terminal closed, an ssh session dropped): the same; it killed a show outright,
+    its recording left as a temp file for the next run to recover."""
+
+    code, said = 129, "hung up (SIGHUP)"
+
 
 def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
-    raise Terminated()
+    raise HungUp() if signum == getattr(signal, "SIGHUP", None) else Terminated()
+
+
+def _catch_signals() -> list[tuple[int, object]]:
+    """SIGTERM, and SIGHUP where it is not ignored (``nohup`` ignores it: that stays), on the main
+    thread; returns what to put back."""
+    caught = []
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None or (name == "SIGHUP" and signal.getsignal(sig) is signal.SIG_IGN):
+            continue
+        caught.append((sig, signal.signal(sig, _on_sigterm)))
+    return caught
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -75,17 +96,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     logs.quiet_tensorflow(args.verbose)  # before a command imports TensorFlow (tests call main directly)
     logs.setup_logging(args.verbose, args.log_quiet)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = _catch_signals() if threading.current_thread() is threading.main_thread() else []
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
         logs.fail(f"stylize: error: {exc}")
         return exc.exit_code
-    except Terminated:
-        logs.fail("stylize: terminated (SIGTERM); finished files were kept, partial ones removed")
-        return 143
+    except Terminated as exc:
+        logs.fail(f"stylize: {exc.said}; finished files were kept, partial ones removed")
+        return exc.code
     except KeyboardInterrupt:
         logs.fail("stylize: interrupted")
         return 130
@@ -110,5 +129,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise
     finally:
         logs.close_log_file()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous:
+            signal.signal(sig, handler)

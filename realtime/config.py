@@ -378,10 +378,15 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
+        if not isinstance(key, str):  # YAML reads on/off/yes/no and numbers unquoted as such
+            raise ConfigError(f"config key {prefix}{key!r} is not a name (quote it if it is one: YAML reads "
+                              "on, off, yes and no as true and false)")
         if prefix + key in RENAMED:
             raise ConfigError(f"config key '{prefix}{key}' is now '{RENAMED[prefix + key]}' (see the README)")
         if key not in names:
-            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))})")
+            hint = ("; is this a MIDI table? name it in a config as midi.mapping: FILE"
+                    if not prefix and key in ("channel", "cc", "note", "program") else "")
+            raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))}){hint}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
@@ -408,6 +413,31 @@ def _merge(base: dict, over: Mapping) -> dict:
     return out
 
 
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML (libyaml's parser: 5x faster to start) in which a key given twice in one mapping
+    is an error: plain YAML keeps the last and drops the first without a word (a second ``live:``
+    section silently replaced the first one of an installation's config)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (the second at line {key_node.start_mark.line + 1})",
+                        key_node.start_mark)
+                seen.add(key)
+            except TypeError:  # an unhashable key: the constructor says what is wrong with it
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document of ours (a config, a MIDI table), safe and strict (:class:`_StrictLoader`)."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -416,7 +446,7 @@ def _read_yaml(path: Path) -> dict:
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text (is it a YAML file?)") from None
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's: 5x faster to start
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"config file {path} is not valid YAML: {first}") from None

@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM end every mode within 2 s (issue 25), exit status 143 (SIGTERM) or 130
-(Ctrl-C), and leave no partial output.
+"""Ctrl-C, SIGTERM and SIGHUP end every mode within 2 s (issue 25), exit status 143 (SIGTERM),
+130 (Ctrl-C) or 129 (SIGHUP), and leave no partial output.
 
 Why these inputs: a run is only meaningful to interrupt mid-way through a long native call, which
 nothing can cut short.  ``--batch 16`` at 1280x720 makes one call through the network take 4-5 s on
@@ -37,12 +37,14 @@ def test_video_exits_within_2_s_while_the_network_is_busy(models_dir, clip720, t
     assert elapsed < EXIT_S, f"exit took {elapsed:.2f} s\n{err}"
 
 
-def test_live_exits_within_2_s_with_its_recording_finished(models_dir, clip720, tmp_path):
+@pytest.mark.parametrize("sig, status, words", [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "hung up (SIGHUP)")])
+def test_live_exits_within_2_s_with_its_recording_finished(models_dir, clip720, tmp_path, sig, status, words):
+    """SIGHUP too (a closed terminal, a dropped ssh session): it once killed the show outright."""
     rec_dir = tmp_path / "rec"
     rec_dir.mkdir()
     rec = rec_dir / "show.mp4"
     code, err, elapsed = signal_and_time(["live", "--source", clip720, "--headless", "--size", "720", "--style", "waves",
-                                    "--fresh", "--record", rec], rec_dir, ".show.*", signal.SIGTERM, settle_s=1.5)
-    assert code == 143 and "terminated" in err and "Traceback" not in err, err
+                                    "--fresh", "--record", rec], rec_dir, ".show.*", sig, settle_s=1.5)
+    assert code == status and words in err and "Traceback" not in err, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))  # finalized, no temp file left
     assert elapsed < EXIT_S, f"exit took {elapsed:.2f} s\n{err}"

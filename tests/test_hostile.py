@@ -187,6 +187,16 @@ def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):
     code, err = run_main(["live", "--config", f], capsys)
     assert code == 2
     one_error_line(err, "not valid YAML")
+    # Keys YAML reads as something else, a key given twice (the first silently dropped), and a MIDI
+    # table given as a config: each was a traceback or a quiet surprise.
+    for text, needle in (("live:\n  on: true\n", "config key live.True is not a name (quote it"),
+                         ("1: 2\n", "config key 1 is not a name"),
+                         ("live:\n  size: 256\nlive:\n  size: 200\n", "the key 'live' is given twice (the second at line 3)"),
+                         ((ROOT / "configs" / "midi-nanokontrol2.yaml").read_text(), "is this a MIDI table?")):
+        f.write_text(text)
+        code, err = run_main(["live", "--config", f], capsys)
+        assert code == 2
+        one_error_line(err, needle)
 
 
 def test_unattended_flags_live_in_the_config(no_jobs, capsys, tmp_path):

@@ -357,6 +357,10 @@ def test_open_source_specs_and_camera_failure(tmp_path):
         open_source(str(tmp_path / "missing.mp4")).open()
     with pytest.raises(MediaError, match="WxH"):
         open_source("synthetic:big")
+    for spec, says in (("2147483648", "camera 2147483648 does not exist"), ("99999999999999999999", "does not exist"),
+                       ("", "--source is empty"), ("  ", "--source is empty")):  # a traceback, and 'got a folder: .'
+        with pytest.raises(MediaError, match=says):
+            open_source(spec).open()
 
 
 def test_file_source_keeping_pace_drops_like_a_camera(tmp_path):

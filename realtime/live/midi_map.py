@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ..config import Config
+from ..config import Config, load_yaml
 from ..core.controller import ACTIONS
 from ..errors import ConfigError
 from ..resources import SHIPPED_CONFIGS
@@ -170,7 +170,7 @@ def load_mapping(spec: str) -> MidiMapping:
     """The table ``midi.mapping`` names; a missing or broken file is one :class:`ConfigError`."""
     path = mapping_path(spec)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"midi.mapping: cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:

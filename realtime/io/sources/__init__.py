@@ -26,6 +26,9 @@ __all__ = [
 RETRY_FIND_S = 1.0  # how long a supervised NDI source's reconnect try looks for it
 
 
+MAX_CAMERA_INDEX = 9999  # no machine has more; past a C int, OpenCV raised a traceback
+
+
 def open_source(
     spec: str,
     width: int = 0,
@@ -44,6 +47,10 @@ def open_source(
     ``ndi_find_s``: how long an NDI source is looked for (and its first frame waited for).
     """
     spec = str(spec).strip()
+    if not spec:
+        raise MediaError("--source is empty: give a camera number, /dev/videoN, a file, a URL or 'synthetic'")
+    if spec.isascii() and spec.isdigit() and int(spec) > MAX_CAMERA_INDEX:  # OpenCV's C int overflowed: a traceback
+        raise MediaError(f"camera {spec} does not exist (cameras are numbered 0, 1, 2 ...)")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         w, h = (width or 640), (height or 480)
         if ":" in spec:  # synthetic:WxH
@@ -65,7 +72,7 @@ def open_source(
             return NdiSource(ndi_name, find_s=ndi_find_s if made[0] == 1 else min(ndi_find_s, RETRY_FIND_S), lost_s=stall_s)
 
         name = f"NDI source {ndi_name}"
-    elif spec.isdigit() or spec.startswith("/dev/"):
+    elif (spec.isascii() and spec.isdigit()) or spec.startswith("/dev/"):
         device: int | str = int(spec) if spec.isdigit() else spec
 
         def make() -> FrameSource:
