@@ -323,6 +323,24 @@ def test_unwritable_output_locations_fail_before_any_work(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "is a file, not a folder" in r.stderr
 
 
+def test_a_recording_that_could_not_be_saved_is_refused_before_the_show(tmp_path):
+    """--record x.avi / x.txt ran the show, exited 0 and saved nothing; an existing timeline of
+    another recording (b.mp4's, for --record b.mov) was silently replaced."""
+    (tmp_path / "b.timeline.json").write_text('{"video": "b.mp4"}')
+    (tmp_path / "c.source.mp4").write_bytes(b"kept")
+    cases = [(["--record", tmp_path / "x.avi"], "a recording is a .mp4, .m4v, .mov, .mkv file"),
+             (["--record", tmp_path / "x.txt"], "a recording is a .mp4"),
+             (["--record", tmp_path / "noext"], "a recording is a .mp4"),
+             (["--record", tmp_path / "b.mov"], f"{tmp_path / 'b.timeline.json'} exists: choose another recording file"),
+             (["--record", tmp_path / "c.mp4", "--record-source"], f"{tmp_path / 'c.source.mp4'} exists")]
+    for args, needle in cases:
+        r = stylize("live", "--source", "synthetic", "--headless", *args, "--model-dir", tmp_path / "no_models", "--no-download")
+        assert r.returncode == 2, (args, r.stderr)
+        one_error_line(r.stderr, needle)
+    assert (tmp_path / "b.timeline.json").read_text() == '{"video": "b.mp4"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.timeline.json", "c.source.mp4"]
+
+
 def test_closed_stdout_is_not_a_traceback():
     r = subprocess.run(f"{sys.executable} -m realtime models list | head -1", shell=True, cwd=ROOT,
                        capture_output=True, text=True, timeout=60, env=dict(os.environ))

@@ -178,6 +178,27 @@ def test_parts_left_by_killed_runs_are_recovered_or_removed_when_the_folder_is_n
         [earlier.name, recovered.name, "still.png"])
 
 
+def test_a_recording_under_a_name_of_no_video_type_is_recovered_as_mp4(tmp_path):
+    """An older version let ``--record x.avi`` (or ``x.txt``, or no suffix) write its MP4 fragments
+    under that name and then fail to publish it; every later run failed to recover it (AVI from
+    fragments, or "x.recovered-...-1..999 exist" for a name without a suffix).  It comes back as
+    the MP4 it is."""
+    from realtime.io.paths import HOST, clean_stale_parts
+
+    (tmp_path / "gen").mkdir()
+    data = live_recording_bytes(tmp_path / "gen")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = dead_pid()
+    for name, suffix in (("a", ".avi"), ("b", ".txt"), ("c", "")):
+        (out / f".{name}.{dead}@{HOST}.rec.aaaa1111.part{suffix}").write_bytes(data)
+        (out / f"{name}.timeline.json").write_text("{}")  # what once made every recovered name look taken
+    clean_stale_parts(out)
+    recovered = sorted(p.name for p in out.glob("*.recovered-*"))
+    assert [n.split(".")[0] for n in recovered] == ["a", "b", "c"] and all(n.endswith(".mp4") for n in recovered)
+    assert all(frames_in(out / n) >= 55 for n in recovered) and not list(out.glob(".*.part*"))
+
+
 def test_kill_9_during_a_live_recording_is_recovered_by_the_next_run(models_dir, tmp_path):
     """A power cut is a kill -9: the recording's temp file plays up to its last whole fragment (one
     a second), and the next run that records into the folder recovers it into a playable file."""

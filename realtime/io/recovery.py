@@ -125,6 +125,12 @@ def _settle(parts: list[Part]) -> list[Path]:
     return gone
 
 
+#: Recordings recovered under their own container; any other name (a recording asked for as
+#: ``x.avi`` or ``x.txt`` by a version that let it) comes back as MP4, which is what it holds: a
+#: name without a video suffix once sent the next run looking for ``x.recovered-...-1..999``.
+RECOVERED_EXTS = (".mp4", ".m4v", ".mov", ".mkv")
+
+
 def recovered_name(part: Part, source: bool = False) -> Path:
     """Where a recording cut off by a crash goes: beside the file it was meant to become, named
     with the time it was last written (when the show stopped), never over an existing file nor
@@ -133,8 +139,9 @@ def recovered_name(part: Part, source: bool = False) -> Path:
     stem = part.stem.removesuffix(SOURCE_TAG) if source else part.stem
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(part.path.stat().st_mtime))
     base = f"{stem}.recovered-{stamp}"
+    suffix = part.suffix if part.suffix.lower() in RECOVERED_EXTS and not source else ".mp4"
     for n in range(1, 1000):
-        video = part.path.parent / f"{base}{'' if n == 1 else f'-{n}'}{'.mp4' if source else part.suffix}"
+        video = part.path.parent / f"{base}{'' if n == 1 else f'-{n}'}{suffix}"
         dst = source_path(video) if source else video
         if not any(p.exists() for p in (video, source_path(video), timeline_path(video))):
             return dst
@@ -214,7 +221,7 @@ def recover_part(part: Part, dst: Optional[Path] = None) -> Optional[Path]:
     except (OSError, OutputError) as exc:
         log.warning("cannot recover %s now (%s); it stays for the next run", src, getattr(exc, "strerror", None) or exc)
         return None
-    fmt = "mp4" if part.suffix.lower() in ("", ".mp4", ".m4v") else None  # otherwise FFmpeg goes by the name
+    fmt = None if dst.suffix.lower() in (".mov", ".mkv") else "mp4"  # those by their name; the rest is MP4
     try:
         got = salvage.remux(src, tmp, fmt)
     except Exception as exc:  # noqa: BLE001 - whatever it was, the part is kept

@@ -28,6 +28,7 @@ from ..core.controller import Controller, LiveState
 from ..core.events import ControlEvent
 from ..io.paths import OutputError
 from ..io.sinks import Outputs, VideoRecorder, timestamped_path
+from ..io.sinks.recorder import name_taken
 from ..io.sinks.timeline import Timeline
 from .pipeline import LivePipeline
 
@@ -70,11 +71,11 @@ class RecordingMixin:
     def _begin_recording(self, path: Optional[str]) -> VideoRecorder:
         """The recorder, its temp file made now: a folder that cannot take it is the caller's error."""
         target = Path(path) if path else timestamped_path(self.opts.record_dir)
+        keep_source = self.opts.record_source
         if not path:  # two starts within a millisecond (a stop between): the name announced is the file's
             stem, n = target.stem, 2
-            while target.exists():
+            while name_taken(target, keep_source):
                 target, n = target.with_name(f"{stem}-{n}{target.suffix}"), n + 1
-        keep_source = self.opts.record_source
         timeline = Timeline(target, lambda: self._timeline_state(self.controller.state), source=keep_source)
         self.recorder = VideoRecorder(target, crf=self.opts.crf, preset=self.opts.record_preset,
                                       fps_hint=self.p.source.fps or 30.0, timeline=timeline,

@@ -22,9 +22,10 @@ from ..core.controller import Controller, LiveState
 from ..core.styleset import StyleEntry, StyleSet
 from ..core.workers import call_interruptibly
 from ..io.images import read_image
-from ..io.paths import OutputError, check_output_dir, source_path
+from ..io.paths import OutputError, check_output_dir
 from ..io.recovery import clean_stale_parts
 from ..io.sinks import Output
+from ..io.sinks.recorder import RECORD_EXTS, name_taken
 from ..io.sinks.window import WindowOutput
 from ..errors import ConfigError
 from ..io.sources import BackgroundSource, FileSource, FrameSource, SupervisedSource, open_source
@@ -178,15 +179,17 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
     # Where files will go is checked before anything starts (the folders are made when first used).
     if live.record:
         check_output_dir(Path(live.record_path).parent if live.record_path else Path(live.record_dir), "recording folder", create=False)
-        if live.record_path and Path(live.record_path).exists():
-            raise OutputError(f"{live.record_path} exists: choose another recording file")
-        if live.record_path and live.record_source and source_path(Path(live.record_path)).exists():
-            raise OutputError(f"{source_path(Path(live.record_path))} exists: choose another recording file")
+        if live.record_path and Path(live.record_path).suffix.lower() not in RECORD_EXTS:
+            raise OutputError(f"cannot record to {live.record_path}: a recording is a {', '.join(RECORD_EXTS)} file")
     # A recording cut off by a crash (a power cut, kill -9) is recovered now, before the show, not
-    # in the middle of it when the r key first writes into its folder.
+    # in the middle of it when the r key first writes into its folder (and before the name below
+    # is judged: the timeline it left is moved along with it).
     for folder in {Path(live.record_dir), *([Path(live.record_path).parent] if live.record_path else [])}:
         if folder.is_dir():
             clean_stale_parts(folder)
+    in_the_way = live.record and live.record_path and name_taken(Path(live.record_path), live.record_source)
+    if in_the_way:
+        raise OutputError(f"{in_the_way} exists: choose another recording file")
     check_output_dir(Path(live.snapshot_dir), "snapshot folder", create=False)
     if cfg.ndi.name:  # no NDI runtime: one line now, not after the network loaded
         from ..io.ndi import load_cyndilib

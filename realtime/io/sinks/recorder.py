@@ -40,8 +40,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...core.workers import EOS, Worker
+from ...errors import UserError
 from ..media.h264 import H264Writer, write_error
-from ..paths import OutputError, source_path
+from ..paths import source_path, timeline_path
 from .base import Output
 from .timeline import Timeline
 
@@ -53,12 +54,25 @@ def timestamped_path(folder: str | Path, prefix: str = "stylize", ext: str = ".m
     return Path(folder) / f"{prefix}-{stamp}{ext}"
 
 
+def name_taken(path: Path, with_source: bool) -> Optional[Path]:
+    """The file in the way of a recording named ``path`` (None: the name is free): the recording
+    itself, its timeline (written while the show runs: an earlier ``b.mp4``'s ``b.timeline.json``
+    was replaced by a later ``b.mov``'s) or, when it keeps one, its source file."""
+    for p in (path, timeline_path(path), *([source_path(path)] if with_source else [])):
+        if p.exists():
+            return p
+    return None
+
+
 SYNC_S = 2.0  # how often the written fragments are forced onto the disk (a power cut loses the page cache)
 #: Frames waiting for the encoder, in MB at most (besides ``max_queue`` frames): what absorbs a slow
 #: fsync or a busy moment.  A count alone let the queue take 166 MB at 720p, twice that with
 #: ``--record-source`` and 750 MB at 1080p with it, on boxes sized for the show's 250 MB.  128 MB
 #: is 0.8 s of 720p with its source, 0.35 s of 1080p with its source, 1.5 s of 720p alone.
 QUEUE_MB = 128.0
+#: What a recording can be named: it is written as fragmented MP4 (what survives a kill) and copied
+#: into MOV or Matroska when asked; AVI has no timestamps for a live show's uneven frame times.
+RECORD_EXTS = (".mp4", ".m4v", ".mov", ".mkv")
 
 
 class VideoRecorder(Output):
@@ -245,12 +259,12 @@ class VideoRecorder(Output):
                 w.discard()
             log.warning("recording %s stopped before its first frame: no file was written", self.path)
             return None
-        taken = lambda p: p.exists() or (self.source_path is not None and source_path(p).exists())  # noqa: E731
-        if taken(self.path):  # a file of that name appeared meanwhile: keep both, lose nothing
+        if self.path.exists() or (self.source_path is not None and source_path(self.path).exists()):
+            # a file of that name appeared meanwhile: keep both, lose nothing
             self.path = timestamped_path(self.path.parent, self.path.stem)
         try:
             writer.publish(self.path)
-        except OutputError as exc:
+        except UserError as exc:  # a full disk, or a copy into the asked container that failed
             self.failure = f"{exc}; the recording stays in {writer.tmp} and is recovered by the next run"
             log.error("recording failed: %s", self.failure)
             return None
@@ -277,7 +291,7 @@ class VideoRecorder(Output):
         self.source_path = target
         try:
             writer.publish(target)
-        except OutputError as exc:
+        except UserError as exc:
             why = f"its source {target.name} was not saved ({exc}); it stays in {writer.tmp} and is recovered by the next run"
             self.failure = f"{self.failure}; {why}" if self.failure else why
             log.error("recording: %s", why)
