@@ -283,6 +283,7 @@ class LiveApp(RecordingMixin):
                 self.controller.cancel_main_tasks()
                 self._finish_recording()  # ... the recording is finalized first, whatever happened
                 self.recordings += self.outputs.close()
+                self._close_surfaces()
                 if self.taker is not None:
                     self.taker.close()  # its thread joined; a take under way finishes first
                 if self.style_source is not None:
@@ -291,6 +292,18 @@ class LiveApp(RecordingMixin):
                 if self.idle_clip is not None:
                     self.idle_clip.close()
         return self.stats
+
+    def _close_surfaces(self) -> None:
+        """The surfaces' last word (the status file's ``running: false`` with the final counts: a
+        monitor read ``running: true`` from the last periodic write long after the show ended)."""
+        for surface in self.surfaces:
+            close = getattr(surface, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - the show is over; its own error, if any, is what matters
+                log.warning("closing %s failed", type(surface).__name__, exc_info=True)
 
     def _between_frames(self, wait_ms: int = 1) -> None:
         """Everything the main thread does besides showing: surfaces, queued actions, keys, window."""

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class Ticking(Protocol):
-    """A control surface that the live loop calls between frames (main thread)."""
+    """A control surface that the live loop calls between frames (main thread); one with a
+    ``close()`` is called once more as the show ends."""
 
     def tick(self) -> None: ...
 
@@ -239,6 +240,10 @@ class StatusFile:
         if now - self._last < self.every_s:
             return
         self._last = now
+        self.write()
+
+    def close(self) -> None:
+        """The last status, as the show ends (``running`` false, the final counts)."""
         self.write()
 
     def write(self) -> None:
