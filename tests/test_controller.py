@@ -198,6 +198,96 @@ def test_supervised_source_reopened_while_the_camera_is_away_waits_for_it():
         src.close()
 
 
+class HangingOpen(FakeCamera):
+    """A stream server that accepts and never answers: ``open`` holds until ``answer`` is set (FFmpeg
+    holds it for its 10 s timeout); it then works, or fails if the camera is unplugged."""
+
+    def __init__(self, plug, answer: threading.Event, opened: list, **kw) -> None:
+        super().__init__(plug, **kw)
+        self.answer, self.opened, self.closed = answer, opened, False
+
+    def open(self) -> None:
+        self.answer.wait(30)
+        super().open()
+        self.opened.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_a_hanging_first_open_is_cut_short_by_ctrl_c_and_its_late_source_closed():
+    """Ctrl-C and SIGTERM waited 8-9 s for a stream that accepted and never answered."""
+    import _thread
+
+    plug, answer, opened = threading.Event(), threading.Event(), []
+    plug.set()
+    src = SupervisedSource(lambda: HangingOpen(plug, answer, opened, fps=100))
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        src.open()
+    assert time.monotonic() - t0 < 1.0
+    answer.set()  # the server answers at last: what the abandoned open made is closed, not leaked
+    t0 = time.monotonic()
+    while not (opened and opened[0].closed) and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert opened and opened[0].closed
+
+
+def test_a_hanging_reconnect_never_holds_the_picture():
+    """While a reconnect hangs the placeholder keeps coming at the source's rate (a stuck reopen once
+    froze the show and its recording for 7 s), and it comes 1 s into a gap, not after all of
+    stall_s; the reconnect is taken when it answers."""
+    plug, answer, opened = threading.Event(), threading.Event(), []
+    plug.set()
+    answer.set()
+    src = SupervisedSource(lambda: HangingOpen(plug, answer, opened, fps=50), stall_s=5.0, backoff_s=0.05)
+    src.open()
+    try:
+        assert src.read() is not None and not src.away
+        answer.clear()  # every reopen from now on hangs ...
+        plug.clear()  # ... and the camera goes: reads fail
+        t0 = time.monotonic()
+        while not src.away:
+            src.read()
+        assert time.monotonic() - t0 < 1.0  # a failed read: lost at once
+        times = []
+        while len(times) < 25:
+            src.read()
+            times.append(time.monotonic())
+        assert src.away and max(b - a for a, b in zip(times, times[1:])) < 0.1  # 50 fps pacing, never the hang
+        plug.set()
+        answer.set()
+        t0 = time.monotonic()
+        while src.away and time.monotonic() - t0 < 5:
+            src.read()
+        assert not src.away and src.counters()["reconnects"] == 1
+    finally:
+        src.close()
+
+    quiet = threading.Event()
+
+    class Quiet(FakeCamera):  # frames stop coming without an error: a stall
+        def read(self):
+            while quiet.is_set():
+                time.sleep(0.01)
+            return super().read()
+
+    src = SupervisedSource(lambda: Quiet(plug, fps=50), stall_s=5.0)
+    src.open()
+    try:
+        src.read()
+        quiet.set()
+        t0 = time.monotonic()
+        while not src.away:
+            src.read()
+        assert 0.9 < time.monotonic() - t0 < 2.0 and src.counters()["stalls"] == 0  # placeholder first, stall later
+    finally:
+        quiet.clear()
+        src.close()
+
+
 def test_every_change_is_one_event_with_its_action_fields_and_origin():
     from realtime.core.events import ORIGINS, ControlEvent
 

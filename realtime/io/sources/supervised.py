@@ -7,6 +7,12 @@ a long time, so the real source is read on a reader thread of its own; the super
 waits for its frames with a timeout and decides: frames keep coming -> pass them on; nothing for
 ``stall_s`` seconds, or read errors, or an end of stream -> drop that connection, hand out
 placeholder frames at the source's rate, and reopen with exponential backoff until it is back.
+
+Opening is slow or stuck just as reading is (a stream server that accepts and never answers holds
+FFmpeg's open for its whole 10 s timeout), so every open runs on a thread of its own too: the
+first is waited for in short steps that Ctrl-C and SIGTERM can cut (they once waited 8-9 s for
+it), a reconnect is only looked at between placeholder frames (a stuck one once froze the show's
+picture and its recording for 7 s, the placeholder never shown).
 """
 
 from __future__ import annotations
@@ -79,6 +85,75 @@ class _Connection:
         self.thread.join(wait_s)  # a read stuck in a driver ends by itself later (daemon thread)
 
 
+class _Opening:
+    """One try to open the real source, on a daemon thread: the show never waits for it longer than
+    it wants to.  ``after``: the reader thread of the connection it replaces, let go of first (a
+    camera cannot be opened twice; waited for here, not on the capture thread).  An opening that is
+    :meth:`abandon`-ed closes whatever it opens."""
+
+    def __init__(self, factory: Callable[[], FrameSource], index: int, after: Optional[threading.Thread] = None) -> None:
+        self._factory, self._after = factory, after
+        self.done = threading.Event()
+        self.source: Optional[FrameSource] = None
+        self.error: Optional[BaseException] = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        threading.Thread(target=self._run, name=f"realtime-source-open-{index}", daemon=True).start()
+
+    def _run(self) -> None:
+        src: Optional[FrameSource] = None
+        try:
+            if self._after is not None:
+                self._after.join(OLD_READER_S)
+            src = self._factory()
+            src.open()
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever looks at this opening
+            self.error = exc
+            _close_quietly(src)
+        else:
+            with self._lock:
+                if self._abandoned:
+                    _close_quietly(src)
+                else:
+                    self.source = src
+        finally:
+            self.done.set()
+
+    def wait(self) -> FrameSource:
+        """The opened source, waited for in steps short enough for a signal to land (main thread);
+        the open's own error is raised here."""
+        try:
+            while not self.done.wait(0.05):
+                pass
+        except BaseException:
+            self.abandon()
+            raise
+        if self.error is not None:
+            raise self.error
+        assert self.source is not None
+        return self.source
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            src, self.source = self.source, None
+        _close_quietly(src)
+
+
+def _close_quietly(src: Optional[FrameSource]) -> None:
+    if src is None:
+        return
+    try:
+        src.close()
+    except Exception:  # noqa: BLE001
+        log.debug("closing the source failed", exc_info=True)
+
+
+HOLD_S = 1.0  # a gap this long (3 frames at least) shows the placeholder (a recording once froze for all of stall_s)
+OLD_READER_S = 2.0  # how long a reopen waits for the old reader to let go of the device
+CLOSE_WAIT_S = 0.5  # how long close() waits for a reader (a read stuck in a driver ends later on its own)
+
+
 class SupervisedSource(FrameSource):
     """Wraps a factory of live sources; reconnects with backoff and shows a placeholder meanwhile."""
 
@@ -110,13 +185,15 @@ class SupervisedSource(FrameSource):
         self._placeholder: Optional[np.ndarray] = None
         self._last_placeholder = 0.0
         self._closed = False
+        self._opening: Optional[_Opening] = None  # a reconnect under way
+        self._old_reader: Optional[threading.Thread] = None  # the lost connection's, let go of before reopening
 
     # -- FrameSource -------------------------------------------------------------------------------
     def open(self) -> None:
         """The first open must work (a wrong device is a user error, not something to wait for)."""
         self._closed = False
-        src = self._factory()
-        src.open()
+        self._n += 1
+        src = _Opening(self._factory, self._n, self._old_reader).wait()
         self._size, self._fps, self._describe = src.size, src.fps, src.describe()
         self._connect(src)
 
@@ -137,7 +214,7 @@ class SupervisedSource(FrameSource):
         interval = 1.0 / (self._fps or 30.0)
         while not self._closed:
             if self._conn is not None:
-                img = self._conn.get(timeout=min(interval * 2, self.stall_s))
+                img = self._conn.get(timeout=min(interval * (1 if self.away else 2), self.stall_s))
                 if img is not None:
                     self.away = False
                     self._size = (img.shape[1], img.shape[0])
@@ -149,24 +226,27 @@ class SupervisedSource(FrameSource):
                 if lost:
                     self.failures += 1
                     log.warning("%s lost (%s); showing a placeholder and reconnecting", self.name, lost)
-                    self._conn.drop()
-                    self._conn = None
+                    self._conn.drop(0.0)  # let go of by the reconnect's thread, not waited for here
+                    self._old_reader, self._conn = self._conn.thread, None
                     self._delay = self.backoff_s
                     self._retry_at = time.monotonic()
-                elif not self.away:
+                elif not self.away and time.monotonic() - self._conn.last_frame < min(max(HOLD_S, 3 * interval), self.stall_s):
                     continue  # a short gap: keep waiting for the real picture
-            if self._conn is None and time.monotonic() >= self._retry_at:
-                self._try_reconnect()
-                if self._conn is not None:
-                    continue
+                else:  # a longer one: the placeholder at the source's rate until the stall is called
+                    return self._placeholder_frame(interval)
+            if self._conn is None and self._try_reconnect():
+                continue
             return self._placeholder_frame(interval)
         return None
 
     def close(self) -> None:
         self._closed = True
+        if self._opening is not None:
+            self._opening.abandon()
+            self._opening = None
         if self._conn is not None:
-            self._conn.drop()
-            self._conn = None
+            self._conn.drop(CLOSE_WAIT_S)
+            self._old_reader, self._conn = self._conn.thread, None
 
     def describe(self) -> str:
         return f"{self._describe} (reconnects after {self.stall_s:g} s without frames)"
@@ -176,25 +256,31 @@ class SupervisedSource(FrameSource):
 
     # -- internals ---------------------------------------------------------------------------------
     def _connect(self, src: FrameSource) -> None:
-        self._n += 1
         self._conn = _Connection(src, self._n)
 
-    def _try_reconnect(self) -> None:
-        src = self._factory()
-        try:
-            src.open()
-        except Exception as exc:  # noqa: BLE001 - still away: try again later
-            try:
-                src.close()
-            except Exception:  # noqa: BLE001
-                pass
-            log.info("%s still away (%s); next try in %.1f s", self.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._delay)
+    def _try_reconnect(self) -> bool:
+        """Start a reconnect when its time has come, take its result when it is done; True when
+        the source is back.  Never waits: the placeholder keeps coming meanwhile."""
+        if self._opening is None:
+            if time.monotonic() < self._retry_at:
+                return False
+            self._n += 1
+            self._opening = _Opening(self._factory, self._n, self._old_reader)
+        if not self._opening.done.is_set():
+            return False
+        opening, self._opening = self._opening, None
+        if opening.error is not None or opening.source is None:
+            exc = opening.error
+            why = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+            log.info("%s still away (%s); next try in %.1f s", self.name, why, self._delay)
             self._retry_at = time.monotonic() + self._delay
             self._delay = min(self._delay * 2, self.reconnect_max_s)
-            return
+            return False
         self.reconnects += 1
         log.warning("%s is back (reconnect %d)", self.name, self.reconnects)
-        self._connect(src)
+        self._old_reader = None
+        self._connect(opening.source)
+        return True
 
     def _placeholder_frame(self, interval: float) -> np.ndarray:
         wait = self._last_placeholder + interval - time.monotonic()
