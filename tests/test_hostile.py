@@ -432,6 +432,42 @@ def test_read_only_and_full_disks_fail_in_one_line_and_leave_nothing(tiny_fs, tm
     assert list(full.iterdir()) == []
 
 
+def test_a_lost_camera_without_reconnect_ends_the_show_with_an_error(models_dir, capsys, monkeypatch, tmp_path):
+    """--no-reconnect: a camera or stream that stops ends the show, as asked, but with one line and a
+    non-zero status (it ended silently with 0: a service manager thought all was well); a file's
+    end is no error."""
+    import threading
+
+    import realtime.live.run
+    from fakes import FakeCamera
+
+    from realtime.io.sources import FileSource
+    from realtime.io.synthetic import write_clip
+
+    class Unplugged(FakeCamera):
+        def read(self):
+            self.n = getattr(self, "n", 0) + 1
+            return super().read() if self.n <= 12 else None
+
+    def opened(cfg):
+        cam = Unplugged(plug, fps=200)
+        cam.open()
+        return cam
+
+    plug = threading.Event()
+    plug.set()
+    monkeypatch.setattr(realtime.live.run, "open_live_source", opened)
+    code, err = run_main(["live", "--source", "0", "--headless", "--no-reconnect", "--size", "32", "--fresh",
+                          "--style", "mosaic"], capsys)
+    assert code == 2
+    one_error_line(err, "Unplugged stopped delivering frames; the show ends there (--no-reconnect")
+    clip = tmp_path / "c.mp4"
+    write_clip(clip, frames=6, width=64, height=48, fps=30, audio=False)
+    monkeypatch.setattr(realtime.live.run, "open_live_source", lambda cfg: FileSource(clip, pace=False))
+    code, err = run_main(["live", "--source", clip, "--headless", "--size", "32", "--fresh", "--style", "mosaic"], capsys)
+    assert code == 0 and "error" not in err, err
+
+
 def test_a_bad_style_is_one_line_before_anything_opens(capsys, monkeypatch, tmp_path):
     """image, video (and --cluster) and live: a style folder with no images, an empty, corrupt, tiny or directory
     image is refused in one line, before a camera, a window, a port or the network opens."""

@@ -108,6 +108,7 @@ class LiveApp(RecordingMixin):
         self.controller: Controller = pipeline.controller
         self.opts = opts
         self.stats = Stats()
+        self.source_ended = False  # the show ended because its source did (a file's end, a lost camera)
         self.outputs = Outputs()
         for out in outputs or []:
             self.outputs.add(out)
@@ -262,6 +263,7 @@ class LiveApp(RecordingMixin):
                     wait = min(wait, max(0.0, self._clip_next - time.monotonic()))
                 item = self.p.get(timeout=wait)
                 if item is EOS:
+                    self.source_ended = True
                     break
                 state = self.controller.state
                 if state.idle and self.idle_clip is not None:

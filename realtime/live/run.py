@@ -27,7 +27,7 @@ from ..io.recovery import clean_stale_parts
 from ..io.sinks import Output
 from ..io.sinks.recorder import RECORD_EXTS, name_taken
 from ..io.sinks.window import WindowOutput
-from ..errors import ConfigError
+from ..errors import ConfigError, MediaError
 from ..io.sources import BackgroundSource, FileSource, FrameSource, SupervisedSource, open_source
 from ..model.styles import Style, check_style_files, find_style_images
 from ..pipeline.stage import StylizeStage, check_mixable
@@ -431,6 +431,9 @@ def run_live(cfg: Config, job: LiveJob) -> int:
                       style_source=style_source)
         window, outputs = None, []  # the app's outputs own them now
         _report(app, app.run(), pipeline.dropped, live.record)  # SIGTERM and Ctrl-C (interrupts) finish the files first
+        if app.source_ended and not source.has_an_end:  # a service manager must hear that the show died
+            raise MediaError(f"{source.describe()} stopped delivering frames; the show ends there "
+                             "(--no-reconnect / live.reconnect: false)")
         return 0
     finally:
         _close_outputs(outputs)

@@ -23,6 +23,9 @@ class FrameSource(ABC):
     live: bool = True
     #: the last frame ``read`` returned is a stand-in (a supervised source while its camera is away)
     away: bool = False
+    #: an end of stream (``read`` -> None) is the source's natural end (a file), not a loss (a
+    #: camera or stream that stopped: with --no-reconnect the show ends on it, and says so)
+    has_an_end: bool = False
 
     @abstractmethod
     def open(self) -> None:

@@ -25,6 +25,8 @@ class FileSource(FrameSource):
     cannot keep up with are dropped and counted, exactly as with a camera.
     """
 
+    has_an_end = True
+
     def __init__(self, path: str | os.PathLike, loop: bool = False, fps: float = 0.0, pace: bool = True, keep_pace: bool = False) -> None:
         self.live = keep_pace
         self.path = Path(path)
