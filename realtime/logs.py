@@ -56,6 +56,17 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
     for noisy in ("tensorflow", "absl", "h5py", "libav"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Libraries that log through the root logger itself (python-osc's module-level logging.warning
+    # for a peer's malformed datagram) made logging add its own "WARNING:root:..." handler: theirs
+    # go through one of ours instead, warnings and errors only, python-osc's not at all (the OSC
+    # surface says once per sender what it could not read).
+    top = logging.getLogger()
+    if not top.handlers:
+        outside = logging.StreamHandler(sys.stderr)
+        outside.setLevel(logging.WARNING)
+        outside.setFormatter(handler.formatter)
+        outside.addFilter(lambda record: "pythonosc" not in record.pathname)
+        top.addHandler(outside)
 
 
 file_handler: Optional[logging.Handler] = None

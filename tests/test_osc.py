@@ -137,6 +137,7 @@ def test_bad_messages_are_ignored_with_one_log_line_per_address(osc, caplog):
     assert len(warnings) == len(addresses), warnings
     for a in addresses:
         assert sum(w.startswith(f"OSC {a} ignored") for w in warnings) == 1, a
+    assert any(w.startswith("OSC /realtime/set_strength ignored: 'value' must be a float in 0..2, got 'loud'") for w in warnings)
 
 
 def test_the_server_thread_is_gone_after_stop():

@@ -200,6 +200,8 @@ def test_the_style_source_from_the_config_and_its_errors(tmp_path):
         open_style_source(load_config(None, {"live.style_source": "0", "live.source": "0"}))
     with pytest.raises(MediaError, match="WxH"):
         open_style_source(load_config(None, {"live.style_source": "synthetic:big"}))
+    with pytest.raises(MediaError, match="--style-source /no/such/clip.mp4: video not found"):  # it never connects
+        open_style_source(load_config(None, {"live.style_source": "/no/such/clip.mp4"}))
 
 
 def test_stylize_live_style_source_end_to_end(tmp_path):

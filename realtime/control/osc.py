@@ -66,11 +66,16 @@ def osc_params(name: str) -> tuple[Param, ...]:
     return tuple(p for p in ACTIONS[name].params if NOT_FROM_OSC.get(name) != p.name)
 
 
-def _param_text(p: Param) -> str:
+def _kind_text(p: Param) -> str:
+    """``float in 0..2``: what a value of ``p`` must be."""
     kind = {"str": "string", "bool": "bool (T/F or 1/0)", "int": "int", "float": "float"}[p.kind.__name__]
-    text = f"{p.name}: {kind}"
     if p.kind in (int, float) and (p.low is not None or p.high is not None):
-        text += f" {p.range_text()}"
+        kind += f" {p.range_text()}"
+    return kind
+
+
+def _param_text(p: Param) -> str:
+    text = f"{p.name}: {_kind_text(p)}"
     return f"[{text}]" if p.optional else text
 
 
@@ -124,7 +129,8 @@ def coerce(p: Param, value: Any) -> Any:
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
-    raise ActionError(f"'{p.name}' must be {_param_text(p)}, got {value!r}")
+    kind = _kind_text(p)
+    raise ActionError(f"'{p.name}' must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}, got {value!r}")
 
 
 def _json_safe(value: Any) -> Any:

@@ -311,9 +311,10 @@ class Controller(PerformerActions):
             if not fut.set_running_or_notify_cancel():
                 continue
             handler = self._main_handlers.get(cause.action)
+            if handler is None:  # a refusal (midi_learn in a show without MIDI): the caller's answer, not a log line
+                fut.set_exception(ActionError(f"{cause.action} is not available in this show"))
+                continue
             try:
-                if handler is None:
-                    raise ActionError(f"{cause.action} is not available in this show")
                 result = handler(**args)
             except Exception as exc:  # noqa: BLE001 - handed to the caller, logged for keys
                 log.error("%s failed: %s", cause.action, exc)

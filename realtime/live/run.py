@@ -88,6 +88,8 @@ def open_style_source(cfg: Config) -> Optional[BackgroundSource]:
         raise ConfigError(f"--style-source {spec} is the show's own camera (--source): leave it out to take styles from the show's picture")
     source = open_source(spec, width=live.width, height=live.height, loop=True, keep_pace=True, reconnect=True,
                          stall_s=live.stall_s, reconnect_max_s=live.reconnect_max_s)
+    if isinstance(source, FileSource) and not source.path.is_file():  # a missing file never connects: say so now
+        raise MediaError(f"--style-source {spec}: video not found")
     if isinstance(source, SupervisedSource):
         source.name = f"style source {spec}"
     return BackgroundSource(source, label=spec, retry_max_s=live.reconnect_max_s)
