@@ -43,7 +43,11 @@ _SPLITS: dict[str, "HubSplit | str"] = {}  # handle -> split, or the reason ther
 def load_hub_module(handle: str, cache_dir: Path) -> Any:
     if handle not in _MODULES:
         os.environ.setdefault("TFHUB_CACHE_DIR", str(cache_dir / "tfhub"))
-        import tensorflow_hub as hub
+        import warnings
+
+        with warnings.catch_warnings():  # its pkg_resources import: a setuptools deprecation, 3 lines of noise
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            import tensorflow_hub as hub
 
         try:
             _MODULES[handle] = hub.load(handle)
