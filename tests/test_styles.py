@@ -47,6 +47,24 @@ def test_codes_are_cached_by_content_and_model(tmp_path):
     assert other.calls == 1
 
 
+def test_a_damaged_cache_entry_is_computed_again(tmp_path, caplog):
+    """NaN or huge values gave a black picture with exit 0, a wrong length a traceback."""
+    style = tmp_path / "s.png"
+    write_image(style, content_image(64, 64, 1))
+    cache = StyleCodeCache(tmp_path / "codes")
+    st = CountingStylizer()
+    s = find_style_images(style)[0]
+    good = StyleBank(st, cache).code_for(s)
+    (entry,) = (tmp_path / "codes").glob("*.npy")
+    for damage in (np.full(100, np.nan, np.float32), np.full(100, 1e6, np.float32), np.zeros(7, np.float32),
+                   np.zeros((10, 10), np.float32), np.arange(100)):
+        np.save(entry, damage)
+        calls = st.calls
+        assert np.array_equal(StyleBank(st, cache).code_for(s), good) and st.calls == calls + 1
+    assert "is damaged: computing it again" in caplog.text
+    assert st.calls == 6 and np.array_equal(np.load(entry), good)  # mended on disk
+
+
 def test_real_style_codes_differ_between_styles(tf_stylizer, tmp_path):
     from realtime.model.styles import SHIPPED_STYLES, list_styles
 

@@ -25,7 +25,7 @@ from ..errors import MediaError, UserError
 from ..io.images import IMAGE_EXTS, MIN_STYLE_SIDE, check_image_header, decode_image, read_image_bytes
 from ..io.paths import glob_escape
 from ..resources import SHIPPED_STYLES  # the styles/ folder we ship (checkout or installed package)
-from .backends.base import Stylizer, require_mixable
+from .backends.base import CODE_SIZE, Stylizer, require_mixable
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ def list_styles(folder: str | os.PathLike | None) -> list[Style]:
     return [Style(q.stem, q) for q in files]
 
 
+MAX_CODE_ABS = 100.0  # real codes stay within about +-3 (the shipped paintings: -2.0 .. 2.9)
+
+
 class StyleCodeCache:
     """On-disk cache of style codes: ``<dir>/<sha256(model id, version, image sha256)>.npy``."""
 
@@ -119,9 +122,18 @@ class StyleCodeCache:
         f = self.folder / (key + ".npy")
         try:
             code = np.load(f, allow_pickle=False)
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
-        return code if code.ndim >= 1 else None
+        except (OSError, ValueError):
+            log.warning("style-code cache entry %s is unreadable: computing it again", f)
+            return None
+        # A damaged entry (NaN or huge values from a bad disk or a hand edit, a wrong length) gave
+        # a black picture with exit 0, or a traceback: what a real code cannot be is computed anew.
+        if (code.shape != (CODE_SIZE,) or code.dtype.kind != "f" or not np.isfinite(code).all()
+                or float(np.abs(code).max()) > MAX_CODE_ABS):
+            log.warning("style-code cache entry %s is damaged: computing it again", f)
+            return None
+        return code.astype(np.float32, copy=False)
 
     def put(self, key: str, code: np.ndarray) -> None:
         if self.folder is None:
