@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -10,14 +11,12 @@ from typing import Optional
 import yaml
 
 from ..errors import ConfigError, MediaError, UserError
-from ..io.images import read_image
+from ..config import load_yaml
+from ..io.images import MIN_STYLE_SIDE, read_image
 from ..resources import DEFAULT_CATALOG
 from .download import download
 
 log = logging.getLogger(__name__)
-
-MIN_STYLE_SIDE = 64
-
 
 @dataclass(frozen=True)
 class CatalogEntry:
@@ -35,29 +34,58 @@ class CatalogEntry:
         return self.name + suffix
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # a plain file name: never a path out of --dest
+
+
 def load_catalog(path: Path = DEFAULT_CATALOG) -> list[CatalogEntry]:
+    """The catalogue's entries, every fault of the file one :class:`ConfigError` line (a number where
+    the list goes was a traceback; ``name: ../evil`` was written outside ``--dest``)."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"style catalogue {path}: {why}")
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read style catalogue {path}: {exc}") from None
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise bad(f"cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise bad("not UTF-8 text (is it a YAML file?)") from None
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise bad(f"not valid YAML: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    data = {} if data is None else data
+    entries = data.get("styles") or [] if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise bad("must be a mapping with a list under 'styles'")
     fields = set(CatalogEntry.__dataclass_fields__)
     out = []
-    for i, item in enumerate(data.get("styles") or []):
-        unknown = set(item) - fields
+    for i, item in enumerate(entries or []):
+        if not isinstance(item, dict):
+            raise bad(f"entry {i} is not a mapping")
+        unknown = {str(k) for k in item} - fields
         missing = {"name", "url"} - set(item)
         if unknown or missing:
-            raise ConfigError(f"style catalogue {path} entry {i}: unknown keys {sorted(unknown)} / missing {sorted(missing)}")
+            raise bad(f"entry {i}: unknown keys {sorted(unknown)} / missing {sorted(missing)}")
+        for k, v in item.items():
+            if isinstance(v, (list, dict, bool)) or (v is None and k in ("name", "url")):
+                raise bad(f"entry {i}: '{k}' must be text, got {v!r}")
+        name, url = str(item["name"]), str(item["url"])
+        if not _NAME.match(name):
+            raise bad(f"entry {i}: name {name!r} must be a plain file name (letters, digits, '_', '-', '.')")
+        if not url.startswith(("https://", "http://")):
+            raise bad(f"entry {i} ({name}): url {url!r} must be http(s)://")
         out.append(CatalogEntry(**{k: (str(item[k]) if item.get(k) is not None else None) if k == "sha256" else str(item.get(k, "")) for k in fields}))
     return out
 
 
 def _validate_image(path: Path) -> None:
+    """What every style image must be (a picture of 16x16 to 50 MP), said as such: a 10000x10000
+    painting was "not an image", an 8x8 one "smaller than 64 px" where a style may be 16."""
     try:
-        img = read_image(path)
-    except MediaError:
-        raise MediaError("downloaded file is not an image: rejected") from None
-    if min(img.shape[:2]) < MIN_STYLE_SIDE:
-        raise MediaError(f"downloaded image is smaller than {MIN_STYLE_SIDE} px: rejected")
+        read_image(path, min_side=MIN_STYLE_SIDE)
+    except MediaError as exc:
+        raise MediaError(f"downloaded file rejected: {exc}") from None
 
 
 def fetch_styles(dest: Path, names: list[str], catalog: list[CatalogEntry], overwrite: bool = False) -> tuple[list[Path], list[str]]:
