@@ -197,6 +197,29 @@ class BenchJob:
     source: tuple[int, int] = (1280, 720)
 
 
+MAX_SIDE = 8192  # 8K and then some; 100000x100000 ran into a 28 GiB allocation and a traceback
+
+
+def variants_for(backend: Optional[str], precision: Optional[str]) -> list[str]:
+    """The measured variants ``--backend``/``--precision`` name (``openvino`` + ``bf16``:
+    ``openvino-bf16``); one line listing what exists when none does."""
+    from .backends_table import variant_names
+    from .errors import UserError
+
+    backend = backend if backend and backend != "auto" else None
+    precision = precision if precision and precision != "auto" else None
+
+    def precision_of(name: str) -> str:
+        return next((p for p in ("bf16", "mixed") if p in name.partition("-")[2]), "float32")
+
+    names = [n for n in variant_names() if (backend is None or n.partition("-")[0] == backend)
+             and (precision is None or precision_of(n) == precision)]
+    if not names:
+        raise UserError(f"stylize bench has no variant for --backend {backend or 'auto'} --precision {precision or 'auto'} "
+                        f"(--backends takes {', '.join(variant_names())})")
+    return names
+
+
 def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, json_path: Optional[str],
                     target_fps: float = 0.0, source: str = "1280x720") -> BenchJob:
     from .errors import UserError
@@ -206,8 +229,8 @@ def parse_bench_job(sizes: str, batches: str, backends: str, seconds: float, jso
         batch_list = [int(b) for b in batches.split(",")]
     except ValueError:
         raise UserError("--sizes is WxH[,WxH...] and --batches is N[,N...]") from None
-    if any(w % 4 or h % 4 or w < 16 or h < 16 for w, h in size_list):
-        raise UserError("benchmark sizes must be multiples of 4, at least 16")
+    if any(w % 4 or h % 4 or w < 16 or h < 16 or w > MAX_SIDE or h > MAX_SIDE for w, h in size_list):
+        raise UserError(f"benchmark sizes must be multiples of 4, from 16 to {MAX_SIDE} a side")
     if any(not 1 <= b <= 64 for b in batch_list):
         raise UserError("--batches must be 1..64")
     names = installed_variants() if backends.strip() == "installed" else tuple(n.strip() for n in backends.split(",") if n.strip())
@@ -294,9 +317,9 @@ def run_bench(cfg, job: BenchJob) -> int:
         stylizer = create_stylizer(variant_config(cfg, name))
         results += bench_model(stylizer, name, sizes, batches, job.seconds, mm)
     data = {"env": environment(), "matmul_gflops": round(mm, 1), "model": [asdict(r) for r in results]}
-    print(f"{'backend':12} {'size':>9} {'batch':>5} {'ms/frame':>9} {'fps':>7} {'GFLOP/s':>8} {'of matmul':>9}")
+    print(f"{'backend':14} {'size':>9} {'batch':>5} {'ms/frame':>9} {'fps':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for r in results:
-        print(f"{r.backend:12} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
+        print(f"{r.backend:14} {r.width:>4}x{r.height:<4} {r.batch:>5} {r.ms_per_frame:>9.2f} {r.fps:>7.1f} {r.gflops:>8.1f} {100 * r.fraction_of_matmul:>8.0f}%")
     if job.target_fps > 0:  # with the engine the show would run (the config's: auto unless told)
         stylizer = create_stylizer(cfg)
         data["governor"] = g = governor_ladder(stylizer, job.source, job.target_fps, job.seconds)

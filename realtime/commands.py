@@ -272,7 +272,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import parse_bench_job, run_bench
 
-    job = parse_bench_job(args.sizes, args.batches, args.backends, args.seconds, args.json, args.target_fps, args.source)
+    backends = args.backends
+    if (args.backend or "auto") != "auto" or (args.precision or "auto") != "auto":
+        # bench measures variants (--backends); --backend/--precision pick them (they were ignored)
+        from .bench import variants_for
+
+        if backends != "installed":
+            raise UserError("give --backends (e.g. openvino-bf16,tflite) or --backend/--precision, not both")
+        backends = ",".join(variants_for(args.backend, args.precision))
+    job = parse_bench_job(args.sizes, args.batches, backends, args.seconds, args.json, args.target_fps, args.source)
+    if job.json:  # before minutes of measuring, as every output is
+        from .io.paths import check_output_file
+
+        check_output_file(Path(job.json), args.overwrite, "--json")
     return run_bench(load_cfg(args), job)
 
 
@@ -450,6 +462,7 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
                          "comma-separated: " + ", ".join(bench_variants()))
     pb.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     pb.add_argument("--json", help="also write the results to this JSON file")
+    pb.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     pb.add_argument("--target-fps", type=float, default=0.0,
                     help="also time the live governor's ladder with the show's engine and say which size holds this rate")
     pb.add_argument("--source", default="1280x720", help="source size for --target-fps (WxH)")

@@ -342,3 +342,11 @@ def test_bench_variants_come_from_the_table_and_say_their_precision(monkeypatch)
                    "tf-xla-mixed": ("tf", "mixed", "always", "fp16"), "tflite-int8": ("tflite", "float32", "never", "int8")}
     with pytest.raises(UserError, match="--backends takes installed or"):
         bench.parse_bench_job("64x64", "1", "openvino-int4", 0.2, None)
+    # --backend/--precision pick the variants (they were ignored: every backend, the wrong precision)
+    assert bench.variants_for("openvino", "bf16") == ["openvino-bf16"]
+    assert bench.variants_for("openvino", None) == ["openvino", "openvino-bf16"]
+    assert set(bench.variants_for(None, "mixed")) == {"tf-mixed", "hub-mixed", "torch-mixed", "onnx-mixed", "tf-xla-mixed", "tf-mixed-xla"}
+    with pytest.raises(UserError, match="no variant for --backend tflite --precision bf16"):
+        bench.variants_for("tflite", "bf16")
+    with pytest.raises(UserError, match="from 16 to 8192 a side"):  # 100000x100000 was a 28 GiB allocation and a traceback
+        bench.parse_bench_job("100000x100000", "1", "openvino", 0.2, None)

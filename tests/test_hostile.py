@@ -341,6 +341,21 @@ def test_a_recording_that_could_not_be_saved_is_refused_before_the_show(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.timeline.json", "c.source.mp4"]
 
 
+def test_bench_json_is_checked_before_measuring(capsys, monkeypatch, tmp_path):
+    """bench --json replaced a user's file without --overwrite, and a folder there failed only after
+    the whole benchmark had run."""
+    import realtime.bench
+
+    monkeypatch.setattr(realtime.bench, "run_bench", lambda cfg, job: pytest.fail("measured before the checks"))
+    notes = tmp_path / "notes.json"
+    notes.write_text("mine")
+    for target, says in ((notes, "exists (use --overwrite"), (tmp_path, "is a folder")):
+        code, err = run_main(["bench", "--sizes", "64x64", "--backends", "openvino", "--json", target], capsys)
+        assert code == 2
+        one_error_line(err, says)
+    assert notes.read_text() == "mine"
+
+
 def test_closed_stdout_is_not_a_traceback():
     r = subprocess.run(f"{sys.executable} -m realtime models list | head -1", shell=True, cwd=ROOT,
                        capture_output=True, text=True, timeout=60, env=dict(os.environ))
