@@ -12,7 +12,7 @@ Opening is slow or stuck just as reading is (a stream server that accepts and ne
 FFmpeg's open for its whole 10 s timeout), so every open runs on a thread of its own too: the
 first is waited for in short steps that Ctrl-C and SIGTERM can cut (they once waited 8-9 s for
 it), a reconnect is only looked at between placeholder frames (a stuck one once froze the show's
-picture and its recording for 7 s, the placeholder never shown).
+picture and its recording for 10 s more, the placeholder never shown).
 """
 
 from __future__ import annotations
@@ -87,24 +87,26 @@ class _Connection:
 
 class _Opening:
     """One try to open the real source, on a daemon thread: the show never waits for it longer than
-    it wants to.  ``after``: the reader thread of the connection it replaces, let go of first (a
-    camera cannot be opened twice; waited for here, not on the capture thread).  An opening that is
-    :meth:`abandon`-ed closes whatever it opens."""
+    it wants to.  ``after``: the threads that may still hold the device (the reader of the lost
+    connection, an abandoned opening), let go of first (a camera cannot be opened twice; waited for
+    here, not on the capture thread).  An opening that is :meth:`abandon`-ed closes whatever it opens."""
 
-    def __init__(self, factory: Callable[[], FrameSource], index: int, after: Optional[threading.Thread] = None) -> None:
+    def __init__(self, factory: Callable[[], FrameSource], index: int, after: tuple[threading.Thread, ...] = ()) -> None:
         self._factory, self._after = factory, after
         self.done = threading.Event()
         self.source: Optional[FrameSource] = None
         self.error: Optional[BaseException] = None
         self._lock = threading.Lock()
         self._abandoned = False
-        threading.Thread(target=self._run, name=f"realtime-source-open-{index}", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name=f"realtime-source-open-{index}", daemon=True)
+        self.thread.start()
 
     def _run(self) -> None:
         src: Optional[FrameSource] = None
         try:
-            if self._after is not None:
-                self._after.join(OLD_READER_S)
+            deadline = time.monotonic() + OLD_READER_S
+            for thread in self._after:
+                thread.join(max(0.0, deadline - time.monotonic()))
             src = self._factory()
             src.open()
         except BaseException as exc:  # noqa: BLE001 - handed to whoever looks at this opening
@@ -149,7 +151,6 @@ def _close_quietly(src: Optional[FrameSource]) -> None:
         log.debug("closing the source failed", exc_info=True)
 
 
-HOLD_S = 1.0  # a gap this long (3 frames at least) shows the placeholder (a recording once froze for all of stall_s)
 OLD_READER_S = 2.0  # how long a reopen waits for the old reader to let go of the device
 CLOSE_WAIT_S = 0.5  # how long close() waits for a reader (a read stuck in a driver ends later on its own)
 
@@ -186,14 +187,14 @@ class SupervisedSource(FrameSource):
         self._last_placeholder = 0.0
         self._closed = False
         self._opening: Optional[_Opening] = None  # a reconnect under way
-        self._old_reader: Optional[threading.Thread] = None  # the lost connection's, let go of before reopening
+        self._lingering: list[threading.Thread] = []  # may still hold the device: let go of before the next open
 
     # -- FrameSource -------------------------------------------------------------------------------
     def open(self) -> None:
         """The first open must work (a wrong device is a user error, not something to wait for)."""
         self._closed = False
         self._n += 1
-        src = _Opening(self._factory, self._n, self._old_reader).wait()
+        src = _Opening(self._factory, self._n, self._holders()).wait()
         self._size, self._fps, self._describe = src.size, src.fps, src.describe()
         self._connect(src)
 
@@ -214,7 +215,7 @@ class SupervisedSource(FrameSource):
         interval = 1.0 / (self._fps or 30.0)
         while not self._closed:
             if self._conn is not None:
-                img = self._conn.get(timeout=min(interval * (1 if self.away else 2), self.stall_s))
+                img = self._conn.get(timeout=min(interval * 2, self.stall_s))
                 if img is not None:
                     self.away = False
                     self._size = (img.shape[1], img.shape[0])
@@ -227,13 +228,12 @@ class SupervisedSource(FrameSource):
                     self.failures += 1
                     log.warning("%s lost (%s); showing a placeholder and reconnecting", self.name, lost)
                     self._conn.drop(0.0)  # let go of by the reconnect's thread, not waited for here
-                    self._old_reader, self._conn = self._conn.thread, None
+                    self._lingering.append(self._conn.thread)
+                    self._conn = None
                     self._delay = self.backoff_s
                     self._retry_at = time.monotonic()
-                elif not self.away and time.monotonic() - self._conn.last_frame < min(max(HOLD_S, 3 * interval), self.stall_s):
-                    continue  # a short gap: keep waiting for the real picture
-                else:  # a longer one: the placeholder at the source's rate until the stall is called
-                    return self._placeholder_frame(interval)
+                elif not self.away:
+                    continue  # a gap shorter than a stall: the last picture stays (a slow or bursty stream is no loss)
             if self._conn is None and self._try_reconnect():
                 continue
             return self._placeholder_frame(interval)
@@ -243,10 +243,12 @@ class SupervisedSource(FrameSource):
         self._closed = True
         if self._opening is not None:
             self._opening.abandon()
+            self._lingering.append(self._opening.thread)
             self._opening = None
         if self._conn is not None:
             self._conn.drop(CLOSE_WAIT_S)
-            self._old_reader, self._conn = self._conn.thread, None
+            self._lingering.append(self._conn.thread)
+            self._conn = None
 
     def describe(self) -> str:
         return f"{self._describe} (reconnects after {self.stall_s:g} s without frames)"
@@ -261,14 +263,19 @@ class SupervisedSource(FrameSource):
     def _try_reconnect(self) -> bool:
         """Start a reconnect when its time has come, take its result when it is done; True when
         the source is back.  Never waits: the placeholder keeps coming meanwhile."""
+        if self._closed:  # close() ran meanwhile (the app's, after a capture that did not stop)
+            return False
         if self._opening is None:
             if time.monotonic() < self._retry_at:
                 return False
             self._n += 1
-            self._opening = _Opening(self._factory, self._n, self._old_reader)
+            self._opening = _Opening(self._factory, self._n, self._holders())
         if not self._opening.done.is_set():
             return False
         opening, self._opening = self._opening, None
+        if self._closed:
+            opening.abandon()
+            return False
         if opening.error is not None or opening.source is None:
             exc = opening.error
             why = (str(exc).splitlines() or [""])[0] or type(exc).__name__
@@ -278,9 +285,12 @@ class SupervisedSource(FrameSource):
             return False
         self.reconnects += 1
         log.warning("%s is back (reconnect %d)", self.name, self.reconnects)
-        self._old_reader = None
         self._connect(opening.source)
         return True
+
+    def _holders(self) -> tuple[threading.Thread, ...]:
+        self._lingering = [t for t in self._lingering if t.is_alive()]
+        return tuple(self._lingering)
 
     def _placeholder_frame(self, interval: float) -> np.ndarray:
         wait = self._last_placeholder + interval - time.monotonic()
