@@ -72,7 +72,16 @@ class HungUp(Terminated):
     code, said = 129, "hung up (SIGHUP)"
 
 
+_stopping = False  # set by the first SIGTERM/SIGHUP: the files are being finished
+
+
 def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    """The first SIGTERM or SIGHUP unwinds the job; later ones (a hangup's SIGHUP then a service
+    manager's SIGTERM) must not cut the finishing of its files short: they are let be."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
     raise HungUp() if signum == getattr(signal, "SIGHUP", None) else Terminated()
 
 
@@ -96,6 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     logs.quiet_tensorflow(args.verbose)  # before a command imports TensorFlow (tests call main directly)
     logs.setup_logging(args.verbose, args.log_quiet)
+    global _stopping
+    _stopping = False
     previous = _catch_signals() if threading.current_thread() is threading.main_thread() else []
     try:
         return int(args.func(args) or 0)

@@ -61,8 +61,11 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     # go through one of ours instead, warnings and errors only, python-osc's not at all (the OSC
     # surface says once per sender what it could not read).
     top = logging.getLogger()
+    for old in [h for h in top.handlers if getattr(h, "realtime_outside", False)]:
+        top.removeHandler(old)  # a second main() (tests) writes to today's stderr, not the first's
     if not top.handlers:
         outside = logging.StreamHandler(sys.stderr)
+        outside.realtime_outside = True  # type: ignore[attr-defined]
         outside.setLevel(logging.WARNING)
         outside.setFormatter(handler.formatter)
         outside.addFilter(lambda record: "pythonosc" not in record.pathname)
@@ -104,10 +107,15 @@ def close_log_file() -> None:
 
 
 def fail(message: str) -> None:
-    """The one-line error on standard error, and in the log file too (what a technician reads)."""
-    print(message, file=sys.stderr)
+    """The one-line error in the log file (what a technician reads) and on standard error, which
+    may be gone: after a terminal's hangup a write fails with EIO, and that must not turn the exit
+    status of a clean stop into a traceback's 1."""
     if file_handler is not None:
         file_handler.handle(logging.LogRecord("realtime", logging.ERROR, __file__, 0, message, None, None))
+    try:
+        print(message, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
 
 
 def silence_native_stderr() -> None:

@@ -48,3 +48,36 @@ def test_live_exits_within_2_s_with_its_recording_finished(models_dir, clip720, 
     assert code == status and words in err and "Traceback" not in err, err
     assert rec.exists() and not list(rec_dir.glob(".show.*"))  # finalized, no temp file left
     assert elapsed < EXIT_S, f"exit took {elapsed:.2f} s\n{err}"
+
+
+_HANGUP = """
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:  # the job, on a terminal that goes away
+    import realtime.commands as rc
+    rc.cmd_evaluate = lambda args: time.sleep(20) or 0
+    from realtime import cli
+    try:
+        out = f"main returned {cli.main(['evaluate', 'a.mp4', 'b.mp4'])}"
+    except BaseException as e:
+        out = f"main raised {type(e).__name__}: {e}"
+    with open(sys.argv[1], "w") as f:
+        f.write(out)
+    os._exit(0)
+time.sleep(1.0)
+os.close(fd)  # the terminal closes: SIGHUP, and every write to it fails with EIO
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_real_hangup_finishes_with_status_129(tmp_path):
+    """After a terminal's hangup stderr fails with EIO: the stop's own message must not turn the
+    exit status into a traceback's 1 (kill -HUP over pipes, as above, cannot show this)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = tmp_path / "result.txt"
+    subprocess.run([sys.executable, "-c", _HANGUP, str(result)], cwd=ROOT, timeout=60, check=True)
+    assert result.read_text() == "main returned 129"
