@@ -421,6 +421,8 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *defaults``: merged below, not a key
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 if key in seen:

@@ -197,6 +197,10 @@ def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):
         code, err = run_main(["live", "--config", f], capsys)
         assert code == 2
         one_error_line(err, needle)
+    from realtime.config import load_config
+
+    f.write_text("live:\n  <<: {size: 200, fps: 12}\n  fps: 15\n")  # YAML's merge keys still merge (once "not valid YAML")
+    assert (load_config(f).live.size, load_config(f).live.fps) == (200, 15)
 
 
 def test_unattended_flags_live_in_the_config(no_jobs, capsys, tmp_path):
