@@ -162,11 +162,11 @@ def test_long_legal_names_are_written(tmp_path):
     from realtime.io.parts import NAME_BYTES, new_temp, parse_part, part_stem
     from realtime.io.paths import atomic_write_bytes, derived_name
 
-    for stem in ("a" * 246, "\u00e9" * 123):
+    for stem in ("a" * 246, "\u00e9" * 123, os.fsdecode(b"caf\xe9-" * 40), os.fsdecode(b"caf\xe9")):  # Latin-1 bytes too
         target = tmp_path / f"{stem}.mp4"
         tmp = new_temp(target, recoverable=True)
         part = parse_part(tmp)
-        assert len(tmp.name.encode()) <= NAME_BYTES and part is not None and part.recoverable
+        assert len(os.fsencode(tmp.name)) <= NAME_BYTES and part is not None and part.recoverable
         assert part.stem == part_stem(target) and part.suffix == ".mp4"
         source = parse_part(new_temp(tmp_path / f"{stem}.source.mp4", recoverable=True))
         assert source is not None and source.stem == part.stem + ".source"  # the pair recovery looks for
@@ -175,6 +175,8 @@ def test_long_legal_names_are_written(tmp_path):
     assert len(named.name.encode()) <= NAME_BYTES and named.name.endswith("-waves+dots.mp4")
     assert derived_name(tmp_path, "b" * 250, "waves", ".mp4") != derived_name(tmp_path, "b" * 249 + "c", "waves", ".mp4")
     assert derived_name(tmp_path, "clip", "waves", ".mp4") == tmp_path / "clip-waves.mp4"
+    latin = derived_name(tmp_path, os.fsdecode(b"\xe9t\xe9" * 90), "waves", ".png")  # not UTF-8: once a traceback
+    assert len(os.fsencode(latin.name)) <= NAME_BYTES and atomic_write_bytes(latin, b"x").read_bytes() == b"x"
 
 
 def test_config_that_is_not_text_or_not_yaml(no_jobs, capsys, tmp_path):

@@ -77,13 +77,19 @@ _PART_EXTRA = 2 + 7 + 1 + 32 + 5 + 8 + 5 + 16
 
 
 def shorten(stem: str, max_bytes: int) -> str:
-    """``stem`` cut to ``max_bytes`` of UTF-8 (whole characters) with a short hash of the whole
+    """``stem`` cut to ``max_bytes`` (whole characters) with a short hash of the whole
     after a ``~``, so that two long names that share a beginning stay two names; as it is when it fits."""
-    raw = stem.encode("utf-8")
+    raw = os.fsencode(stem)  # the file system's bytes: a Latin-1 name is not UTF-8 (surrogates here)
     if len(raw) <= max_bytes:
         return stem
     digest = hashlib.sha256(raw).hexdigest()[:8]
-    return f"{raw[: max_bytes - len(digest) - 1].decode('utf-8', errors='ignore')}~{digest}"
+    head = raw[: max_bytes - len(digest) - 1]
+    for cut in range(4):  # whole UTF-8 characters where the name is UTF-8; its own bytes otherwise
+        try:
+            return f"{head[: len(head) - cut].decode('utf-8')}~{digest}"
+        except UnicodeDecodeError:
+            continue
+    return f"{os.fsdecode(head)}~{digest}"
 
 
 def part_stem(path: Path) -> str:

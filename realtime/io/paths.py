@@ -54,7 +54,7 @@ def derived_name(folder: Path, stem: str, label: str, suffix: str) -> Path:
     """``folder/STEM-LABEL.SUFFIX``, the name a result gets from its content and style; a long
     content name is cut (with a hash) so the whole stays a legal file name, which the 80-byte cut
     of the label alone did not make it."""
-    room = NAME_BYTES - len(f"-{label}{suffix}".encode("utf-8"))
+    room = NAME_BYTES - len(os.fsencode(f"-{label}{suffix}"))
     return Path(folder) / f"{shorten(stem, room)}-{label}{suffix}"
 
 
