@@ -199,6 +199,33 @@ def test_a_recording_under_a_name_of_no_video_type_is_recovered_as_mp4(tmp_path)
     assert all(frames_in(out / n) >= 55 for n in recovered) and not list(out.glob(".*.part*"))
 
 
+def test_a_long_named_recording_is_recovered_with_its_source_and_timeline(tmp_path):
+    """The temp files of a long name carry its stem cut with a hash; the timeline, written under the
+    whole name, once stayed behind (and then refused every later --record of that name)."""
+    import json
+
+    from realtime.io.parts import new_temp
+    from realtime.io.paths import clean_stale_parts
+
+    (tmp_path / "gen").mkdir()
+    data = live_recording_bytes(tmp_path / "gen")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead, stem = dead_pid(), "L" * 200
+    for target in (out / f"{stem}.mp4", out / f"{stem}.source.mp4"):
+        t = new_temp(target, recoverable=True)
+        t.rename(t.with_name(t.name.replace(f".{os.getpid()}@", f".{dead}@")))
+        t.with_name(t.name.replace(f".{os.getpid()}@", f".{dead}@")).write_bytes(data)
+    (out / f"{stem}.timeline.json").write_text(json.dumps({"video": f"{stem}.mp4", "source": f"{stem}.source.mp4",
+                                                            "complete": False}))
+    clean_stale_parts(out)
+    (video,) = out.glob("*.recovered-*[0-9].mp4")
+    (timeline,) = out.glob("*.recovered-*.timeline.json")
+    doc = json.loads(timeline.read_text())
+    assert doc["video"] == video.name and (out / doc["source"]).exists() and frames_in(out / doc["source"]) >= 55
+    assert not (out / f"{stem}.timeline.json").exists() and not list(out.glob(".*.part*"))
+
+
 def test_kill_9_during_a_live_recording_is_recovered_by_the_next_run(models_dir, tmp_path):
     """A power cut is a kill -9: the recording's temp file plays up to its last whole fragment (one
     a second), and the next run that records into the folder recovers it into a playable file."""

@@ -21,12 +21,13 @@ import errno
 import json
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Optional
 
-from .parts import (HOST, SOURCE_TAG, OutputError, Part, _rename_no_clobber, glob_escape, new_temp, parse_part, part_stem, publish,
+from .parts import (HOST, SOURCE_TAG, TIMELINE_TAG, OutputError, Part, _rename_no_clobber, glob_escape, new_temp, parse_part, part_stem, publish,
                     source_path, timeline_path)
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ def recovered_name(part: Part, source: bool = False) -> Path:
     raise OutputError(f"cannot name a recovered copy of {part.path}: {base}-1..999 exist")
 
 
+_CUT = re.compile(r"~[0-9a-f]{8}$")  # the hash a cut stem ends with
+
+
 def recover_recording(video: Optional[Part], source: Optional[Part]) -> Optional[Path]:
     """A live recording left by a killed process (``video``) and its source file (``source``, if
     it was kept; either may be None: the other was published before the kill), recovered under
@@ -159,10 +163,27 @@ def recover_recording(video: Optional[Part], source: Optional[Part]) -> Optional
     got_source = recover_part(source, target) if source is not None else None
     lost = source is not None and got_source is None and not source.path.exists()  # nothing playable in it
     if video is not None:
-        _follow_timeline(video.path.parent / f"{video.stem}{video.suffix}", got_video, got_source, lost)
+        _follow_timeline(_meant(video.path.parent, video.stem, video.suffix), got_video, got_source, lost)
     elif source is not None:
-        _follow_timeline(source.path.parent / f"{source.stem.removesuffix(SOURCE_TAG)}.mp4", None, got_source, lost)
+        _follow_timeline(_meant(source.path.parent, source.stem.removesuffix(SOURCE_TAG), ".mp4"), None, got_source, lost)
     return got_video or got_source
+
+
+def _meant(folder: Path, stem: str, suffix: str) -> Path:
+    """The file a recording's temp files were to become, from the stem they carry: that stem is cut
+    (with a hash) for a long name (:func:`.parts.part_stem`), so the timeline, written under the
+    whole name, is found by the name whose cut stem this is (it was left behind, and then made a
+    later ``--record`` of that name refuse to start)."""
+    meant = folder / f"{stem}{suffix}"
+    if timeline_path(meant).exists() or not _CUT.search(stem):
+        return meant
+    head = stem[: stem.rindex("~")]
+    tail = f"{TIMELINE_TAG}.json"
+    for timeline in folder.glob(f"{glob_escape(head)}*{tail}"):
+        candidate = folder / f"{timeline.name[: -len(tail)]}{suffix}"
+        if part_stem(candidate) == stem:
+            return candidate
+    return meant
 
 
 def _follow_timeline(meant: Path, video: Optional[Path], source: Optional[Path], source_lost: bool = False) -> None:
