@@ -338,7 +338,8 @@ def test_a_recording_that_could_not_be_saved_is_refused_before_the_show(tmp_path
              (["--record", tmp_path / "x.txt"], "a recording is a .mp4"),
              (["--record", tmp_path / "noext"], "a recording is a .mp4"),
              (["--record", tmp_path / "b.mov"], f"{tmp_path / 'b.timeline.json'} exists: choose another recording file"),
-             (["--record", tmp_path / "c.mp4", "--record-source"], f"{tmp_path / 'c.source.mp4'} exists")]
+             (["--record", tmp_path / "c.mp4", "--record-source"], f"{tmp_path / 'c.source.mp4'} exists"),
+             (["--record", tmp_path / f"{'d' * 245}.mp4"], ".timeline.json file would have a name over 255 bytes")]
     for args, needle in cases:
         r = stylize("live", "--source", "synthetic", "--headless", *args, "--model-dir", tmp_path / "no_models", "--no-download")
         assert r.returncode == 2, (args, r.stderr)

@@ -258,17 +258,20 @@ import numpy as np, cv2
 from realtime.effects.flow import Flow
 from realtime.effects.stability import FlowStabilizer
 rng = np.random.default_rng(0)
-for w, h in [(200, 20), (90, 16), (640, 16), (1280, 31), (20, 200), (8, 8), (1, 1)]:
-    tex = cv2.GaussianBlur(rng.integers(0, 255, (h, w + 4)).astype(np.uint8), (3, 3), 0)
-    a, b = np.ascontiguousarray(tex[:, 2:2 + w]), np.ascontiguousarray(tex[:, :w])  # b is a moved 2 px right
-    for preset in ("ultrafast", "fast", "medium"):
-        flow = Flow(preset)(a, b)
-        assert flow.shape == (h, w, 2) and np.isfinite(flow).all(), (w, h, preset)
-        if w >= 64:
-            assert abs(float(np.median(flow[..., 0])) - 2.0) < 0.75, (w, h, preset, float(np.median(flow[..., 0])))
+for w, h in [(200, 20), (90, 16), (640, 16), (1280, 31), (20, 200), (24, 300), (8, 8), (1, 1)]:
+    for axis in (1, 0):  # moved along x, then along y: a stretched axis's flow must be scaled back
+        big = cv2.GaussianBlur(rng.integers(0, 255, (h + 4, w + 4)).astype(np.uint8), (3, 3), 0)
+        a = np.ascontiguousarray(big[2:2 + h, 2:2 + w] if axis else big[2:2 + h, :w])
+        b = np.ascontiguousarray(big[2:2 + h, :w] if axis else big[:h, :w])  # a moved by 2 px along the axis
+        for preset in ("ultrafast", "fast", "medium"):
+            flow = Flow(preset)(a, b)
+            assert flow.shape == (h, w, 2) and np.isfinite(flow).all(), (w, h, preset)
+            if min(w, h) >= 16:  # the short side is the stretched one: both axes checked
+                got = float(np.median(flow[..., 0 if axis else 1]))
+                assert abs(got - 2.0) < 0.75, (w, h, axis, preset, got)
     stab = FlowStabilizer()
     for i in range(3):
-        rgb = np.dstack([np.roll(a, i, 1)] * 3)
+        rgb = np.dstack([np.ascontiguousarray(np.roll(a, i, 1))] * 3)
         assert stab(rgb, 255 - rgb).shape == (h, w, 3)
 print("thin ok")
 """

@@ -186,7 +186,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(show):
     r = requests.post(f"{show.url}/api/styles", data=png_declaring(30000, 30000), headers=AUTH, timeout=30)
     assert "30000x30000 pixels (900 MP): images of at most 50 MP" in r.json()["error"]
     r = requests.post(f"{show.url}/api/styles", data=big, headers=AUTH, timeout=30)
-    assert r.json()["error"] == "the image is larger than 0.191 MB"  # 200 000 bytes in the MB of upload_mb (once "16 MB" for 15)
+    assert r.json()["error"] == "the image is larger than 0.19 MB"  # 200 000 bytes in the MB of upload_mb (once "16 MB" for 15)
     # Chunked, with no Content-Length: counted as it arrives.
     r = requests.post(f"{show.url}/api/styles", data=iter([b"\xff\xd8\xff" + b"1" * 100_000] * 3), headers=AUTH, timeout=30)
     assert r.status_code == 413

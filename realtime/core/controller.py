@@ -311,7 +311,9 @@ class Controller(PerformerActions):
             if not fut.set_running_or_notify_cancel():
                 continue
             handler = self._main_handlers.get(cause.action)
-            if handler is None:  # a refusal (midi_learn in a show without MIDI): the caller's answer, not a log line
+            if handler is None:  # a refusal (midi_learn in a show without MIDI): the caller's answer, and
+                # an info line for callers that do not wait for one (OSC)
+                log.info("%s refused: not available in this show", cause.action)
                 fut.set_exception(ActionError(f"{cause.action} is not available in this show"))
                 continue
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Optional
 
@@ -179,15 +180,17 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
         raise MediaError(f"image not found: {p}")
     if p.is_dir():
         raise MediaError(f"expected an image file, got a folder: {p}")
-    if not p.is_file():  # /dev/urandom as a style was read until the OOM killer came, deaf to Ctrl-C
-        raise MediaError(f"not an image file: {p} (a device, pipe or socket)")
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise MediaError(f"{p} is {p.stat().st_size / 1e6:.0f} MB, too large for an image of at most "
-                             f"{MAX_PIXELS / 1e6:.0f} MP")
-        data = p.read_bytes()
+        if not stat.S_ISREG(p.stat().st_mode):
+            # /dev/urandom as a style was read until the OOM killer came, deaf to Ctrl-C; a pipe is
+            # read more than once (its header, then its pixels) and blocked on the second read
+            raise MediaError(f"not an image file: {p} (a device, pipe or socket)")
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise MediaError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise MediaError(f"{p} is over {MAX_FILE_BYTES // 10**6} MB, too large for an image of at most {MAX_PIXELS / 1e6:.0f} MP")
     if not data:
         raise MediaError(f"image file is empty: {p}")
     return data

@@ -29,7 +29,7 @@ from .recovery import (clean_stale_parts, recover_part, recover_recording, recov
 
 # The temp files' names and publishing (.parts) and the recovery of what killed runs left (.recovery)
 # were all made here once: their names are still found here (``from realtime.io.paths import publish``).
-__all__ = ["FILE_MODE", "HOST", "RECOVERABLE", "SOURCE_TAG", "TIMELINE_TAG", "OutputError", "Part", "glob_escape",
+__all__ = ["FILE_MODE", "HOST", "NAME_BYTES", "RECOVERABLE", "SOURCE_TAG", "TIMELINE_TAG", "OutputError", "Part", "glob_escape",
            "parse_part", "publish", "source_path", "timeline_path", "clean_stale_parts", "recover_part",
            "recover_recording", "recovered_name", "remove_stale_parts", "stale_parts", "MAX_LABEL_BYTES",
            "output_label", "derived_name", "check_distinct_outputs", "check_output_dir", "check_output_file", "temp_path_for", "sync_folder",

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ def _check_report_path(job: EvaluateJob) -> None:
 
     report = Path(job.json_path)
     for video in (job.source, job.stylized, job.raw):
-        if video and report.exists() and Path(video).exists() and report.resolve() == Path(video).resolve():
+        if video and report.exists() and Path(video).exists() and os.path.samefile(report, video):  # links too
             raise UserError(f"--json {report} would overwrite the video {video}")
     check_output_file(report, job.overwrite, "--json")
 

@@ -10,6 +10,7 @@ while the window already shows a card (:mod:`.startup`).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ..core.controller import Controller, LiveState
 from ..core.styleset import StyleEntry, StyleSet
 from ..core.workers import call_interruptibly
 from ..io.images import read_image
-from ..io.paths import OutputError, check_output_dir
+from ..io.paths import NAME_BYTES, OutputError, check_output_dir, source_path, timeline_path
 from ..io.recovery import clean_stale_parts
 from ..io.sinks import Output
 from ..io.sinks.recorder import RECORD_EXTS, name_taken
@@ -88,8 +89,8 @@ def open_style_source(cfg: Config) -> Optional[BackgroundSource]:
         raise ConfigError(f"--style-source {spec} is the show's own camera (--source): leave it out to take styles from the show's picture")
     source = open_source(spec, width=live.width, height=live.height, loop=True, keep_pace=True, reconnect=True,
                          stall_s=live.stall_s, reconnect_max_s=live.reconnect_max_s)
-    if isinstance(source, FileSource) and not source.path.is_file():  # a missing file never connects: say so now
-        raise MediaError(f"--style-source {spec}: video not found")
+    if isinstance(source, FileSource) and not source.path.is_file():  # said now, not as "not connected yet"
+        log.warning("--style-source %s: no such file (yet); take_style waits for it", spec)
     if isinstance(source, SupervisedSource):
         source.name = f"style source {spec}"
     return BackgroundSource(source, label=spec, retry_max_s=live.reconnect_max_s)
@@ -183,6 +184,12 @@ def _preflight(cfg: Config) -> tuple[Optional[np.ndarray], Any, str]:
         check_output_dir(Path(live.record_path).parent if live.record_path else Path(live.record_dir), "recording folder", create=False)
         if live.record_path and Path(live.record_path).suffix.lower() not in RECORD_EXTS:
             raise OutputError(f"cannot record to {live.record_path}: a recording is a {', '.join(RECORD_EXTS)} file")
+        if live.record_path:  # its companions' names are longer than its own: "File name too long" at the end
+            rec = Path(live.record_path)
+            for companion in (timeline_path(rec), *([source_path(rec)] if live.record_source else [])):
+                if len(os.fsencode(companion.name)) > NAME_BYTES:
+                    raise OutputError(f"cannot record to {rec.name}: its {companion.name[len(rec.stem):]} file would have "
+                                      f"a name over {NAME_BYTES} bytes; choose a shorter name")
     # A recording cut off by a crash (a power cut, kill -9) is recovered now, before the show, not
     # in the middle of it when the r key first writes into its folder (and before the name below
     # is judged: the timeline it left is moved along with it).

@@ -265,7 +265,7 @@ class _Handlers:
             return _error(404, "this show has no style library")
         if request.method == "GET":
             return JSONResponse(self.library.listing(), headers={"Cache-Control": "no-store"})
-        body = await _read_body(request, self.library.max_bytes, f"the image is larger than {self.library.max_bytes / 2**20:.3g} MB")
+        body = await _read_body(request, self.library.max_bytes, f"the image is larger than {round(self.library.max_bytes / 2**20, 2):g} MB")
         if isinstance(body, Response):
             return body
         try:

@@ -117,7 +117,7 @@ class StyleLibrary:
     def add(self, data: bytes) -> Added:
         """Check, store and add an uploaded image as a style (call off the event loop: it runs the network)."""
         if len(data) > self.max_bytes:
-            raise UploadError(f"the image is larger than {self.max_bytes / 2**20:.3g} MB", 413)
+            raise UploadError(f"the image is larger than {round(self.max_bytes / 2**20, 2):g} MB", 413)
         if not data:
             raise UploadError("the upload is empty: send the image bytes as the request body")
         try:  # the size is read from the header before anything is decoded (a small file may declare 30000x30000)

@@ -84,8 +84,6 @@ class VideoFile:
             raise MediaError(f"video not found: {path}")
         if path.is_dir():
             raise MediaError(f"expected a video file, got a folder: {path}")
-        if not path.is_file():  # a FIFO with no writer blocked the open forever
-            raise MediaError(f"not a video file: {path} (a device, pipe or socket)")
         try:
             container = av.open(str(path))
         except av.error.FFmpegError as exc:

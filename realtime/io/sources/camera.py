@@ -123,6 +123,9 @@ class StreamSource(_CaptureSource):
             raise MediaError(f"cannot open stream {self.url} (unreachable, or not a video stream)")
         self._cap = cap
         self._read_back()
+        # A URL of a file (http://host/clip.mp4, HLS video on demand) knows its length and ends by
+        # itself: no loss to report at its end, where a live stream's end is one.
+        self.has_an_end = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
 
     def read(self) -> Optional[np.ndarray]:
         if self._cap is None:

@@ -19,6 +19,7 @@ class SyntheticSource(FrameSource):
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, frames: int = 0) -> None:
         self._size, self._fps = (width, height), fps
         self._limit = frames
+        self.has_an_end = frames > 0
         self._i = 0
         self._pacer = Pacer(fps)
 
