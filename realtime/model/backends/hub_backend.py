@@ -18,6 +18,7 @@ keyed on ``style_model_id`` like the other backends'.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -40,7 +41,26 @@ _MODULES: dict[str, Any] = {}
 _SPLITS: dict[str, "HubSplit | str"] = {}  # handle -> split, or the reason there is none
 
 
-def load_hub_module(handle: str, cache_dir: Path) -> Any:
+def hub_cached(handle: str, cache_dir: Path) -> bool:
+    """Whether TF Hub's cache holds ``handle`` (its folder is the SHA-1 of the handle)."""
+    folder = Path(os.environ.get("TFHUB_CACHE_DIR", str(cache_dir / "tfhub"))) / hashlib.sha1(handle.encode()).hexdigest()
+    return (folder / "saved_model.pb").is_file()
+
+
+def refuse_download(handle: str, cache_dir: Path) -> None:
+    """``--no-download``: a URL handle not in the cache yet is one line, not a trip to the network."""
+    if handle.startswith(("http://", "https://")) and not hub_cached(handle, cache_dir):
+        raise ModelError(f"the full model downloads from {handle} (about 80 MB), and --no-download forbids it: "
+                         "run once online, or give --hub-handle a SavedModel folder")
+
+
+def load_hub_module(handle: str, cache_dir: Path, download: bool = True) -> Any:
+    """The TF Hub module ``handle`` (a URL, downloaded once into the cache, or a SavedModel folder);
+    ``download`` False (``--no-download``) refuses a URL that is not cached yet instead of going
+    to the network."""
+    remote = handle.startswith(("http://", "https://"))
+    if handle not in _MODULES and not download:
+        refuse_download(handle, cache_dir)
     if handle not in _MODULES:
         os.environ.setdefault("TFHUB_CACHE_DIR", str(cache_dir / "tfhub"))
         import warnings
@@ -53,7 +73,8 @@ def load_hub_module(handle: str, cache_dir: Path) -> Any:
             _MODULES[handle] = hub.load(handle)
         except Exception as exc:  # network, missing path, wrong format: all mean "no model here"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot load TF Hub model '{handle}': {first}") from None
+            offline = "; offline, give --hub-handle a SavedModel folder" if remote else ""
+            raise ModelError(f"cannot load TF Hub model '{handle}': {first}{offline}") from None
     return _MODULES[handle]
 
 
@@ -112,13 +133,16 @@ class HubStylizer(Stylizer):
         threads: int = 0,
         precision: str = "float32",
         jit: bool = False,
+        download: bool = True,
     ) -> None:
+        if not download:
+            refuse_download(handle, cache_dir)  # before TensorFlow's seconds of import
         import tensorflow as tf
 
         self._tf = tf
         self.handle = handle
         self._device = configure_tensorflow(device, threads)
-        self._module = load_hub_module(handle, cache_dir)
+        self._module = load_hub_module(handle, cache_dir, download)
         split = find_split(handle, self._module)
         self.split: Optional[HubSplit] = split if isinstance(split, HubSplit) else None
         self.fallback_reason = "" if self.split else str(split)

@@ -65,7 +65,7 @@ def _hub(cfg: Config, store: ModelStore, fixed_size: bool) -> Stylizer:
 
     eng = cfg.engine
     return HubStylizer(cfg.models.hub_handle, cfg.cache_dir, eng.device, eng.threads, eng.precision,
-                       jit=_jit(cfg, fixed_size))
+                       jit=_jit(cfg, fixed_size), download=cfg.models.auto_download)
 
 
 @factory("openvino")
