@@ -104,17 +104,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(args)
     store = model_store(cfg)
+    for k in args.names:
+        store.entry(k)  # unknown name -> one-line error before any work (list ignored them)
     if args.action == "list":
         print(f"{'model':18} {'bytes':>10}  {'status':8} file / url")
         for key, m in CATALOG.items():
+            if args.names and key not in args.names:
+                continue
             status, path = store.status(key)
             short = status.split(":")[0]
             print(f"{key:18} {m.size:>10,}  {short:8} {path or m.url(cfg.models.base_url)}")
         print(f"TF Hub model (hub backend): {cfg.models.hub_handle}")
         return 0
     keys = args.names or list(REQUIRED)
-    for k in keys:
-        store.entry(k)  # unknown name -> one-line error before any work
     bad = 0
     for key in keys:
         if args.action == "fetch":
@@ -124,6 +126,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             except UserError as exc:
                 print(f"failed   {key}: {exc}", file=sys.stderr)
                 bad += 1
+                continue
         else:
             status, path = store.status(key)
             print(f"{status.split(':')[0]:8} {key}: {path or 'not found in ' + str(store.model_dir or store.cache_dir)}")
@@ -131,6 +134,9 @@ def cmd_models(args: argparse.Namespace) -> int:
                 if status != "missing":
                     print(f"         {status}", file=sys.stderr)
                 bad += 1
+                continue
+        for problem in store.problems(key):  # a bad copy that a good one stands in for: said, not hidden
+            print(f"         not used: {problem}", file=sys.stderr)
     return 2 if bad else 0
 
 

@@ -70,6 +70,7 @@ def test_unreachable_server_says_where_to_put_the_file(tmp_path, monkeypatch):
 
 def test_offline_without_files_names_file_and_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("REALTIME_MODEL_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
     store = ModelStore(tmp_path / "cache", model_dir=tmp_path / "empty", auto_download=False)
     with pytest.raises(ModelError) as exc:
         store.path("int8_prediction")
@@ -89,3 +90,17 @@ def test_wrong_checksum_in_local_folder_is_an_error(models_dir, tmp_path, monkey
     with pytest.raises(ModelError, match="wrong sha256"):
         store.path("fp16_transfer")
     assert store.status("fp16_transfer")[0].startswith("corrupt")
+    # `models fetch` puts a good copy into the cache: it serves from then on, the bad one named (fetch
+    # once said ok while every run still failed on the folder's copy)
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    shutil.copy(models_dir / name, tmp_path / "cache" / "models" / name)
+    assert store.path("fp16_transfer") == tmp_path / "cache" / "models" / name
+    assert store.status("fp16_transfer") == ("ok", tmp_path / "cache" / "models" / name)
+    (problem,) = store.problems("fp16_transfer")
+    assert "wrong sha256" in problem and str(d / name) in problem
+
+
+def test_a_model_folder_that_does_not_exist_is_an_error(tmp_path):
+    """It was ignored in silence, and named as the place to put the files."""
+    with pytest.raises(ModelError, match="--model-dir .*nowhere: no such folder"):
+        ModelStore(tmp_path / "cache", model_dir=tmp_path / "nowhere")

@@ -106,6 +106,8 @@ class ModelStore:
         timeout_s: float = 30.0,
     ) -> None:
         env_dir = os.environ.get(MODEL_DIR_ENV)
+        if model_dir and not Path(model_dir).is_dir():  # was ignored in silence (and named as where to put files)
+            raise ModelError(f"--model-dir {model_dir}: no such folder")
         self.model_dir = Path(model_dir) if model_dir else (Path(env_dir) if env_dir else None)
         self.cache_dir = Path(cache_dir) / "models"
         self.base_url = base_url
@@ -150,12 +152,18 @@ class ModelStore:
     def path(self, key: str) -> Path:
         """The verified local path of ``key``, downloading it if allowed."""
         m = self.entry(key)
-        if self.model_dir is not None:
-            p = self.model_dir / m.filename
-            if p.is_file():
-                self._check(p, m)
-                return p
         p = self.cache_dir / m.filename
+        if self.model_dir is not None:
+            local = self.model_dir / m.filename
+            if local.is_file():
+                try:
+                    self._check(local, m)
+                    return local
+                except ModelError as exc:
+                    if not p.is_file():  # no good copy to fall back on: delete it and fetch (into the cache)
+                        raise
+                    # `models fetch` puts a good copy into the cache, which then serves; the bad one is named
+                    log.warning("%s; using the verified copy in %s", str(exc).split(";")[0], self.cache_dir)
         if p.is_file():
             self._check(p, m)
             return p
@@ -194,13 +202,27 @@ class ModelStore:
         return dest
 
     def status(self, key: str) -> tuple[str, Optional[Path]]:
-        """("ok" | "missing" | "corrupt: ...", path) without downloading."""
+        """("ok" | "missing" | "corrupt: ...", path) without downloading: the file :meth:`path`
+        would use (a good cache copy serves when the model folder's is corrupt: "ok", the bad one
+        still said by :meth:`problems`), else the first bad one."""
         m = self.entry(key)
+        bad: Optional[tuple[str, Path]] = None
         for p in self.candidates(key):
             if p.is_file():
                 try:
                     self._check(p, m)
                     return "ok", p
                 except ModelError as exc:
-                    return f"corrupt: {exc}", p
-        return "missing", None
+                    bad = bad or (f"corrupt: {exc}", p)
+        return bad or ("missing", None)
+
+    def problems(self, key: str) -> list[str]:
+        """Every candidate file of ``key`` that fails its check (one line each)."""
+        m, out = self.entry(key), []
+        for p in self.candidates(key):
+            if p.is_file():
+                try:
+                    self._check(p, m)
+                except ModelError as exc:
+                    out.append(str(exc))
+        return out
