@@ -104,3 +104,42 @@ def test_a_model_folder_that_does_not_exist_is_an_error(tmp_path):
     """It was ignored in silence, and named as the place to put the files."""
     with pytest.raises(ModelError, match="--model-dir .*nowhere: no such folder"):
         ModelStore(tmp_path / "cache", model_dir=tmp_path / "nowhere")
+
+
+def test_a_trickling_download_is_stopped(tmp_path, monkeypatch):
+    """A server that sends a byte a second never trips the socket timeout: the download ran on with
+    no end in sight.  Slower than MIN_RATE over a window, it is stopped in one line."""
+    import http.server
+    import threading
+    import time
+
+    from realtime.model import download as dl
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"x" * 10)
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(dl, "SLOW_WINDOW_S", 0.5)
+    monkeypatch.setattr(dl, "MIN_RATE", 1000)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ModelError, match="is too slow .*bytes/s.*stopped, try again"):
+            dl.download(f"http://127.0.0.1:{server.server_address[1]}/m.tflite", tmp_path / "m.tflite", error=ModelError)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - t0 < 5 and not list(tmp_path.iterdir())

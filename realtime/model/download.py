@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from ..io.paths import temp_path_for
 log = logging.getLogger(__name__)
 
 USER_AGENT = "realtime-stylize/0.1"
+SLOW_WINDOW_S = 30.0  # a download slower than MIN_RATE over this long is stopped
+MIN_RATE = 2048  # bytes/s: the 3.5 MB of models in half an hour at worst
 
 
 def download(
@@ -47,11 +50,18 @@ def download(
         try:
             req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
             with open(tmp, "wb") as out, urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                window_t, window_done = time.monotonic(), 0
                 while True:
-                    block = resp.read(1 << 16)
+                    block = resp.read1(1 << 16)  # what has come: a trickle is measured, not waited out
                     if not block:
                         break
                     done += len(block)
+                    now = time.monotonic()
+                    if now - window_t >= SLOW_WINDOW_S:  # a server that sends a byte a second never times out
+                        rate = (done - window_done) / (now - window_t)
+                        if rate < MIN_RATE:
+                            raise error(f"download of {url} is too slow ({rate:.0f} bytes/s): stopped, try again{hint}")
+                        window_t, window_done = now, done
                     if done > limit:
                         raise error(f"download of {url} is larger than the expected {limit} bytes: rejected")
                     out.write(block)

@@ -32,7 +32,8 @@ def configure_tensorflow(device: str, threads: int) -> str:
         threads = tf.config.threading.get_intra_op_parallelism_threads() or threads
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise UserError(f"--device {asked}: TensorFlow sees no GPU (check the CUDA install: pip install 'tensorflow[and-cuda]')")
+        raise UserError(f"--device {asked}: TensorFlow sees no GPU (and with --backend auto, neither did PyTorch); "
+                        "for an NVIDIA GPU: pip install 'realtime[gpu]'")
     if device == "cpu" or not gpus:
         if gpus:
             try:
