@@ -342,6 +342,8 @@ def _check_value(key: str, val: Any) -> None:
         raise ConfigError(f"config key '{key}' must be one of {'|'.join(CHOICES[key])}{extra}, got {val!r}")
     if isinstance(val, float) and not math.isfinite(val):
         raise ConfigError(f"config key '{key}' must be a finite number, got {val!r}")
+    if key == "models.base_url" and not str(val).startswith(("https://", "http://")):  # else: per file, at download
+        raise ConfigError(f"config key 'models.base_url' must be an http(s):// address, got {val!r}")
     if key in RANGES:
         lo, hi, note = RANGES[key]
         if not lo <= val <= hi or (key in MIN_SIDE_KEYS and 0 < val < 16):

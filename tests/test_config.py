@@ -30,6 +30,7 @@ def test_user_file_overrides_defaults_and_flags_override_file(tmp_path):
         ("engine:\n  threads: two\n", "engine.threads"),
         ("engine:\n  backend: jax\n", "engine.backend"),
         ("live:\n  overlay: 3\n", "live.overlay"),
+        ("models:\n  base_url: 5\n", "models.base_url"),  # once accepted, then failed per file at download
     ],
 )
 def test_bad_keys_are_rejected_naming_the_key(tmp_path, text, key):
