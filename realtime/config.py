@@ -168,7 +168,7 @@ class ShowConfig:
     """Unattended shows (installations): automatic style cycling, a status file, a heartbeat."""
 
     cycle_s: float = 0.0  # next style every N seconds (with the crossfade); 0 = off
-    shuffle: bool = False  # random order, never the same style twice in a row
+    shuffle: bool = False  # random order, never the same style twice in a row (a playlist keeps its order)
     resume_s: float = 60.0  # after a person changes the style by hand, cycling waits this long
     # Each style's own time and strength, in this order: "waves 60s 1.2; mosaic 30s; dots";
     # empty = every loaded style for cycle_s at the current strength.

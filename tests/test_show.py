@@ -331,7 +331,7 @@ def test_playlist_gives_each_painting_its_own_time_and_strength():
     clock = Clock()
     c = Controller(["dots", "Great Wave", "ink"], mixable=True)
     entries = resolve_playlist("great wave 60s 1.2; dots; ink 10s 0.5", c.style_names, cycle_s=30)
-    cycle = AutoCycle(c, cycle_s=30, clock=clock, playlist=entries)
+    cycle = AutoCycle(c, cycle_s=30, clock=clock, playlist=entries, shuffle=True)  # a playlist keeps its order
     timeline = []
     for _ in range(40):  # 200 s in 5 s steps
         cycle.tick()
@@ -339,9 +339,22 @@ def test_playlist_gives_each_painting_its_own_time_and_strength():
         clock.t += 5
     assert timeline[0] == (1, 1.2)  # the playlist starts at once with its first entry
     changes = [(i, t) for i, t in enumerate(timeline) if i == 0 or t != timeline[i - 1]]
-    # great wave for 60 s, dots for cycle_s (30 s, strength kept), ink for 10 s at 0.5, again
-    assert [(i * 5, s) for i, s in changes] == [(0, (1, 1.2)), (60, (0, 1.2)), (90, (2, 0.5)), (100, (1, 1.2)),
-                                              (160, (0, 1.2)), (190, (2, 0.5))]
+    # great wave for 60 s at 1.2, dots for cycle_s (30 s) at the strength the playlist found (it once
+    # kept great wave's 1.2), ink for 10 s at 0.5, again
+    assert [(i * 5, s) for i, s in changes] == [(0, (1, 1.2)), (60, (0, 1.0)), (90, (2, 0.5)), (100, (1, 1.2)),
+                                              (160, (0, 1.0)), (190, (2, 0.5))]
+    c.set_strength(0.7, origin="web")  # a person's strength is the one entries without their own come back to
+    clock.t += 60
+    for _ in range(14):
+        cycle.tick()
+        clock.t += 5
+    assert (c.state.style_index, c.state.strength) in ((0, 0.7), (2, 0.5), (1, 1.2))
+    seen = []
+    for _ in range(40):
+        cycle.tick()
+        seen.append((c.state.style_index, c.state.strength))
+        clock.t += 5
+    assert (0, 0.7) in seen and (0, 1.0) not in seen
     with pytest.raises(ConfigError, match="no style named 'sunflowers'.*dots"):
         resolve_playlist("sunflowers 10s", c.style_names, 30)
     with pytest.raises(ConfigError, match="no time"):

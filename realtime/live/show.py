@@ -89,6 +89,8 @@ class AutoCycle:
             self._pos = controller.state.style_index
         self._last = clock()  # when the style last changed
         self._hold_until = float("-inf")  # a person's choice stays until then
+        self._applied: Optional[float] = None  # the strength a playlist entry set, while it holds
+        self._base: Optional[float] = None  # the strength before it, for entries without their own
         self._lock = threading.Lock()  # tick runs on the live loop, people's changes arrive on any thread
         self.switches = 0
         controller.subscribe(self._on_change)
@@ -129,7 +131,7 @@ class AutoCycle:
         n = len(entries)
         if self._pos < 0:
             return 0
-        if not self.shuffle:
+        if not self.shuffle or self.entries:  # a playlist plays in the order it was written (README)
             return (self._pos + 1) % n
         current = self.controller.state.style_index
         choices = [i for i, e in enumerate(entries) if e[0] != current] or list(range(n))
@@ -149,9 +151,25 @@ class AutoCycle:
             self._last = now
         idle = self.controller.state.idle
         self.controller.set_style_index(index, origin=AUTO)  # our own events are told apart by origin
-        if strength is not None and self.controller.mixable and not idle:
-            self.controller.set_strength(strength, origin=AUTO)
+        if self.entries and self.controller.mixable and not idle:
+            self._entry_strength(strength)
         self.switches += 1
+
+    def _entry_strength(self, strength: Optional[float]) -> None:
+        """A playlist entry's own strength, or, for one without, the strength the playlist found
+        (it kept the entry before's: "waves 3s 1.2; mosaic 2s" showed mosaic at 1.2 too).  A
+        strength set by anyone else meanwhile is the one to come back to."""
+        current = self.controller.state.strength
+        set_by_us = self._applied is not None and abs(current - self._applied) < 1e-9
+        if strength is not None:
+            if not set_by_us:
+                self._base = current
+            self.controller.set_strength(strength, origin=AUTO)
+            self._applied = strength
+        elif self._applied is not None:
+            if set_by_us and self._base is not None:
+                self.controller.set_strength(self._base, origin=AUTO)
+            self._applied = None
 
     def _on_change(self, event: ControlEvent) -> None:
         """Someone else changed the style: carry on cycling from there; a person's choice (key, web,
