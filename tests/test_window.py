@@ -281,3 +281,57 @@ def test_quitting_while_the_network_loads_ends_cleanly_once_it_has(xvfb, tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+_WM_DELETE = """
+import ctypes, sys
+x = ctypes.cdll.LoadLibrary("libX11.so.6")
+x.XOpenDisplay.restype = ctypes.c_void_p
+x.XInternAtom.restype = ctypes.c_ulong
+x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+x.XFlush.argtypes = x.XCloseDisplay.argtypes = [ctypes.c_void_p]
+class ClientMessage(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                ("format", ctypes.c_int), ("l", ctypes.c_long * 5)]
+class XEvent(ctypes.Union):
+    _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+d = x.XOpenDisplay(None)
+ev = XEvent()
+ev.xclient.type, ev.xclient.send_event, ev.xclient.display, ev.xclient.window = 33, 1, d, int(sys.argv[1])
+ev.xclient.message_type, ev.xclient.format = x.XInternAtom(d, b"WM_PROTOCOLS", 0), 32
+ev.xclient.l[0] = x.XInternAtom(d, b"WM_DELETE_WINDOW", 0)
+x.XSendEvent(d, int(sys.argv[1]), 0, 0, ctypes.byref(ev))
+x.XFlush(d)
+x.XCloseDisplay(d)
+"""
+
+
+def test_a_kiosk_window_closed_from_outside_comes_back(xvfb, tmp_path):
+    """What a window manager's close button and Alt+F4 send (WM_DELETE_WINDOW) ended a kiosk show;
+    only its exit keys may: the window is opened again, full screen, and the show goes on."""
+    proc = _fake_live(xvfb, tmp_path, "--source", "synthetic:320x240", "--kiosk", "--size", "64", "--style", "mosaic")
+    try:
+        win, geo = _wait_window(xvfb, proc, want=(0, 0, 1024, 768))
+        assert geo == (0, 0, 1024, 768), geo
+        time.sleep(1.0)
+        subprocess.run([sys.executable, "-c", _WM_DELETE, win], env={**os.environ, "DISPLAY": xvfb}, check=True, timeout=20)
+        time.sleep(2.0)
+        assert proc.poll() is None, proc.communicate()[1]  # the show goes on
+        _, geo = _wait_window(xvfb, proc, want=(0, 0, 1024, 768), timeout_s=15)
+        assert geo == (0, 0, 1024, 768), f"the window did not come back over the screen: {geo}"
+        xdo(xvfb, "mousemove", "512", "384")
+        for _ in range(3):
+            xdo(xvfb, "type", "--delay", "150", "qqq")  # the exit keys
+            try:
+                proc.wait(15)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "opened again" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

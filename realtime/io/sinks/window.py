@@ -55,6 +55,9 @@ def fit(picture: np.ndarray, size: Optional[tuple[int, int]]) -> np.ndarray:
     return cv2.copyMakeBorder(resized, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
+KIOSK_REOPENS = 100  # a kiosk window closed this often from outside: something is wrong, the show ends
+
+
 class WindowOutput(Output):
     """Shows frames in an OpenCV window; ``decorate`` draws the overlay on a copy first.
 
@@ -82,9 +85,36 @@ class WindowOutput(Output):
         self._size: tuple[int, ...] = ()
         self._screen: tuple[int, ...] = ()  # the screen's size (from X11), what fullscreen shows at
         self._shown = 0
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        if fullscreen:
-            cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+        self.reopened = 0  # kiosk: times the window was closed from outside and opened again
+        self._open_window()
+
+    def _open_window(self) -> None:
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        if self._fullscreen:
+            cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+    def _closed_from_outside(self) -> None:
+        """The window manager's close (its button, Alt+F4) or the window destroyed: the show ends,
+        except in a kiosk, where only the exit keys end it (a visitor's Alt+F4 ended one): there
+        the window is opened again at once, full screen and without a pointer."""
+        if not self.kiosk or self.reopened >= KIOSK_REOPENS:
+            self.closed = True
+            return
+        self.reopened += 1
+        log.warning("kiosk: the window was closed from outside; opened again (only the exit keys end the show)")
+        try:
+            try:
+                cv2.destroyWindow(self.title)
+            except cv2.error:
+                pass
+            self._open_window()
+        except cv2.error as exc:
+            log.debug("window cannot be opened again: %s", exc)
+            self.closed = True
+            return
+        self._shown, self._size = 0, ()
+        self._x11_pending = self.x11 is not None
+        self._x11_tries = self._x11_held = 0
 
     @property
     def fullscreen(self) -> bool:
@@ -129,8 +159,9 @@ class WindowOutput(Output):
             return
         try:
             if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-                self.closed = True  # closed with the window manager's button
-                return
+                self._closed_from_outside()  # the window manager's button
+                if self.closed:
+                    return
             if frame.shape[:2] != self._size and not self._fullscreen:
                 self._size = frame.shape[:2]
                 cv2.resizeWindow(self.title, frame.shape[1], frame.shape[0])  # follow side-by-side toggles
@@ -139,7 +170,7 @@ class WindowOutput(Output):
             cv2.imshow(self.title, shown)
         except cv2.error as exc:
             log.debug("window gone: %s", exc)
-            self.closed = True
+            self._closed_from_outside()
             return
         self._shown += 1
         if self._x11_pending and self.x11 is not None:
@@ -166,9 +197,9 @@ class WindowOutput(Output):
         try:
             key = cv2.waitKeyEx(max(1, wait_ms))
             if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-                self.closed = True
+                self._closed_from_outside()
         except cv2.error:
-            self.closed = True
+            self._closed_from_outside()
             return -1
         return key
 
