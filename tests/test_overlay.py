@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from fakes import FakeStylizer, fake_codes
 
-from realtime.config import KioskConfig, LiveConfig
+from realtime.config import LiveConfig
 from realtime.core.controller import Controller
 from realtime.io.sources import SyntheticSource
 from realtime.live.app import LiveApp

@@ -30,12 +30,15 @@ class CountingStylizer:
         return np.full(100, rgb.mean() / 255.0, np.float32)
 
 
-def test_codes_are_cached_by_content_and_model(tmp_path):
+def one_style(tmp_path):
+    """A style image, a code cache and a stylizer that counts its calls."""
     style = tmp_path / "s.png"
     write_image(style, content_image(64, 64, 1))
-    cache = StyleCodeCache(tmp_path / "codes")
-    st = CountingStylizer()
-    s = find_style_images(style)[0]
+    return style, StyleCodeCache(tmp_path / "codes"), CountingStylizer(), find_style_images(style)[0]
+
+
+def test_codes_are_cached_by_content_and_model(tmp_path):
+    style, cache, st, s = one_style(tmp_path)
     c1 = StyleBank(st, cache).code_for(s)
     c2 = StyleBank(st, cache).code_for(s)
     assert st.calls == 1 and np.array_equal(c1, c2)
@@ -49,11 +52,7 @@ def test_codes_are_cached_by_content_and_model(tmp_path):
 
 def test_a_damaged_cache_entry_is_computed_again(tmp_path, caplog):
     """NaN or huge values gave a black picture with exit 0, a wrong length a traceback."""
-    style = tmp_path / "s.png"
-    write_image(style, content_image(64, 64, 1))
-    cache = StyleCodeCache(tmp_path / "codes")
-    st = CountingStylizer()
-    s = find_style_images(style)[0]
+    _, cache, st, s = one_style(tmp_path)
     good = StyleBank(st, cache).code_for(s)
     (entry,) = (tmp_path / "codes").glob("*.npy")
     for damage in (np.full(100, np.nan, np.float32), np.full(100, 1e6, np.float32), np.zeros(7, np.float32),

@@ -153,14 +153,7 @@ def test_installation_config_runs_a_kiosk_show(models_dir, xvfb, tmp_path):
         band = shot[100:668]  # the 16:9 picture in the 4:3 screen, between black bars
         assert shot[:80].max() < 10 and shot[-80:].max() < 10, "the bars around the picture are not black"
         assert band[:60, :400].std() > 10  # no dark overlay panel in the top left corner
-        for _ in range(3):
-            xdo(xvfb, "type", "--delay", "150", "qqq")  # the exit keys (resent if focus was still arriving)
-            try:
-                proc.wait(15)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        out, err = proc.communicate(timeout=30)
+        out, err = _exit_keys(xvfb, proc)
         assert proc.returncode == 0, err
         assert "frames shown" in err  # a clean end (q is also a key of the key table here)
     finally:
@@ -183,6 +176,18 @@ def _wait_window(display, proc, timeout_s=60.0, want=None):
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.1)
     return win, geo
+
+
+def _exit_keys(display, proc) -> tuple[str, str]:
+    """The kiosk's exit keys (qqq), resent while focus is still arriving; the show's output."""
+    for _ in range(3):
+        xdo(display, "type", "--delay", "150", "qqq")
+        try:
+            proc.wait(15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.communicate(timeout=30)
 
 
 def _fake_live(display, tmp_path, *live_args, fake_args=()):
@@ -322,14 +327,7 @@ def test_a_kiosk_window_closed_from_outside_comes_back(xvfb, tmp_path):
         _, geo = _wait_window(xvfb, proc, want=(0, 0, 1024, 768), timeout_s=15)
         assert geo == (0, 0, 1024, 768), f"the window did not come back over the screen: {geo}"
         xdo(xvfb, "mousemove", "512", "384")
-        for _ in range(3):
-            xdo(xvfb, "type", "--delay", "150", "qqq")  # the exit keys
-            try:
-                proc.wait(15)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        out, err = proc.communicate(timeout=30)
+        out, err = _exit_keys(xvfb, proc)
         assert proc.returncode == 0 and "opened again" in err, err
     finally:
         if proc.poll() is None:
