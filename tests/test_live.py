@@ -587,3 +587,26 @@ def test_a_switch_fades_over_the_crossfade_in_effect_when_it_was_made(tmp_path):
     c.next_style()
     p._follow_controller(stream)
     assert p.fader._fade_s == 3.0
+
+
+def test_a_file_over_http_is_paced_and_has_an_end(tmp_path, http_server):
+    """http://host/clip.mp4 was read as fast as it downloaded (5x its rate, its frames dropped by the
+    show), and with --no-reconnect its natural end was called a lost stream."""
+    from realtime.io.sources.camera import StreamSource
+    from realtime.io.synthetic import write_clip
+
+    served = tmp_path / "served"
+    served.mkdir()
+    write_clip(served / "clip.mp4", frames=12, width=64, height=48, fps=24, audio=False)
+    src = StreamSource(f"{http_server(served)}/clip.mp4")
+    src.open()
+    try:
+        t0 = time.monotonic()
+        frames = 0
+        while src.read() is not None:
+            frames += 1
+        elapsed = time.monotonic() - t0
+    finally:
+        src.close()
+    assert src.has_an_end and frames == 12
+    assert elapsed > 0.8 * 11 / 24, f"12 frames at 24 fps in {elapsed:.2f} s: not paced"

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ...errors import MediaError
-from .base import FrameSource
+from .base import FrameSource, Pacer
 
 log = logging.getLogger(__name__)
 STREAM_TIMEOUT_MS = 10_000  # open and read timeouts of network streams (FFmpeg)
@@ -112,6 +112,7 @@ class StreamSource(_CaptureSource):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        self._pacer: Optional[Pacer] = None
 
     def open(self) -> None:
         # FFmpeg's own timeouts: an unreachable host otherwise holds open() (and a read) for about
@@ -124,12 +125,17 @@ class StreamSource(_CaptureSource):
         self._cap = cap
         self._read_back()
         # A URL of a file (http://host/clip.mp4, HLS video on demand) knows its length and ends by
-        # itself: no loss to report at its end, where a live stream's end is one.
+        # itself: no loss to report at its end, where a live stream's end is one.  And it is read as
+        # fast as it downloads: paced at its frame rate, as a file is (it played at 5x, its frames
+        # dropped), where a live stream is paced by its sender.
         self.has_an_end = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
+        self._pacer = Pacer(self._fps) if self.has_an_end and self._fps else None
 
     def read(self) -> Optional[np.ndarray]:
         if self._cap is None:
             return None
+        if self._pacer is not None:
+            self._pacer.wait()
         ok, frame = self._cap.read()
         return frame if ok else None
 
