@@ -212,8 +212,11 @@ def variants_for(backend: Optional[str], precision: Optional[str]) -> list[str]:
     def precision_of(name: str) -> str:
         return next((p for p in ("bf16", "mixed") if p in name.partition("-")[2]), "float32")
 
+    from .backends_table import missing_modules
+
     names = [n for n in variant_names() if (backend is None or n.partition("-")[0] == backend)
-             and (precision is None or precision_of(n) == precision)]
+             and (precision is None or precision_of(n) == precision)
+             and (backend is not None or not missing_modules(n.partition("-")[0]))]  # alone: the installed ones
     if not names:
         raise UserError(f"stylize bench has no variant for --backend {backend or 'auto'} --precision {precision or 'auto'} "
                         f"(--backends takes {', '.join(variant_names())})")

@@ -355,6 +355,14 @@ def test_playlist_gives_each_painting_its_own_time_and_strength():
         seen.append((c.state.style_index, c.state.strength))
         clock.t += 5
     assert (0, 0.7) in seen and (0, 1.0) not in seen
+    c2, clock2 = Controller(["dots", "wave"], mixable=True), Clock()
+    odd = AutoCycle(c2, cycle_s=10, clock=clock2, playlist=resolve_playlist("wave 10s 1.23456; dots 10s", c2.style_names, 10))
+    strengths = []
+    for _ in range(6):  # the strength as stored is rounded: the entry after still gets the show's back
+        odd.tick()
+        strengths.append((c2.state.style_index, c2.state.strength))
+        clock2.t += 5
+    assert (0, 1.0) in strengths and (1, 1.2346) in strengths
     with pytest.raises(ConfigError, match="no style named 'sunflowers'.*dots"):
         resolve_playlist("sunflowers 10s", c.style_names, 30)
     with pytest.raises(ConfigError, match="no time"):

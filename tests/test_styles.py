@@ -62,6 +62,9 @@ def test_a_damaged_cache_entry_is_computed_again(tmp_path, caplog):
         assert np.array_equal(StyleBank(st, cache).code_for(s), good) and st.calls == calls + 1
     assert "is damaged: computing it again" in caplog.text
     assert st.calls == 6 and np.array_equal(np.load(entry), good)  # mended on disk
+    image = np.full((256, 256, 3), 0.5, np.float32)  # the unsplit hub module's "code": its style image
+    cache.put("hub", image)
+    assert np.array_equal(cache.get("hub"), image)
 
 
 def test_real_style_codes_differ_between_styles(tf_stylizer, tmp_path):

@@ -165,7 +165,7 @@ class AutoCycle:
             if not set_by_us:
                 self._base = current
             self.controller.set_strength(strength, origin=AUTO)
-            self._applied = strength
+            self._applied = self.controller.state.strength  # as stored (rounded to 4 places), not as asked
         elif self._applied is not None:
             if set_by_us and self._base is not None:
                 self.controller.set_strength(self._base, origin=AUTO)

@@ -129,8 +129,11 @@ class StyleCodeCache:
             return None
         # A damaged entry (NaN or huge values from a bad disk or a hand edit, a wrong length) gave
         # a black picture with exit 0, or a traceback: what a real code cannot be is computed anew.
-        if (code.shape != (CODE_SIZE,) or code.dtype.kind != "f" or not np.isfinite(code).all()
-                or float(np.abs(code).max()) > MAX_CODE_ABS):
+        # (the unsplit hub module's "code" is its 256x256 style image in 0..1: that is kept too)
+        image = code.ndim == 3 and code.shape[2] == 3 and code.dtype.kind == "f" and np.isfinite(code).all() \
+            and float(code.min()) >= 0.0 and float(code.max()) <= 1.0
+        if not image and (code.shape != (CODE_SIZE,) or code.dtype.kind != "f" or not np.isfinite(code).all()
+                          or float(np.abs(code).max()) > MAX_CODE_ABS):
             log.warning("style-code cache entry %s is damaged: computing it again", f)
             return None
         return code.astype(np.float32, copy=False)
